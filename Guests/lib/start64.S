@@ -1,0 +1,27 @@
+/* start64.S - entry of ELF64 C guests. The host starts us in long mode with
+ * the first 4 GiB identity-mapped and interrupts off. We switch to our own
+ * stack, clear .bss, call main(), and report main's return value as HC_DONE. */
+        .section .text.start, "ax"
+        .code64
+        .globl _start
+_start:
+        cli
+        cld
+        lea __bss_start(%rip), %rdi
+        lea __bss_end(%rip), %rcx
+        sub %rdi, %rcx
+        xor %eax, %eax
+        rep stosb
+        lea guest_stack_top(%rip), %rsp
+        xor %ebp, %ebp
+        call main
+        mov %eax, %edi
+        call done                       /* HC_DONE(main's result); never returns */
+1:      cli
+        hlt
+        jmp 1b
+
+        .section .bss
+        .balign 16
+        .space 16384
+guest_stack_top:

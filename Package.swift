@@ -1,0 +1,34 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "swift-kvm",
+    products: [
+        .library(name: "KVMCore", targets: ["KVMCore"]),
+        .executable(name: "kvmrun", targets: ["kvmrun"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // <linux/kvm.h> for Swift: ioctl request numbers and non-variadic ioctl wrappers.
+        .target(name: "CKVM"),
+        // The library. Imports Glibc and CKVM only (no Foundation), so kvmrun starts fast.
+        .target(name: "KVMCore", dependencies: ["CKVM"]),
+        // Test guests, built from source by the GuestBuilder plugin and embedded as bytes.
+        .target(name: "Guests", path: "Guests",
+                exclude: ["src", "include", "lib", "build-guest.sh", "README.md"],
+                sources: ["Swift"],
+                plugins: ["GuestBuilder"]),
+        .plugin(name: "GuestBuilder", capability: .buildTool()),
+        .executableTarget(name: "kvmrun", dependencies: [
+            "KVMCore", "Guests",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // The benchmark's baseline: the same work done with raw ioctls in C.
+        .executableTarget(name: "kvm-baseline", path: "Sources/kvm-baseline"),
+        .testTarget(name: "KVMCoreTests", dependencies: ["KVMCore", "Guests"]),
+        .testTarget(name: "kvmrunTests", dependencies: ["KVMCore", "Guests"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

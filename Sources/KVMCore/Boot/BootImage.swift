@@ -1,0 +1,66 @@
+/// A guest image, parsed and checked, ready to be copied into guest memory.
+public struct BootImage: Sendable {
+    /// One piece of the image: `bytes` at `guestPhysical`, zero-filled up to `memorySize`.
+    public struct Segment: Sendable {
+        public var guestPhysical: UInt64
+        public var bytes: ArraySlice<UInt8>
+        public var memorySize: UInt64
+        public var end: UInt64 { guestPhysical + memorySize }
+    }
+
+    public var segments: [Segment]
+    public var entry: UInt64
+    public var mode: CPUMode
+
+    public init(segments: [Segment], entry: UInt64, mode: CPUMode) {
+        self.segments = segments
+        self.entry = entry
+        self.mode = mode
+    }
+
+    /// A raw binary loaded at `load`.
+    public static func flat(_ bytes: [UInt8], mode: CPUMode, load: UInt64, entry: UInt64? = nil) throws -> BootImage {
+        guard !bytes.isEmpty else { throw GuestImageError("the guest image is empty") }
+        let entry = entry ?? load
+        guard entry >= load, entry - load < UInt64(bytes.count) else {
+            throw GuestImageError("entry \(hex(entry)) is not inside the image loaded at \(hex(load))–\(hex(load + UInt64(bytes.count)))")
+        }
+        if mode == .real {
+            guard load + UInt64(bytes.count) <= 0x10_0000 else {
+                throw GuestImageError("a real-mode image must end below 1 MiB; \(bytes.count) bytes at \(hex(load)) end at \(hex(load + UInt64(bytes.count)))")
+            }
+        }
+        return BootImage(segments: [Segment(guestPhysical: load, bytes: bytes[...], memorySize: UInt64(bytes.count))],
+                         entry: entry, mode: mode)
+    }
+
+    /// Copies the segments into `memory`, zeroing their tails, after checking that
+    /// each lies in RAM, that none overlap, and (outside real mode) that none
+    /// overlaps the GDT and page tables the mode set-up writes.
+    public func load(into memory: GuestMemory) throws {
+        let sorted = segments.sorted { $0.guestPhysical < $1.guestPhysical }
+        for (a, b) in zip(sorted, sorted.dropFirst()) where a.end > b.guestPhysical {
+            throw GuestImageError("segments at \(hex(a.guestPhysical))–\(hex(a.end)) and \(hex(b.guestPhysical))–\(hex(b.end)) overlap")
+        }
+        for s in segments {
+            guard memory.region(containing: s.guestPhysical, count: max(s.memorySize, 1)) != nil else {
+                throw GuestImageError("the image needs \(hex(s.guestPhysical))–\(hex(s.end)), outside guest RAM (\(memory.totalSize >> 20) MiB)")
+            }
+            if mode != .real && s.guestPhysical < BootLayout.systemEnd && s.end > BootLayout.gdt {
+                throw GuestImageError("the image at \(hex(s.guestPhysical))–\(hex(s.end)) overlaps the boot structures at \(hex(BootLayout.gdt))–\(hex(BootLayout.systemEnd)); load it at or above \(hex(BootLayout.systemEnd))")
+            }
+        }
+        for s in segments {
+            try s.bytes.withUnsafeBytes { try memory.write($0, at: s.guestPhysical) }
+            try memory.fill(0, count: Int(s.memorySize) - s.bytes.count, at: s.guestPhysical + UInt64(s.bytes.count))
+        }
+    }
+}
+
+/// A guest image that cannot be loaded: not a format kvmrun knows, corrupt, or not
+/// fitting guest memory. The message names the problem.
+public struct GuestImageError: Error, Equatable, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,73 @@
+/// Why the dispatching run loop handed control back to its caller. Port and MMIO
+/// exits the devices handle never show up here; these are the ones a caller must see.
+public enum StopReason: Sendable {
+    /// HLT with interrupts disabled (nothing can wake the CPU).
+    case halted
+    /// QEMU's isa-debug-exit was written `code`; the process status is `(code << 1) | 1`.
+    case debugExit(code: UInt32)
+    /// The guest's `HC_DONE` hostcall, `status` 0 meaning pass.
+    case done(status: UInt64)
+    /// The guest's `HC_FAIL` hostcall.
+    case failed(GuestFailure)
+    /// The guest's `HC_SYNC`: inspect state, then run again to resume.
+    case sync(stage: UInt64)
+    /// The guest asked for a nested-state dump (`HC_DUMP_NESTED`); run again to resume.
+    case nestedDumpRequested
+    /// The guest asked for a snapshot (`HC_SNAPSHOT`); run again to resume.
+    case snapshotRequested(tag: UInt64)
+    /// A triple fault; the registers as the CPU reset.
+    case shutdown(Registers, SpecialRegisters)
+    case failEntry(hardwareReason: UInt64)
+    case internalError(InternalError)
+    case systemEvent(type: UInt32, flags: UInt64)
+    case debug(DebugTrap)
+    /// The run's time limit passed; `rip` is where the guest was.
+    case timedOut(rip: UInt64)
+    /// `VCPU.stop()` was called.
+    case stopped
+    /// The guest broke the hostcall protocol (bad magic, unknown command, bad address).
+    case protocolError(String)
+    /// An exit the loop has no handler for.
+    case unhandled(VMExit)
+}
+
+/// What `HC_FAIL` carries.
+public struct GuestFailure: Sendable, Equatable, CustomStringConvertible {
+    public let message: String
+    public let line: UInt64
+    public let values: (UInt64, UInt64)
+
+    public static func == (a: GuestFailure, b: GuestFailure) -> Bool {
+        a.message == b.message && a.line == b.line && a.values == b.values
+    }
+
+    public var description: String {
+        "guest assertion failed at line \(line): \(message) (\(hex(values.0)), \(hex(values.1)))"
+    }
+}
+
+extension VMExit: @unchecked Sendable {}
+
+/// What a device asks of the run loop after an access.
+public enum DeviceAction {
+    case proceed
+    case stop(StopReason)
+}
+
+/// Counters the run loop keeps per vCPU: exits by KVM_EXIT_* reason, and with
+/// `measureTime` the split between time in the guest and time in the VMM.
+public struct RunStatistics: Sendable {
+    public var exits = [Int](repeating: 0, count: 64)
+    public var measureTime = false
+    public var guestNanoseconds: UInt64 = 0
+    public var vmmNanoseconds: UInt64 = 0
+
+    public var totalExits: Int { exits.reduce(0, +) }
+
+    /// (name, count) for each reason seen, most frequent first.
+    public var exitsByReason: [(String, Int)] {
+        exits.enumerated().filter { $0.element > 0 }
+            .map { (VMExit.name(ofReason: UInt32($0.offset)), $0.element) }
+            .sorted { $0.1 > $1.1 }
+    }
+}

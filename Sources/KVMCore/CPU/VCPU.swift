@@ -1,0 +1,163 @@
+import CKVM
+import Glibc
+
+/// A virtual CPU: its register state and KVM_RUN (kvm-ioctls' `VcpuFd`).
+/// One thread runs a vCPU at a time; `stop()` may be called from any thread.
+public final class VCPU {
+    public let id: UInt32
+    public let vm: VirtualMachine
+    let handle: FileHandle
+    /// The shared `struct kvm_run` page(s).
+    let runPage: UnsafeMutablePointer<kvm_run>
+    private let runPageSize: Int
+    /// [0]: stop requested, [1]: kernel tid of the thread in the run loop (0: none).
+    let control: UnsafeMutablePointer<Int32>
+    /// Exit counts and timing gathered by the run loop.
+    public var statistics = RunStatistics()
+
+    init(vm: VirtualMachine, id: UInt32, handle: FileHandle) throws {
+        let size = vm.kvm.vcpuMmapSize
+        guard let page = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, handle.fd, 0),
+              page != MAP_FAILED else {
+            throw KVMError("mmap kvm_run of vCPU \(id)", errno: .current)
+        }
+        self.id = id
+        self.vm = vm
+        self.handle = handle
+        self.runPage = page.assumingMemoryBound(to: kvm_run.self)
+        self.runPageSize = size
+        self.control = .allocate(capacity: 2)
+        control.initialize(repeating: 0, count: 2)
+    }
+
+    deinit {
+        munmap(runPage, runPageSize)
+        control.deallocate()
+    }
+
+    /// One KVM_RUN. Returns the decoded exit; EINTR (a kick) is `.interrupted`.
+    @inline(__always)
+    public func run() throws -> VMExit {
+        if ckvm_run(handle.fd) < 0 {
+            let err = Errno.current
+            if err == .EINTR { return .interrupted }
+            throw KVMError("KVM_RUN", errno: err, hint: VCPU.runHint(err))
+        }
+        return VMExit(runPage)
+    }
+
+    static func runHint(_ err: Errno) -> String? {
+        switch err {
+        case .EFAULT: "the guest touched memory KVM could not map"
+        case .EINVAL: "the vCPU state is invalid for entry (check sregs and CPUID)"
+        case Errno(rawValue: ENOEXEC): "the vCPU cannot run (no memory slots, or state KVM rejects)"
+        default: nil
+        }
+    }
+
+    // MARK: Register state
+
+    public func registers() throws -> Registers { try get(.getRegs) }
+    public func setRegisters(_ value: Registers) throws { try set(.setRegs, value) }
+
+    public func specialRegisters() throws -> SpecialRegisters { try get(.getSregs) }
+    public func setSpecialRegisters(_ value: SpecialRegisters) throws { try set(.setSregs, value) }
+
+    public func fpu() throws -> FPUState { try get(.getFPU) }
+    public func setFPU(_ value: FPUState) throws { try set(.setFPU, value) }
+
+    public func xcrs() throws -> XCRs { try get(.getXCRs) }
+    public func setXCRs(_ value: XCRs) throws { try set(.setXCRs, value) }
+
+    public func lapic() throws -> LAPICState {
+        try get(.getLAPIC) { $0 == .ENXIO ? "no in-kernel LAPIC: create the irqchip first" : nil }
+    }
+    public func setLAPIC(_ value: LAPICState) throws {
+        try set(.setLAPIC, value) { $0 == .ENXIO ? "no in-kernel LAPIC: create the irqchip first" : nil }
+    }
+
+    public func events() throws -> VCPUEvents { try get(.getVCPUEvents) }
+    public func setEvents(_ value: VCPUEvents) throws { try set(.setVCPUEvents, value) }
+
+    public func debugRegisters() throws -> DebugRegisters { try get(.getDebugRegs) }
+    public func setDebugRegisters(_ value: DebugRegisters) throws { try set(.setDebugRegs, value) }
+
+    public func mpState() throws -> MPState {
+        let raw: kvm_mp_state = try get(.getMPState)
+        guard let state = MPState(rawValue: raw.mp_state) else {
+            throw KVMError("KVM_GET_MP_STATE", errno: .EINVAL, hint: "unknown MP state \(raw.mp_state)")
+        }
+        return state
+    }
+    public func setMPState(_ state: MPState) throws {
+        try set(.setMPState, kvm_mp_state(mp_state: state.rawValue))
+    }
+
+    /// KVM_GET_XSAVE2 when KVM_CAP_XSAVE2 reports a larger area, else KVM_GET_XSAVE.
+    public func xsave() throws -> XSAVEState {
+        let size = max(vm.kvm.check(.xsave2), MemoryLayout<kvm_xsave>.size)
+        var bytes = [UInt8](repeating: 0, count: size)
+        _ = try bytes.withUnsafeMutableBytes {
+            try handle.ioctl(size > MemoryLayout<kvm_xsave>.size ? .getXSAVE2 : .getXSAVE, $0.baseAddress)
+        }
+        return XSAVEState(bytes: bytes)
+    }
+    public func setXSAVE(_ state: XSAVEState) throws {
+        var bytes = state.bytes
+        guard bytes.count >= MemoryLayout<kvm_xsave>.size else {
+            throw ConfigurationError("XSAVE area of \(bytes.count) bytes, KVM needs at least \(MemoryLayout<kvm_xsave>.size)")
+        }
+        _ = try bytes.withUnsafeMutableBytes { try handle.ioctl(.setXSAVE, $0.baseAddress) }
+    }
+
+    /// KVM_GET_MSRS: the values of `indices`; throws naming the first MSR KVM refused.
+    public func msrs(_ indices: [UInt32]) throws -> [MSR] {
+        let read = try MSR.get(indices, on: handle)
+        guard read.count == indices.count else {
+            throw KVMError("KVM_GET_MSRS", errno: .EINVAL,
+                           hint: "KVM refused MSR \(hex(indices[read.count])) (read \(read.count) of \(indices.count))")
+        }
+        return read
+    }
+
+    /// KVM_SET_MSRS; throws naming the first MSR KVM refused.
+    public func setMSRs(_ msrs: [MSR]) throws {
+        let written = try MSR.set(msrs, on: handle)
+        guard written == msrs.count else {
+            throw KVMError("KVM_SET_MSRS", errno: .EINVAL,
+                           hint: "KVM refused MSR \(hex(msrs[written].index)) = \(hex(msrs[written].value))")
+        }
+    }
+
+    public func cpuid() throws -> CPUID {
+        try CPUID.read { try handle.ioctl(.getCPUID2, $0) }
+    }
+    public func setCPUID(_ table: CPUID) throws {
+        _ = try table.withKVMCPUID2 { try handle.ioctl(.setCPUID2, $0) }
+    }
+
+    /// KVM_SET_GUEST_DEBUG with `control` (KVM_GUESTDBG_* bits) and debug registers.
+    public func setGuestDebug(control: UInt32, debugRegisters: [UInt64] = []) throws {
+        var dbg = kvm_guest_debug()
+        dbg.control = control
+        withUnsafeMutableBytes(of: &dbg.arch.debugreg) { raw in
+            for (i, v) in debugRegisters.prefix(8).enumerated() { raw.storeBytes(of: v, toByteOffset: i * 8, as: UInt64.self) }
+        }
+        try handle.ioctl(.setGuestDebug, &dbg)
+    }
+
+    // MARK: Plumbing
+
+    private func get<T>(_ request: IOCtl, hint: @escaping (Errno) -> String? = { _ in nil }) throws -> T {
+        let value = UnsafeMutablePointer<T>.allocate(capacity: 1)
+        defer { value.deallocate() }
+        UnsafeMutableRawPointer(value).initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<T>.size)
+        try handle.ioctl(request, UnsafeMutableRawPointer(value), hint: hint)
+        return value.pointee
+    }
+
+    private func set<T>(_ request: IOCtl, _ value: T, hint: @escaping (Errno) -> String? = { _ in nil }) throws {
+        var copy = value
+        try handle.ioctl(request, &copy, hint: hint)
+    }
+}

@@ -1,0 +1,70 @@
+/// The guest → host protocol port (Docs/PROTOCOL.md), as the KVM selftests' ucall:
+/// the guest writes the guest-physical address of a hostcall block to port 0x1000.
+public final class HostCall: PortDevice {
+    public static let port: UInt16 = 0x1000
+    public static let magic: UInt32 = 0x4C43_5348  // "HSCL"
+
+    public enum Command: UInt32, Sendable {
+        case report = 1, done = 2, fail = 3, sync = 4, dumpNested = 5, snapshot = 6
+    }
+
+    /// One `HC_REPORT`: a named value the guest measured.
+    public struct Fact: Equatable, Sendable {
+        public let key: String
+        public let value: UInt64
+    }
+
+    private let memory: GuestMemory
+    /// Facts in the order reported.
+    public private(set) var facts: [Fact] = []
+
+    public init(memory: GuestMemory) {
+        self.memory = memory
+    }
+
+    /// The last value reported under `key`.
+    public func fact(_ key: String) -> UInt64? {
+        facts.last { $0.key == key }?.value
+    }
+
+    public func read(port: UInt16, size: Int) -> UInt32 { 0xFFFF_FFFF }
+
+    public func write(port: UInt16, size: Int, value: UInt32) -> DeviceAction {
+        guard size == 4 else {
+            return .stop(.protocolError("hostcall port written with a \(size)-byte access; use a 32-bit out"))
+        }
+        do {
+            return try handle(block: UInt64(value))
+        } catch {
+            return .stop(.protocolError("hostcall block at \(hex(value)): \(error)"))
+        }
+    }
+
+    private func handle(block address: UInt64) throws -> DeviceAction {
+        let magic: UInt32 = try memory.read(at: address)
+        guard magic == HostCall.magic else {
+            return .stop(.protocolError("hostcall block at \(hex(address)) has magic \(hex(magic)), expected \(hex(HostCall.magic))"))
+        }
+        let raw: UInt32 = try memory.read(at: address + 4)
+        func arg(_ i: UInt64) throws -> UInt64 { try memory.read(at: address + 8 + 8 * i) }
+        guard let command = Command(rawValue: raw) else {
+            return .stop(.protocolError("unknown hostcall command \(raw)"))
+        }
+        switch command {
+        case .report:
+            facts.append(Fact(key: try memory.cString(at: try arg(0), maxLength: 63), value: try arg(1)))
+            return .proceed
+        case .done:
+            return .stop(.done(status: try arg(0)))
+        case .fail:
+            let message = try memory.cString(at: try arg(0), maxLength: 255)
+            return .stop(.failed(GuestFailure(message: message, line: try arg(1), values: (try arg(2), try arg(3)))))
+        case .sync:
+            return .stop(.sync(stage: try arg(0)))
+        case .dumpNested:
+            return .stop(.nestedDumpRequested)
+        case .snapshot:
+            return .stop(.snapshotRequested(tag: try arg(0)))
+        }
+    }
+}

@@ -1,0 +1,96 @@
+/// A device on the I/O port bus.
+public protocol PortDevice: AnyObject {
+    /// The value a guest `in` of `size` bytes (1, 2, 4) reads at `port`.
+    func read(port: UInt16, size: Int) -> UInt32
+    /// A guest `out`; the device may ask the run loop to stop.
+    func write(port: UInt16, size: Int, value: UInt32) -> DeviceAction
+}
+
+/// A device on the MMIO bus.
+public protocol MMIODevice: AnyObject {
+    func read(address: UInt64, size: Int) -> UInt64
+    func write(address: UInt64, size: Int, value: UInt64) -> DeviceAction
+}
+
+/// Routes port and MMIO exits to devices. Ports are found through a 64 Ki-entry
+/// table (one lookup, no search); unassigned ports and addresses behave as on
+/// QEMU: reads give all ones, writes are ignored, and both are counted.
+public final class IOBus {
+    /// Device index + 1 for each port; 0 = unassigned.
+    private let portTable: UnsafeMutablePointer<UInt8>
+    private var portDevices: [PortDevice] = []
+    private var mmioDevices: [(range: Range<UInt64>, device: MMIODevice)] = []
+
+    public private(set) var unassignedPortAccesses = 0
+    public private(set) var unassignedMMIOAccesses = 0
+
+    public init() {
+        portTable = .allocate(capacity: 0x10000)
+        portTable.initialize(repeating: 0, count: 0x10000)
+    }
+
+    deinit { portTable.deallocate() }
+
+    /// Attaches `device` to `ports`; refuses ports another device holds.
+    public func attach(_ device: PortDevice, ports: ClosedRange<UInt16>) throws {
+        if let taken = ports.first(where: { portTable[Int($0)] != 0 }) {
+            throw ConfigurationError("I/O port \(hex(taken)) is already attached to a device")
+        }
+        let index = portDevices.firstIndex { $0 === device } ?? {
+            portDevices.append(device)
+            return portDevices.count - 1
+        }()
+        guard index < 255 else { throw ConfigurationError("too many port devices") }
+        for port in ports { portTable[Int(port)] = UInt8(index + 1) }
+    }
+
+    /// Attaches `device` to the guest-physical `range`; refuses overlaps.
+    public func attach(_ device: MMIODevice, range: Range<UInt64>) throws {
+        if let other = mmioDevices.first(where: { $0.range.overlaps(range) }) {
+            throw ConfigurationError("MMIO range \(hex(range.lowerBound))–\(hex(range.upperBound)) overlaps \(hex(other.range.lowerBound))–\(hex(other.range.upperBound))")
+        }
+        mmioDevices.append((range, device))
+    }
+
+    /// Handles a port exit, string I/O included (`count` accesses of `size` bytes).
+    @inline(__always)
+    public func dispatch(_ io: PortIO) -> DeviceAction {
+        let slot = Int(portTable[Int(io.port)])
+        guard slot != 0 else {
+            unassignedPortAccesses &+= io.count
+            if io.direction == .in {
+                io.data.initializeMemory(as: UInt8.self, repeating: 0xFF, count: io.size * io.count)
+            }
+            return .proceed
+        }
+        let device = portDevices[slot - 1]
+        var p = io.data
+        for _ in 0..<io.count {
+            switch io.direction {
+            case .out:
+                if case .stop(let reason) = device.write(port: io.port, size: io.size, value: loadValue(p, size: io.size)) {
+                    return .stop(reason)
+                }
+            case .in:
+                storeValue(device.read(port: io.port, size: io.size), p, size: io.size)
+            }
+            p += io.size
+        }
+        return .proceed
+    }
+
+    /// Handles an MMIO exit.
+    public func dispatch(_ access: MMIOAccess) -> DeviceAction {
+        for (range, device) in mmioDevices where range.contains(access.address) {
+            if access.isWrite {
+                return device.write(address: access.address, size: access.size, value: access.value)
+            }
+            var value = device.read(address: access.address, size: access.size).littleEndian
+            withUnsafeBytes(of: &value) { access.data.copyMemory(from: $0.baseAddress!, byteCount: min(access.size, 8)) }
+            return .proceed
+        }
+        unassignedMMIOAccesses &+= 1
+        if !access.isWrite { access.data.initializeMemory(as: UInt8.self, repeating: 0xFF, count: min(access.size, 8)) }
+        return .proceed
+    }
+}

@@ -1,0 +1,55 @@
+/// Parsers for command-line values. They return nil on anything malformed or
+/// out of range, never trap, so the CLI can name the bad value.
+public enum Parse {
+    /// A memory size as QEMU's `-m` takes it: a plain number is MiB; `K`, `M`, `G`,
+    /// `T` suffixes (optionally followed by `B` or `iB`, any case) are binary units.
+    public static func size(_ text: String) -> UInt64? {
+        var s = Substring(text.trimmingSpaces())
+        guard !s.isEmpty else { return nil }
+        for tail in ["ib", "b"] where s.lowercased().hasSuffix(tail) && s.count > tail.count {
+            s = s.dropLast(tail.count)
+            break
+        }
+        var shift: UInt64 = 20
+        if let last = s.last, let unitShift = ["k": 10, "m": 20, "g": 30, "t": 40][last.lowercased()] {
+            shift = UInt64(unitShift)
+            s = s.dropLast()
+        }
+        guard let number = UInt64(s), number > 0 else { return nil }
+        let (value, overflow) = number.multipliedReportingOverflow(by: 1 << shift)
+        return overflow ? nil : value
+    }
+
+    /// An address or integer: `0x` hex, `0b` binary, or decimal; `_` allowed as a separator.
+    public static func address(_ text: String) -> UInt64? {
+        let s = text.trimmingSpaces().replacingUnderscores().lowercased()
+        if s.hasPrefix("0x") { return UInt64(s.dropFirst(2), radix: 16) }
+        if s.hasPrefix("0b") { return UInt64(s.dropFirst(2), radix: 2) }
+        return UInt64(s, radix: 10)
+    }
+
+    /// A duration: seconds as a number (`1.5`), or with `ms`, `s`, `m` suffixes.
+    public static func duration(_ text: String) -> Duration? {
+        let s = text.trimmingSpaces().lowercased()
+        let units: [(String, Double)] = [("ms", 1e-3), ("s", 1), ("m", 60)]
+        var scale = 1.0
+        var number = Substring(s)
+        for (suffix, unit) in units where s.hasSuffix(suffix) {
+            scale = unit
+            number = number.dropLast(suffix.count)
+            break
+        }
+        guard let value = Double(number), value.isFinite, value > 0, value * scale < 1e9 else { return nil }
+        return .nanoseconds(Int64(value * scale * 1e9))
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+    }
+
+    func replacingUnderscores() -> String {
+        String(filter { $0 != "_" })
+    }
+}

@@ -1,0 +1,45 @@
+/// kvmrun's exit statuses. Odd statuses belong to the guest (isa-debug-exit gives
+/// `(v << 1) | 1`, as QEMU does), so kvmrun's own are even and never collide.
+enum ExitStatus: Int32, CaseIterable {
+    case success = 0
+    case usage = 2
+    case unreadableFile = 4
+    case badImage = 6
+    case kvmUnavailable = 8
+    case kvmFailure = 10
+    case tripleFault = 12
+    case entryFailure = 14
+    case timeout = 16
+    case guestFailure = 18
+    case nestingUnavailable = 20
+    case protocolError = 22
+    case interrupted = 130
+
+    var meaning: String {
+        switch self {
+        case .success: "the guest halted with interrupts off, or reported HC_DONE 0"
+        case .usage: "bad command line: unknown option, bad size, address or duration"
+        case .unreadableFile: "the guest file is missing or unreadable"
+        case .badImage: "the guest image is invalid or does not fit guest memory"
+        case .kvmUnavailable: "/dev/kvm is missing, not permitted, or has the wrong API version"
+        case .kvmFailure: "a KVM ioctl failed while setting up or running the VM"
+        case .tripleFault: "the guest triple-faulted (KVM_EXIT_SHUTDOWN); registers are printed"
+        case .entryFailure: "VM entry failed, KVM reported an internal error, or an exit kvmrun cannot handle"
+        case .timeout: "the guest ran past --timeout; its RIP is printed"
+        case .guestFailure: "the guest reported HC_FAIL, or HC_DONE with a non-zero status"
+        case .nestingUnavailable: "--nested was asked for but the host cannot nest (the reason is printed)"
+        case .protocolError: "the guest broke the hostcall protocol (Docs/PROTOCOL.md)"
+        case .interrupted: "kvmrun was stopped by SIGINT"
+        }
+    }
+}
+
+/// An error kvmrun reports as one line on stderr and a distinct exit status.
+struct CLIError: Error {
+    let status: ExitStatus
+    let message: String
+    init(_ status: ExitStatus, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+}
