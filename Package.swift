@@ -27,6 +27,8 @@ let package = Package(
         ]),
         // The benchmark's baseline: the same work done with raw ioctls in C.
         .executableTarget(name: "kvm-baseline", path: "Sources/kvm-baseline"),
+        // Prints the benchmark table: KVMCore and kvmrun against the C baseline.
+        .executableTarget(name: "kvm-bench", dependencies: ["KVMCore", "Guests"]),
         .testTarget(name: "KVMCoreTests", dependencies: ["KVMCore", "Guests"]),
         .testTarget(name: "kvmrunTests", dependencies: ["KVMCore", "Guests"]),
     ],

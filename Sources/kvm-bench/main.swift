@@ -1,0 +1,1 @@
+print("kvm-bench: not written yet")
