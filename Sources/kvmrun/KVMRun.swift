@@ -12,7 +12,7 @@ struct KVMRun: ParsableCommand {
             See `kvmrun help run` for the statuses.
             """,
         version: "0.1.0",
-        subcommands: [RunCommand.self],
+        subcommands: [RunCommand.self, HostCommand.self],
         defaultSubcommand: RunCommand.self
     )
 
@@ -20,7 +20,7 @@ struct KVMRun: ParsableCommand {
     /// status: never a trap or a backtrace.
     static func main() {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(normalizedArguments())
             try command.run()
         } catch let error as CLIError {
             fail(error.status, error.message)
@@ -33,6 +33,11 @@ struct KVMRun: ParsableCommand {
             }
             fail(.usage, message(for: error) + " (see 'kvmrun --help')")
         }
+    }
+
+    /// Accepts `--nested` alone as `--nested=on` (ArgumentParser has no optional values).
+    static func normalizedArguments() -> [String] {
+        CommandLine.arguments.dropFirst().map { $0 == "--nested" ? "--nested=on" : $0 }
     }
 
     static func fail(_ status: ExitStatus, _ message: String) -> Never {

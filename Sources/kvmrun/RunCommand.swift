@@ -37,6 +37,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Stop the guest after this long (e.g. 5, 500ms, 2s).", valueName: "duration"))
     var timeout: String?
 
+    @Option(help: ArgumentHelp("Let the guest run a hypervisor: --nested (only where the host can nest), --nested=force (set VMX/SVM anyway), --nested=off.", valueName: "on|force|off"))
+    var nested: String = "off"
+
     @Flag(help: "Print one line per VM exit on stderr.")
     var trace = false
 
@@ -57,6 +60,7 @@ struct RunCommand: ParsableCommand {
             throw CLIError(.usage, "-m \(memory): \(error)")
         }
         machine.vcpu.statistics.measureTime = stats
+        try enableNesting(options.nesting, on: machine)
         do {
             try machine.load(image)
         } catch let error as GuestImageError {
@@ -80,6 +84,7 @@ struct RunCommand: ParsableCommand {
         var entry: UInt64?
         var memory: UInt64
         var timeout: Duration?
+        var nesting: NestingPolicy
     }
 
     private func parsedOptions() throws -> Options {
@@ -99,8 +104,11 @@ struct RunCommand: ParsableCommand {
             guard let value = Parse.duration(text) else { throw CLIError(.usage, "--timeout \(text): not a duration") }
             timeout = value
         }
+        guard let nesting = NestingPolicy(rawValue: nested) else {
+            throw CLIError(.usage, "--nested=\(nested): expected on, force or off")
+        }
         return Options(mode: mode, load: try address(load, "--load"), entry: try address(entry, "--entry"),
-                       memory: memory, timeout: timeout)
+                       memory: memory, timeout: timeout, nesting: nesting)
     }
 
     // MARK: The guest
@@ -187,6 +195,15 @@ struct RunCommand: ParsableCommand {
         case .sync, .nestedDumpRequested, .snapshotRequested:
             return
         }
+    }
+}
+
+/// `--nested`: refuse with the report's reason where the host cannot nest; warn under force.
+func enableNesting(_ policy: NestingPolicy, on machine: Machine) throws {
+    do {
+        for warning in try machine.vcpu.enableNesting(policy) { eprint("kvmrun: warning: \(warning)") }
+    } catch let error as NestingUnavailable {
+        throw CLIError(.nestingUnavailable, "--nested: \(error.report.summary) (kvmrun host says more; --nested=force sets the bits anyway)")
     }
 }
 

@@ -10,6 +10,7 @@
 #include <linux/kvm.h>
 #include <stdint.h>
 #include <sys/ioctl.h>
+#include <cpuid.h>
 
 // MARK: - Constants newer than the 6.1 headers
 
@@ -109,6 +110,11 @@ const char *ckvm_errno_name(int err);
 /// Pointer to the data of a KVM_EXIT_IO exit inside the mmap'd kvm_run.
 static inline uint8_t *ckvm_io_data(struct kvm_run *run) {
     return (uint8_t *)run + run->io.data_offset;
+}
+
+/// CPUID on the host CPU: out = {eax, ebx, ecx, edx}.
+static inline void ckvm_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]) {
+    __cpuid_count(leaf, subleaf, out[0], out[1], out[2], out[3]);
 }
 
 /// Pointer to the 8 data bytes of a KVM_EXIT_MMIO exit.

@@ -23,18 +23,44 @@ public enum Files {
         }
         let size = UInt64(max(0, info.st_size))
         guard size <= limit else { throw FileTooLarge(path: path, size: size, limit: limit) }
-        var bytes = [UInt8](repeating: 0, count: Int(size))
+        // /proc and /sys files report size 0 or 4096 whatever they hold: read to EOF.
+        var bytes = [UInt8](repeating: 0, count: Int(min(max(size, 4096), limit == .max ? max(size, 4096) : limit + 1)))
         var done = 0
-        while done < bytes.count {
+        while true {
+            if done == bytes.count {
+                guard UInt64(done) <= limit else { throw FileTooLarge(path: path, size: UInt64(done), limit: limit) }
+                bytes.append(contentsOf: repeatElement(0, count: bytes.count))
+            }
             let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + done, $0.count - done) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                if n == 0 { break }
-                throw FileError(path: path, operation: "read", errno: .current)
-            }
+            if n < 0 { throw FileError(path: path, operation: "read", errno: .current) }
+            if n == 0 { break }
             done += n
         }
+        guard UInt64(done) <= limit else { throw FileTooLarge(path: path, size: UInt64(done), limit: limit) }
         return Array(bytes.prefix(done))
+    }
+
+    /// A small text file (sysfs, procfs) with trailing whitespace removed; nil when unreadable.
+    public static func text(_ path: String) -> String? {
+        guard let bytes = try? read(path, limit: 1 << 24) else { return nil }
+        var text = String(decoding: bytes, as: UTF8.self)
+        while let last = text.last, last.isWhitespace { text.removeLast() }
+        return text
+    }
+
+    /// Names in a directory, sorted, without "." and ".."; empty when unreadable.
+    public static func list(_ directory: String) -> [String] {
+        guard let dir = opendir(directory) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
     }
 
     /// Writes `bytes` so that `path` holds either its old contents or all of the
