@@ -1,0 +1,122 @@
+import ArgumentParser
+import Guests
+import KVMCore
+
+/// The options that say what guest to run and on what machine; shared by the
+/// subcommands that run guests.
+struct GuestOptions: ParsableArguments {
+    @Argument(help: "A flat binary or static ELF32/ELF64. Without one, the built-in guest 'hello-c' runs.")
+    var guest: String?
+
+    @Option(help: ArgumentHelp("Run a guest built into kvmrun instead of a file.", valueName: "name"))
+    var builtin: String?
+
+    @Option(help: "CPU mode for a flat binary: real, protected, paged or long.")
+    var mode: String = "real"
+
+    @Option(help: ArgumentHelp("Load address of a flat binary (default 0x10000 in real mode, else 0x100000).", valueName: "addr"))
+    var load: String?
+
+    @Option(help: ArgumentHelp("Entry address of a flat binary (default: the load address).", valueName: "addr"))
+    var entry: String?
+
+    @Option(name: [.short, .long], help: ArgumentHelp("Guest RAM: a number of MiB, or with a K/M/G suffix.", valueName: "size"))
+    var memory: String = "64M"
+
+    @Option(help: ArgumentHelp("Stop the guest after this long (e.g. 5, 500ms, 2s).", valueName: "duration"))
+    var timeout: String?
+
+    @Option(help: ArgumentHelp("Let the guest run a hypervisor: --nested (only where the host can nest), --nested=force (set VMX/SVM anyway), --nested=off.", valueName: "on|force|off"))
+    var nested: String = "off"
+
+    var guestName: String { guest ?? builtin ?? "hello-c" }
+
+    /// The run's time limit, if any.
+    func timeLimit() throws -> Duration? {
+        guard let text = timeout else { return nil }
+        guard let value = Parse.duration(text) else { throw CLIError(.usage, "--timeout \(text): not a duration") }
+        return value
+    }
+
+    /// Builds the machine, sets nesting up, and loads the guest: every failure is a
+    /// CLIError with its own status.
+    func makeMachine(serial: OutputSink = .fileDescriptor(1)) throws -> Machine {
+        guard let cpuMode = CPUMode(rawValue: mode) else {
+            throw CLIError(.usage, "--mode \(mode): expected real, protected, paged or long")
+        }
+        guard let memorySize = Parse.size(memory) else {
+            throw CLIError(.usage, "-m \(memory): not a size (use a number of MiB, or 512K, 64M, 2G)")
+        }
+        guard let policy = NestingPolicy(rawValue: nested) else {
+            throw CLIError(.usage, "--nested=\(nested): expected on, force or off")
+        }
+        _ = try timeLimit()
+        let loadAddress = try address(load, "--load")
+        let entryAddress = try address(entry, "--entry")
+        let image = try bootImage(mode: cpuMode, load: loadAddress, entry: entryAddress, memorySize: memorySize)
+        let machine: Machine
+        do {
+            machine = try Machine(memorySize: memorySize, serial: serial, kvm: try openKVM())
+        } catch let error as ConfigurationError {
+            throw CLIError(.usage, "-m \(memory): \(error)")
+        }
+        do {
+            for warning in try machine.vcpu.enableNesting(policy) { eprint("kvmrun: warning: \(warning)") }
+        } catch let error as NestingUnavailable {
+            throw CLIError(.nestingUnavailable, "--nested: \(error.report.summary) (kvmrun host says more; --nested=force sets the bits anyway)")
+        }
+        do {
+            try machine.load(image)
+        } catch let error as GuestImageError {
+            throw CLIError(.badImage, "\(guestName): \(error)")
+        }
+        return machine
+    }
+
+    private func address(_ text: String?, _ flag: String) throws -> UInt64? {
+        guard let text else { return nil }
+        guard let value = Parse.address(text) else { throw CLIError(.usage, "\(flag) \(text): not an address") }
+        return value
+    }
+
+    private func bootImage(mode: CPUMode, load: UInt64?, entry: UInt64?, memorySize: UInt64) throws -> BootImage {
+        if guest != nil && builtin != nil { throw CLIError(.usage, "give a guest file or --builtin, not both") }
+        if let path = guest {
+            let bytes: [UInt8]
+            do {
+                bytes = try Files.read(path, limit: memorySize)
+            } catch let error as FileTooLarge {
+                throw CLIError(.badImage, "\(path): the guest (\(error.size) bytes) is larger than guest memory (\(memorySize) bytes)")
+            } catch {
+                throw CLIError(.unreadableFile, "\(error)")
+            }
+            do {
+                if ELFImage.isELF(bytes) { return try ELFImage.parse(bytes) }
+                return try .flat(bytes, mode: mode, load: load ?? (mode == .real ? 0x10000 : 0x10_0000), entry: entry)
+            } catch {
+                throw CLIError(.badImage, "\(path): \(error)")
+            }
+        }
+        let name = builtin ?? "hello-c"
+        guard let image = GuestImage.named(name) else {
+            throw CLIError(.usage, "--builtin \(name): no such built-in guest (see --list-builtins)")
+        }
+        do {
+            switch image.format {
+            case .elf: return try ELFImage.parse(image.bytes)
+            case .flat(let mode, let load, let entry):
+                return try .flat(image.bytes, mode: CPUMode(rawValue: mode.rawValue)!, load: load, entry: entry)
+            }
+        } catch {
+            throw CLIError(.badImage, "built-in \(name): \(error)")
+        }
+    }
+}
+
+func openKVM() throws -> KVM {
+    do {
+        return try KVM()
+    } catch {
+        throw CLIError(.kvmUnavailable, "\(error)")
+    }
+}

@@ -1,0 +1,36 @@
+import ArgumentParser
+import KVMCore
+
+/// How a run's last stop becomes kvmrun's exit: nothing for success, else an
+/// `ExitCode` (guest-chosen statuses) or a `CLIError` (one line on stderr).
+func finishRun(_ stop: StopReason, timeout: String?) throws {
+    switch stop {
+    case .halted, .done(status: 0), .sync, .nestedDumpRequested, .snapshotRequested:
+        return
+    case .debugExit(let code):
+        throw ExitCode(DebugExit.exitStatus(for: code))
+    case .done(let status):
+        throw CLIError(.guestFailure, "guest reported HC_DONE with status \(status)")
+    case .failed(let failure):
+        throw CLIError(.guestFailure, failure.description)
+    case .shutdown(let regs, let sregs):
+        eprint("kvmrun: guest triple fault (KVM_EXIT_SHUTDOWN)\n\(regs.dump)\n\(sregs.summary)")
+        throw ExitCode(ExitStatus.tripleFault.rawValue)
+    case .timedOut(let rip):
+        throw CLIError(.timeout, "guest still running after --timeout \(timeout ?? ""), stopped at rip=\(hex(rip))")
+    case .failEntry(let reason):
+        throw CLIError(.entryFailure, "VM entry failed (KVM_EXIT_FAIL_ENTRY), hardware reason \(hex(reason))")
+    case .internalError(let error):
+        throw CLIError(.entryFailure, "KVM_EXIT_INTERNAL_ERROR: \(error)")
+    case .protocolError(let message):
+        throw CLIError(.protocolError, message)
+    case .stopped:
+        throw CLIError(.interrupted, "stopped")
+    case .systemEvent(let type, _):
+        throw CLIError(.entryFailure, "unexpected system event \(type)")
+    case .debug(let trap):
+        throw CLIError(.entryFailure, "unexpected debug exit at \(hex(trap.pc))")
+    case .unhandled(let exit):
+        throw CLIError(.entryFailure, "unhandled exit KVM_EXIT_\(exit.name)")
+    }
+}
