@@ -1,1 +1,426 @@
-print("kvm-bench: not written yet")
+// kvm-bench: KVMCore and kvmrun against the C baseline (kvm-baseline), in one run.
+//
+//   swift build -c release --static-swift-stdlib --scratch-path X
+//   X/release/kvm-bench [--json] [--runs N] [--startup-runs N] [--only exit|startup]
+//                       [--kvmrun PATH] [--baseline PATH]
+//
+// 1. Exit round trip: ns per exit of KVMCore's dispatching loop (Machine +
+//    vcpu.run(bus:), in this process) and of the C loop (kvm-baseline
+//    --count-exits, which times its own loop) on the port-loop guest.
+// 2. Start-up: wall time of kvmrun vs kvm-baseline running hello-long as whole
+//    processes (posix_spawn → wait4), and the peak RSS of each.
+// kvmrun and kvm-baseline are taken from this executable's directory.
+import Glibc
+import Guests
+import KVMCore
+
+// MARK: Options
+
+struct Options {
+    var json = false
+    var exitRuns = 7
+    var startupRuns = 30
+    var runExit = true
+    var runStartup = true
+    var kvmrun: String?
+    var baseline: String?
+}
+
+func usage() -> Never {
+    fputs("""
+        usage: kvm-bench [--json] [--runs N] [--startup-runs N] [--only exit|startup]
+                         [--kvmrun PATH] [--baseline PATH]
+          --runs N          exit-round-trip runs of each loop, after one warm-up (default 7)
+          --startup-runs N  start-up runs of each program, after 3 warm-ups (default 30)
+          --only WHAT       run only the exit or the start-up benchmark
+          --kvmrun, --baseline PATH   other binaries than the ones next to kvm-bench
+
+        """, stderr)
+    exit(2)
+}
+
+func parseOptions() -> Options {
+    var o = Options()
+    var args = CommandLine.arguments.dropFirst()
+    func value() -> String {
+        guard let v = args.popFirst() else { usage() }
+        return v
+    }
+    func count() -> Int {
+        guard let n = Int(value()), n > 0 else { usage() }
+        return n
+    }
+    while let a = args.popFirst() {
+        switch a {
+        case "--json": o.json = true
+        case "--runs": o.exitRuns = count()
+        case "--startup-runs": o.startupRuns = count()
+        case "--only":
+            switch value() {
+            case "exit": o.runStartup = false
+            case "startup": o.runExit = false
+            default: usage()
+            }
+        case "--kvmrun": o.kvmrun = value()
+        case "--baseline": o.baseline = value()
+        default: usage()
+        }
+    }
+    return o
+}
+
+let options = parseOptions()
+let binDir = executableDirectory()
+let kvmrunPath = options.kvmrun ?? binDir + "/kvmrun"
+let baselinePath = options.baseline ?? binDir + "/kvm-baseline"
+
+func progress(_ text: String) {
+    // Progress goes to stderr so that stdout is only the table or the JSON.
+    fputs(text, stderr)
+    fflush(stderr)
+}
+
+// MARK: Targets
+
+struct Target {
+    var name: String
+    var measured: Double
+    var limit: Double
+    var unit: String
+    var pass: Bool { measured.isFinite && measured <= limit }
+}
+
+// MARK: 1. Exit round trip
+
+struct ExitBench {
+    var swiftNs: [Double] = []
+    var cNs: [Double] = []
+    /// The loop thread's CPU time per exit (CLOCK_THREAD_CPUTIME_ID): unlike wall
+    /// time, not inflated while other processes hold the CPU.
+    var swiftCpuNs: [Double] = []
+    var cCpuNs: [Double] = []
+    var exitsPerRun = 0
+    var order: [String] = []
+
+    var swiftMedian: Double { median(swiftNs) }
+    var cMedian: Double { median(cNs) }
+    var ratio: Double { swiftMedian / cMedian }
+    var cpuRatio: Double { median(swiftCpuNs) / median(cCpuNs) }
+}
+
+struct LoopTime {
+    var wallNs: Double
+    var cpuNs: Double
+}
+
+@inline(__always)
+func threadCPUNow() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}
+
+let expectedPortWrites = 200_000
+let expectedExits = expectedPortWrites + 1     // + the HLT
+let memorySize: UInt64 = 64 << 20              // kvm-baseline's MEM_SIZE
+
+func guestLayout(_ image: GuestImage) -> (mode: CPUMode, load: UInt64, entry: UInt64) {
+    guard case .flat(let mode, let load, let entry) = image.format,
+          let cpuMode = CPUMode(rawValue: mode.rawValue) else {
+        fatalError("\(image.name) is not a flat guest")
+    }
+    return (cpuMode, load, entry)
+}
+
+/// One run of KVMCore's loop: set-up excluded, only `Machine.run` is timed.
+func swiftExitRun() throws -> LoopTime {
+    let image = GuestImage.portLoop
+    let layout = guestLayout(image)
+    let machine = try Machine(memorySize: memorySize)
+    try machine.load(.flat(image.bytes, mode: layout.mode, load: layout.load, entry: layout.entry))
+    // The same clocks in the same order as kvm-baseline's --count-exits.
+    let start = monotonicNow()
+    let cpuStart = threadCPUNow()
+    let stop = try machine.run()
+    let end = monotonicNow()
+    let cpuEnd = threadCPUNow()
+    guard case .halted = stop else { throw BenchError("port-loop (Swift) stopped with \(stop), not HLT") }
+    let exits = machine.vcpu.statistics.totalExits
+    guard exits == expectedExits, machine.bus.unassignedPortAccesses == expectedPortWrites else {
+        throw BenchError("port-loop (Swift): \(exits) exits, \(machine.bus.unassignedPortAccesses) unassigned port writes; expected \(expectedExits) and \(expectedPortWrites)")
+    }
+    return LoopTime(wallNs: Double(end - start) / Double(exits), cpuNs: Double(cpuEnd - cpuStart) / Double(exits))
+}
+
+/// One run of the C loop; kvm-baseline times its own KVM_RUN loop (set-up excluded).
+func cExitRun(_ argv: CArgv) throws -> LoopTime {
+    let result = try spawnAndWait(argv, captureStderr: true)
+    guard result.exitedCleanly else {
+        throw BenchError("kvm-baseline on port-loop: \(result.describeStatus): \(result.stderr)")
+    }
+    // "exits: 200001, 8123.4 ns/exit (1624.700 ms total)"
+    guard let line = result.stderr.split(separator: "\n").first(where: { $0.hasPrefix("exits: ") }) else {
+        throw BenchError("kvm-baseline printed no exit count: \(result.stderr)")
+    }
+    let fields = line.dropFirst(7).split(separator: " ")
+    guard fields.count >= 2, let exits = Int(fields[0].filter { $0.isNumber }), let ns = Double(fields[1]) else {
+        throw BenchError("cannot parse kvm-baseline output: \(line)")
+    }
+    guard exits == expectedExits else { throw BenchError("port-loop (C): \(exits) exits, expected \(expectedExits)") }
+    // "cpu: 7990.2 ns/exit (1598.000 ms thread CPU time)"
+    guard let cpuLine = result.stderr.split(separator: "\n").first(where: { $0.hasPrefix("cpu: ") }),
+          let cpu = Double(cpuLine.dropFirst(5).split(separator: " ").first ?? "") else {
+        throw BenchError("kvm-baseline printed no CPU time (an older build?): \(result.stderr)")
+    }
+    return LoopTime(wallNs: ns, cpuNs: cpu)
+}
+
+func runExitBench() throws -> ExitBench {
+    let image = GuestImage.portLoop
+    let layout = guestLayout(image)
+    let file = try TempFiles.write(image.bytes, name: "port-loop")
+    let argv = CArgv([baselinePath, "--mode", layout.mode.rawValue, "--load", "0x" + String(layout.load, radix: 16),
+                      "--entry", "0x" + String(layout.entry, radix: 16), "--count-exits", file])
+    var bench = ExitBench()
+    bench.exitsPerRun = expectedExits
+    progress("exit round trip: warm-up")
+    _ = try swiftExitRun()
+    _ = try cExitRun(argv)
+    for i in 0..<options.exitRuns {
+        progress(" \(i + 1)")
+        // Alternate which loop goes first, so drift in host load hits both alike.
+        let swift: LoopTime, c: LoopTime
+        if i % 2 == 0 {
+            swift = try swiftExitRun()
+            c = try cExitRun(argv)
+            bench.order.append("swift,c")
+        } else {
+            c = try cExitRun(argv)
+            swift = try swiftExitRun()
+            bench.order.append("c,swift")
+        }
+        bench.swiftNs.append(swift.wallNs)
+        bench.swiftCpuNs.append(swift.cpuNs)
+        bench.cNs.append(c.wallNs)
+        bench.cCpuNs.append(c.cpuNs)
+    }
+    progress("\n")
+    return bench
+}
+
+// MARK: 2. Start-up
+
+struct StartupBench {
+    var kvmrunMs: [Double] = []
+    var cMs: [Double] = []
+    var kvmrunRSS: [RSSResult] = []
+    var cRSS: [RSSResult] = []
+    var kvmrunSpawnMaxRSS: [Int] = []
+    var cSpawnMaxRSS: [Int] = []
+    var kvmrunCommand = ""
+    var cCommand = ""
+
+    var kvmrunMedian: Double { median(kvmrunMs) }
+    var cMedian: Double { median(cMs) }
+    var ratio: Double { kvmrunMedian / cMedian }
+    /// Peak RSS: the largest VmHWM over the RSS runs (they barely differ).
+    var kvmrunPeakKiB: Int { kvmrunRSS.map(\.vmHWMKiB).max() ?? -1 }
+    var cPeakKiB: Int { cRSS.map(\.vmHWMKiB).max() ?? -1 }
+    var rssDeltaMiB: Double { Double(kvmrunPeakKiB - cPeakKiB) / 1024 }
+}
+
+let rssRuns = 5
+
+func runStartupBench() throws -> StartupBench {
+    let image = GuestImage.helloLong
+    let layout = guestLayout(image)
+    let file = try TempFiles.write(image.bytes, name: "hello-long")
+    let load = "0x" + String(layout.load, radix: 16)
+    let kvmrunArgs = [kvmrunPath, file, "--mode", layout.mode.rawValue, "--load", load]
+    let cArgs = [baselinePath, "--mode", layout.mode.rawValue, file]
+    let kvmrunArgv = CArgv(kvmrunArgs)
+    let cArgv = CArgv(cArgs)
+    var bench = StartupBench()
+    bench.kvmrunCommand = kvmrunArgs.joined(separator: " ")
+    bench.cCommand = cArgs.joined(separator: " ")
+
+    func timed(_ argv: CArgv, _ name: String) throws -> ChildResult {
+        let r = try spawnAndWait(argv)
+        guard r.exitedCleanly else {
+            throw BenchError("\(name) on hello-long: \(r.describeStatus) (run it by hand: \(name == "kvmrun" ? bench.kvmrunCommand : bench.cCommand))")
+        }
+        return r
+    }
+    progress("start-up: warm-up")
+    for _ in 0..<3 {
+        _ = try timed(kvmrunArgv, "kvmrun")
+        _ = try timed(cArgv, "kvm-baseline")
+    }
+    progress(", \(options.startupRuns) runs each")
+    for i in 0..<options.startupRuns {
+        let first = i % 2 == 0
+        for which in (first ? [0, 1] : [1, 0]) {
+            if which == 0 {
+                let r = try timed(kvmrunArgv, "kvmrun")
+                bench.kvmrunMs.append(Double(r.wallNanoseconds) / 1e6)
+                bench.kvmrunSpawnMaxRSS.append(r.maxRSSKiB)
+            } else {
+                let r = try timed(cArgv, "kvm-baseline")
+                bench.cMs.append(Double(r.wallNanoseconds) / 1e6)
+                bench.cSpawnMaxRSS.append(r.maxRSSKiB)
+            }
+        }
+    }
+    progress(", peak RSS")
+    for _ in 0..<rssRuns {
+        bench.kvmrunRSS.append(try peakRSS(kvmrunArgv))
+        bench.cRSS.append(try peakRSS(cArgv))
+    }
+    progress("\n")
+    return bench
+}
+
+// MARK: Run
+
+let host = HostFacts.gather()
+var exitBench: ExitBench?
+var startupBench: StartupBench?
+do {
+    for path in [baselinePath] + (options.runStartup ? [kvmrunPath] : []) where access(path, X_OK) != 0 {
+        throw BenchError("\(path) is not an executable: build all products (swift build -c release --static-swift-stdlib --scratch-path X), or pass --kvmrun/--baseline")
+    }
+    if options.runExit { exitBench = try runExitBench() }
+    if options.runStartup { startupBench = try runStartupBench() }
+} catch {
+    TempFiles.removeAll()
+    fputs("kvm-bench: \(error)\n", stderr)
+    exit(1)
+}
+TempFiles.removeAll()
+
+var targets: [Target] = []
+if let e = exitBench {
+    targets.append(Target(name: "exit round trip Swift/C", measured: e.ratio, limit: 1.03, unit: "x"))
+}
+if let s = startupBench {
+    targets.append(Target(name: "start-up kvmrun/C", measured: s.ratio, limit: 1.5, unit: "x"))
+    targets.append(Target(name: "peak RSS kvmrun - C", measured: s.rssDeltaMiB, limit: 6, unit: "MiB"))
+}
+
+if options.json {
+    printJSON()
+} else {
+    printTable()
+}
+exit(0)   // a benchmark, not a test: MISS is reported, not a failure
+
+// MARK: Output
+
+func printTable() {
+    func verdict(_ t: Target) -> String { t.pass ? "PASS" : "MISS" }
+    print("kvm-bench: swift-kvm against the C baseline")
+    print("host:   \(host.cpuModel), \(host.onlineCPUs) CPUs online, load average \(host.loadAverage)")
+    print("kernel: \(host.kernel)")
+    print("KVM:    modules \(host.kvmModules.joined(separator: ", ")); API version \(host.kvmAPIVersion)")
+    print("C:      \(baselinePath)")
+    print("")
+    if let e = exitBench {
+        let t = targets.first { $0.name.hasPrefix("exit") }!
+        print("1. Exit round trip: port-loop guest, long mode, 64 MiB RAM, \(expectedPortWrites) OUT to unassigned port 0x80 + HLT = \(e.exitsPerRun) exits")
+        print("   KVM_RUN loop only (set-up excluded); median of \(e.swiftNs.count) alternating runs after 1 warm-up")
+        print("   " + padRight("", 34) + padLeft("median", 10) + padLeft("min", 10) + padLeft("max", 10) + "  ns/exit")
+        print("   " + padRight("KVMCore (Machine.run, in-process)", 34) + padLeft(fmt(e.swiftMedian, 1), 10)
+              + padLeft(fmt(e.swiftNs.min() ?? .nan, 1), 10) + padLeft(fmt(e.swiftNs.max() ?? .nan, 1), 10))
+        print("   " + padRight("C (kvm-baseline --count-exits)", 34) + padLeft(fmt(e.cMedian, 1), 10)
+              + padLeft(fmt(e.cNs.min() ?? .nan, 1), 10) + padLeft(fmt(e.cNs.max() ?? .nan, 1), 10))
+        print("   " + padRight("ratio Swift/C", 34) + padLeft(fmt(e.ratio, 3), 10) + "   target <= 1.03   " + verdict(t))
+        print("   loop thread CPU time, same runs (not inflated by preemption):")
+        print("   " + padRight("KVMCore", 34) + padLeft(fmt(median(e.swiftCpuNs), 1), 10)
+              + padLeft(fmt(e.swiftCpuNs.min() ?? .nan, 1), 10) + padLeft(fmt(e.swiftCpuNs.max() ?? .nan, 1), 10))
+        print("   " + padRight("C", 34) + padLeft(fmt(median(e.cCpuNs), 1), 10)
+              + padLeft(fmt(e.cCpuNs.min() ?? .nan, 1), 10) + padLeft(fmt(e.cCpuNs.max() ?? .nan, 1), 10))
+        print("   " + padRight("ratio Swift/C (CPU time)", 34) + padLeft(fmt(e.cpuRatio, 3), 10))
+        print("")
+    }
+    if let s = startupBench {
+        let tr = targets.first { $0.name.hasPrefix("start-up") }!
+        let tm = targets.first { $0.name.hasPrefix("peak RSS") }!
+        print("2. Start-up: hello-long as a whole process (posix_spawn -> wait4), \(s.kvmrunMs.count) alternating runs each after 3 warm-ups")
+        print("   kvmrun:       \(s.kvmrunCommand)")
+        print("   kvm-baseline: \(s.cCommand)")
+        print("   " + padRight("", 14) + padLeft("median ms", 11) + padLeft("min", 8) + padLeft("max", 8)
+              + padLeft("peak RSS", 12) + padLeft("ru_maxrss", 12))
+        func row(_ name: String, _ ms: [Double], _ peak: Int, _ ru: [RSSResult]) {
+            let ruMax = ru.map(\.ruMaxRSSKiB).max() ?? -1
+            print("   " + padRight(name, 14) + padLeft(fmt(median(ms), 3), 11) + padLeft(fmt(ms.min() ?? .nan, 3), 8)
+                  + padLeft(fmt(ms.max() ?? .nan, 3), 8) + padLeft(fmt(Double(peak) / 1024, 2) + " MiB", 12)
+                  + padLeft(fmt(Double(ruMax) / 1024, 2) + " MiB", 12))
+        }
+        row("kvmrun", s.kvmrunMs, s.kvmrunPeakKiB, s.kvmrunRSS)
+        row("kvm-baseline", s.cMs, s.cPeakKiB, s.cRSS)
+        print("   " + padRight("ratio kvmrun/C", 14) + padLeft(fmt(s.ratio, 3), 11) + "   target <= 1.50        " + verdict(tr))
+        print("   " + padRight("RSS kvmrun - C", 14) + padLeft((s.rssDeltaMiB >= 0 ? "+" : "") + fmt(s.rssDeltaMiB, 2), 11)
+              + " MiB target <= +6 MiB   " + verdict(tm))
+        print("   peak RSS = VmHWM of the program at exit (ptrace stop, max of \(rssRuns) runs); ru_maxrss = wait4 of the same")
+        print("   fork+exec run, which also counts pages fork copied from kvm-bench (posix_spawn children would report")
+        print("   kvm-bench's whole RSS: median \(fmt(Double(median(s.kvmrunSpawnMaxRSS.map(Double.init))) / 1024, 2)) / \(fmt(Double(median(s.cSpawnMaxRSS.map(Double.init))) / 1024, 2)) MiB here).")
+        print("")
+    }
+    print("targets: " + targets.map { "\($0.name) \(fmt($0.measured, 3))\($0.unit == "x" ? "x" : " " + $0.unit) \($0.pass ? "PASS" : "MISS")" }.joined(separator: "; "))
+}
+
+func jsonString(_ s: String) -> String {
+    var out = "\""
+    for scalar in s.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\t": out += "\\t"
+        default:
+            if scalar.value < 0x20 { out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16) }
+            else { out.unicodeScalars.append(scalar) }
+        }
+    }
+    return out + "\""
+}
+
+func jsonNumber(_ v: Double, _ decimals: Int = 3) -> String { v.isFinite ? fmt(v, decimals) : "null" }
+func jsonArray(_ values: [Double], _ decimals: Int = 3) -> String { "[" + values.map { jsonNumber($0, decimals) }.joined(separator: ", ") + "]" }
+func jsonIntArray(_ values: [Int]) -> String { "[" + values.map(String.init).joined(separator: ", ") + "]" }
+
+func printJSON() {
+    var parts: [String] = []
+    parts.append("""
+      "host": {"cpu_model": \(jsonString(host.cpuModel)), "online_cpus": \(host.onlineCPUs), \
+    "kernel": \(jsonString(host.kernel)), "kvm_modules": [\(host.kvmModules.map(jsonString).joined(separator: ", "))], \
+    "kvm_api_version": \(host.kvmAPIVersion), "load_average": \(jsonString(host.loadAverage))}
+    """)
+    if let e = exitBench {
+        parts.append("""
+          "exit_round_trip": {"guest": "port-loop", "exits_per_run": \(e.exitsPerRun), "memory_bytes": \(memorySize), \
+        "runs": \(e.swiftNs.count), "order": [\(e.order.map(jsonString).joined(separator: ", "))], \
+        "swift_ns_per_exit": {"median": \(jsonNumber(e.swiftMedian, 1)), "samples": \(jsonArray(e.swiftNs, 1))}, \
+        "c_ns_per_exit": {"median": \(jsonNumber(e.cMedian, 1)), "samples": \(jsonArray(e.cNs, 1))}, \
+        "ratio": \(jsonNumber(e.ratio, 4)), "target": 1.03, "pass": \(e.ratio <= 1.03), \
+        "swift_cpu_ns_per_exit": {"median": \(jsonNumber(median(e.swiftCpuNs), 1)), "samples": \(jsonArray(e.swiftCpuNs, 1))}, \
+        "c_cpu_ns_per_exit": {"median": \(jsonNumber(median(e.cCpuNs), 1)), "samples": \(jsonArray(e.cCpuNs, 1))}, \
+        "cpu_ratio": \(jsonNumber(e.cpuRatio, 4))}
+        """)
+    }
+    if let s = startupBench {
+        parts.append("""
+          "startup": {"guest": "hello-long", "runs": \(s.kvmrunMs.count), \
+        "kvmrun": {"command": \(jsonString(s.kvmrunCommand)), "median_ms": \(jsonNumber(s.kvmrunMedian, 3)), \
+        "samples_ms": \(jsonArray(s.kvmrunMs, 3)), "peak_rss_kib": \(s.kvmrunPeakKiB), \
+        "ru_maxrss_fork_kib": \(jsonIntArray(s.kvmrunRSS.map(\.ruMaxRSSKiB))), "ru_maxrss_posix_spawn_kib": \(jsonIntArray(s.kvmrunSpawnMaxRSS))}, \
+        "c": {"command": \(jsonString(s.cCommand)), "median_ms": \(jsonNumber(s.cMedian, 3)), \
+        "samples_ms": \(jsonArray(s.cMs, 3)), "peak_rss_kib": \(s.cPeakKiB), \
+        "ru_maxrss_fork_kib": \(jsonIntArray(s.cRSS.map(\.ruMaxRSSKiB))), "ru_maxrss_posix_spawn_kib": \(jsonIntArray(s.cSpawnMaxRSS))}, \
+        "ratio": \(jsonNumber(s.ratio, 4)), "ratio_target": 1.5, "ratio_pass": \(s.ratio <= 1.5), \
+        "rss_delta_mib": \(jsonNumber(s.rssDeltaMiB, 3)), "rss_delta_target_mib": 6, "rss_pass": \(s.rssDeltaMiB <= 6)}
+        """)
+    }
+    parts.append("  \"all_pass\": \(targets.allSatisfy(\.pass))")
+    print("{\n" + parts.joined(separator: ",\n") + "\n}")
+}

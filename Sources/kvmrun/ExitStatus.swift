@@ -13,6 +13,7 @@ enum ExitStatus: Int32, CaseIterable {
     case guestFailure = 18
     case nestingUnavailable = 20
     case protocolError = 22
+    case badStateFile = 24
     case interrupted = 130
 
     var meaning: String {
@@ -29,6 +30,7 @@ enum ExitStatus: Int32, CaseIterable {
         case .guestFailure: "the guest reported HC_FAIL, or HC_DONE with a non-zero status"
         case .nestingUnavailable: "--nested was asked for but the host cannot nest (the reason is printed)"
         case .protocolError: "the guest broke the hostcall protocol (Docs/PROTOCOL.md)"
+        case .badStateFile: "a saved state file is corrupt, truncated, or of the wrong kind"
         case .interrupted: "kvmrun was stopped by SIGINT"
         }
     }

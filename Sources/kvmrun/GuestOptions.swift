@@ -27,7 +27,7 @@ struct GuestOptions: ParsableArguments {
     var timeout: String?
 
     @Option(help: ArgumentHelp("Let the guest run a hypervisor: --nested (only where the host can nest), --nested=force (set VMX/SVM anyway), --nested=off.", valueName: "on|force|off"))
-    var nested: String = "off"
+    var nested: String?
 
     var guestName: String { guest ?? builtin ?? "hello-c" }
 
@@ -47,8 +47,8 @@ struct GuestOptions: ParsableArguments {
         guard let memorySize = Parse.size(memory) else {
             throw CLIError(.usage, "-m \(memory): not a size (use a number of MiB, or 512K, 64M, 2G)")
         }
-        guard let policy = NestingPolicy(rawValue: nested) else {
-            throw CLIError(.usage, "--nested=\(nested): expected on, force or off")
+        guard let policy = NestingPolicy(rawValue: nested ?? "off") else {
+            throw CLIError(.usage, "--nested=\(nested ?? ""): expected on, force or off")
         }
         _ = try timeLimit()
         let loadAddress = try address(load, "--load")

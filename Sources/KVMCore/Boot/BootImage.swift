@@ -6,6 +6,12 @@ public struct BootImage: Sendable {
         public var bytes: ArraySlice<UInt8>
         public var memorySize: UInt64
         public var end: UInt64 { guestPhysical + memorySize }
+
+        public init(guestPhysical: UInt64, bytes: ArraySlice<UInt8>, memorySize: UInt64) {
+            self.guestPhysical = guestPhysical
+            self.bytes = bytes
+            self.memorySize = memorySize
+        }
     }
 
     public var segments: [Segment]
