@@ -82,7 +82,12 @@ case $SOURCE in
     *.c)
         [ $bits = 64 ] || die "$NAME: C guests are 64-bit only for now (add lib/start32.S)"
         compile "$GDIR/lib/start64.S"
-        compile "$GDIR/lib/guest.c" ;;
+        compile "$GDIR/lib/guest.c"
+        # Optional libraries (IDT, probe lines, VMX, SVM): every function has
+        # its own section, so --gc-sections drops what a guest does not use.
+        for lib in idt.c idt-stubs.S probe.c svm.c svm-run.S vmx.c vmx-run.S; do
+            compile "$GDIR/lib/$lib"
+        done ;;
 esac
 
 case $KIND in
