@@ -12,7 +12,7 @@ struct KVMRun: ParsableCommand {
             See `kvmrun help run` for the statuses.
             """,
         version: "0.1.0",
-        subcommands: [RunCommand.self, HostCommand.self, NestedStateCommand.self],
+        subcommands: [RunCommand.self, ProbeCommand.self, HostCommand.self, NestedStateCommand.self],
         defaultSubcommand: RunCommand.self
     )
 

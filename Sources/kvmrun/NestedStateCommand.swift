@@ -97,9 +97,9 @@ struct NestedStateCommand: ParsableCommand {
                 ("vcpu", .int(Int64(vcpu.id))), ("dump", .int(Int64(index))), ("trigger", .string(trigger)),
                 ("state", state.json(includeRaw: raw)),
             ])
-            print(record.compact)
+            out(record.compact)
         } else {
-            print("# vcpu\(vcpu.id) dump \(index) (\(trigger))\n\(state.textDump())")
+            out("# vcpu\(vcpu.id) dump \(index) (\(trigger))\n\(state.textDump())")
         }
     }
 
@@ -123,7 +123,7 @@ struct NestedStateCommand: ParsableCommand {
 
     private func decodeFile(_ path: String) throws {
         let state = try load(path)
-        print(json ? state.json(includeRaw: raw).pretty : state.textDump())
+        out(json ? state.json(includeRaw: raw).pretty : state.textDump())
     }
 
     private func diffFiles() throws {
@@ -131,9 +131,9 @@ struct NestedStateCommand: ParsableCommand {
         let a = try load(diff[0]), b = try load(diff[1])
         let difference = NestedState.diff(a, b)
         if json {
-            print(difference.json.pretty)
+            out(difference.json.pretty)
         } else {
-            print(difference.description)
+            out(difference.description)
         }
     }
 }

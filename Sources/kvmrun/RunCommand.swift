@@ -55,9 +55,20 @@ struct RunCommand: ParsableCommand {
     }
 }
 
-func eprint(_ text: String) {
-    let line = text + "\n"
-    _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
+/// A line on stderr, unbuffered.
+func eprint(_ text: String) { writeLine(text, to: 2) }
+
+/// A line on stdout, unbuffered, so it keeps its place among the guest's serial output.
+func out(_ text: String) { writeLine(text, to: 1) }
+
+private func writeLine(_ text: String, to fd: Int32) {
+    var bytes = Array((text + "\n").utf8)
+    var done = 0
+    while done < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+        if n <= 0 { return }
+        done += n
+    }
 }
 
 func pad(_ s: String, _ width: Int) -> String {
