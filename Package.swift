@@ -29,6 +29,8 @@ let package = Package(
         .executableTarget(name: "kvm-baseline", path: "Sources/kvm-baseline"),
         // Prints the benchmark table: KVMCore and kvmrun against the C baseline.
         .executableTarget(name: "kvm-bench", dependencies: ["KVMCore", "Guests"]),
+        // Runs inside the nested lab's L1 (Tools/nested-lab): checks that need KVMCore itself.
+        .executableTarget(name: "nested-lab-runner", dependencies: ["KVMCore", "Guests"]),
         .testTarget(name: "KVMCoreTests", dependencies: ["KVMCore", "Guests"]),
         .testTarget(name: "kvmrunTests", dependencies: ["KVMCore", "Guests"]),
     ],

@@ -1,0 +1,1 @@
+print("nested-lab-runner: not written yet")
