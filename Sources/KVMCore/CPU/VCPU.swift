@@ -46,6 +46,19 @@ public final class VCPU {
         return VMExit(runPage)
     }
 
+    /// Finishes the instruction of the last port or MMIO exit without running the
+    /// guest further: KVM_RUN with immediate_exit = 1 completes it and returns EINTR.
+    /// Call before saving state, or RIP still points at the OUT/IN and the access
+    /// is lost or repeated (the kernel selftests' state_test does the same).
+    public func completePendingIO() throws {
+        runPage.pointee.immediate_exit = 1
+        defer { runPage.pointee.immediate_exit = 0 }
+        if ckvm_run(handle.fd) < 0 {
+            let err = Errno.current
+            guard err == .EINTR else { throw KVMError("KVM_RUN", errno: err, hint: VCPU.runHint(err)) }
+        }
+    }
+
     static func runHint(_ err: Errno) -> String? {
         switch err {
         case .EFAULT: "the guest touched memory KVM could not map"
