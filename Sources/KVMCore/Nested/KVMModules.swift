@@ -4,6 +4,11 @@ public struct KVMModule: Equatable, Sendable {
     /// Parameter name → value, as sysfs shows them ("Y", "N", "1", "0", …).
     public let parameters: [(String, String)]
 
+    public init(name: String, parameters: [(String, String)]) {
+        self.name = name
+        self.parameters = parameters
+    }
+
     public static func == (a: KVMModule, b: KVMModule) -> Bool {
         a.name == b.name && a.parameters.elementsEqual(b.parameters, by: ==)
     }
