@@ -39,4 +39,12 @@ struct cpu_id {
 };
 void cpu_identify(struct cpu_id *id);
 
+/* The opening line of an L2 launcher: "probe vendor=… <feature>=N <feature>_l2=run|skipped",
+ * with the facts <feature>_l2 reported. Returns whether the launcher should run. */
+int launcher_begin(const struct cpu_id *id, const char *feature, int has_feature, int right_vendor);
+
+/* What both launchers' L2 does first: says it is in (l2_entered), asks the host for a
+ * nested-state dump and a stage-3 checkpoint while L2 runs. */
+void l2_checkpoint(void);
+
 #endif

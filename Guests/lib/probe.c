@@ -1,6 +1,7 @@
 /* probe.c - structured probe lines + HC_REPORT facts. See include/probe.h. */
 #include "guest.h"
 #include "probe.h"
+#include "idt.h"
 
 void put_hex(uint64_t value) {
     serial_puts("0x");
@@ -81,4 +82,27 @@ void cpu_identify(struct cpu_id *id) {
         cpuid(0x80000001u, 0, r);
         id->svm = (r[2] >> 2) & 1;
     }
+}
+
+int launcher_begin(const struct cpu_id *id, const char *feature, int has_feature, int right_vendor) {
+    char run_key[16];
+    unsigned n = 0;
+    while (feature[n] && n < sizeof run_key - 4) { run_key[n] = feature[n]; n++; }
+    run_key[n++] = '_'; run_key[n++] = 'l'; run_key[n++] = '2'; run_key[n] = 0;
+    int run = right_vendor && has_feature;
+    probe_begin("probe");
+    probe_text("vendor", id->vendor, 12);
+    probe_dec(feature, has_feature);
+    probe_word(run_key, run ? "run" : "skipped");
+    probe_end();
+    report(run_key, run);
+    return run;
+}
+
+void l2_checkpoint(void) {
+    guest_level = 2;
+    serial_puts("l2 entered\n");
+    report("l2_entered", 1);
+    hostcall(HC_DUMP_NESTED, 0, 0, 0, 0);
+    sync_stage(3);
 }

@@ -31,11 +31,7 @@ static struct svm_pages svm;
 static uint8_t l2_stack[8192] __attribute__((aligned(16)));
 
 static NORETURN void l2_main(void) {
-    guest_level = 2;
-    serial_puts("l2 entered\n");
-    report("l2_entered", 1);
-    hostcall(HC_DUMP_NESTED, 0, 0, 0, 0);
-    sync_stage(3);
+    l2_checkpoint();
     __asm__ volatile("mov %0, %%rax\n\t"
                      "vmmcall\n\t"
                      "ud2"                  /* only if VMMCALL did not exit */
@@ -48,13 +44,7 @@ int main(void) {
     struct cpu_id id;
     cpu_identify(&id);
 
-    int run = id.amd && id.svm;
-    probe_begin("probe");
-    probe_text("vendor", id.vendor, 12);
-    probe_dec("svm", id.svm);
-    probe_word("svm_l2", run ? "run" : "skipped");
-    probe_end();
-    report("svm_l2", run);
+    int run = launcher_begin(&id, "svm", id.svm, id.amd);
     if (!run) return 0;
 
     sync_stage(1);

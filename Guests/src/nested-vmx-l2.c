@@ -34,11 +34,7 @@ static struct vmx_pages vmx;
 static uint8_t l2_stack[8192] __attribute__((aligned(16)));
 
 static NORETURN void l2_main(void) {
-    guest_level = 2;
-    serial_puts("l2 entered\n");
-    report("l2_entered", 1);
-    hostcall(HC_DUMP_NESTED, 0, 0, 0, 0);
-    sync_stage(3);
+    l2_checkpoint();
     __asm__ volatile("mov %0, %%rax\n\t"
                      "vmcall\n\t"
                      "ud2"                  /* only if VMCALL did not exit */
@@ -51,13 +47,7 @@ int main(void) {
     struct cpu_id id;
     cpu_identify(&id);
 
-    int run = id.intel && id.vmx;
-    probe_begin("probe");
-    probe_text("vendor", id.vendor, 12);
-    probe_dec("vmx", id.vmx);
-    probe_word("vmx_l2", run ? "run" : "skipped");
-    probe_end();
-    report("vmx_l2", run);
+    int run = launcher_begin(&id, "vmx", id.vmx, id.intel);
     if (!run) return 0;
 
     sync_stage(1);

@@ -70,19 +70,18 @@ final class FileHandle {
     @discardableResult
     func ioctl(_ request: IOCtl, _ argument: UnsafeMutableRawPointer?,
                hint: (Errno) -> String? = { _ in nil }) throws -> Int32 {
-        let result = ckvm_ioctl_ptr(fd, request.request, argument)
-        guard result >= 0 else {
-            let err = Errno.current
-            throw KVMError(request.name, errno: err, hint: hint(err))
-        }
-        return result
+        try checked(ckvm_ioctl_ptr(fd, request.request, argument), request, hint)
     }
 
     /// `ioctl` with an integer argument.
     @discardableResult
     func ioctl(_ request: IOCtl, value: UInt,
                hint: (Errno) -> String? = { _ in nil }) throws -> Int32 {
-        let result = ckvm_ioctl(fd, request.request, value)
+        try checked(ckvm_ioctl(fd, request.request, value), request, hint)
+    }
+
+    @inline(__always)
+    private func checked(_ result: Int32, _ request: IOCtl, _ hint: (Errno) -> String?) throws -> Int32 {
         guard result >= 0 else {
             let err = Errno.current
             throw KVMError(request.name, errno: err, hint: hint(err))
