@@ -26,6 +26,14 @@ struct KVMRun: ParsableCommand {
             fail(error.status, error.message)
         } catch let code as ExitCode {
             Glibc.exit(code.rawValue)
+        } catch let error as KVMError {
+            fail(.kvmFailure, "\(error)")
+        } catch let error as GuestImageError {
+            fail(.badImage, "\(error)")
+        } catch let error as FileError {
+            fail(.unreadableFile, "\(error)")
+        } catch let error as ConfigurationError {
+            fail(.usage, "\(error)")
         } catch {
             if exitCode(for: error) == .success {
                 print(fullMessage(for: error))

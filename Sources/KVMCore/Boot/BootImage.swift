@@ -27,6 +27,9 @@ public struct BootImage: Sendable {
     /// A raw binary loaded at `load`.
     public static func flat(_ bytes: [UInt8], mode: CPUMode, load: UInt64, entry: UInt64? = nil) throws -> BootImage {
         guard !bytes.isEmpty else { throw GuestImageError("the guest image is empty") }
+        guard UInt64(bytes.count) <= UInt64.max - load else {
+            throw GuestImageError("\(bytes.count) bytes at \(hex(load)) run past the end of the address space")
+        }
         let entry = entry ?? load
         guard entry >= load, entry - load < UInt64(bytes.count) else {
             throw GuestImageError("entry \(hex(entry)) is not inside the image loaded at \(hex(load))–\(hex(load + UInt64(bytes.count)))")
@@ -44,6 +47,9 @@ public struct BootImage: Sendable {
     /// each lies in RAM, that none overlap, and (outside real mode) that none
     /// overlaps the GDT and page tables the mode set-up writes.
     public func load(into memory: GuestMemory) throws {
+        if let s = segments.first(where: { $0.memorySize > UInt64.max - $0.guestPhysical }) {
+            throw GuestImageError("a segment of \(s.memorySize) bytes at \(hex(s.guestPhysical)) runs past the end of the address space")
+        }
         let sorted = segments.sorted { $0.guestPhysical < $1.guestPhysical }
         for (a, b) in zip(sorted, sorted.dropFirst()) where a.end > b.guestPhysical {
             throw GuestImageError("segments at \(hex(a.guestPhysical))–\(hex(a.end)) and \(hex(b.guestPhysical))–\(hex(b.end)) overlap")

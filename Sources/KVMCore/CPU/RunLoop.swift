@@ -35,55 +35,96 @@ extension VCPU {
         defer { ckvm_timer_stop(timer) }
         if ckvm_atomic_exchange(control, 0) != 0 { return .stopped }
 
+        // Per-exit bookkeeping goes to locals, added to `statistics` when the loop
+        // returns or throws, and before each `trace` call (so a trace sees the same
+        // counts as before): a class property updated per exit costs a dynamic
+        // exclusivity check and an array uniqueness check every time.
         let measure = statistics.measureTime
         var left = measure ? monotonicNanoseconds() : 0
-        while true {
-            let exit = try run()
-            if measure {
-                let now = monotonicNanoseconds()
-                statistics.guestNanoseconds &+= now &- left
-                left = now
-            }
-            statistics.exits[Int(min(exit.reason, 63))] &+= 1
-            trace?(self, exit)
-            let action: DeviceAction
-            switch exit {
-            case .io(let io):
-                action = bus.dispatch(io)
-            case .mmio(let access):
-                action = bus.dispatch(access)
-            case .hlt:
-                action = .stop(.halted)
-            case .interrupted:
-                runPage.pointee.immediate_exit = 0
-                if ckvm_atomic_exchange(control, 0) != 0 {
-                    action = .stop(.stopped)
-                } else if monotonicNanoseconds() >= deadline {
-                    action = .stop(.timedOut(rip: try registers().rip))
-                } else {
-                    action = .proceed
+        var guestNanoseconds: UInt64 = 0
+        var vmmNanoseconds: UInt64 = 0
+        return try withUnsafeTemporaryAllocation(of: Int.self, capacity: 64) { counts in
+            counts.initialize(repeating: 0)
+            func flush() {
+                for i in 0..<64 where counts[i] != 0 {
+                    statistics.exits[i] &+= counts[i]
+                    counts[i] = 0
                 }
-            case .shutdown:
-                action = .stop(.shutdown(try registers(), try specialRegisters()))
-            case .failEntry(let reason, _):
-                action = .stop(.failEntry(hardwareReason: reason))
-            case .internalError(let error):
-                action = .stop(.internalError(error))
-            case .systemEvent(let type, let flags):
-                action = .stop(.systemEvent(type: type, flags: flags))
-            case .debug(let info):
-                action = .stop(.debug(info))
-            case .irqWindowOpen:
-                action = .proceed
-            case .unknown:
-                action = .stop(.unhandled(exit))
+                if measure {
+                    statistics.guestNanoseconds &+= guestNanoseconds
+                    statistics.vmmNanoseconds &+= vmmNanoseconds
+                    guestNanoseconds = 0
+                    vmmNanoseconds = 0
+                }
             }
-            if measure {
-                let now = monotonicNanoseconds()
-                statistics.vmmNanoseconds &+= now &- left
-                left = now
+            defer { flush() }
+            // Each exit's handling ends here: the time since the exit counts as VMM time.
+            @inline(__always) func handled() {
+                if measure {
+                    let now = monotonicNanoseconds()
+                    vmmNanoseconds &+= now &- left
+                    left = now
+                }
             }
-            if case .stop(let reason) = action { return reason }
+            while true {
+                let exit = try run()
+                if measure {
+                    let now = monotonicNanoseconds()
+                    guestNanoseconds &+= now &- left
+                    left = now
+                }
+                counts[Int(min(exit.reason, 63))] &+= 1
+                if let trace {
+                    flush()
+                    trace(self, exit)
+                }
+                // Port and MMIO exits test the device's answer where it is made, so a
+                // `.proceed` is never copied (DeviceAction holds a whole StopReason).
+                switch exit {
+                case .io(let io):
+                    if case .stop(let reason) = bus.dispatch(io) {
+                        handled()
+                        return reason
+                    }
+                case .mmio(let access):
+                    if case .stop(let reason) = bus.dispatch(access) {
+                        handled()
+                        return reason
+                    }
+                case .irqWindowOpen:
+                    break
+                case .interrupted:
+                    runPage.pointee.immediate_exit = 0
+                    if ckvm_atomic_exchange(control, 0) != 0 {
+                        handled()
+                        return .stopped
+                    }
+                    if monotonicNanoseconds() >= deadline {
+                        let reason = StopReason.timedOut(rip: try registers().rip)
+                        handled()
+                        return reason
+                    }
+                default:
+                    let reason = try stopReason(for: exit)
+                    handled()
+                    return reason
+                }
+                handled()
+            }
+        }
+    }
+
+    /// Why the loop stops at `exit`, one that is not port I/O, MMIO or a kick.
+    @inline(never)
+    private func stopReason(for exit: VMExit) throws -> StopReason {
+        switch exit {
+        case .hlt: .halted
+        case .shutdown: .shutdown(try registers(), try specialRegisters())
+        case .failEntry(let reason, _): .failEntry(hardwareReason: reason)
+        case .internalError(let error): .internalError(error)
+        case .systemEvent(let type, let flags): .systemEvent(type: type, flags: flags)
+        case .debug(let info): .debug(info)
+        case .io, .mmio, .interrupted, .irqWindowOpen, .unknown: .unhandled(exit)
         }
     }
 

@@ -83,10 +83,10 @@ public final class VCPU {
     public func setXCRs(_ value: XCRs) throws { try set(.setXCRs, value) }
 
     public func lapic() throws -> LAPICState {
-        try get(.getLAPIC) { $0 == .ENXIO ? "no in-kernel LAPIC: create the irqchip first" : nil }
+        try get(.getLAPIC) { $0 == .EINVAL || $0 == .ENXIO ? "no in-kernel LAPIC: create the irqchip first" : nil }
     }
     public func setLAPIC(_ value: LAPICState) throws {
-        try set(.setLAPIC, value) { $0 == .ENXIO ? "no in-kernel LAPIC: create the irqchip first" : nil }
+        try set(.setLAPIC, value) { $0 == .EINVAL || $0 == .ENXIO ? "no in-kernel LAPIC: create the irqchip first" : nil }
     }
 
     public func events() throws -> VCPUEvents { try get(.getVCPUEvents) }

@@ -20,16 +20,25 @@ public final class IOBus {
     private let portTable: UnsafeMutablePointer<UInt8>
     private var portDevices: [PortDevice] = []
     private var mmioDevices: [(range: Range<UInt64>, device: MMIODevice)] = []
+    /// [0]: unassigned port accesses, [1]: unassigned MMIO accesses. Raw memory, not
+    /// stored properties: a class property updated per exit costs a dynamic
+    /// exclusivity check (swift_beginAccess/endAccess) every time.
+    private let counters: UnsafeMutablePointer<Int>
 
-    public private(set) var unassignedPortAccesses = 0
-    public private(set) var unassignedMMIOAccesses = 0
+    public var unassignedPortAccesses: Int { counters[0] }
+    public var unassignedMMIOAccesses: Int { counters[1] }
 
     public init() {
         portTable = .allocate(capacity: 0x10000)
         portTable.initialize(repeating: 0, count: 0x10000)
+        counters = .allocate(capacity: 2)
+        counters.initialize(repeating: 0, count: 2)
     }
 
-    deinit { portTable.deallocate() }
+    deinit {
+        portTable.deallocate()
+        counters.deallocate()
+    }
 
     /// Attaches `device` to `ports`; refuses ports another device holds.
     public func attach(_ device: PortDevice, ports: ClosedRange<UInt16>) throws {
@@ -57,7 +66,7 @@ public final class IOBus {
     public func dispatch(_ io: PortIO) -> DeviceAction {
         let slot = Int(portTable[Int(io.port)])
         guard slot != 0 else {
-            unassignedPortAccesses &+= io.count
+            counters[0] &+= io.count
             if io.direction == .in {
                 io.data.initializeMemory(as: UInt8.self, repeating: 0xFF, count: io.size * io.count)
             }
@@ -89,7 +98,7 @@ public final class IOBus {
             withUnsafeBytes(of: &value) { access.data.copyMemory(from: $0.baseAddress!, byteCount: min(access.size, 8)) }
             return .proceed
         }
-        unassignedMMIOAccesses &+= 1
+        counters[1] &+= 1
         if !access.isWrite { access.data.initializeMemory(as: UInt8.self, repeating: 0xFF, count: min(access.size, 8)) }
         return .proceed
     }

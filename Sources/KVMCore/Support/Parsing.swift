@@ -40,7 +40,7 @@ public enum Parse {
             break
         }
         guard let value = Double(number), value.isFinite, value > 0, value * scale < 1e9 else { return nil }
-        return .nanoseconds(Int64(value * scale * 1e9))
+        return .nanoseconds(Int64((value * scale * 1e9).rounded()))
     }
 }
 

@@ -1,0 +1,132 @@
+import Foundation
+import Guests
+import KVMCore
+import XCTest
+
+// Shared helpers for the KVMCore tests: skipping when /dev/kvm is unusable,
+// running built-in guests, and reading process resources.
+
+/// Opens /dev/kvm, or skips the calling test with the library's own error text
+/// (e.g. "open /dev/kvm: ENOENT — /dev/kvm does not exist: is the kvm module
+/// loaded…"), so tests that need KVM are reported as skipped with the reason
+/// while the pure unit tests still run.
+@discardableResult
+func requireKVM() throws -> KVM {
+    do {
+        return try KVM()
+    } catch let error as KVMError {
+        throw XCTSkip("KVM unavailable: \(error)")
+    }
+}
+
+/// True when the host's KVM is the paravirtual kvm_pvm module, which only
+/// supports paging in long mode (32-bit paged guests triple-fault at once).
+var hostIsKVMPVM: Bool { FileManager.default.fileExists(atPath: "/sys/module/kvm_pvm") }
+
+/// Skips the calling test on kvm_pvm hosts, which cannot run 32-bit paging.
+func requirePagingOutsideLongMode() throws {
+    if hostIsKVMPVM {
+        throw XCTSkip("host KVM is kvm_pvm, which supports paging only in long mode")
+    }
+}
+
+extension GuestImage {
+    /// The guest as the library loads it: `.flat` for raw binaries (in the
+    /// manifest's mode, at its load and entry addresses), `ELFImage.parse` for ELF.
+    func bootImage() throws -> BootImage {
+        switch format {
+        case .elf:
+            return try ELFImage.parse(bytes)
+        case .flat(let mode, let load, let entry):
+            guard let cpuMode = CPUMode(rawValue: mode.rawValue) else {
+                throw ConfigurationError("guest \(name): mode \(mode.rawValue) has no CPUMode")
+            }
+            return try .flat(bytes, mode: cpuMode, load: load, entry: entry)
+        }
+    }
+
+    /// A built-in guest by name, failing the test (not crashing) when it is missing.
+    static func require(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> GuestImage {
+        guard let image = GuestImage.all.first(where: { $0.name == name }) else {
+            XCTFail("no built-in guest named \(name); GuestImage.all has \(GuestImage.all.map(\.name))",
+                    file: file, line: line)
+            throw ConfigurationError("no built-in guest \(name)")
+        }
+        return image
+    }
+}
+
+/// What one run of a guest left behind.
+struct GuestRun {
+    let stop: StopReason
+    let machine: Machine
+    let registers: Registers
+    var serial: String { machine.serial.text }
+    var facts: [HostCall.Fact] { machine.hostcall.facts }
+    func fact(_ key: String) -> UInt64? { machine.hostcall.fact(key) }
+}
+
+/// Boots `image` in a fresh `Machine(serial: .buffer)` and runs it once, until
+/// the first stop the caller must see (or `timeout`). Skips when KVM is unusable.
+func runGuest(_ image: BootImage, memorySize: UInt64 = 64 << 20,
+              timeout: Duration = .seconds(20)) throws -> GuestRun {
+    let kvm = try requireKVM()
+    let machine = try Machine(memorySize: memorySize, serial: .buffer, kvm: kvm)
+    try machine.load(image)
+    let stop = try machine.run(timeout: timeout)
+    return GuestRun(stop: stop, machine: machine, registers: try machine.vcpu.registers())
+}
+
+/// Runs a built-in guest by name (see `runGuest(_:)`).
+func runGuest(named name: String, memorySize: UInt64 = 64 << 20,
+              timeout: Duration = .seconds(20)) throws -> GuestRun {
+    try runGuest(try GuestImage.require(name).bootImage(), memorySize: memorySize, timeout: timeout)
+}
+
+/// A readable description of a stop reason for failure messages.
+func describe(_ stop: StopReason) -> String {
+    switch stop {
+    case .failed(let failure): return "failed(\(failure))"
+    case .shutdown(let regs, _): return "shutdown(rip=\(hex(regs.rip)))"
+    case .unhandled(let exit): return "unhandled(\(exit.name))"
+    default: return "\(stop)"
+    }
+}
+
+/// Number of open file descriptors of this process (entries in /proc/self/fd,
+/// less the one the listing itself uses).
+func openFileDescriptorCount() throws -> Int {
+    try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+}
+
+/// The process's virtual size in KiB (VmSize in /proc/self/status).
+func virtualMemoryKiB() throws -> UInt64 {
+    let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+    for line in status.split(separator: "\n") where line.hasPrefix("VmSize:") {
+        let digits = line.dropFirst("VmSize:".count).filter(\.isNumber)
+        if let value = UInt64(String(digits)) { return value }
+    }
+    throw ConfigurationError("no VmSize in /proc/self/status")
+}
+
+/// Asserts that `body` throws an error of type `E` whose description contains
+/// every string in `fragments`; returns the error for further checks.
+@discardableResult
+func assertThrows<E: Error, R>(_ errorType: E.Type, containing fragments: [String] = [],
+                               file: StaticString = #filePath, line: UInt = #line,
+                               _ body: () throws -> R) -> E? {
+    do {
+        let value = try body()
+        XCTFail("expected \(E.self), got a result: \(value)", file: file, line: line)
+        return nil
+    } catch let error as E {
+        let text = "\(error)"
+        for fragment in fragments where !text.contains(fragment) {
+            XCTFail("\(E.self) \"\(text)\" does not mention \"\(fragment)\"", file: file, line: line)
+        }
+        return error
+    } catch {
+        XCTFail("expected \(E.self), got \(type(of: error)): \(error)", file: file, line: line)
+        return nil
+    }
+}
