@@ -17,11 +17,14 @@ public struct BootImage: Sendable {
     public var segments: [Segment]
     public var entry: UInt64
     public var mode: CPUMode
+    /// Register values a boot protocol hands the kernel (multiboot: EAX, EBX).
+    public var arguments: EntryArguments
 
-    public init(segments: [Segment], entry: UInt64, mode: CPUMode) {
+    public init(segments: [Segment], entry: UInt64, mode: CPUMode, arguments: EntryArguments = EntryArguments()) {
         self.segments = segments
         self.entry = entry
         self.mode = mode
+        self.arguments = arguments
     }
 
     /// A raw binary loaded at `load`.
@@ -66,6 +69,19 @@ public struct BootImage: Sendable {
             try s.bytes.withUnsafeBytes { try memory.write($0, at: s.guestPhysical) }
             try memory.fill(0, count: Int(s.memorySize) - s.bytes.count, at: s.guestPhysical + UInt64(s.bytes.count))
         }
+    }
+}
+
+/// General registers a boot protocol sets at entry; the rest start at zero.
+public struct EntryArguments: Equatable, Sendable {
+    public var rax: UInt64
+    public var rbx: UInt64
+    public var rsi: UInt64
+
+    public init(rax: UInt64 = 0, rbx: UInt64 = 0, rsi: UInt64 = 0) {
+        self.rax = rax
+        self.rbx = rbx
+        self.rsi = rsi
     }
 }
 

@@ -23,7 +23,8 @@ extension VCPU {
     /// 32-bit protected (optionally paged) or 64-bit long mode with flat segments:
     /// writes the GDT and page tables of `BootLayout` into guest memory, loads the
     /// segment and control registers, and sets RIP = `entry`, RSP = `stack`.
-    public func setUp(mode: CPUMode, entry: UInt64, stack: UInt64 = BootLayout.stackTop) throws {
+    public func setUp(mode: CPUMode, entry: UInt64, stack: UInt64 = BootLayout.stackTop,
+                      arguments: EntryArguments = EntryArguments()) throws {
         guard mode != .real else {
             guard entry < 0x10_0000 else { throw ConfigurationError("real-mode entry \(hex(entry)) is above 1 MiB") }
             return try setUpRealMode(segment: UInt16(entry >> 4) & 0xF000, ip: UInt16(entry & 0xFFFF))
@@ -64,6 +65,9 @@ extension VCPU {
         regs.rip = entry
         regs.rsp = stack
         regs.rflags = 0x2
+        regs.rax = arguments.rax
+        regs.rbx = arguments.rbx
+        regs.rsi = arguments.rsi
         try setRegisters(regs)
     }
 }

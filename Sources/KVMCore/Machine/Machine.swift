@@ -42,7 +42,7 @@ public final class Machine {
     /// Copies `image` into RAM and sets the vCPU up in the image's mode at its entry.
     public func load(_ image: BootImage) throws {
         try image.load(into: memory)
-        try vcpu.setUp(mode: image.mode, entry: image.entry)
+        try vcpu.setUp(mode: image.mode, entry: image.entry, arguments: image.arguments)
     }
 
     /// Runs until an exit the caller must see (see `StopReason`).
