@@ -178,7 +178,38 @@ final class Serial16550Tests: XCTestCase {
         XCTAssertEqual(uart.read(port: 0x3FD, size: 1), 0x60, "LSR: THRE | TEMT")
         _ = uart.write(port: 0x3F8, size: 1, value: 0x41)
         XCTAssertEqual(uart.read(port: 0x3FD, size: 1), 0x60, "still empty after a write")
-        XCTAssertEqual(uart.read(port: 0x3FA, size: 1), 0xC1, "IIR: FIFOs on, nothing pending")
+        XCTAssertEqual(uart.read(port: 0x3FA, size: 1), 0x01, "IIR: nothing pending, FIFOs off (QEMU's reset state)")
+        _ = uart.write(port: 0x3FA, size: 1, value: 0x01)
+        XCTAssertEqual(uart.read(port: 0x3FA, size: 1), 0xC1, "IIR: FIFOs on once FCR enables them")
+    }
+
+    func testReceivedBytesAreReadThroughRBRWithDataReady() {
+        let uart = Serial16550(sink: .buffer)
+        uart.receive(Array("ok".utf8))
+        XCTAssertEqual(uart.read(port: 0x3FD, size: 1), 0x61, "LSR: data ready")
+        XCTAssertEqual(uart.read(port: 0x3F8, size: 1), UInt32(UInt8(ascii: "o")))
+        XCTAssertEqual(uart.read(port: 0x3F8, size: 1), UInt32(UInt8(ascii: "k")))
+        XCTAssertEqual(uart.read(port: 0x3FD, size: 1), 0x60, "LSR: no data left")
+        XCTAssertEqual(uart.read(port: 0x3F8, size: 1), 0, "RBR with nothing received")
+    }
+
+    func testInterruptLineFollowsTHREmptyAndReceivedData() {
+        let uart = Serial16550(sink: .buffer)
+        var levels: [Bool] = []
+        uart.interruptLine = { levels.append($0) }
+        _ = uart.write(port: 0x3F9, size: 1, value: 0x02)          // IER: THR empty
+        XCTAssertEqual(levels, [true], "enabling THRI with the THR empty raises IRQ 4")
+        XCTAssertEqual(uart.read(port: 0x3FA, size: 1), 0x02, "IIR: THR empty")
+        XCTAssertEqual(levels, [true, false], "reading IIR acknowledges it")
+        _ = uart.write(port: 0x3F8, size: 1, value: 0x41)
+        XCTAssertEqual(levels, [true, false, true], "each transmitted byte is a new edge")
+        _ = uart.write(port: 0x3F9, size: 1, value: 0x01)          // IER: received data only
+        XCTAssertEqual(levels.last, false)
+        uart.receive([0x7A])
+        XCTAssertEqual(levels.last, true, "received data raises the line")
+        XCTAssertEqual(uart.read(port: 0x3FA, size: 1), 0x04, "IIR: received data available")
+        XCTAssertEqual(uart.read(port: 0x3F8, size: 1), 0x7A)
+        XCTAssertEqual(levels.last, false, "reading the byte lowers it")
     }
 
     func testTransmitToBuffer() {

@@ -9,19 +9,29 @@ public enum OutputSink: Sendable {
     case discard
 }
 
-/// A 16550A UART (COM1 at 0x3f8) good for polled output: the transmitter is
-/// always empty, so LSR reads THRE|TEMT and a guest never waits. Divisor latch,
-/// scratch and the modem registers read back what was written.
+/// A 16550A UART (COM1 at 0x3f8, IRQ 4). The transmitter is always empty, so a
+/// polling guest never waits; with an interrupt line (an in-kernel irqchip) it
+/// also raises the THR-empty and received-data interrupts as QEMU's serial does.
+/// Input comes from `receive(_:)` (kvmrun feeds it from stdin).
+///
+/// Polled output takes no lock. Interrupt state and input are guarded by one
+/// mutex, touched only when interrupts are enabled or input is pending.
 public final class Serial16550: PortDevice {
     public static let com1: ClosedRange<UInt16> = 0x3F8...0x3FF
+    public static let irq: UInt32 = 4
 
     public let sink: OutputSink
     /// Everything the guest wrote, when the sink is `.buffer`.
     public private(set) var output: [UInt8] = []
     public private(set) var bytesWritten = 0
+    /// Raises (true) or lowers the UART's interrupt line; nil without an irqchip.
+    public var interruptLine: ((Bool) -> Void)?
 
-    private var ier: UInt8 = 0, lcr: UInt8 = 0, mcr: UInt8 = 0, scr: UInt8 = 0
+    private var ier: UInt8 = 0, lcr: UInt8 = 0, mcr: UInt8 = 0, scr: UInt8 = 0, fcr: UInt8 = 0
     private var dll: UInt8 = 0x0C, dlm: UInt8 = 0
+    private var thrInterruptPending = false
+    private var lineLevel = false
+    private let input = SerialInput()
 
     public init(sink: OutputSink = .fileDescriptor(1)) {
         self.sink = sink
@@ -30,18 +40,40 @@ public final class Serial16550: PortDevice {
     /// The captured output as text.
     public var text: String { String(decoding: output, as: UTF8.self) }
 
+    /// Queues bytes for the guest to read (any thread).
+    public func receive(_ bytes: [UInt8]) {
+        input.append(bytes)
+        if interruptLine != nil { input.locked { updateInterrupt() } }
+    }
+
     private var dlab: Bool { lcr & 0x80 != 0 }
 
     public func read(port: UInt16, size: Int) -> UInt32 {
         switch port & 7 {
-        case 0: UInt32(dlab ? dll : 0)             // RBR: no input yet
-        case 1: UInt32(dlab ? dlm : ier)
-        case 2: 0xC1                              // IIR: FIFOs enabled, no interrupt pending
-        case 3: UInt32(lcr)
-        case 4: UInt32(mcr)
-        case 5: 0x60                              // LSR: THR empty, transmitter empty
-        case 6: 0xB0                              // MSR: DCD, DSR, CTS
-        default: UInt32(scr)
+        case 0:
+            if dlab { return UInt32(dll) }
+            guard input.count > 0 else { return 0 }
+            return UInt32(input.locked { () -> UInt8 in
+                let byte = input.popFirst()
+                updateInterrupt()
+                return byte
+            })
+        case 1: return UInt32(dlab ? dlm : ier)
+        case 2:
+            guard interruptLine != nil else { return UInt32(identification) }
+            return UInt32(input.locked { () -> UInt8 in
+                let iir = identification
+                if iir & 0x0F == 0x02 {               // reading IIR acknowledges THR empty
+                    thrInterruptPending = false
+                    updateInterrupt()
+                }
+                return iir
+            })
+        case 3: return UInt32(lcr)
+        case 4: return UInt32(mcr)
+        case 5: return 0x60 | (input.count > 0 ? 0x01 : 0)   // THRE, TEMT, data ready
+        case 6: return 0xB0                                 // DCD, DSR, CTS
+        default: return UInt32(scr)
         }
     }
 
@@ -49,15 +81,58 @@ public final class Serial16550: PortDevice {
         let byte = UInt8(truncatingIfNeeded: value)
         switch port & 7 {
         case 0:
-            if dlab { dll = byte } else { transmit(byte) }
+            if dlab {
+                dll = byte
+            } else {
+                transmit(byte)
+                if interruptLine != nil {
+                    // The THR empties at once: a fresh edge for the THR-empty interrupt.
+                    input.locked {
+                        thrInterruptPending = false
+                        updateInterrupt()
+                        thrInterruptPending = true
+                        updateInterrupt()
+                    }
+                }
+            }
         case 1:
-            if dlab { dlm = byte } else { ier = byte & 0x0F }
+            if dlab {
+                dlm = byte
+            } else {
+                let enablingTHRI = byte & 0x02 != 0 && ier & 0x02 == 0
+                ier = byte & 0x0F
+                if interruptLine != nil {
+                    input.locked {
+                        if enablingTHRI { thrInterruptPending = true }
+                        updateInterrupt()
+                    }
+                }
+            }
+        case 2: fcr = byte & 0xC9
         case 3: lcr = byte
-        case 4: mcr = byte
+        case 4: mcr = byte & 0x1F
         case 7: scr = byte
         default: break
         }
         return .proceed
+    }
+
+    /// IIR: received data first, then THR empty, else none (FIFO bits when enabled).
+    private var identification: UInt8 {
+        let fifo: UInt8 = fcr & 0x01 != 0 ? 0xC0 : 0
+        if ier & 0x01 != 0 && input.count > 0 { return fifo | 0x04 }
+        if ier & 0x02 != 0 && thrInterruptPending { return fifo | 0x02 }
+        return fifo | 0x01
+    }
+
+    /// Sets the line to match IIR; only changes cost an ioctl.
+    private func updateInterrupt() {
+        guard let line = interruptLine else { return }
+        let level = identification & 0x01 == 0
+        if level != lineLevel {
+            lineLevel = level
+            line(level)
+        }
     }
 
     private func transmit(_ byte: UInt8) {
@@ -71,5 +146,42 @@ public final class Serial16550: PortDevice {
         case .discard:
             break
         }
+    }
+}
+
+/// Bytes waiting for the guest: appended by any thread, counted atomically so a
+/// polling guest's LSR reads take no lock.
+final class SerialInput {
+    private var bytes: [UInt8] = []
+    private var head = 0
+    private let pending = AtomicCounter()
+    private var mutex = pthread_mutex_t()
+
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+
+    var count: Int { pending.value }
+
+    func append(_ new: [UInt8]) {
+        locked {
+            bytes.append(contentsOf: new)
+            pending.add(new.count)
+        }
+    }
+
+    /// The oldest byte; call inside `locked` with `count > 0`.
+    func popFirst() -> UInt8 {
+        guard head < bytes.count else { return 0 }
+        let byte = bytes[head]
+        head += 1
+        pending.add(-1)
+        if head == bytes.count { bytes.removeAll(keepingCapacity: true); head = 0 }
+        return byte
+    }
+
+    func locked<R>(_ body: () -> R) -> R {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return body()
     }
 }

@@ -1,14 +1,22 @@
-/// A ready-to-run PC-like machine: a VM with RAM, one vCPU, and the standard
+/// A ready-to-run PC-like machine: a VM with RAM, its vCPUs, and the standard
 /// devices (COM1, isa-debug-exit, the hostcall port) on an I/O bus. What kvmrun
 /// runs, and the easiest way for a test to run guest code:
 ///
 ///     let machine = try Machine(memorySize: 64 << 20)
 ///     try machine.load(.flat(code, mode: .long, load: 0x100000))
 ///     let stop = try machine.run(timeout: .seconds(5))
+///
+/// With `irqchip: true` (implied by more than one vCPU) KVM emulates the PIC,
+/// IOAPIC, LAPICs and PIT in the kernel, as QEMU's `-M pc` with KVM does: HLT
+/// then waits in the kernel for an interrupt instead of ending the run.
 public final class Machine {
     public let kvm: KVM
     public let vm: VirtualMachine
-    public let vcpu: VCPU
+    /// vCPU 0, the bootstrap processor.
+    public var vcpu: VCPU { vcpus[0] }
+    /// Every vCPU; APs wait for INIT/SIPI in KVM (`MPState.uninitialized`).
+    public let vcpus: [VCPU]
+    public let hasIRQChip: Bool
     public let bus = IOBus()
     public let serial: Serial16550
     public let hostcall: HostCall
@@ -17,7 +25,8 @@ public final class Machine {
     /// Largest guest RAM accepted: what the long-mode identity map covers.
     public static var maxMemorySize: UInt64 { (BootLayout.maxIdentityMappedGiB << 30) - (PCLayout.highMemoryStart - PCLayout.lowMemoryLimit) }
 
-    public init(memorySize: UInt64 = 64 << 20, serial sink: OutputSink = .buffer, kvm: KVM? = nil) throws {
+    public init(memorySize: UInt64 = 64 << 20, vcpus count: Int = 1, irqchip: Bool = false,
+                serial sink: OutputSink = .buffer, kvm: KVM? = nil) throws {
         guard memorySize >= 1 << 20 else {
             throw ConfigurationError("guest memory of \(memorySize) bytes is too small: at least 1 MiB")
         }
@@ -27,26 +36,45 @@ public final class Machine {
         guard memorySize % GuestMemory.pageSize == 0 else {
             throw ConfigurationError("guest memory of \(memorySize) bytes is not a whole number of 4 KiB pages")
         }
-        self.kvm = try kvm ?? KVM()
-        vm = try self.kvm.createVM()
-        if self.kvm.check(.setTSSAddr) != 0 { try vm.setTSSAddress(PCLayout.tssAddress) }
+        let kvm = try kvm ?? KVM()
+        let maxVCPUs = max(kvm.check(.maxVCPUs), kvm.check(.nrVCPUs), 1)
+        guard count >= 1, count <= maxVCPUs else {
+            throw ConfigurationError("\(count) vCPUs: KVM allows 1 to \(maxVCPUs) (KVM_CAP_MAX_VCPUS)")
+        }
+        self.kvm = kvm
+        hasIRQChip = irqchip || count > 1
+        vm = try kvm.createVM()
+        if kvm.check(.setTSSAddr) != 0 { try vm.setTSSAddress(PCLayout.tssAddress) }
+        if hasIRQChip {
+            if kvm.check(.setIdentityMapAddr) != 0 { try vm.setIdentityMapAddress(PCLayout.identityMapAddress) }
+            try vm.createIRQChip()
+            try vm.createPIT2()
+        }
         try vm.addRAM(size: memorySize)
-        vcpu = try vm.createVCPU(id: 0)
+        var cpuid = try kvm.supportedCPUID()
+        if hasIRQChip {
+            // The in-kernel LAPIC does x2APIC and, where KVM says so, the TSC-deadline timer.
+            cpuid[1]?.ecx |= 1 << 21
+            if kvm.check(.tscDeadlineTimer) != 0 { cpuid[1]?.ecx |= 1 << 24 }
+        }
+        let vm = self.vm
+        vcpus = try (0..<count).map { try vm.createVCPU(id: UInt32($0), cpuid: cpuid) }
+        if hasIRQChip {
+            for ap in vcpus.dropFirst() { try ap.setMPState(.uninitialized) }
+        }
         serial = Serial16550(sink: sink)
         hostcall = HostCall(memory: vm.memory)
         try bus.attach(serial, ports: Serial16550.com1)
         try bus.attach(DebugExit(), ports: DebugExit.ports)
         try bus.attach(hostcall, ports: HostCall.port...HostCall.port)
+        if hasIRQChip {
+            serial.interruptLine = { level in try? vm.setIRQLine(Serial16550.irq, level: level) }
+        }
     }
 
-    /// Copies `image` into RAM and sets the vCPU up in the image's mode at its entry.
+    /// Copies `image` into RAM and sets the bootstrap vCPU up in the image's mode at its entry.
     public func load(_ image: BootImage) throws {
         try image.load(into: memory)
         try vcpu.setUp(mode: image.mode, entry: image.entry, arguments: image.arguments)
-    }
-
-    /// Runs until an exit the caller must see (see `StopReason`).
-    public func run(timeout: Duration? = nil, trace: ((VCPU, VMExit) -> Void)? = nil) throws -> StopReason {
-        try vcpu.run(bus: bus, timeout: timeout, trace: trace)
     }
 }

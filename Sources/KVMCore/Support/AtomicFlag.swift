@@ -15,3 +15,14 @@ public final class AtomicFlag: @unchecked Sendable {
 
     public var isRaised: Bool { ckvm_atomic_load(cell) != 0 }
 }
+
+/// An integer several threads add to; reads see the latest total.
+public final class AtomicCounter: @unchecked Sendable {
+    private let cell = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+
+    public init() { cell.initialize(to: 0) }
+    deinit { cell.deallocate() }
+
+    public func add(_ delta: Int) { ckvm_atomic_add_long(cell, delta) }
+    public var value: Int { ckvm_atomic_load_long(cell) }
+}

@@ -1,0 +1,77 @@
+import Glibc
+
+extension Machine {
+    /// Runs until an exit the caller must see (see `StopReason`). With several
+    /// vCPUs, each AP runs on its own thread and the bootstrap vCPU on the calling
+    /// one; the first stop that ends the run on any vCPU (debug-exit, shutdown, a
+    /// guest's HC_DONE, a timeout…) stops the others, and it is what returns.
+    /// Requests that resume (HC_SYNC, dump, snapshot) pause the whole machine only
+    /// when the bootstrap vCPU makes them; an AP's are resumed at once.
+    public func run(timeout: Duration? = nil, trace: ((VCPU, VMExit) -> Void)? = nil) throws -> StopReason {
+        guard vcpus.count > 1 else { return try vcpu.run(bus: bus, timeout: timeout, trace: trace) }
+        let outcome = FirstOutcome()
+        let bsp = vcpu
+        var threads: [PosixThread] = []
+        defer {
+            for ap in vcpus.dropFirst() { ap.stop() }
+            for thread in threads { thread.join() }
+        }
+        for ap in vcpus.dropFirst() {
+            threads.append(try PosixThread { [bus] in
+                while true {
+                    do {
+                        let stop = try ap.run(bus: bus, trace: trace)
+                        switch stop {
+                        case .sync, .nestedDumpRequested, .snapshotRequested:
+                            continue
+                        case .stopped where outcome.isSettled:
+                            return
+                        default:
+                            if outcome.settle(.success(stop)) { bsp.stop() }
+                            return
+                        }
+                    } catch {
+                        if outcome.settle(.failure(error)) { bsp.stop() }
+                        return
+                    }
+                }
+            })
+        }
+        let stop: StopReason
+        do {
+            stop = try bsp.run(bus: bus, timeout: timeout, trace: trace)
+        } catch {
+            _ = outcome.settle(.failure(error))
+            return try outcome.result!.get()
+        }
+        if case .stopped = stop, let apOutcome = outcome.result { return try apOutcome.get() }
+        _ = outcome.settle(.success(stop))
+        return try outcome.result!.get()
+    }
+}
+
+/// The first of several threads' results; later ones are dropped.
+final class FirstOutcome: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var stored: Result<StopReason, Error>?
+
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+
+    /// Records `result` if nothing was recorded yet; true when it was first.
+    func settle(_ result: Result<StopReason, Error>) -> Bool {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        guard stored == nil else { return false }
+        stored = result
+        return true
+    }
+
+    var result: Result<StopReason, Error>? {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return stored
+    }
+
+    var isSettled: Bool { result != nil }
+}
