@@ -1,3 +1,5 @@
+import Glibc
+
 /// A device on the I/O port bus.
 public protocol PortDevice: AnyObject {
     /// The value a guest `in` of `size` bytes (1, 2, 4) reads at `port`.
@@ -15,6 +17,9 @@ public protocol MMIODevice: AnyObject {
 /// Routes port and MMIO exits to devices. Ports are found through a 64 Ki-entry
 /// table (one lookup, no search); unassigned ports and addresses behave as on
 /// QEMU: reads give all ones, writes are ignored, and both are counted.
+///
+/// A bus shared by several vCPU threads serializes device accesses with one
+/// mutex; a single vCPU's bus takes no lock.
 public final class IOBus {
     /// Device index + 1 for each port; 0 = unassigned.
     private let portTable: UnsafeMutablePointer<UInt8>
@@ -25,10 +30,21 @@ public final class IOBus {
     /// exclusivity check (swift_beginAccess/endAccess) every time.
     private let counters: UnsafeMutablePointer<Int>
 
+    /// Held around each access when several vCPUs share the bus.
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>?
+
     public var unassignedPortAccesses: Int { counters[0] }
     public var unassignedMMIOAccesses: Int { counters[1] }
 
-    public init() {
+    /// `shared`: several vCPU threads will dispatch to this bus at once.
+    public init(shared: Bool = false) {
+        if shared {
+            let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+            pthread_mutex_init(m, nil)
+            mutex = m
+        } else {
+            mutex = nil
+        }
         portTable = .allocate(capacity: 0x10000)
         portTable.initialize(repeating: 0, count: 0x10000)
         counters = .allocate(capacity: 2)
@@ -36,6 +52,10 @@ public final class IOBus {
     }
 
     deinit {
+        if let mutex {
+            pthread_mutex_destroy(mutex)
+            mutex.deallocate()
+        }
         portTable.deallocate()
         counters.deallocate()
     }
@@ -64,6 +84,8 @@ public final class IOBus {
     /// Handles a port exit, string I/O included (`count` accesses of `size` bytes).
     @inline(__always)
     public func dispatch(_ io: PortIO) -> DeviceAction {
+        if let mutex { pthread_mutex_lock(mutex) }
+        defer { if let mutex { pthread_mutex_unlock(mutex) } }
         let slot = Int(portTable[Int(io.port)])
         guard slot != 0 else {
             counters[0] &+= io.count
@@ -90,6 +112,8 @@ public final class IOBus {
 
     /// Handles an MMIO exit.
     public func dispatch(_ access: MMIOAccess) -> DeviceAction {
+        if let mutex { pthread_mutex_lock(mutex) }
+        defer { if let mutex { pthread_mutex_unlock(mutex) } }
         for (range, device) in mmioDevices where range.contains(access.address) {
             if access.isWrite {
                 return device.write(address: access.address, size: access.size, value: access.value)

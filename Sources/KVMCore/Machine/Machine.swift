@@ -17,7 +17,7 @@ public final class Machine {
     /// Every vCPU; APs wait for INIT/SIPI in KVM (`MPState.uninitialized`).
     public let vcpus: [VCPU]
     public let hasIRQChip: Bool
-    public let bus = IOBus()
+    public let bus: IOBus
     public let serial: Serial16550
     public let hostcall: HostCall
     public var memory: GuestMemory { vm.memory }
@@ -43,6 +43,7 @@ public final class Machine {
         }
         self.kvm = kvm
         hasIRQChip = irqchip || count > 1
+        bus = IOBus(shared: count > 1)
         vm = try kvm.createVM()
         if kvm.check(.setTSSAddr) != 0 { try vm.setTSSAddress(PCLayout.tssAddress) }
         if hasIRQChip {
