@@ -15,6 +15,7 @@ enum ExitStatus: Int32, CaseIterable {
     case protocolError = 22
     case badStateFile = 24
     case interrupted = 130
+    case terminated = 143
 
     var meaning: String {
         switch self {
@@ -31,7 +32,8 @@ enum ExitStatus: Int32, CaseIterable {
         case .nestingUnavailable: "--nested was asked for but the host cannot nest (the reason is printed)"
         case .protocolError: "the guest broke the hostcall protocol (Docs/PROTOCOL.md)"
         case .badStateFile: "a saved state file is corrupt, truncated, or of the wrong kind"
-        case .interrupted: "kvmrun was stopped by SIGINT"
+        case .interrupted: "kvmrun was stopped by SIGINT (the vCPUs stopped cleanly, the terminal restored)"
+        case .terminated: "kvmrun was stopped by SIGTERM or SIGHUP"
         }
     }
 }

@@ -5,8 +5,27 @@ import KVMCore
 /// The options that say what guest to run and on what machine; shared by the
 /// subcommands that run guests.
 struct GuestOptions: ParsableArguments {
-    @Argument(help: "A flat binary or static ELF32/ELF64. Without one, the built-in guest 'hello-c' runs.")
+    @Argument(help: "A multiboot kernel, static ELF32/ELF64 or flat binary. Without one, the built-in guest 'hello-c' runs.")
     var guest: String?
+
+    @Option(name: [.customLong("kernel", withSingleDash: true), .customLong("kernel")],
+            help: ArgumentHelp("The guest, as QEMU's -kernel names it.", valueName: "file"))
+    var kernel: String?
+
+    @Option(name: [.customLong("append", withSingleDash: true), .customLong("append")],
+            help: ArgumentHelp("The kernel command line (multiboot).", valueName: "args"))
+    var append: String?
+
+    @Option(name: [.customLong("initrd", withSingleDash: true), .customLong("initrd")],
+            help: ArgumentHelp("Multiboot modules, QEMU's syntax: \"file1 args,file2\" (module 0 first).", valueName: "files"))
+    var initrd: String?
+
+    @Option(name: [.customLong("smp", withSingleDash: true), .customLong("smp")],
+            help: ArgumentHelp("vCPUs: N or cpus=N (more than one gives each its own thread and an in-kernel irqchip).", valueName: "n"))
+    var smp: String?
+
+    @OptionGroup(title: "QEMU compatibility (accepted so QEMU command lines run unchanged)")
+    var qemu: QEMUOptions
 
     @Option(help: ArgumentHelp("Run a guest built into kvmrun instead of a file.", valueName: "name"))
     var builtin: String?
@@ -29,7 +48,19 @@ struct GuestOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Let the guest run a hypervisor: --nested (only where the host can nest), --nested=force (set VMX/SVM anyway), --nested=off.", valueName: "on|force|off"))
     var nested: String?
 
-    var guestName: String { guest ?? builtin ?? "hello-c" }
+    var guestPath: String? { kernel ?? guest }
+    var guestName: String { guestPath ?? builtin ?? "hello-c" }
+
+    /// `-smp N` or `-smp cpus=N,…`.
+    func vcpuCount() throws -> Int {
+        guard let smp else { return 1 }
+        let first = smp.split(separator: ",").first.map(String.init) ?? ""
+        let value = first.hasPrefix("cpus=") ? String(first.dropFirst(5)) : first
+        guard let n = Int(value), n >= 1 else {
+            throw CLIError(.usage, "-smp \(smp): expected a number of vCPUs, at least 1")
+        }
+        return n
+    }
 
     /// The run's time limit, if any.
     func timeLimit() throws -> Duration? {
@@ -50,15 +81,22 @@ struct GuestOptions: ParsableArguments {
         guard let policy = NestingPolicy(rawValue: nested ?? "off") else {
             throw CLIError(.usage, "--nested=\(nested ?? ""): expected on, force or off")
         }
+        do {
+            try Machine.checkMemorySize(memorySize)
+        } catch let error as ConfigurationError {
+            throw CLIError(.usage, "-m \(memory): \(error)")
+        }
         _ = try timeLimit()
+        try qemu.check()
+        let vcpus = try vcpuCount()
         let loadAddress = try address(load, "--load")
         let entryAddress = try address(entry, "--entry")
         let image = try bootImage(mode: cpuMode, load: loadAddress, entry: entryAddress, memorySize: memorySize)
         let machine: Machine
         do {
-            machine = try Machine(memorySize: memorySize, serial: serial, kvm: try openKVM())
+            machine = try Machine(memorySize: memorySize, vcpus: vcpus, serial: serial, kvm: try openKVM())
         } catch let error as ConfigurationError {
-            throw CLIError(.usage, "-m \(memory): \(error)")
+            throw CLIError(.usage, "\(error)")
         }
         do {
             for warning in try machine.vcpu.enableNesting(policy) { eprint("kvmrun: warning: \(warning)") }
@@ -80,8 +118,9 @@ struct GuestOptions: ParsableArguments {
     }
 
     private func bootImage(mode: CPUMode, load: UInt64?, entry: UInt64?, memorySize: UInt64) throws -> BootImage {
-        if guest != nil && builtin != nil { throw CLIError(.usage, "give a guest file or --builtin, not both") }
-        if let path = guest {
+        if guest != nil && kernel != nil { throw CLIError(.usage, "give the guest once: as an argument or with -kernel") }
+        if guestPath != nil && builtin != nil { throw CLIError(.usage, "give a guest file or --builtin, not both") }
+        if let path = guestPath {
             let bytes: [UInt8]
             do {
                 bytes = try Files.read(path, limit: memorySize)

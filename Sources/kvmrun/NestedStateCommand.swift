@@ -43,15 +43,9 @@ struct NestedStateCommand: ParsableCommand {
     private func runAndDump() throws {
         var options = self.options
         if options.nested == nil { options.nested = "on" }
-        let dumpRequested = AtomicFlag()
-        var machineForSignal: Machine?
-        let watcher = try SignalWatcher([SIGUSR1]) { _ in
-            dumpRequested.raise()
-            machineForSignal?.vcpu.stop()
-        }
-        defer { withExtendedLifetime(watcher) {} }
+        let session = try Session()
         let machine = try options.makeMachine()
-        machineForSignal = machine
+        try session.attach(machine)
         let timeout = try options.timeLimit()
         var count = 0
         while true {
@@ -63,11 +57,12 @@ struct NestedStateCommand: ParsableCommand {
                 continue
             case .sync:
                 continue
-            case .stopped where dumpRequested.take():
+            case .stopped where session.dumpRequested.take():
                 count += 1
                 try dump(machine.vcpu, trigger: "signal", index: count)
                 continue
             default:
+                if case .stopped = stop, let interruption = session.interruption { throw interruption }
                 count += 1
                 try dump(machine.vcpu, trigger: "exit", index: count)
                 try finishRun(stop, timeout: options.timeout)

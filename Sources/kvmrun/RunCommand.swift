@@ -29,7 +29,9 @@ struct RunCommand: ParsableCommand {
             for image in GuestImage.all { print("\(pad(image.name, 16)) \(image.summary)") }
             return
         }
+        let session = try Session()
         let machine = try options.makeMachine()
+        try session.attach(machine)
         machine.vcpu.statistics.measureTime = stats
         let timeout = try options.timeLimit()
         var stop: StopReason
@@ -37,6 +39,7 @@ struct RunCommand: ParsableCommand {
             stop = try machine.run(timeout: timeout, trace: trace ? traceExit : nil)
         } while resumes(after: stop)
         if stats { printStatistics(machine) }
+        if case .stopped = stop, let interruption = session.interruption { throw interruption }
         try finishRun(stop, timeout: options.timeout)
     }
 

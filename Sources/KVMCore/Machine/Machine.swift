@@ -25,8 +25,9 @@ public final class Machine {
     /// Largest guest RAM accepted: what the long-mode identity map covers.
     public static var maxMemorySize: UInt64 { (BootLayout.maxIdentityMappedGiB << 30) - (PCLayout.highMemoryStart - PCLayout.lowMemoryLimit) }
 
-    public init(memorySize: UInt64 = 64 << 20, vcpus count: Int = 1, irqchip: Bool = false,
-                serial sink: OutputSink = .buffer, kvm: KVM? = nil) throws {
+    /// Refuses guest RAM this machine cannot lay out: under 1 MiB, not whole pages,
+    /// or more than the long-mode identity map covers.
+    public static func checkMemorySize(_ memorySize: UInt64) throws {
         guard memorySize >= 1 << 20 else {
             throw ConfigurationError("guest memory of \(memorySize) bytes is too small: at least 1 MiB")
         }
@@ -36,6 +37,11 @@ public final class Machine {
         guard memorySize % GuestMemory.pageSize == 0 else {
             throw ConfigurationError("guest memory of \(memorySize) bytes is not a whole number of 4 KiB pages")
         }
+    }
+
+    public init(memorySize: UInt64 = 64 << 20, vcpus count: Int = 1, irqchip: Bool = false,
+                serial sink: OutputSink = .buffer, kvm: KVM? = nil) throws {
+        try Machine.checkMemorySize(memorySize)
         let kvm = try kvm ?? KVM()
         let maxVCPUs = max(kvm.check(.maxVCPUs), kvm.check(.nrVCPUs), 1)
         guard count >= 1, count <= maxVCPUs else {

@@ -1,0 +1,90 @@
+import ArgumentParser
+import KVMCore
+
+/// QEMU's spellings for what kvmrun's machine is anyway, so a command line
+/// written for `qemu-system-x86_64 -kernel` runs unchanged. Each is checked:
+/// a value that asks for something kvmrun's machine is not is an error, never
+/// silently ignored.
+struct QEMUOptions: ParsableArguments {
+    @Option(name: [.customLong("machine", withSingleDash: true), .customShort("M")],
+            help: ArgumentHelp("pc, q35 or microvm; accel=kvm (the machine is always a PC on KVM).", valueName: "type"))
+    var machine: String?
+
+    @Option(name: .customLong("accel", withSingleDash: true), help: ArgumentHelp("kvm.", valueName: "kvm"))
+    var accel: String?
+
+    @Flag(name: .customLong("enable-kvm", withSingleDash: true), help: "Always on.")
+    var enableKVM = false
+
+    @Flag(name: .customLong("nodefaults", withSingleDash: true), help: "kvmrun has no default devices beyond COM1, debug-exit and fw_cfg.")
+    var nodefaults = false
+
+    @Flag(name: .customLong("no-reboot", withSingleDash: true), help: "A triple fault always ends the run (status 12).")
+    var noReboot = false
+
+    @Flag(name: .customLong("nographic", withSingleDash: true), help: "There is no display.")
+    var nographic = false
+
+    @Option(name: .customLong("display", withSingleDash: true), help: ArgumentHelp("none.", valueName: "none"))
+    var display: String?
+
+    @Option(name: .customLong("serial", withSingleDash: true), help: ArgumentHelp("stdio (COM1 is always on stdout).", valueName: "stdio"))
+    var serial: String?
+
+    @Option(name: .customLong("device", withSingleDash: true),
+            help: ArgumentHelp("isa-debug-exit,iobase=0xf4[,iosize=N] (always present at 0xf4).", valueName: "spec"))
+    var devices: [String] = []
+
+    @Option(name: .customLong("cpu", withSingleDash: true),
+            help: ArgumentHelp("host or max: the vCPU gets what KVM_GET_SUPPORTED_CPUID offers.", valueName: "model"))
+    var cpu: String?
+
+    func check() throws {
+        for part in (machine ?? "").split(separator: ",") {
+            let item = String(part)
+            if item.hasPrefix("accel=") {
+                try checkAccel(String(item.dropFirst(6)), "-machine \(machine!)")
+            } else if !["pc", "q35", "microvm", "type=pc", "type=q35", "type=microvm"].contains(item) && !item.contains("=") {
+                throw CLIError(.usage, "-machine \(machine!): kvmrun's machine is a PC (pc, q35 or microvm accepted)")
+            }
+        }
+        if let accel { try checkAccel(accel, "-accel \(accel)") }
+        if let display, display != "none" { throw CLIError(.usage, "-display \(display): kvmrun has no display (use none)") }
+        if let serial, serial != "stdio" && serial != "mon:stdio" {
+            throw CLIError(.usage, "-serial \(serial): COM1 always goes to stdout (use stdio)")
+        }
+        for device in devices { try checkDevice(device) }
+        if let cpu, !["host", "max"].contains(cpu.split(separator: ",").first.map(String.init) ?? "") {
+            throw CLIError(.usage, "-cpu \(cpu): kvmrun offers the CPUID KVM supports (host or max)")
+        }
+    }
+
+    private func checkAccel(_ value: String, _ flag: String) throws {
+        guard value.split(separator: ":").contains("kvm") else {
+            throw CLIError(.usage, "\(flag): kvmrun runs on KVM only")
+        }
+    }
+
+    private func checkDevice(_ spec: String) throws {
+        let parts = spec.split(separator: ",").map(String.init)
+        guard parts.first == "isa-debug-exit" else {
+            throw CLIError(.usage, "-device \(spec): kvmrun has isa-debug-exit only")
+        }
+        for option in parts.dropFirst() {
+            let kv = option.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2, let value = Parse.address(kv[1]) else {
+                throw CLIError(.usage, "-device \(spec): cannot read \(option)")
+            }
+            switch kv[0] {
+            case "iobase" where value != 0xF4:
+                throw CLIError(.usage, "-device \(spec): kvmrun's isa-debug-exit is at iobase=0xf4")
+            case "iosize" where value == 0 || value > 4:
+                throw CLIError(.usage, "-device \(spec): iosize must be 1 to 4")
+            case "iobase", "iosize":
+                break
+            default:
+                throw CLIError(.usage, "-device \(spec): unknown property \(kv[0])")
+            }
+        }
+    }
+}
