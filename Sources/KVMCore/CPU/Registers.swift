@@ -14,6 +14,7 @@ public typealias LAPICState = kvm_lapic_state
 /// The XSAVE area, sized by KVM_CAP_XSAVE2 (larger than 4 KiB with AMX).
 public struct XSAVEState: Equatable, Sendable {
     public var bytes: [UInt8]
+    public init(bytes: [UInt8]) { self.bytes = bytes }
 }
 
 /// KVM_GET/SET_MP_STATE values.

@@ -1,0 +1,98 @@
+/// Everything KVM lets userspace read of one vCPU — what the kernel selftests'
+/// `vcpu_save_state` takes — so it can be put into a fresh vCPU, in this process
+/// or another, and the guest carries on as if nothing happened.
+public struct VCPUState: Sendable {
+    public var cpuid: CPUID
+    public var registers: Registers
+    public var specialRegisters: SpecialRegisters
+    public var xsave: XSAVEState
+    public var xcrs: XCRs?
+    public var msrs: [MSR]
+    public var events: VCPUEvents
+    public var mpState: MPState
+    public var debugRegisters: DebugRegisters
+    /// With an in-kernel irqchip.
+    public var lapic: LAPICState?
+    /// KVM_GET_NESTED_STATE's bytes, where the host has nested state.
+    public var nestedState: [UInt8]?
+}
+
+/// MSRs a guest hypervisor sets that KVM_GET_MSR_INDEX_LIST may leave out.
+private let nestingMSRs: [UInt32] = [MSR.featureControl, MSR.vmCR, 0xC001_0117 /* VM_HSAVE_PA */]
+
+extension VCPU {
+    /// Reads the whole vCPU state. An in-flight port or MMIO exit is completed
+    /// first, or RIP would still point at the instruction and a restored guest
+    /// would repeat it.
+    public func saveState() throws -> VCPUState {
+        try completePendingIO()
+        let kvm = vm.kvm
+        return VCPUState(
+            cpuid: try cpuid(),
+            registers: try registers(),
+            specialRegisters: try specialRegisters(),
+            xsave: try xsave(),
+            xcrs: kvm.check(.xcrs) != 0 ? try xcrs() : nil,
+            msrs: try readableMSRs(),
+            events: try events(),
+            mpState: try mpState(),
+            debugRegisters: try debugRegisters(),
+            lapic: try? lapic(),
+            nestedState: kvm.check(.nestedState) != 0 ? try nestedStateBytes() : nil)
+    }
+
+    /// Writes `state` in the order the kernel selftests' `vcpu_load_state` uses:
+    /// CPUID, sregs (EFER, including SVME, before anything that depends on it),
+    /// MSRs, XCRs, XSAVE, events, MP state, debug registers, regs, LAPIC, and the
+    /// nested state last. CPUID can only change before the vCPU first runs, so
+    /// restore into a fresh vCPU.
+    public func restoreState(_ state: VCPUState) throws {
+        try setCPUID(state.cpuid)
+        try setSpecialRegisters(state.specialRegisters)
+        try restoreMSRs(state.msrs)
+        if let xcrs = state.xcrs { try setXCRs(xcrs) }
+        try setXSAVE(state.xsave)
+        try setEvents(state.events)
+        try setMPState(state.mpState)
+        try setDebugRegisters(state.debugRegisters)
+        try setRegisters(state.registers)
+        if let lapic = state.lapic { try setLAPIC(lapic) }
+        if let bytes = state.nestedState {
+            try setNestedState(try NestedState(bytes: bytes))
+        }
+    }
+
+    /// KVM_SET_MSRS for all of `msrs`. An MSR KVM refuses to write is accepted
+    /// only when this vCPU already holds exactly the saved value (KVM lets some
+    /// paravirtual MSRs be read but not written back as they are); any other
+    /// refusal throws, naming the MSR — nothing is silently lost.
+    func restoreMSRs(_ msrs: [MSR]) throws {
+        var pending = msrs[...]
+        while !pending.isEmpty {
+            let written = try MSR.set(Array(pending), on: handle)
+            guard written < pending.count else { return }
+            let refused = pending[pending.startIndex + written]
+            let current = try MSR.get([refused.index], on: handle).first
+            guard current == refused else {
+                throw KVMError("KVM_SET_MSRS", errno: .EINVAL,
+                               hint: "KVM refused MSR \(hex(refused.index)) = \(hex(refused.value))" +
+                                   (current.map { " (the vCPU holds \(hex($0.value)))" } ?? ""))
+            }
+            pending = pending.dropFirst(written + 1)
+        }
+    }
+
+    /// The MSRs KVM saves for this vCPU (its index list, plus the nesting MSRs),
+    /// skipping any it refuses to read: KVM_GET_MSRS stops at the first refusal.
+    func readableMSRs() throws -> [MSR] {
+        var pending = try vm.kvm.msrIndexList()
+        for index in nestingMSRs where !pending.contains(index) { pending.append(index) }
+        var read: [MSR] = []
+        while !pending.isEmpty {
+            let got = try MSR.get(pending, on: handle)
+            read += got
+            pending.removeFirst(min(got.count + 1, pending.count))
+        }
+        return read
+    }
+}
