@@ -12,6 +12,10 @@ public final class HostCall: PortDevice {
     public struct Fact: Equatable, Sendable {
         public let key: String
         public let value: UInt64
+        public init(key: String, value: UInt64) {
+            self.key = key
+            self.value = value
+        }
     }
 
     private let memory: GuestMemory
