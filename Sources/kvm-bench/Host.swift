@@ -1,3 +1,4 @@
+import CKVM
 import Glibc
 
 /// What the numbers were measured on.
@@ -38,7 +39,7 @@ struct HostFacts {
         var api = -1
         let fd = open("/dev/kvm", O_RDWR | O_CLOEXEC)
         if fd >= 0 {
-            api = Int(ckvmGetAPIVersion(fd))
+            api = Int(ckvm_ioctl(fd, CKVM_GET_API_VERSION, 0))
             close(fd)
         }
         let load = readTextFile("/proc/loadavg").map { $0.split(separator: " ").prefix(3).joined(separator: " ") } ?? "?"
@@ -46,13 +47,6 @@ struct HostFacts {
                          kernel: "Linux \(release) \(machine)", kvmModules: modules, kvmAPIVersion: api,
                          loadAverage: load)
     }
-}
-
-/// KVM_GET_API_VERSION = _IO(0xAE, 0x00).
-private func ckvmGetAPIVersion(_ fd: Int32) -> Int32 {
-    typealias IoctlFn = @convention(c) (CInt, CUnsignedLong, CUnsignedLong) -> CInt
-    guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "ioctl") else { return -1 }
-    return unsafeBitCast(sym, to: IoctlFn.self)(fd, 0xAE00, 0)
 }
 
 extension Substring {

@@ -7,6 +7,7 @@ struct ChildResult {
     var status: Int32          // raw wait status
     var wallNanoseconds: UInt64
     var maxRSSKiB: Int         // wait4's ru_maxrss
+    var cpuNanoseconds: UInt64 // wait4's ru_utime + ru_stime
     var stderr: String
 
     var exitedCleanly: Bool { status & 0x7f == 0 && (status >> 8) & 0xff == 0 }
@@ -91,7 +92,9 @@ func spawnAndWait(_ argv: CArgv, captureStderr: Bool = false) throws -> ChildRes
         close(pipeFDs[0])
         text = String(decoding: bytes, as: UTF8.self)
     }
-    return ChildResult(status: status, wallNanoseconds: end - start, maxRSSKiB: usage.ru_maxrss, stderr: text)
+    func ns(_ t: timeval) -> UInt64 { UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_usec) * 1000 }
+    return ChildResult(status: status, wallNanoseconds: end - start, maxRSSKiB: usage.ru_maxrss,
+                       cpuNanoseconds: ns(usage.ru_utime) + ns(usage.ru_stime), stderr: text)
 }
 
 // MARK: Peak RSS
@@ -113,13 +116,13 @@ struct RSSResult {
     var status: Int32
 }
 
-private typealias PtraceFn = @convention(c) (CInt, pid_t, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> CLong
-private let ptraceFn: PtraceFn? = {
-    // ptrace(2) is variadic in glibc, which Swift cannot import; its arguments are
-    // all integers/pointers, so a fixed four-argument call is ABI-compatible.
-    guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "ptrace") else { return nil }
-    return unsafeBitCast(sym, to: PtraceFn.self)
-}()
+/// ptrace(2). glibc declares it variadic, which Swift does not import; its
+/// arguments here are all integers and pointers, passed in the same registers by a
+/// fixed four-argument call, so the symbol is bound directly (this also works in a
+/// -static-executable build, where dlsym finds nothing).
+@_silgen_name("ptrace")
+private func sysPtrace(_ request: CInt, _ pid: pid_t, _ addr: UnsafeMutableRawPointer?,
+                       _ data: UnsafeMutableRawPointer?) -> CLong
 
 private let PTRACE_TRACEME_: CInt = 0
 private let PTRACE_CONT_: CInt = 7
@@ -129,7 +132,7 @@ private let PTRACE_O_EXITKILL_: Int = 0x100000
 private let PTRACE_EVENT_EXIT_: Int32 = 6
 
 func peakRSS(_ argv: CArgv) throws -> RSSResult {
-    guard let ptrace = ptraceFn else { throw BenchError("ptrace not found") }
+    let ptrace = sysPtrace
     let devNull = open("/dev/null", O_RDWR | O_CLOEXEC)
     guard devNull >= 0 else { throw BenchError("/dev/null: \(String(cString: strerror(errno)))") }
     defer { close(devNull) }

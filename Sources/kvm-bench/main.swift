@@ -1,8 +1,8 @@
 // kvm-bench: KVMCore and kvmrun against the C baseline (kvm-baseline), in one run.
 //
 //   swift build -c release --static-swift-stdlib --scratch-path X
-//   X/release/kvm-bench [--json] [--runs N] [--startup-runs N] [--only exit|startup]
-//                       [--kvmrun PATH] [--baseline PATH]
+//   X/release/kvm-bench [--json] [--runs N] [--startup-runs N]
+//                       [--only exit|startup|swift-loop] [--kvmrun PATH] [--baseline PATH]
 //
 // 1. Exit round trip: ns per exit of KVMCore's dispatching loop (Machine +
 //    vcpu.run(bus:), in this process) and of the C loop (kvm-baseline
@@ -22,17 +22,20 @@ struct Options {
     var startupRuns = 30
     var runExit = true
     var runStartup = true
+    /// --only swift-loop: KVMCore's loop alone, for profilers (callgrind, strace -c).
+    var swiftLoopOnly = false
     var kvmrun: String?
     var baseline: String?
 }
 
 func usage() -> Never {
     fputs("""
-        usage: kvm-bench [--json] [--runs N] [--startup-runs N] [--only exit|startup]
-                         [--kvmrun PATH] [--baseline PATH]
+        usage: kvm-bench [--json] [--runs N] [--startup-runs N]
+                         [--only exit|startup|swift-loop] [--kvmrun PATH] [--baseline PATH]
           --runs N          exit-round-trip runs of each loop, after one warm-up (default 7)
           --startup-runs N  start-up runs of each program, after 3 warm-ups (default 30)
-          --only WHAT       run only the exit or the start-up benchmark
+          --only WHAT       run only the exit or the start-up benchmark; swift-loop: only
+                            KVMCore's loop, --runs times, no C and no table (for profilers)
           --kvmrun, --baseline PATH   other binaries than the ones next to kvm-bench
 
         """, stderr)
@@ -59,6 +62,7 @@ func parseOptions() -> Options {
             switch value() {
             case "exit": o.runStartup = false
             case "startup": o.runExit = false
+            case "swift-loop": o.swiftLoopOnly = true
             default: usage()
             }
         case "--kvmrun": o.kvmrun = value()
@@ -213,6 +217,9 @@ func runExitBench() throws -> ExitBench {
 struct StartupBench {
     var kvmrunMs: [Double] = []
     var cMs: [Double] = []
+    /// user + system CPU time of each run (wait4), not inflated by waiting for a CPU.
+    var kvmrunCpuMs: [Double] = []
+    var cCpuMs: [Double] = []
     var kvmrunRSS: [RSSResult] = []
     var cRSS: [RSSResult] = []
     var kvmrunSpawnMaxRSS: [Int] = []
@@ -263,10 +270,12 @@ func runStartupBench() throws -> StartupBench {
             if which == 0 {
                 let r = try timed(kvmrunArgv, "kvmrun")
                 bench.kvmrunMs.append(Double(r.wallNanoseconds) / 1e6)
+                bench.kvmrunCpuMs.append(Double(r.cpuNanoseconds) / 1e6)
                 bench.kvmrunSpawnMaxRSS.append(r.maxRSSKiB)
             } else {
                 let r = try timed(cArgv, "kvm-baseline")
                 bench.cMs.append(Double(r.wallNanoseconds) / 1e6)
+                bench.cCpuMs.append(Double(r.cpuNanoseconds) / 1e6)
                 bench.cSpawnMaxRSS.append(r.maxRSSKiB)
             }
         }
@@ -281,6 +290,19 @@ func runStartupBench() throws -> StartupBench {
 }
 
 // MARK: Run
+
+if options.swiftLoopOnly {
+    for _ in 0..<options.exitRuns {
+        do {
+            let t = try swiftExitRun()
+            print("KVMCore loop: \(fmt(t.wallNs, 1)) ns/exit, \(fmt(t.cpuNs, 1)) ns/exit thread CPU time")
+        } catch {
+            fputs("kvm-bench: \(error)\n", stderr)
+            exit(1)
+        }
+    }
+    exit(0)
+}
 
 let host = HostFacts.gather()
 var exitBench: ExitBench?
@@ -349,18 +371,20 @@ func printTable() {
         print("   kvmrun:       \(s.kvmrunCommand)")
         print("   kvm-baseline: \(s.cCommand)")
         print("   " + padRight("", 14) + padLeft("median ms", 11) + padLeft("min", 8) + padLeft("max", 8)
-              + padLeft("peak RSS", 12) + padLeft("ru_maxrss", 12))
-        func row(_ name: String, _ ms: [Double], _ peak: Int, _ ru: [RSSResult]) {
+              + padLeft("CPU ms", 9) + padLeft("peak RSS", 12) + padLeft("ru_maxrss", 12))
+        func row(_ name: String, _ ms: [Double], _ cpu: [Double], _ peak: Int, _ ru: [RSSResult]) {
             let ruMax = ru.map(\.ruMaxRSSKiB).max() ?? -1
             print("   " + padRight(name, 14) + padLeft(fmt(median(ms), 3), 11) + padLeft(fmt(ms.min() ?? .nan, 3), 8)
-                  + padLeft(fmt(ms.max() ?? .nan, 3), 8) + padLeft(fmt(Double(peak) / 1024, 2) + " MiB", 12)
-                  + padLeft(fmt(Double(ruMax) / 1024, 2) + " MiB", 12))
+                  + padLeft(fmt(ms.max() ?? .nan, 3), 8) + padLeft(fmt(median(cpu), 3), 9)
+                  + padLeft(fmt(Double(peak) / 1024, 2) + " MiB", 12) + padLeft(fmt(Double(ruMax) / 1024, 2) + " MiB", 12))
         }
-        row("kvmrun", s.kvmrunMs, s.kvmrunPeakKiB, s.kvmrunRSS)
-        row("kvm-baseline", s.cMs, s.cPeakKiB, s.cRSS)
+        row("kvmrun", s.kvmrunMs, s.kvmrunCpuMs, s.kvmrunPeakKiB, s.kvmrunRSS)
+        row("kvm-baseline", s.cMs, s.cCpuMs, s.cPeakKiB, s.cRSS)
         print("   " + padRight("ratio kvmrun/C", 14) + padLeft(fmt(s.ratio, 3), 11) + "   target <= 1.50        " + verdict(tr))
         print("   " + padRight("RSS kvmrun - C", 14) + padLeft((s.rssDeltaMiB >= 0 ? "+" : "") + fmt(s.rssDeltaMiB, 2), 11)
               + " MiB target <= +6 MiB   " + verdict(tm))
+        print("   CPU ms = median user+system time (wait4), not inflated by waiting for a CPU: ratio "
+              + fmt(median(s.kvmrunCpuMs) / median(s.cCpuMs), 3))
         print("   peak RSS = VmHWM of the program at exit (ptrace stop, max of \(rssRuns) runs); ru_maxrss = wait4 of the same")
         print("   fork+exec run, which also counts pages fork copied from kvm-bench (posix_spawn children would report")
         print("   kvm-bench's whole RSS: median \(fmt(Double(median(s.kvmrunSpawnMaxRSS.map(Double.init))) / 1024, 2)) / \(fmt(Double(median(s.cSpawnMaxRSS.map(Double.init))) / 1024, 2)) MiB here).")
@@ -412,10 +436,12 @@ func printJSON() {
         parts.append("""
           "startup": {"guest": "hello-long", "runs": \(s.kvmrunMs.count), \
         "kvmrun": {"command": \(jsonString(s.kvmrunCommand)), "median_ms": \(jsonNumber(s.kvmrunMedian, 3)), \
-        "samples_ms": \(jsonArray(s.kvmrunMs, 3)), "peak_rss_kib": \(s.kvmrunPeakKiB), \
+        "samples_ms": \(jsonArray(s.kvmrunMs, 3)), "cpu_median_ms": \(jsonNumber(median(s.kvmrunCpuMs), 3)), \
+        "cpu_samples_ms": \(jsonArray(s.kvmrunCpuMs, 3)), "peak_rss_kib": \(s.kvmrunPeakKiB), \
         "ru_maxrss_fork_kib": \(jsonIntArray(s.kvmrunRSS.map(\.ruMaxRSSKiB))), "ru_maxrss_posix_spawn_kib": \(jsonIntArray(s.kvmrunSpawnMaxRSS))}, \
         "c": {"command": \(jsonString(s.cCommand)), "median_ms": \(jsonNumber(s.cMedian, 3)), \
-        "samples_ms": \(jsonArray(s.cMs, 3)), "peak_rss_kib": \(s.cPeakKiB), \
+        "samples_ms": \(jsonArray(s.cMs, 3)), "cpu_median_ms": \(jsonNumber(median(s.cCpuMs), 3)), \
+        "cpu_samples_ms": \(jsonArray(s.cCpuMs, 3)), "peak_rss_kib": \(s.cPeakKiB), \
         "ru_maxrss_fork_kib": \(jsonIntArray(s.cRSS.map(\.ruMaxRSSKiB))), "ru_maxrss_posix_spawn_kib": \(jsonIntArray(s.cSpawnMaxRSS))}, \
         "ratio": \(jsonNumber(s.ratio, 4)), "ratio_target": 1.5, "ratio_pass": \(s.ratio <= 1.5), \
         "rss_delta_mib": \(jsonNumber(s.rssDeltaMiB, 3)), "rss_delta_target_mib": 6, "rss_pass": \(s.rssDeltaMiB <= 6)}
