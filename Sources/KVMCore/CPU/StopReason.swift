@@ -16,7 +16,7 @@ public enum StopReason: Sendable {
     /// The guest asked for a snapshot (`HC_SNAPSHOT`); run again to resume.
     case snapshotRequested(tag: UInt64)
     /// A triple fault; the registers as the CPU reset.
-    case shutdown(Registers, SpecialRegisters)
+    indirect case shutdown(Registers, SpecialRegisters)
     case failEntry(hardwareReason: UInt64)
     case internalError(InternalError)
     case systemEvent(type: UInt32, flags: UInt64)
