@@ -78,6 +78,23 @@ compile() {  # compile SRC into $dir, append to objs
 }
 
 compile "$src"
+if [ "$KIND" = multiboot ]; then
+    # Multiboot kernels (C or asm, defining main): the 32-bit start with the
+    # multiboot header, the guest library and the multiboot library (include/mb.h).
+    [ $MODE = protected ] || die "$NAME: multiboot kernels start in protected mode"
+    [ "$ENTRY" = - ] || die "$NAME: a multiboot kernel's entry comes from its header or ELF; use -"
+    if [ "$LOAD" = - ]; then
+        compile "$GDIR/lib/start-mb.S"
+    else
+        # A load address: the header has flag 16 and the address fields.
+        mbstart=$dir/start-mb.S.o
+        # shellcheck disable=SC2086
+        "$CLANG" $cflags -DMB_ADDRESS_FIELDS -c "$GDIR/lib/start-mb.S" -o "$mbstart"
+        objs="$objs $mbstart"
+    fi
+    compile "$GDIR/lib/guest.c"
+    compile "$GDIR/lib/mb.c"
+else
 case $SOURCE in
     *.c)
         [ $bits = 64 ] || die "$NAME: C guests are 64-bit only for now (add lib/start32.S)"
@@ -89,6 +106,7 @@ case $SOURCE in
             compile "$GDIR/lib/$lib"
         done ;;
 esac
+fi
 
 case $KIND in
     flat)
@@ -104,6 +122,16 @@ case $KIND in
         [ $MODE = long ] || die "$NAME: elf guests are ELF64 (mode long)"
         # shellcheck disable=SC2086
         "$LLD" -m $emul -static -nostdlib -N -T "$GDIR/lib/elf64.ld" --build-id=none \
+            --gc-sections -z noexecstack --strip-all -o "$dir/$NAME.elf" $objs
+        image=$dir/$NAME.elf
+        format=".elf" ;;
+    multiboot)
+        # An ELF32 kernel with a multiboot header (lib/mb.ld, lib/start-mb.S),
+        # linked at `load` (address fields in the header) or at 1 MiB ("-":
+        # the loader reads the ELF program headers).
+        if [ "$LOAD" = - ]; then defsym=""; else defsym="--defsym=MB_LOAD=$LOAD"; fi
+        # shellcheck disable=SC2086
+        "$LLD" -m $emul -static -nostdlib -N -T "$GDIR/lib/mb.ld" $defsym --build-id=none \
             --gc-sections -z noexecstack --strip-all -o "$dir/$NAME.elf" $objs
         image=$dir/$NAME.elf
         format=".elf" ;;

@@ -89,6 +89,15 @@ struct GuestOptions: ParsableArguments {
         _ = try timeLimit()
         try qemu.check()
         let vcpus = try vcpuCount()
+        if guest != nil && kernel != nil { throw CLIError(.usage, "give the guest once: as an argument or with -kernel") }
+        if guestPath != nil && builtin != nil { throw CLIError(.usage, "give a guest file or --builtin, not both") }
+        if let path = guestPath, let machine = try makeMultibootMachine(
+            path: path, memorySize: memorySize, vcpus: vcpus, serial: serial, nesting: policy) {
+            return machine
+        }
+        if append != nil || initrd != nil {
+            throw CLIError(.usage, "-append and -initrd are for multiboot kernels; \(guestName) has no multiboot header")
+        }
         let loadAddress = try address(load, "--load")
         let entryAddress = try address(entry, "--entry")
         let image = try bootImage(mode: cpuMode, load: loadAddress, entry: entryAddress, memorySize: memorySize)
@@ -98,11 +107,7 @@ struct GuestOptions: ParsableArguments {
         } catch let error as ConfigurationError {
             throw CLIError(.usage, "\(error)")
         }
-        do {
-            for warning in try machine.vcpu.enableNesting(policy) { eprint("kvmrun: warning: \(warning)") }
-        } catch let error as NestingUnavailable {
-            throw CLIError(.nestingUnavailable, "--nested: \(error.report.summary) (kvmrun host says more; --nested=force sets the bits anyway)")
-        }
+        try enableNesting(policy, on: machine)
         do {
             try machine.load(image)
         } catch let error as GuestImageError {
@@ -118,8 +123,6 @@ struct GuestOptions: ParsableArguments {
     }
 
     private func bootImage(mode: CPUMode, load: UInt64?, entry: UInt64?, memorySize: UInt64) throws -> BootImage {
-        if guest != nil && kernel != nil { throw CLIError(.usage, "give the guest once: as an argument or with -kernel") }
-        if guestPath != nil && builtin != nil { throw CLIError(.usage, "give a guest file or --builtin, not both") }
         if let path = guestPath {
             let bytes: [UInt8]
             do {
@@ -149,6 +152,20 @@ struct GuestOptions: ParsableArguments {
         } catch {
             throw CLIError(.badImage, "built-in \(name): \(error)")
         }
+    }
+}
+
+/// `--nested` on every vCPU: refused with the report's reason where the host
+/// cannot nest; under force, the warnings once.
+func enableNesting(_ policy: NestingPolicy, on machine: Machine) throws {
+    guard policy != .off else { return }
+    let report = machine.kvm.nestingReport()
+    do {
+        var warnings: [String] = []
+        for vcpu in machine.vcpus { warnings = try vcpu.enableNesting(policy, report: report) }
+        for warning in warnings { eprint("kvmrun: warning: \(warning)") }
+    } catch let error as NestingUnavailable {
+        throw CLIError(.nestingUnavailable, "--nested: \(error.report.summary) (kvmrun host says more; --nested=force sets the bits anyway)")
     }
 }
 

@@ -26,6 +26,10 @@ func finishRun(_ stop: StopReason, timeout: String?) throws {
         throw CLIError(.protocolError, message)
     case .stopped:
         throw CLIError(.interrupted, "stopped")
+    case .systemEvent(type: SystemEvent.reset, _):
+        // A reset request (port 0x92 bit 0, …) ends the run, as QEMU's -no-reboot does.
+        eprint("kvmrun: the guest asked for a reset; the run ends (as QEMU with -no-reboot)")
+        return
     case .systemEvent(let type, _):
         throw CLIError(.entryFailure, "unexpected system event \(type)")
     case .debug(let trap):

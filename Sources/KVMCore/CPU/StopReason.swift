@@ -71,3 +71,10 @@ public struct RunStatistics: Sendable {
             .sorted { $0.1 > $1.1 }
     }
 }
+
+/// KVM_SYSTEM_EVENT_* types of `StopReason.systemEvent`.
+public enum SystemEvent {
+    public static let shutdown: UInt32 = 1
+    public static let reset: UInt32 = 2
+    public static let crash: UInt32 = 3
+}

@@ -40,7 +40,8 @@ public final class VCPU {
     public func run() throws -> VMExit {
         if ckvm_run(handle.fd) < 0 {
             let err = Errno.current
-            if err == .EINTR { return .interrupted }
+            // EAGAIN: an AP woke from KVM_MP_STATE_UNINITIALIZED (INIT/SIPI); run it again.
+            if err == .EINTR || err.rawValue == EAGAIN { return .interrupted }
             throw KVMError("KVM_RUN", errno: err, hint: VCPU.runHint(err))
         }
         return VMExit(runPage)

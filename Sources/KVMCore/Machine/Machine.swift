@@ -55,6 +55,7 @@ public final class Machine {
         if hasIRQChip {
             if kvm.check(.setIdentityMapAddr) != 0 { try vm.setIdentityMapAddress(PCLayout.identityMapAddress) }
             try vm.createIRQChip()
+            try vm.setPCInterruptRouting()
             try vm.createPIT2()
         }
         try vm.addRAM(size: memorySize)

@@ -1,0 +1,544 @@
+/// Multiboot (version 0.6.96) kernels, loaded the way QEMU's `-kernel` loads
+/// them (hw/i386/multiboot.c plus its option ROM, pc-bios/optionrom/multiboot.S,
+/// running on SeaBIOS), so a kernel that prints its multiboot information
+/// prints the same under QEMU and under KVMCore:
+///
+/// - the header is the first 32-bit aligned magic 0x1BADB002 with a valid
+///   checksum in the file's first 8144 bytes (where QEMU looks);
+/// - with header flag 16 the address fields say what to load where, else the
+///   file must be an ELF32 whose PT_LOAD segments load at their physical
+///   addresses (an entry inside an executable segment whose virtual and
+///   physical addresses differ is translated, as QEMU's load_elf does);
+/// - after the kernel (rounded up to 4 KiB) come the module list, the module
+///   strings, the kernel command line and the boot loader name "qemu", then
+///   each module on a page boundary: QEMU's `mb_buf`, loaded as one piece;
+/// - the information structure is at 0x9500 and the memory map at 0x9000,
+///   with the flags QEMU sets (memory, boot device 0x8000ffff, command line,
+///   modules, memory map, boot loader name: 0x24f);
+/// - the memory map is the E820 map SeaBIOS reports on a QEMU/KVM `-M pc`
+///   (`MultibootMemoryMap`), and mem_lower/mem_upper are computed from it as
+///   the option ROM does;
+/// - the CPU starts in flat 32-bit protected mode, paging off, interrupts
+///   off, EAX = 0x2BADB002, EBX = 0x9500.
+///
+/// Header flags 0 (page-aligned modules) and 1 (memory information) are
+/// always honoured, as in QEMU; flag 2 (a video mode) is reported in
+/// `warnings` and otherwise ignored; other flags are ignored, as QEMU does.
+public enum Multiboot {
+    /// What the kernel finds in EAX.
+    public static let bootloaderMagic: UInt32 = 0x2BAD_B002
+    /// The header's magic.
+    public static let headerMagic: UInt32 = 0x1BAD_B002
+    /// QEMU's MULTIBOOT_STRUCT_ADDR: the memory map here, the information at +0x500.
+    public static let mmapAddress: UInt64 = 0x9000
+    public static let infoAddress: UInt64 = 0x9500
+    /// The information structure's size as QEMU writes it.
+    public static let infoSize = 88
+    /// QEMU looks for the header at offsets below 8192 - 48.
+    public static let headerSearchLimit = 8192 - 48
+    /// The boot loader name QEMU gives.
+    public static let bootloaderName = "qemu"
+    /// Info flags QEMU sets: memory, boot device, command line, modules, memory map, loader name.
+    public static let infoFlags: UInt32 = 0x24F
+    public static let bootDevice: UInt32 = 0x8000_FFFF
+    static let page: UInt64 = 0x1000
+
+    /// The command line QEMU gives a `-kernel K -append ARGS` boot: "K ARGS"
+    /// (with the space even when ARGS is empty).
+    public static func qemuCommandLine(kernelPath: String, append: String) -> String {
+        "\(kernelPath) \(append)"
+    }
+
+    /// True when `bytes` has a multiboot header QEMU would find (magic and checksum).
+    public static func isMultiboot(_ bytes: [UInt8]) -> Bool {
+        (try? findHeader(bytes)) != nil
+    }
+
+    /// The header QEMU would use, nil when there is no magic at all; throws when
+    /// the only headers have a bad checksum, or the one found is cut short.
+    public static func findHeader(_ bytes: [UInt8]) throws -> MultibootHeader? {
+        let r = ByteReader(bytes, what: "multiboot kernel")
+        var badChecksum: (offset: Int, sum: UInt32)?
+        var offset = 0
+        while offset < headerSearchLimit && offset + 12 <= bytes.count {
+            defer { offset += 4 }
+            guard try r.read(UInt32.self, at: offset) == headerMagic else { continue }
+            let flags: UInt32 = try r.read(at: offset + 4)
+            let checksum: UInt32 = try r.read(at: offset + 8)
+            let sum = headerMagic &+ flags &+ checksum
+            guard sum == 0 else {
+                if badChecksum == nil { badChecksum = (offset, sum) }
+                continue
+            }
+            var header = MultibootHeader(offset: offset, flags: flags)
+            if header.hasAddressFields {
+                guard offset + 32 <= bytes.count else {
+                    throw GuestImageError("the multiboot header at offset \(offset) has flag 16 (address fields) but the file ends at \(bytes.count), before them")
+                }
+                header.addresses = MultibootHeader.Addresses(
+                    header: try r.read(at: offset + 12), load: try r.read(at: offset + 16),
+                    loadEnd: try r.read(at: offset + 20), bssEnd: try r.read(at: offset + 24),
+                    entry: try r.read(at: offset + 28))
+            }
+            return header
+        }
+        if let bad = badChecksum {
+            throw GuestImageError("the multiboot header at offset \(bad.offset) has a bad checksum (magic + flags + checksum = \(hex(bad.sum)), must be 0)")
+        }
+        return nil
+    }
+
+    /// Loads a multiboot kernel with its modules: checks everything, writes the
+    /// memory map and the information structure into `memory`, and returns the
+    /// kernel image (for `Machine.load`) and the fw_cfg items QEMU sets. Nothing
+    /// is written when it throws.
+    ///
+    /// `commandLine` is the whole string the kernel gets; QEMU gives
+    /// "kernel-path append-string" (`qemuCommandLine`). `initrdText` is the
+    /// `-initrd` argument the modules came from, if they did: QEMU sizes the
+    /// strings area with its length (by default it is rebuilt from the module
+    /// strings, which differs only for a trailing comma).
+    public static func load(kernel: [UInt8], commandLine: String, modules: [MultibootModule] = [],
+                            initrdText: String? = nil, into memory: GuestMemory) throws -> MultibootBoot {
+        let ram = memory.regions.map { (start: $0.guestPhysical, size: $0.size) }
+        let boot = try prepare(kernel: kernel, commandLine: commandLine, modules: modules, initrdText: initrdText, ram: ram)
+        try boot.writeInfo(into: memory)
+        return boot
+    }
+
+    /// Everything `load` does but writing: for a machine whose RAM is `ram`
+    /// (guest-physical start and size of each region).
+    public static func prepare(kernel: [UInt8], commandLine: String, modules: [MultibootModule] = [],
+                               initrdText: String? = nil, ram: [(start: UInt64, size: UInt64)]) throws -> MultibootBoot {
+        guard let header = try findHeader(kernel) else {
+            throw GuestImageError("no multiboot header (magic 0x1badb002 with a valid checksum, 4-byte aligned in the first 8 KiB)")
+        }
+        var warnings: [String] = []
+        if header.flags & 0x4 != 0 {
+            warnings.append("the multiboot header asks for a video mode (flag 2); there is no display, the kernel gets none")
+        }
+        let kernelImage = try header.hasAddressFields ? loadAddressFields(kernel, header) : loadELF(kernel)
+        let map = MultibootMemoryMap.seaBIOS(ram: ram)
+
+        // QEMU's mb_buf: kernel, module list, strings, loader name, modules.
+        let load = UInt64(kernelImage.load)
+        var buffer = kernelImage.bytes
+        let kernelPages = pageAlign(UInt64(buffer.count))
+        let offsetModuleList = kernelPages
+        let initrdLength = initrdText.map { UInt64($0.utf8.count + 1) } ?? MultibootModule.qemuListLength(modules)
+        let stringsLength = UInt64(commandLine.utf8.count + 1) + initrdLength
+        var size = pageAlign(kernelPages + stringsLength + 16 * UInt64(modules.count)
+                             + UInt64(bootloaderName.utf8.count + 1))
+        var offsetStrings = offsetModuleList + 16 * UInt64(modules.count)
+        let offsetLoaderName = offsetStrings + stringsLength
+        buffer += [UInt8](repeating: 0, count: Int(size) - buffer.count)
+
+        func putString(_ s: String, at offset: UInt64) {
+            let bytes = Array(s.utf8) + [0]
+            buffer.replaceSubrange(Int(offset)..<Int(offset) + bytes.count, with: bytes)
+        }
+        func put32(_ v: UInt32, at offset: UInt64) {
+            buffer.replaceSubrange(Int(offset)..<Int(offset) + 4, with: littleEndianBytes(v))
+        }
+        var placed: [MultibootBoot.PlacedModule] = []
+        for (i, module) in modules.enumerated() {
+            let offset = size
+            let stringAddress = load + offsetStrings
+            putString(module.string, at: offsetStrings)
+            offsetStrings += UInt64(module.string.utf8.count + 1)
+            size = pageAlign(offset + UInt64(module.bytes.count))
+            guard load + size <= 1 << 32 else {
+                throw GuestImageError("the kernel and modules 0 to \(i) need \(hex(load))–\(hex(load + size)), past 4 GiB")
+            }
+            buffer += module.bytes
+            buffer += [UInt8](repeating: 0, count: Int(size) - buffer.count)
+            let start = load + offset, end = start + UInt64(module.bytes.count)
+            put32(UInt32(start), at: offsetModuleList + 16 * UInt64(i))
+            put32(UInt32(end), at: offsetModuleList + 16 * UInt64(i) + 4)
+            put32(UInt32(stringAddress), at: offsetModuleList + 16 * UInt64(i) + 8)
+            placed.append(.init(start: start, end: end, stringAddress: stringAddress))
+        }
+        let commandLineAddress = load + offsetStrings
+        putString(commandLine, at: offsetStrings)
+        let loaderNameAddress = load + offsetLoaderName
+        putString(bootloaderName, at: offsetLoaderName)
+
+        // Where it all goes: inside RAM, clear of the information and of the
+        // memory the PC reserves below 1 MiB.
+        let end = load + size
+        guard end <= 1 << 32 else {
+            throw GuestImageError("the kernel, its modules and strings need \(hex(load))–\(hex(end)), past 4 GiB")
+        }
+        guard ram.contains(where: { load >= $0.start && end <= $0.start + $0.size }) else {
+            let what = modules.isEmpty ? "the kernel and its strings need" : "the kernel, its \(modules.count) module(s) and strings need"
+            throw GuestImageError("\(what) \(hex(load))–\(hex(end)), outside guest RAM (\(describe(ram)))")
+        }
+        let lowest = BootLayout.gdt, structuresEnd = BootLayout.systemEnd
+        if load < structuresEnd && end > lowest {
+            throw GuestImageError("the kernel loads at \(hex(load))–\(hex(end)), over the boot GDT and the multiboot information at \(hex(mmapAddress))–\(hex(infoAddress + UInt64(infoSize))); load it at or above \(hex(structuresEnd))")
+        }
+        if load < 0x10_0000 && end > MultibootMemoryMap.ebda {
+            throw GuestImageError("the kernel loads at \(hex(load))–\(hex(end)), over the PC's reserved memory at \(hex(MultibootMemoryMap.ebda))–0x100000 (EBDA, VGA, BIOS)")
+        }
+        let entry = UInt64(kernelImage.entry)
+        guard ram.contains(where: { entry >= $0.start && entry < $0.start + $0.size }) else {
+            throw GuestImageError("the kernel's entry point \(hex(entry)) is outside guest RAM (\(describe(ram)))")
+        }
+
+        // The information: as QEMU puts it in fw_cfg, then as the option ROM
+        // completes it (mem_lower, mem_upper, mmap_length) in memory.
+        var info = [UInt8](repeating: 0, count: infoSize)
+        func set(_ offset: Int, _ v: UInt32) { info.replaceSubrange(offset..<offset + 4, with: littleEndianBytes(v)) }
+        set(0, infoFlags)
+        set(12, bootDevice)
+        set(16, UInt32(commandLineAddress))
+        set(20, UInt32(modules.count))
+        set(24, UInt32(load + offsetModuleList))
+        set(48, UInt32(mmapAddress))
+        set(64, UInt32(loaderNameAddress))
+        let fwCfgInfo = info
+        set(4, map.memLower)
+        set(8, map.memUpper)
+        set(44, UInt32(map.entries.count * 24))
+
+        var fwCfg = FwCfgItems()
+        fwCfg.set(FwCfgKey.kernelEntry, u32: UInt32(entry))
+        fwCfg.set(FwCfgKey.kernelAddress, u32: UInt32(load))
+        fwCfg.set(FwCfgKey.kernelSize, u32: UInt32(size))
+        fwCfg[FwCfgKey.kernelData] = buffer
+        fwCfg.set(FwCfgKey.initrdAddress, u32: UInt32(infoAddress))
+        fwCfg.set(FwCfgKey.initrdSize, u32: UInt32(infoSize))
+        fwCfg[FwCfgKey.initrdData] = fwCfgInfo
+
+        let image = BootImage(segments: [.init(guestPhysical: load, bytes: buffer[...], memorySize: size)],
+                              entry: entry, mode: .protected,
+                              arguments: EntryArguments(rax: UInt64(bootloaderMagic), rbx: infoAddress))
+        return MultibootBoot(header: header, image: image, kernelAddress: load, kernelSize: UInt64(kernelImage.bytes.count),
+                             commandLineAddress: commandLineAddress, loaderNameAddress: loaderNameAddress,
+                             modules: placed, memoryMap: map, info: info, fwCfgInfo: fwCfgInfo, fwCfg: fwCfg,
+                             warnings: warnings)
+    }
+
+    /// The kernel as the address fields describe it.
+    static func loadAddressFields(_ bytes: [UInt8], _ header: MultibootHeader) throws -> (load: UInt32, bytes: [UInt8], entry: UInt32) {
+        let a = header.addresses!
+        guard a.header >= a.load else {
+            throw GuestImageError("multiboot header: header_addr \(hex(a.header)) is below load_addr \(hex(a.load))")
+        }
+        guard UInt64(a.header - a.load) <= UInt64(header.offset) else {
+            throw GuestImageError("multiboot header: header_addr \(hex(a.header)) − load_addr \(hex(a.load)) is more than the header's offset in the file (\(header.offset))")
+        }
+        let textOffset = UInt64(header.offset) - UInt64(a.header - a.load)
+        let loadSize: UInt64
+        if a.loadEnd != 0 {
+            guard a.loadEnd >= a.load else {
+                throw GuestImageError("multiboot header: load_end_addr \(hex(a.loadEnd)) is below load_addr \(hex(a.load))")
+            }
+            loadSize = UInt64(a.loadEnd - a.load)
+        } else {
+            loadSize = UInt64(bytes.count) - textOffset
+        }
+        guard loadSize <= UInt64(UInt32.max - a.load) else {
+            throw GuestImageError("multiboot header: \(loadSize) bytes at load_addr \(hex(a.load)) run past 4 GiB")
+        }
+        let kernelSize: UInt64
+        if a.bssEnd != 0 {
+            guard UInt64(a.bssEnd) >= UInt64(a.load) + loadSize else {
+                throw GuestImageError("multiboot header: bss_end_addr \(hex(a.bssEnd)) is below the end of the loaded part (\(hex(UInt64(a.load) + loadSize)))")
+            }
+            kernelSize = UInt64(a.bssEnd - a.load)
+        } else {
+            kernelSize = loadSize
+        }
+        guard textOffset + loadSize <= UInt64(bytes.count) else {
+            throw GuestImageError("multiboot header: load_end_addr \(hex(a.loadEnd)) asks for \(loadSize) bytes from file offset \(textOffset), but the file has \(bytes.count)")
+        }
+        var image = Array(bytes[Int(textOffset)..<Int(textOffset + loadSize)])
+        image += [UInt8](repeating: 0, count: Int(kernelSize - loadSize))
+        return (a.load, image, a.entry)
+    }
+
+    /// The kernel as its ELF32 program headers describe it (QEMU's load_elf:
+    /// PT_LOAD segments at p_paddr; everything from the lowest to the highest
+    /// address is the kernel, gaps zero).
+    static func loadELF(_ bytes: [UInt8]) throws -> (load: UInt32, bytes: [UInt8], entry: UInt32) {
+        guard ELFImage.isELF(bytes) else {
+            throw GuestImageError("the multiboot header has no address fields (flag 16), so the kernel must be an ELF32 file, and it is not ELF")
+        }
+        let r = ByteReader(bytes, what: "ELF file")
+        if try r.read(UInt16.self, at: 18) == 62 {
+            throw GuestImageError("an x86-64 ELF multiboot kernel without address fields (flag 16) cannot be loaded; link it as ELF32 (QEMU says: give a 32bit one)")
+        }
+        guard try r.read(UInt8.self, at: 4) == 1 else { throw GuestImageError("a multiboot ELF kernel must be ELF32") }
+        guard try r.read(UInt8.self, at: 5) == 1 else { throw GuestImageError("ELF file is not little-endian") }
+        let machine: UInt16 = try r.read(at: 18)
+        guard machine == 3 else { throw GuestImageError("ELF machine \(machine) is not i386 (3)") }
+        let entry: UInt32 = try r.read(at: 24)
+        let phoff = Int(try r.read(UInt32.self, at: 28))
+        let phentsize = Int(try r.read(UInt16.self, at: 42))
+        let phnum = Int(try r.read(UInt16.self, at: 44))
+        guard phnum > 0 else { throw GuestImageError("ELF file has no loadable segments (no program headers)") }
+        guard phentsize >= 32 else { throw GuestImageError("ELF program headers are malformed") }
+        struct Segment { var paddr, memsz: UInt64; var data: ArraySlice<UInt8> }
+        var segments: [Segment] = []
+        var physicalEntry = entry
+        for i in 0..<phnum {
+            let h = phoff + i * phentsize
+            guard try r.read(UInt32.self, at: h) == 1 else { continue }     // PT_LOAD
+            let offset = UInt64(try r.read(UInt32.self, at: h + 4))
+            let vaddr: UInt32 = try r.read(at: h + 8)
+            let paddr: UInt32 = try r.read(at: h + 12)
+            let filesz: UInt32 = try r.read(at: h + 16)
+            let memsz: UInt32 = try r.read(at: h + 20)
+            let flags: UInt32 = try r.read(at: h + 24)
+            guard filesz <= memsz else { throw GuestImageError("ELF segment \(i) has p_filesz > p_memsz") }
+            guard UInt64(paddr) + UInt64(memsz) <= 1 << 32 else {
+                throw GuestImageError("ELF segment \(i) at \(hex(paddr)) (\(memsz) bytes) runs past 4 GiB")
+            }
+            if vaddr != paddr && entry >= vaddr && UInt64(entry) < UInt64(vaddr) + UInt64(filesz) && flags & 1 != 0 {
+                physicalEntry = entry - vaddr + paddr
+            }
+            segments.append(Segment(paddr: UInt64(paddr), memsz: UInt64(memsz),
+                                    data: try r.slice(at: offset, count: UInt64(filesz))))
+        }
+        guard !segments.isEmpty else { throw GuestImageError("ELF file has no loadable segments") }
+        let sorted = segments.filter { $0.memsz > 0 }.sorted { $0.paddr < $1.paddr }
+        for (a, b) in zip(sorted, sorted.dropFirst()) where a.paddr + a.memsz > b.paddr {
+            throw GuestImageError("ELF segments at \(hex(a.paddr))–\(hex(a.paddr + a.memsz)) and \(hex(b.paddr))–\(hex(b.paddr + b.memsz)) overlap")
+        }
+        // QEMU also counts empty segments here; they only ever make the image odd.
+        guard let low = sorted.map(\.paddr).min(), let high = sorted.map({ $0.paddr + $0.memsz }).max() else {
+            throw GuestImageError("ELF file has no loadable bytes")
+        }
+        var image = [UInt8](repeating: 0, count: Int(high - low))
+        for s in segments where !s.data.isEmpty {
+            let at = Int(s.paddr - low)
+            image.replaceSubrange(at..<at + s.data.count, with: s.data)
+        }
+        return (UInt32(low), image, physicalEntry)
+    }
+
+    static func pageAlign(_ v: UInt64) -> UInt64 { (v + page - 1) & ~(page - 1) }
+
+    static func describe(_ ram: [(start: UInt64, size: UInt64)]) -> String {
+        ram.isEmpty ? "none" : ram.map { "\(hex($0.start))–\(hex($0.start + $0.size))" }.joined(separator: ", ")
+    }
+}
+
+/// A multiboot header as found in a kernel file.
+public struct MultibootHeader: Equatable, Sendable {
+    /// Offset of the magic in the file.
+    public var offset: Int
+    public var flags: UInt32
+    /// The address fields, when flag 16 is set.
+    public var addresses: Addresses?
+
+    public struct Addresses: Equatable, Sendable {
+        public var header, load, loadEnd, bssEnd, entry: UInt32
+    }
+
+    public init(offset: Int, flags: UInt32, addresses: Addresses? = nil) {
+        self.offset = offset
+        self.flags = flags
+        self.addresses = addresses
+    }
+
+    public var pageAlignsModules: Bool { flags & 0x1 != 0 }
+    public var wantsMemoryInformation: Bool { flags & 0x2 != 0 }
+    public var wantsVideoMode: Bool { flags & 0x4 != 0 }
+    public var hasAddressFields: Bool { flags & 0x1_0000 != 0 }
+}
+
+/// A multiboot module: its bytes and the string the kernel sees with it.
+public struct MultibootModule: Equatable, Sendable {
+    public var bytes: [UInt8]
+    public var string: String
+
+    public init(bytes: [UInt8], string: String) {
+        self.bytes = bytes
+        self.string = string
+    }
+
+    /// One module of a QEMU `-initrd` list.
+    public struct Spec: Equatable, Sendable {
+        /// The file: the entry up to its first space.
+        public var path: String
+        /// What follows the first space, if anything.
+        public var arguments: String?
+        /// The module's string: the whole entry, path and arguments, as QEMU gives it.
+        public var string: String
+    }
+
+    /// QEMU's `-initrd "file1 args,file2"`: entries separated by commas (",,"
+    /// is a literal comma); each entry is a file name, optionally followed by a
+    /// space and arguments. The module's string is the whole entry.
+    public static func parseQEMUList(_ initrd: String) -> [Spec] {
+        var specs: [Spec] = []
+        var current: [Character] = []
+        var chars = Array(initrd)[...]
+        func finish() {
+            let entry = String(current)
+            let parts = entry.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+            specs.append(Spec(path: String(parts[0]), arguments: parts.count > 1 ? String(parts[1]) : nil, string: entry))
+            current = []
+        }
+        while let c = chars.popFirst() {
+            if c == "," {
+                if chars.first == "," { chars.removeFirst(); current.append(","); continue }
+                finish()
+                if chars.isEmpty { return specs }   // a trailing comma ends the list
+                continue
+            }
+            current.append(c)
+        }
+        if !current.isEmpty || specs.isEmpty && !initrd.isEmpty { finish() }
+        return specs
+    }
+
+    /// Reads each module of a QEMU `-initrd` list; the error names the file.
+    public static func load(qemuList initrd: String, limit: UInt64 = .max) throws -> [MultibootModule] {
+        try parseQEMUList(initrd).map { spec in
+            MultibootModule(bytes: try Files.read(spec.path, limit: limit), string: spec.string)
+        }
+    }
+
+    /// The length of the `-initrd` string these modules came from (commas
+    /// doubled, entries joined by commas), which QEMU counts when it sizes the
+    /// strings area.
+    static func qemuListLength(_ modules: [MultibootModule]) -> UInt64 {
+        guard !modules.isEmpty else { return 0 }
+        let text = modules.reduce(0) { $0 + $1.string.utf8.count + $1.string.utf8.filter { $0 == UInt8(ascii: ",") }.count }
+        return UInt64(text + modules.count - 1 + 1)
+    }
+}
+
+/// A multiboot kernel ready to run: what `Multiboot.load` returns.
+public struct MultibootBoot: Sendable {
+    public struct PlacedModule: Equatable, Sendable {
+        public var start, end, stringAddress: UInt64
+    }
+
+    public let header: MultibootHeader
+    /// The kernel, module list, strings and modules as one segment, entered in
+    /// protected mode with EAX = 0x2BADB002 and EBX = `Multiboot.infoAddress`.
+    public let image: BootImage
+    public let kernelAddress: UInt64
+    /// Bytes of the kernel proper (with its .bss), before the module list.
+    public let kernelSize: UInt64
+    public let commandLineAddress: UInt64
+    public let loaderNameAddress: UInt64
+    public let modules: [PlacedModule]
+    public let memoryMap: MultibootMemoryMap
+    /// The information structure as the kernel finds it at 0x9500.
+    public let info: [UInt8]
+    /// The same before the option ROM filled in memory sizes: fw_cfg's INITRD_DATA.
+    public let fwCfgInfo: [UInt8]
+    /// KERNEL_ENTRY/ADDR/SIZE/DATA and INITRD_ADDR/SIZE/DATA as QEMU sets them
+    /// for a multiboot kernel; merge them into the machine's items
+    /// (`FwCfgItems.qemuPC`).
+    public let fwCfg: FwCfgItems
+    /// Things the kernel asked for and does not get (a video mode).
+    public let warnings: [String]
+
+    public var entry: UInt64 { image.entry }
+
+    /// Writes the memory map (0x9000) and the information structure (0x9500).
+    public func writeInfo(into memory: GuestMemory) throws {
+        try memory.write(memoryMap.multibootBytes, at: Multiboot.mmapAddress)
+        try memory.write(info, at: Multiboot.infoAddress)
+    }
+}
+
+/// The memory map a multiboot kernel gets, and mem_lower/mem_upper.
+public struct MultibootMemoryMap: Equatable, Sendable {
+    public var entries: [E820Entry]
+
+    /// KiB of conventional memory: int 0x12 on SeaBIOS (its 1 KiB EBDA at the top).
+    public var memLower: UInt32
+    /// KiB of RAM contiguous from 1 MiB, as the option ROM computes it from the map.
+    public var memUpper: UInt32 {
+        var top: UInt64 = 0x10_0000
+        var again = true
+        while again {
+            again = false
+            for e in entries where e.type == .ram && e.address >> 32 == 0 {
+                let end = (e.address + (e.length & 0xFFFF_FFFF)) & 0xFFFF_FFFF
+                if e.address <= top && top < end { top = end; again = true }
+            }
+        }
+        return UInt32((top - 0x10_0000) >> 10)
+    }
+
+    public init(entries: [E820Entry], memLower: UInt32) {
+        self.entries = entries
+        self.memLower = memLower
+    }
+
+    /// Each entry as the multiboot mmap has it: u32 size (20), then the E820 entry.
+    public var multibootBytes: [UInt8] {
+        entries.flatMap { littleEndianBytes(UInt32(20)) + $0.bytes }
+    }
+
+    /// Where SeaBIOS's own tables go at the top of RAM below 4 GiB (reserved).
+    public static let seaBIOSHighTable: UInt64 = 0x2_0000
+    /// SeaBIOS's extended BIOS data area.
+    public static let ebda: UInt64 = 0x9_FC00
+    /// The BIOS at the top of 4 GiB, reserved by SeaBIOS.
+    public static let biosHigh: UInt64 = 0xFFFC_0000
+
+    /// The E820 map SeaBIOS reports on QEMU 7.2 `-M pc` with KVM for this RAM:
+    /// RAM from 0 with its EBDA (0x9fc00–0xa0000) and BIOS (0xf0000–0x100000)
+    /// reserved and nothing in 0xa0000–0xf0000, SeaBIOS's 128 KiB of tables at
+    /// the top of RAM below 4 GiB reserved, KVM's identity map (0xfeffc000)
+    /// and the high BIOS (0xfffc0000) reserved, RAM above 4 GiB; sorted.
+    public static func seaBIOS(ram: [(start: UInt64, size: UInt64)]) -> MultibootMemoryMap {
+        var map = E820Builder()
+        for r in ram { map.add(r.start, r.size, .ram) }
+        map.add(QEMUPCLayout.kvmIdentityMap, QEMUPCLayout.kvmIdentityMapSize, .reserved)
+        map.add(biosHigh, 0x4_0000, .reserved)
+        map.remove(0xA_0000, 0xF_0000 - 0xA_0000)
+        map.add(0xF_0000, 0x1_0000, .reserved)
+        if let top = map.entries.last(where: { $0.type == .ram && $0.end <= 0xFFFF_FFFF && $0.end >= 0x10_0000 }),
+           top.end - seaBIOSHighTable >= max(top.address, 0x10_0000) {
+            map.add(top.end - seaBIOSHighTable, seaBIOSHighTable, .reserved)
+        }
+        let lowRAM = map.entries.first { $0.type == .ram && $0.address == 0 }?.end ?? 0
+        if lowRAM >= 0xA_0000 { map.add(ebda, 0xA_0000 - ebda, .reserved) }
+        let conventional = min(lowRAM, 0xA_0000)
+        let memLower = lowRAM >= 0xA_0000 ? UInt32(ebda >> 10) : UInt32(conventional >> 10)
+        return MultibootMemoryMap(entries: map.entries, memLower: memLower)
+    }
+}
+
+/// A sorted, non-overlapping E820 list; a later add wins where it overlaps,
+/// and touching entries of one type merge (as SeaBIOS's e820_add does).
+struct E820Builder {
+    private(set) var entries: [E820Entry] = []
+
+    mutating func add(_ start: UInt64, _ length: UInt64, _ type: E820Entry.Kind) {
+        guard length > 0 else { return }
+        remove(start, length)
+        entries.append(E820Entry(address: start, length: length, type: type))
+        entries.sort { $0.address < $1.address }
+        var merged: [E820Entry] = []
+        for e in entries {
+            if let last = merged.last, last.type == e.type, last.end == e.address {
+                merged[merged.count - 1].length += e.length
+            } else {
+                merged.append(e)
+            }
+        }
+        entries = merged
+    }
+
+    mutating func remove(_ start: UInt64, _ length: UInt64) {
+        let end = start + length
+        var out: [E820Entry] = []
+        for e in entries {
+            if e.end <= start || e.address >= end { out.append(e); continue }
+            if e.address < start { out.append(E820Entry(address: e.address, length: start - e.address, type: e.type)) }
+            if e.end > end { out.append(E820Entry(address: end, length: e.end - end, type: e.type)) }
+        }
+        entries = out
+    }
+}

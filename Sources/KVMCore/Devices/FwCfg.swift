@@ -1,0 +1,306 @@
+/// The selectors of QEMU's fw_cfg items (QEMU's `include/standard-headers/linux/qemu_fw_cfg.h`).
+public enum FwCfgKey {
+    public static let signature: UInt16 = 0x00
+    public static let id: UInt16 = 0x01
+    public static let uuid: UInt16 = 0x02
+    public static let ramSize: UInt16 = 0x03
+    public static let noGraphic: UInt16 = 0x04
+    public static let nbCPUs: UInt16 = 0x05
+    public static let machineID: UInt16 = 0x06
+    public static let kernelAddress: UInt16 = 0x07
+    public static let kernelSize: UInt16 = 0x08
+    public static let kernelCommandLine: UInt16 = 0x09
+    public static let initrdAddress: UInt16 = 0x0A
+    public static let initrdSize: UInt16 = 0x0B
+    public static let bootDevice: UInt16 = 0x0C
+    public static let numa: UInt16 = 0x0D
+    public static let bootMenu: UInt16 = 0x0E
+    public static let maxCPUs: UInt16 = 0x0F
+    public static let kernelEntry: UInt16 = 0x10
+    public static let kernelData: UInt16 = 0x11
+    public static let initrdData: UInt16 = 0x12
+    public static let commandLineAddress: UInt16 = 0x13
+    public static let commandLineSize: UInt16 = 0x14
+    public static let commandLineData: UInt16 = 0x15
+    public static let setupAddress: UInt16 = 0x16
+    public static let setupSize: UInt16 = 0x17
+    public static let setupData: UInt16 = 0x18
+    public static let fileDirectory: UInt16 = 0x19
+    /// The first selector given to a named file.
+    public static let fileFirst: UInt16 = 0x20
+    /// x86 (FW_CFG_ARCH_LOCAL | n).
+    public static let acpiTables: UInt16 = 0x8000
+    public static let smbiosEntries: UInt16 = 0x8001
+    public static let irq0Override: UInt16 = 0x8002
+    public static let e820Table: UInt16 = 0x8003
+    public static let hpet: UInt16 = 0x8004
+}
+
+/// What fw_cfg offers: numbered items and named files (the directory, item
+/// 0x19, is built from the files). Values are the bytes a guest reads.
+public struct FwCfgItems: Equatable, Sendable {
+    public private(set) var items: [UInt16: [UInt8]] = [:]
+    /// Named files in the order they get selectors (0x20, 0x21, ...): sorted by
+    /// name, as QEMU sorts them.
+    public private(set) var files: [File] = []
+
+    public struct File: Equatable, Sendable {
+        public var name: String
+        public var bytes: [UInt8]
+    }
+
+    public init() {}
+
+    /// Item `key`'s bytes (nil: never set, reads give zeros).
+    public subscript(key: UInt16) -> [UInt8]? {
+        get { items[key] }
+        set { items[key] = newValue }
+    }
+
+    public mutating func set(_ key: UInt16, u16 value: UInt16) { items[key] = littleEndianBytes(value) }
+    public mutating func set(_ key: UInt16, u32 value: UInt32) { items[key] = littleEndianBytes(value) }
+    public mutating func set(_ key: UInt16, u64 value: UInt64) { items[key] = littleEndianBytes(value) }
+
+    /// Adds (or replaces) the file `name` (at most 55 bytes of name).
+    public mutating func addFile(_ name: String, _ bytes: [UInt8]) {
+        files.removeAll { $0.name == name }
+        files.append(File(name: name, bytes: bytes))
+        files.sort { Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8)) }
+    }
+
+    /// The file's selector, if there is such a file.
+    public func selector(ofFile name: String) -> UInt16? {
+        files.firstIndex { $0.name == name }.map { FwCfgKey.fileFirst + UInt16($0) }
+    }
+
+    /// Items and files of `other` replace those of the same key or name.
+    public mutating func merge(_ other: FwCfgItems) {
+        for (key, value) in other.items { items[key] = value }
+        for file in other.files { addFile(file.name, file.bytes) }
+    }
+
+    /// The directory (item 0x19): big-endian count, then per file a big-endian
+    /// size, selector and reserved half-word and a 56-byte NUL-padded name.
+    public var directory: [UInt8] {
+        var out = bigEndianBytes(UInt32(files.count))
+        for (i, file) in files.enumerated() {
+            out += bigEndianBytes(UInt32(file.bytes.count))
+            out += bigEndianBytes(FwCfgKey.fileFirst + UInt16(i))
+            out += [0, 0]
+            var name = Array(file.name.utf8.prefix(55))
+            name += [UInt8](repeating: 0, count: 56 - name.count)
+            out += name
+        }
+        return out
+    }
+
+    /// The machine items QEMU's `-M pc` puts in fw_cfg with KVM (fw_cfg_init1,
+    /// fw_cfg_arch_create and kvm_arch_init): signature "QEMU", ID (1, or 3
+    /// with the DMA interface), a zero UUID, RAM size, NOGRAPHIC 0, NB_CPUS,
+    /// MAX_CPUS, BOOT_MENU 0, a NUMA item with no nodes, IRQ0_OVERRIDE 1, the
+    /// legacy E820 table of reservations, and the file `etc/e820` (the
+    /// identity-map reservation at 0xfeffc000, then the RAM regions).
+    ///
+    /// `ram` is the guest's RAM as (guest-physical, size) pairs, e.g.
+    /// `memory.regions.map { ($0.guestPhysical, $0.size) }`.
+    public static func qemuPC(ramSize: UInt64, ram: [(start: UInt64, size: UInt64)], cpus: Int,
+                              maxCPUs: Int? = nil, dma: Bool = true) -> FwCfgItems {
+        var c = FwCfgItems()
+        c[FwCfgKey.signature] = Array("QEMU".utf8)
+        c.set(FwCfgKey.id, u32: dma ? 3 : 1)
+        c[FwCfgKey.uuid] = [UInt8](repeating: 0, count: 16)
+        c.set(FwCfgKey.ramSize, u64: ramSize)
+        c.set(FwCfgKey.noGraphic, u16: 0)
+        c.set(FwCfgKey.bootMenu, u16: 0)
+        c.set(FwCfgKey.nbCPUs, u16: UInt16(clamping: cpus))
+        let apicIDLimit = maxCPUs ?? cpus
+        c.set(FwCfgKey.maxCPUs, u16: UInt16(clamping: apicIDLimit))
+        c[FwCfgKey.numa] = [UInt8](repeating: 0, count: 8 * (1 + apicIDLimit))
+        c.set(FwCfgKey.irq0Override, u32: 1)
+        let reserved = [E820Entry(address: QEMUPCLayout.kvmIdentityMap, length: QEMUPCLayout.kvmIdentityMapSize, type: .reserved)]
+        // Legacy table: u32 count, then 16 entries of 20 bytes.
+        var legacy = littleEndianBytes(UInt32(reserved.count))
+        for e in reserved { legacy += e.bytes }
+        legacy += [UInt8](repeating: 0, count: 4 + 16 * 20 - legacy.count)
+        c[FwCfgKey.e820Table] = legacy
+        var e820 = reserved
+        for r in ram.sorted(by: { $0.start < $1.start }) { e820.append(E820Entry(address: r.start, length: r.size, type: .ram)) }
+        c.addFile("etc/e820", e820.flatMap(\.bytes))
+        return c
+    }
+}
+
+/// One entry of an E820 memory map (also the multiboot mmap's payload).
+public struct E820Entry: Equatable, Sendable {
+    public enum Kind: UInt32, Sendable {
+        case ram = 1, reserved = 2, acpi = 3, nvs = 4, unusable = 5
+    }
+    public var address: UInt64
+    public var length: UInt64
+    public var type: Kind
+    public var end: UInt64 { address + length }
+
+    public init(address: UInt64, length: UInt64, type: Kind) {
+        self.address = address
+        self.length = length
+        self.type = type
+    }
+
+    /// 20 bytes: u64 address, u64 length, u32 type (little-endian).
+    public var bytes: [UInt8] {
+        littleEndianBytes(address) + littleEndianBytes(length) + littleEndianBytes(type.rawValue)
+    }
+}
+
+/// Addresses QEMU's `-M pc` with KVM uses that a guest can see.
+public enum QEMUPCLayout {
+    /// kvm_arch_init: the EPT identity map and TSS, reserved in the E820 map.
+    public static let kvmIdentityMap: UInt64 = 0xFEFF_C000
+    public static let kvmIdentityMapSize: UInt64 = 0x4000
+    /// pc_init1: with -m of 3.5 GiB or more, RAM below 4 GiB stops at 3 GiB;
+    /// below 3.5 GiB all RAM is below 4 GiB.
+    public static let maxRAMBelow4G: UInt64 = 0xE000_0000
+    public static let gigabyteAlignedRAMBelow4G: UInt64 = 0xC000_0000
+
+    /// How QEMU 7.2's `-M pc` splits `size` bytes of RAM: (below 4 GiB, from 4 GiB).
+    public static func ramSplit(_ size: UInt64) -> (low: UInt64, high: UInt64) {
+        size >= maxRAMBelow4G ? (gigabyteAlignedRAMBelow4G, size - gigabyteAlignedRAMBelow4G) : (size, 0)
+    }
+}
+
+/// QEMU's fw_cfg on the legacy I/O ports: 0x510 selects an item (16-bit write),
+/// 0x511 reads its next byte (8-bit read); reads past an item's end, or of an
+/// item never set, give 0. With guest memory, the DMA interface at 0x514
+/// (big-endian address of a FWCfgDmaAccess, high half at 0x514, low half at
+/// 0x518 starts it) reads items into guest RAM; its port reads "QEMU CFG".
+/// Nothing is writable (a DMA write sets the error bit), as in QEMU for the
+/// items a `-kernel` boot has.
+public final class FwCfg: PortDevice {
+    public static let ports: ClosedRange<UInt16> = 0x510...0x511
+    public static let dmaPorts: ClosedRange<UInt16> = 0x514...0x51B
+    /// "QEMU CFG", what the DMA port reads.
+    public static let dmaSignature: UInt64 = 0x5145_4D55_2043_4647
+
+    public let items: FwCfgItems
+    private var table: [UInt16: [UInt8]]
+    // Internal, not private: snapshots save and restore them (Snapshot/DeviceState.swift).
+    var selected: [UInt8]?
+    let memory: GuestMemory?
+    var selectedKey: UInt16?
+    var offset = 0
+    var dmaAddress: UInt64 = 0
+
+    /// `memory` enables the DMA interface. Without an ID item, the ID says
+    /// which interfaces there are (1: ports, 3: ports and DMA).
+    public init(items: FwCfgItems, memory: GuestMemory? = nil) {
+        self.items = items
+        self.memory = memory
+        var table = items.items
+        if table[FwCfgKey.id] == nil { table[FwCfgKey.id] = littleEndianBytes(UInt32(memory == nil ? 1 : 3)) }
+        table[FwCfgKey.fileDirectory] = items.directory
+        for (i, file) in items.files.enumerated() { table[FwCfgKey.fileFirst + UInt16(i)] = file.bytes }
+        self.table = table
+    }
+
+    /// Attaches the ports (and the DMA ports when there is guest memory) to `bus`.
+    public func attach(to bus: IOBus) throws {
+        try bus.attach(self, ports: FwCfg.ports)
+        if memory != nil { try bus.attach(self, ports: FwCfg.dmaPorts) }
+    }
+
+    /// Selects `key`, as a guest's 16-bit write to 0x510 does.
+    public func select(_ key: UInt16) {
+        selectedKey = key
+        selected = table[key]
+        offset = 0
+    }
+
+    /// The next data byte (0 past the end), as a guest's read of 0x511 gives.
+    public func readByte() -> UInt8 {
+        guard let item = selected, offset < item.count else { return 0 }
+        defer { offset += 1 }
+        return item[offset]
+    }
+
+    public func read(port: UInt16, size: Int) -> UInt32 {
+        switch port {
+        case 0x510, 0x511:
+            // QEMU accepts only byte reads here (either port reads data).
+            return size == 1 ? UInt32(readByte()) : 0xFFFF_FFFF
+        case 0x514...0x51B:
+            let shift = (8 - Int(port - 0x514) - size) * 8
+            guard shift >= 0 else { return 0xFFFF_FFFF }
+            let value = FwCfg.dmaSignature >> UInt64(shift)
+            let bigEndian = size == 4 ? UInt32(truncatingIfNeeded: value).byteSwapped
+                : size == 2 ? UInt32(UInt16(truncatingIfNeeded: value).byteSwapped) : UInt32(UInt8(truncatingIfNeeded: value))
+            return bigEndian
+        default:
+            return 0xFFFF_FFFF
+        }
+    }
+
+    public func write(port: UInt16, size: Int, value: UInt32) -> DeviceAction {
+        switch (port, size) {
+        case (0x510, 2), (0x511, 2):
+            select(UInt16(truncatingIfNeeded: value))
+        case (0x514, 4):
+            dmaAddress = UInt64(value.byteSwapped) << 32
+        case (0x518, 4):
+            dmaAddress |= UInt64(value.byteSwapped)
+            let access = dmaAddress
+            dmaAddress = 0
+            dma(at: access)
+        default:
+            break   // data writes are ignored; nothing is writable
+        }
+        return .proceed
+    }
+
+    /// Runs the FWCfgDmaAccess at `address` (control, length, address; big-endian)
+    /// and writes its control word back: 0 when done, 1 (error) on a bad address
+    /// or a write.
+    private func dma(at address: UInt64) {
+        guard let memory else { return }
+        let errorBit: UInt32 = 1, read: UInt32 = 2, skip: UInt32 = 4, selectBit: UInt32 = 8, write: UInt32 = 0x10
+        guard let control = try? memory.read(UInt32.self, at: address).byteSwapped,
+              var length = try? memory.read(UInt32.self, at: address + 4).byteSwapped,
+              var target = try? memory.read(UInt64.self, at: address + 8).byteSwapped else {
+            try? memory.write(errorBit.byteSwapped, at: address)
+            return
+        }
+        if control & selectBit != 0 { select(UInt16(control >> 16)) }
+        let isRead = control & read != 0
+        let isWrite = !isRead && control & write != 0
+        if !isRead && !isWrite && control & skip == 0 { length = 0 }
+        var status: UInt32 = 0
+        while length > 0 && status & errorBit == 0 {
+            let available = (selected?.count ?? 0) - offset
+            if available <= 0 {
+                // Past the end (or nothing selected): reads give zeros, writes fail.
+                if isRead, (try? memory.fill(0, count: Int(length), at: target)) == nil { status |= errorBit }
+                if isWrite { status |= errorBit }
+                target &+= UInt64(length)
+                length = 0
+            } else {
+                let n = min(Int(length), available)
+                if isRead {
+                    let chunk = selected![offset..<offset + n]
+                    if (try? chunk.withUnsafeBytes({ try memory.write($0, at: target) })) == nil { status |= errorBit }
+                }
+                if isWrite { status |= errorBit }
+                offset += n
+                target &+= UInt64(n)
+                length -= UInt32(n)
+            }
+        }
+        try? memory.write(status.byteSwapped, at: address)
+    }
+}
+
+func littleEndianBytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+    (0..<MemoryLayout<T>.size).map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) }
+}
+
+func bigEndianBytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+    littleEndianBytes(value).reversed()
+}

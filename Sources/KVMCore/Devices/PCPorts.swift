@@ -1,0 +1,47 @@
+/// The small PC ports test kernels poke, as QEMU's `-M pc` has them:
+///
+/// - 0x80, the POST/delay port: writes are ignored, reads give 0xff.
+/// - 0x92, system control port A: bit 1 (A20 gate) reads back what was written
+///   (KVM does not mask A20, so A20 is always on in fact); it starts at 0x02,
+///   A20 on, as after a BIOS. Setting bit 0 (from 0) requests a reset: the run
+///   stops with `.systemEvent(type: PCPorts.resetEvent, flags: 0)`, what KVM
+///   reports for a guest reset (KVM_SYSTEM_EVENT_RESET).
+public final class PCPorts: PortDevice {
+    public static let postPort: UInt16 = 0x80
+    public static let systemControlPort: UInt16 = 0x92
+    /// KVM_SYSTEM_EVENT_RESET.
+    public static let resetEvent: UInt32 = 2
+
+    /// Port 0x92 as last written.
+    public private(set) var systemControl: UInt8
+
+    public init(systemControl: UInt8 = 0x02) {
+        self.systemControl = systemControl
+    }
+
+    /// A20 as port 0x92 says.
+    public var a20: Bool { systemControl & 0x02 != 0 }
+
+    /// Attaches 0x80 and 0x92 to `bus`.
+    public func attach(to bus: IOBus) throws {
+        try bus.attach(self, ports: PCPorts.postPort...PCPorts.postPort)
+        try bus.attach(self, ports: PCPorts.systemControlPort...PCPorts.systemControlPort)
+    }
+
+    public func read(port: UInt16, size: Int) -> UInt32 {
+        switch port {
+        case PCPorts.systemControlPort: UInt32(systemControl)
+        default: 0xFFFF_FFFF
+        }
+    }
+
+    public func write(port: UInt16, size: Int, value: UInt32) -> DeviceAction {
+        guard port == PCPorts.systemControlPort else { return .proceed }
+        let old = systemControl
+        systemControl = UInt8(truncatingIfNeeded: value)
+        if systemControl & 1 != 0 && old & 1 == 0 {
+            return .stop(.systemEvent(type: PCPorts.resetEvent, flags: 0))
+        }
+        return .proceed
+    }
+}

@@ -1,0 +1,254 @@
+import Foundation
+import Guests
+import KVMCore
+import XCTest
+
+/// QEMU is the oracle: each multiboot test kernel (Guests/src/mb-*.c) boots
+/// under `qemu-system-x86_64 -kernel` and under `kvmrun -kernel` with the same
+/// -append/-initrd/-smp/-m, and both must print the same serial output and end
+/// with the same exit status.
+///
+/// QEMU runs as the issue's command line has it (`-nodefaults -display none
+/// -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=0x4`) on `-M pc`
+/// with `-accel kvm` (`-accel tcg` where QEMU cannot use KVM), plus
+/// `-no-reboot` so a guest that resets cannot loop. The firmware is qboot
+/// (0.1 s) where the output does not depend on it; the kernels that print
+/// the memory map boot on SeaBIOS, QEMU's default (about 2 s), whose E820 map
+/// kvmrun reproduces. QEMU is installed with apt-get when missing; the tests
+/// skip, saying why, only when that fails.
+final class QEMUOracleTests: XCTestCase {
+    enum Firmware: String {
+        case qboot, seabios
+    }
+
+    struct QEMU {
+        let path: String
+        /// "kvm", or "tcg" when QEMU could not use KVM (`note` says why).
+        let accel: String
+        let qboot: String?
+        let note: String?
+    }
+
+    /// Found (or installed) and probed once for all tests.
+    nonisolated(unsafe) static var cached: Result<QEMU, XCTSkip>?
+
+    static func qemu() throws -> QEMU {
+        if cached == nil { cached = Result { try locateQEMU() }.mapError { $0 as? XCTSkip ?? XCTSkip("\($0)") } }
+        return try cached!.get()
+    }
+
+    static func locateQEMU() throws -> QEMU {
+        var path = which("qemu-system-x86_64")
+        if path == nil {
+            var log = ""
+            for command in [["apt-get", "install", "-y", "--no-install-recommends", "qemu-system-x86"],
+                            ["apt-get", "update"],
+                            ["apt-get", "install", "-y", "--no-install-recommends", "qemu-system-x86"]] {
+                let r = try? run("/usr/bin/env", command, timeout: 900, environment: ["DEBIAN_FRONTEND": "noninteractive"])
+                log = r.map { $0.stderr.split(separator: "\n").last.map(String.init) ?? "status \($0.status)" } ?? "apt-get did not run"
+                path = which("qemu-system-x86_64")
+                if path != nil { break }
+            }
+            guard path != nil else {
+                throw XCTSkip("qemu-system-x86_64 is not installed and `apt-get install qemu-system-x86` failed: \(log)")
+            }
+        }
+        let qemu = path!
+        let qboot = ["/usr/share/qemu/qboot.rom", "/usr/share/seabios/qboot.rom"].first { FileManager.default.fileExists(atPath: $0) }
+        // Can QEMU use KVM here? Boot mb-hello once with -accel kvm.
+        let dir = NSTemporaryDirectory() + "qemu-probe-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let kernel = dir + "/mb-hello.elf"
+        _ = FileManager.default.createFile(atPath: kernel, contents: Data(GuestImage.mbHello.bytes))
+        let probe = try run(qemu, qemuArguments(accel: "kvm", qboot: qboot, firmware: .qboot) + ["-kernel", kernel], timeout: 60)
+        if probe.status == 1 && probe.stdout == "Hello from multiboot\n" {
+            return QEMU(path: qemu, accel: "kvm", qboot: qboot, note: nil)
+        }
+        let reason = probe.stderr.split(separator: "\n").last.map(String.init) ?? "status \(probe.status)"
+        return QEMU(path: qemu, accel: "tcg", qboot: qboot, note: "QEMU cannot use KVM here (\(reason))")
+    }
+
+    static func qemuArguments(accel: String, qboot: String?, firmware: Firmware, machine: String = "pc") -> [String] {
+        var args = ["-M", machine, "-accel", accel, "-nodefaults", "-display", "none", "-serial", "stdio",
+                    "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4", "-no-reboot"]
+        if firmware == .qboot, let qboot, machine == "pc" { args += ["-bios", qboot] }
+        return args
+    }
+
+    struct Outcome {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+        let seconds: Double
+    }
+
+    /// Boots `guest` under QEMU and under kvmrun with the same QEMU-style
+    /// options and requires the same stdout and exit status; returns QEMU's.
+    @discardableResult
+    func compare(_ guest: String, append: String? = nil, modules: [(name: String, bytes: [UInt8], args: String?)] = [],
+                 smp: Int? = nil, memory: String? = "128", firmware: Firmware = .qboot, needsKVMInQEMU: String? = nil,
+                 file: StaticString = #filePath, line: UInt = #line) throws -> Outcome {
+        let qemu = try Self.qemu()
+        if qemu.accel != "kvm", let why = needsKVMInQEMU {
+            throw XCTSkip("\(qemu.note ?? "QEMU runs on TCG"); \(guest) prints \(why), which differs under TCG")
+        }
+        try requireKVM()
+        guard let image = GuestImage.named(guest) else {
+            XCTFail("no built-in guest \(guest)", file: file, line: line)
+            throw XCTSkip("no guest")
+        }
+        let scratch = try ScratchDirectory()
+        let kernel = try scratch.file("\(guest).elf", image.bytes)
+        var options = ["-kernel", kernel]
+        if let append { options += ["-append", append] }
+        if !modules.isEmpty {
+            var entries: [String] = []
+            for m in modules {
+                let path = try scratch.file(m.name, m.bytes)
+                let entry = m.args.map { "\(path) \($0)" } ?? path
+                entries.append(entry.replacingOccurrences(of: ",", with: ",,"))
+            }
+            options += ["-initrd", entries.joined(separator: ",")]
+        }
+        if let smp { options += ["-smp", "\(smp)"] }
+        if let memory { options += ["-m", memory] }
+
+        let q = try Self.run(qemu.path, Self.qemuArguments(accel: qemu.accel, qboot: qemu.qboot, firmware: firmware) + options,
+                             timeout: 120)
+        XCTAssertFalse(q.stdout.isEmpty, "QEMU printed nothing (status \(q.status)): \(q.stderr)", file: file, line: line)
+        XCTAssertEqual(q.status & 1, 1, "QEMU did not end through isa-debug-exit (status \(q.status)): \(q.stderr)",
+                       file: file, line: line)
+        let k = try kvmrun(options, timeout: 120, file: file, line: line)
+        XCTAssertEqual(k.stdout, q.stdout, "serial output differs (kvmrun stderr: \(k.stderr))", file: file, line: line)
+        XCTAssertEqual(k.status, q.status, "exit status differs (kvmrun stderr: \(k.stderr))", file: file, line: line)
+        XCTAssertFalse(k.signaled, "kvmrun died of signal \(k.status)", file: file, line: line)
+        return q
+    }
+
+    // MARK: The kernels
+
+    func testHello() throws {
+        let q = try compare("mb-hello")
+        XCTAssertEqual(q.stdout, "Hello from multiboot\n")
+        XCTAssertEqual(q.status, 1)
+    }
+
+    func testExitCodeFromCommandLine() throws {
+        XCTAssertEqual(try compare("mb-exit", append: "exit=0x2a").status, 0x55)
+        XCTAssertEqual(try compare("mb-exit", append: "exit=126").status, 0xFD)
+        XCTAssertEqual(try compare("mb-exit").status, 0x43)
+    }
+
+    /// Command line, modules with arguments and a comma, memory map (SeaBIOS's).
+    func testInfo() throws {
+        let modules: [(name: String, bytes: [UInt8], args: String?)] = [
+            ("m0", Array("hello module zero\n".utf8), "arg1 arg2"),
+            ("m1,x", Array("second,module".utf8), nil),
+            ("empty", [], "nothing here"),
+        ]
+        let q = try compare("mb-info", append: "exit=5 foo  bar", modules: modules, firmware: .seabios,
+                            needsKVMInQEMU: "the E820 map (KVM's identity-map reservation)")
+        XCTAssertEqual(q.status, 11)
+        XCTAssertTrue(q.stdout.contains("mb-info: ok exit=5"), q.stdout)
+    }
+
+    func testInfoWithoutAppendOrModules() throws {
+        try compare("mb-info", append: nil, firmware: .seabios, needsKVMInQEMU: "the E820 map")
+    }
+
+    /// RAM above 4 GiB (QEMU keeps 3 GiB below it from -m 3.5G).
+    func testInfoLargeMemory() throws {
+        try compare("mb-info", memory: "5000", firmware: .seabios, needsKVMInQEMU: "the E820 map")
+    }
+
+    func testFwCfg() throws {
+        let q = try compare("mb-fwcfg", append: "console=ttyS0", modules: [("initrd.img", Array(repeating: 0x5A, count: 5000), nil)],
+                            needsKVMInQEMU: "etc/e820 (KVM's identity-map reservation)")
+        XCTAssertTrue(q.stdout.hasPrefix("signature=\"QEMU\" id=0x00000003\n"), q.stdout)
+    }
+
+    func testPCPortsAndCMOS() throws {
+        try compare("mb-pcports")
+        try compare("mb-pcports", memory: "5G")
+    }
+
+    func testSMP() throws {
+        for n in [1, 2, 4] {
+            let q = try compare("mb-smp", smp: n)
+            XCTAssertTrue(q.stdout.hasSuffix("smp cpus_up=\(n) ok\n"), q.stdout)
+        }
+    }
+
+    func testFwCfgCPUCount() throws {
+        try compare("mb-fwcfg", smp: 3, needsKVMInQEMU: "etc/e820")
+    }
+
+    func testLAPICTimer() throws {
+        try compare("mb-lapic-timer")
+    }
+
+    func testIOAPICPIT() throws {
+        try compare("mb-ioapic-pit")
+    }
+
+    /// Not a check: QEMU's boot-to-exit time for mb-hello on pc+qboot and on
+    /// microvm, and kvmrun's, printed for the record (best of 5).
+    func testBootTimes() throws {
+        let qemu = try Self.qemu()
+        try requireKVM()
+        let scratch = try ScratchDirectory()
+        let kernel = try scratch.file("mb-hello.elf", GuestImage.mbHello.bytes)
+        func best(_ body: () throws -> Double) rethrows -> Double { try (0..<5).map { _ in try body() }.min()! }
+        let pc = try best { try Self.run(qemu.path, Self.qemuArguments(accel: qemu.accel, qboot: qemu.qboot, firmware: .qboot) + ["-kernel", kernel], timeout: 60).seconds }
+        let microvm = try best { try Self.run(qemu.path, Self.qemuArguments(accel: qemu.accel, qboot: nil, firmware: .seabios, machine: "microvm") + ["-kernel", kernel], timeout: 60).seconds }
+        let ours = try best { try kvmrun(["-kernel", kernel], timeout: 60).seconds }
+        print(String(format: "boot-to-exit, mb-hello, best of 5: QEMU (%@) pc+qboot %.0f ms, microvm %.0f ms; kvmrun %.1f ms",
+                     qemu.accel, pc * 1000, microvm * 1000, ours * 1000))
+    }
+
+    // MARK: Processes
+
+    static func which(_ name: String) -> String? {
+        let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") + ["/usr/bin", "/usr/local/bin"]
+        return dirs.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// Runs a program to completion, killing it after `timeout` seconds (status 137 then).
+    static func run(_ program: String, _ arguments: [String], timeout: TimeInterval,
+                    environment: [String: String] = [:]) throws -> Outcome {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
+        let dir = NSTemporaryDirectory() + "oracle-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = FileManager.default.createFile(atPath: dir + "/out", contents: nil)
+        _ = FileManager.default.createFile(atPath: dir + "/err", contents: nil)
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/out"))
+        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        let started = Date()
+        try process.run()
+        let deadline = started.addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(2_000) }
+        var killed = false
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            killed = true
+        }
+        process.waitUntilExit()
+        let seconds = Date().timeIntervalSince(started)
+        try out.close()
+        try err.close()
+        return Outcome(status: killed ? 137 : process.terminationStatus,
+                       stdout: String(decoding: try Data(contentsOf: URL(fileURLWithPath: dir + "/out")), as: UTF8.self),
+                       stderr: String(decoding: try Data(contentsOf: URL(fileURLWithPath: dir + "/err")), as: UTF8.self),
+                       seconds: seconds)
+    }
+}
