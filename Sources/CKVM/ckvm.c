@@ -40,6 +40,10 @@ int ckvm_tgkill(int tid, int signo) {
 }
 
 long ckvm_timer_start(int signo, int tid, long long nanoseconds) {
+    return ckvm_timer_start_periodic(signo, tid, nanoseconds, 0);
+}
+
+long ckvm_timer_start_periodic(int signo, int tid, long long nanoseconds, long long interval) {
     struct sigevent event;
     memset(&event, 0, sizeof event);
     event.sigev_notify = SIGEV_THREAD_ID;
@@ -52,6 +56,8 @@ long ckvm_timer_start(int signo, int tid, long long nanoseconds) {
     if (nanoseconds <= 0) nanoseconds = 1;
     spec.it_value.tv_sec = nanoseconds / 1000000000LL;
     spec.it_value.tv_nsec = nanoseconds % 1000000000LL;
+    spec.it_interval.tv_sec = interval / 1000000000LL;
+    spec.it_interval.tv_nsec = interval % 1000000000LL;
     if (timer_settime(timer, 0, &spec, NULL) != 0) {
         int err = errno;
         timer_delete(timer);

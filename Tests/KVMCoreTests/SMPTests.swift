@@ -20,6 +20,17 @@ final class SMPTests: XCTestCase {
         XCTAssertEqual(machine.serial.text, "Hello from C (ELF64)\nsum(1..100) = 5050\n")
     }
 
+    func testHaltWithInterruptsOffEndsTheRunEvenWithTheIRQChip() throws {
+        let kvm = try requireKVM()
+        for count in [1, 2] {
+            let machine = try Machine(vcpus: count, irqchip: true, serial: .buffer, kvm: kvm)
+            try machine.load(GuestImage.helloLong.bootImage())
+            let stop = try machine.run(timeout: .seconds(10))
+            guard case .halted = stop else { return XCTFail("\(count) vCPU(s): expected .halted, got \(stop)") }
+            XCTAssertEqual(machine.serial.text, "Hello from long mode\n")
+        }
+    }
+
     func testEachVCPUSeesItsOwnAPICIDInCPUID() throws {
         let kvm = try requireKVM()
         let machine = try Machine(vcpus: 3, serial: .buffer, kvm: kvm)

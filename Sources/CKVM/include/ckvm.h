@@ -141,6 +141,8 @@ int ckvm_tgkill(int tid, int signo);
 /// Arms a one-shot CLOCK_MONOTONIC timer that sends `signo` to thread `tid`
 /// after `nanoseconds`. Returns an opaque id > 0, or -errno.
 long ckvm_timer_start(int signo, int tid, long long nanoseconds);
+/// The same, firing every `interval` nanoseconds after the first.
+long ckvm_timer_start_periodic(int signo, int tid, long long nanoseconds, long long interval);
 /// Disarms and deletes a timer from ckvm_timer_start.
 void ckvm_timer_stop(long timer);
 /// Sequentially consistent loads and stores for flags shared between threads.

@@ -13,7 +13,12 @@ extension VCPU {
     ///
     /// The loop allocates nothing and takes no lock per exit; `trace`, when given,
     /// is called with every exit before it is handled.
-    public func run(bus: IOBus, timeout: Duration? = nil,
+    ///
+    /// `haltCheck` is for vCPUs with an in-kernel LAPIC, whose HLT never exits to
+    /// userspace: every `haltCheck` the vCPU is kicked, and if it is halted with
+    /// interrupts off (nothing can wake it) the loop returns `.halted`, as a HLT
+    /// exit does without an irqchip.
+    public func run(bus: IOBus, timeout: Duration? = nil, haltCheck: Duration? = nil,
                     trace: ((VCPU, VMExit) -> Void)? = nil) throws -> StopReason {
         precondition(kickHandlerInstalled, "cannot install the vCPU kick signal handler")
         let tid = ckvm_gettid()
@@ -33,6 +38,13 @@ extension VCPU {
             guard timer > 0 else { throw KVMError("timer_create", errno: Errno(rawValue: Int32(-timer))) }
         }
         defer { ckvm_timer_stop(timer) }
+        var haltTimer = 0
+        if let haltCheck {
+            let ns = Int64(clamping: haltCheck.nanoseconds)
+            haltTimer = ckvm_timer_start_periodic(vcpuKickSignal, tid, ns, ns)
+            guard haltTimer > 0 else { throw KVMError("timer_create", errno: Errno(rawValue: Int32(-haltTimer))) }
+        }
+        defer { ckvm_timer_stop(haltTimer) }
         if ckvm_atomic_exchange(control, 0) != 0 { return .stopped }
 
         // Per-exit bookkeeping goes to locals, added to `statistics` when the loop
@@ -104,6 +116,10 @@ extension VCPU {
                         handled()
                         return reason
                     }
+                    if haltCheck != nil, try isHaltedForGood() {
+                        handled()
+                        return .halted
+                    }
                 default:
                     let reason = try stopReason(for: exit)
                     handled()
@@ -126,6 +142,11 @@ extension VCPU {
         case .debug(let info): .debug(info)
         case .io, .mmio, .interrupted, .irqWindowOpen, .unknown: .unhandled(exit)
         }
+    }
+
+    /// Halted (KVM_MP_STATE_HALTED) with RFLAGS.IF clear: no interrupt can wake it.
+    private func isHaltedForGood() throws -> Bool {
+        try mpState() == .halted && registers().rflags & 0x200 == 0
     }
 
     /// Asks the run loop to return `.stopped` as soon as possible. Safe from any

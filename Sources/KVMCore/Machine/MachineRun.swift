@@ -7,8 +7,13 @@ extension Machine {
     /// guest's HC_DONE, a timeout…) stops the others, and it is what returns.
     /// Requests that resume (HC_SYNC, dump, snapshot) pause the whole machine only
     /// when the bootstrap vCPU makes them; an AP's are resumed at once.
+    ///
+    /// With an irqchip, HLT stays in the kernel; the bootstrap vCPU is checked every
+    /// 20 ms and a halt with interrupts off ends the run as `.halted`. (APs often
+    /// park in `cli; hlt` while the BSP works on, so they are not checked.)
     public func run(timeout: Duration? = nil, trace: ((VCPU, VMExit) -> Void)? = nil) throws -> StopReason {
-        guard vcpus.count > 1 else { return try vcpu.run(bus: bus, timeout: timeout, trace: trace) }
+        let haltCheck: Duration? = hasIRQChip ? .milliseconds(20) : nil
+        guard vcpus.count > 1 else { return try vcpu.run(bus: bus, timeout: timeout, haltCheck: haltCheck, trace: trace) }
         let outcome = FirstOutcome()
         let bsp = vcpu
         var threads: [PosixThread] = []
@@ -39,7 +44,7 @@ extension Machine {
         }
         let stop: StopReason
         do {
-            stop = try bsp.run(bus: bus, timeout: timeout, trace: trace)
+            stop = try bsp.run(bus: bus, timeout: timeout, haltCheck: haltCheck, trace: trace)
         } catch {
             _ = outcome.settle(.failure(error))
             return try outcome.result!.get()
