@@ -2,7 +2,7 @@
 //
 //   swift build -c release --static-swift-stdlib --scratch-path X
 //   X/release/kvm-bench [--json] [--runs N] [--startup-runs N]
-//                       [--only exit|startup|swift-loop] [--kvmrun PATH] [--baseline PATH]
+//                       [--only exit|startup|boot|swift-loop] [--kvmrun PATH] [--baseline PATH]
 //
 // 1. Exit round trip: ns per exit of KVMCore's dispatching loop (Machine +
 //    vcpu.run(bus:), in this process) and of the C loop (kvm-baseline
@@ -22,6 +22,7 @@ struct Options {
     var startupRuns = 30
     var runExit = true
     var runStartup = true
+    var runBoot = true
     /// --only swift-loop: KVMCore's loop alone, for profilers (callgrind, strace -c).
     var swiftLoopOnly = false
     var kvmrun: String?
@@ -31,10 +32,10 @@ struct Options {
 func usage() -> Never {
     fputs("""
         usage: kvm-bench [--json] [--runs N] [--startup-runs N]
-                         [--only exit|startup|swift-loop] [--kvmrun PATH] [--baseline PATH]
+                         [--only exit|startup|boot|swift-loop] [--kvmrun PATH] [--baseline PATH]
           --runs N          exit-round-trip runs of each loop, after one warm-up (default 7)
           --startup-runs N  start-up runs of each program, after 3 warm-ups (default 30)
-          --only WHAT       run only the exit or the start-up benchmark; swift-loop: only
+          --only WHAT       run only the exit, start-up or boot benchmark; swift-loop: only
                             KVMCore's loop, --runs times, no C and no table (for profilers)
           --kvmrun, --baseline PATH   other binaries than the ones next to kvm-bench
 
@@ -60,8 +61,9 @@ func parseOptions() -> Options {
         case "--startup-runs": o.startupRuns = count()
         case "--only":
             switch value() {
-            case "exit": o.runStartup = false
-            case "startup": o.runExit = false
+            case "exit": o.runStartup = false; o.runBoot = false
+            case "startup": o.runExit = false; o.runBoot = false
+            case "boot": o.runExit = false; o.runStartup = false
             case "swift-loop": o.swiftLoopOnly = true
             default: usage()
             }
@@ -307,12 +309,14 @@ if options.swiftLoopOnly {
 let host = HostFacts.gather()
 var exitBench: ExitBench?
 var startupBench: StartupBench?
+var bootBench: BootBench?
 do {
-    for path in [baselinePath] + (options.runStartup ? [kvmrunPath] : []) where access(path, X_OK) != 0 {
+    for path in [baselinePath] + (options.runStartup || options.runBoot ? [kvmrunPath] : []) where access(path, X_OK) != 0 {
         throw BenchError("\(path) is not an executable: build all products (swift build -c release --static-swift-stdlib --scratch-path X), or pass --kvmrun/--baseline")
     }
     if options.runExit { exitBench = try runExitBench() }
     if options.runStartup { startupBench = try runStartupBench() }
+    if options.runBoot { bootBench = try runBootBench(runs: min(options.startupRuns, 20)) }
 } catch {
     TempFiles.removeAll()
     fputs("kvm-bench: \(error)\n", stderr)
@@ -327,6 +331,10 @@ if let e = exitBench {
 if let s = startupBench {
     targets.append(Target(name: "start-up kvmrun/C", measured: s.ratio, limit: 1.5, unit: "x"))
     targets.append(Target(name: "peak RSS kvmrun - C", measured: s.rssDeltaMiB, limit: 6, unit: "MiB"))
+}
+if let b = bootBench, b.fastestQEMU != nil {
+    // Expressed as QEMU's fastest over kvmrun, at most 1/20: kvmrun at least 20× faster.
+    targets.append(Target(name: "boot-to-exit kvmrun/QEMU fastest", measured: 1 / b.speedup, limit: 0.05, unit: "x"))
 }
 
 if options.json {
@@ -390,23 +398,30 @@ func printTable() {
         print("   kvm-bench's whole RSS: median \(fmt(Double(median(s.kvmrunSpawnMaxRSS.map(Double.init))) / 1024, 2)) / \(fmt(Double(median(s.cSpawnMaxRSS.map(Double.init))) / 1024, 2)) MiB here).")
         print("")
     }
+    if let b = bootBench {
+        print("3. Boot-to-exit: mb-hello (multiboot) as a whole process, -m 128, \(b.kvmrunMs.count) alternating runs after 2 warm-ups")
+        print("   " + padRight("", 22) + padLeft("median ms", 11) + padLeft("min", 9) + padLeft("max", 9))
+        func row(_ name: String, _ ms: [Double]) {
+            print("   " + padRight(name, 22) + padLeft(fmt(median(ms), 2), 11) + padLeft(fmt(ms.min() ?? .nan, 2), 9) + padLeft(fmt(ms.max() ?? .nan, 2), 9))
+        }
+        row("kvmrun -kernel", b.kvmrunMs)
+        for (name, ms) in b.qemuMs { row("QEMU -M \(name)", ms) }
+        if let note = b.qemuNote { print("   \(note)") }
+        if let (name, _) = b.fastestQEMU {
+            let t = targets.first { $0.name.hasPrefix("boot-to-exit") }!
+            print("   kvmrun is \(fmt(b.speedup, 2))x faster than QEMU's fastest (\(name))   target >= 20x   " + (t.pass ? "PASS" : "MISS"))
+        }
+        print("4. SMP bring-up: mb-smp starts every CPU (INIT-SIPI-SIPI) and exits, whole process")
+        for (cpus, ms) in b.smpMs { row("\(cpus) vCPU" + (cpus == 1 ? "" : "s"), ms) }
+        print("")
+    }
     print("targets: " + targets.map { "\($0.name) \(fmt($0.measured, 3))\($0.unit == "x" ? "x" : " " + $0.unit) \($0.pass ? "PASS" : "MISS")" }.joined(separator: "; "))
 }
 
 func jsonString(_ s: String) -> String {
-    var out = "\""
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 { out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16) }
-            else { out.unicodeScalars.append(scalar) }
-        }
-    }
-    return out + "\""
+    var out = ""
+    JSONValue.writeString(s, into: &out)
+    return out
 }
 
 func jsonNumber(_ v: Double, _ decimals: Int = 3) -> String { v.isFinite ? fmt(v, decimals) : "null" }
@@ -445,6 +460,15 @@ func printJSON() {
         "ru_maxrss_fork_kib": \(jsonIntArray(s.cRSS.map(\.ruMaxRSSKiB))), "ru_maxrss_posix_spawn_kib": \(jsonIntArray(s.cSpawnMaxRSS))}, \
         "ratio": \(jsonNumber(s.ratio, 4)), "ratio_target": 1.5, "ratio_pass": \(s.ratio <= 1.5), \
         "rss_delta_mib": \(jsonNumber(s.rssDeltaMiB, 3)), "rss_delta_target_mib": 6, "rss_pass": \(s.rssDeltaMiB <= 6)}
+        """)
+    }
+    if let b = bootBench {
+        let qemu = b.qemuMs.map { "\(jsonString($0.0)): {\"median_ms\": \(jsonNumber(median($0.1), 3)), \"samples_ms\": \(jsonArray($0.1, 3))}" }
+        let smp = b.smpMs.map { "\"\($0.0)\": {\"median_ms\": \(jsonNumber(median($0.1), 3)), \"samples_ms\": \(jsonArray($0.1, 3))}" }
+        parts.append("""
+          "boot_to_exit": {"guest": "mb-hello", "kvmrun": {"median_ms": \(jsonNumber(b.kvmrunMedian, 3)), "samples_ms": \(jsonArray(b.kvmrunMs, 3))}, \
+        "qemu": {\(qemu.joined(separator: ", "))}, "speedup": \(jsonNumber(b.speedup, 3)), "speedup_target": 20, \
+        "smp_bringup": {\(smp.joined(separator: ", "))}}
         """)
     }
     parts.append("  \"all_pass\": \(targets.allSatisfy(\.pass))")
