@@ -40,8 +40,9 @@ extension VCPU {
         defer { ckvm_timer_stop(timer) }
         var haltTimer = 0
         if let haltCheck {
+            // The first check comes soon, so a guest that halts at once ends at once.
             let ns = Int64(clamping: haltCheck.nanoseconds)
-            haltTimer = ckvm_timer_start_periodic(vcpuKickSignal, tid, ns, ns)
+            haltTimer = ckvm_timer_start_periodic(vcpuKickSignal, tid, min(ns, 2_000_000), ns)
             guard haltTimer > 0 else { throw KVMError("timer_create", errno: Errno(rawValue: Int32(-haltTimer))) }
         }
         defer { ckvm_timer_stop(haltTimer) }

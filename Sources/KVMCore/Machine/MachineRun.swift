@@ -8,11 +8,11 @@ extension Machine {
     /// Requests that resume (HC_SYNC, dump, snapshot) pause the whole machine only
     /// when the bootstrap vCPU makes them; an AP's are resumed at once.
     ///
-    /// With an irqchip, HLT stays in the kernel; the bootstrap vCPU is checked every
-    /// 20 ms and a halt with interrupts off ends the run as `.halted`. (APs often
+    /// With an irqchip, HLT stays in the kernel; the bootstrap vCPU is checked after
+    /// 2 ms and then every 10 ms, and a halt with interrupts off ends the run as `.halted`. (APs often
     /// park in `cli; hlt` while the BSP works on, so they are not checked.)
     public func run(timeout: Duration? = nil, trace: ((VCPU, VMExit) -> Void)? = nil) throws -> StopReason {
-        let haltCheck: Duration? = hasIRQChip ? .milliseconds(20) : nil
+        let haltCheck: Duration? = hasIRQChip ? .milliseconds(10) : nil
         guard vcpus.count > 1 else { return try vcpu.run(bus: bus, timeout: timeout, haltCheck: haltCheck, trace: trace) }
         let outcome = FirstOutcome()
         let bsp = vcpu
