@@ -31,7 +31,7 @@ enum ExitStatus: Int32, CaseIterable {
         case .guestFailure: "the guest reported HC_FAIL, or HC_DONE with a non-zero status"
         case .nestingUnavailable: "--nested was asked for but the host cannot nest (the reason is printed)"
         case .protocolError: "the guest broke the hostcall protocol (Docs/PROTOCOL.md)"
-        case .badStateFile: "a saved state file is corrupt, truncated, or of the wrong kind"
+        case .badStateFile: "a saved state file is corrupt, truncated, or of the wrong kind; a snapshot of another format version or for another host"
         case .interrupted: "kvmrun was stopped by SIGINT (the vCPUs stopped cleanly, the terminal restored)"
         case .terminated: "kvmrun was stopped by SIGTERM or SIGHUP"
         }

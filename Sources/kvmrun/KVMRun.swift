@@ -12,7 +12,8 @@ struct KVMRun: ParsableCommand {
             See `kvmrun help run` for the statuses.
             """,
         version: "0.1.0",
-        subcommands: [RunCommand.self, ProbeCommand.self, HostCommand.self, NestedStateCommand.self],
+        subcommands: [RunCommand.self, ProbeCommand.self, HostCommand.self, NestedStateCommand.self,
+                      RestoreCommand.self],
         defaultSubcommand: RunCommand.self
     )
 
@@ -32,6 +33,8 @@ struct KVMRun: ParsableCommand {
             fail(.badImage, "\(error)")
         } catch let error as FileError {
             fail(.unreadableFile, "\(error)")
+        } catch let error as SnapshotError {
+            fail(.badStateFile, "\(error)")
         } catch let error as ConfigurationError {
             fail(.usage, "\(error)")
         } catch {

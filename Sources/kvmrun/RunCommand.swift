@@ -24,37 +24,24 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Print exits by reason and time in guest vs in the VMM on stderr.")
     var stats = false
 
+    @OptionGroup(title: "Snapshots")
+    var snapshots: SnapshotOptions
+
     func run() throws {
         if listBuiltins {
             for image in GuestImage.all { print("\(pad(image.name, 16)) \(image.summary)") }
             return
         }
+        _ = try snapshots.atExit()
         let session = try Session()
         let machine = try options.makeMachine()
         try session.attach(machine)
         machine.vcpu.statistics.measureTime = stats
         let timeout = try options.timeLimit()
-        var stop: StopReason
-        repeat {
-            stop = try machine.run(timeout: timeout, trace: trace ? traceExit : nil)
-        } while resumes(after: stop)
+        let stop = try runServingSnapshots(machine, session: session, options: snapshots, timeout: timeout, trace: trace)
         if stats { printStatistics(machine) }
         if case .stopped = stop, let interruption = session.interruption { throw interruption }
         try finishRun(stop, timeout: options.timeout)
-    }
-
-    /// Hostcall requests a plain run serves by resuming the guest.
-    private func resumes(after stop: StopReason) -> Bool {
-        switch stop {
-        case .sync: return true
-        case .nestedDumpRequested:
-            eprint("kvmrun: the guest asked for a nested-state dump; `kvmrun nested-state` serves it")
-            return true
-        case .snapshotRequested:
-            eprint("kvmrun: the guest asked for a snapshot; `kvmrun run` does not take snapshots")
-            return true
-        default: return false
-        }
     }
 }
 

@@ -15,7 +15,7 @@ private func expectedNested(at stop: String) -> (guestMode: Bool, gif: Bool)? {
 }
 
 /// Checks a snapshot's nested state against the stop it was taken at.
-private func checkNested(_ snapshot: VMSnapshot, at stop: String, facts: RunLog) throws -> String {
+private func checkNested(_ snapshot: Snapshot, at stop: String, facts: RunLog) throws -> String {
     guard let state = snapshot.nestedState else { throw LabFailure("at \(stop): KVM_GET_NESTED_STATE gave no decodable state") }
     var text = "flags=\(state.flags) size=\(state.size)"
     if let pa = state.svm?.header.vmcbPA, state.flags.contains(.guestMode) { text += " vmcb_pa=\(hex(pa))" }
@@ -38,22 +38,21 @@ private func checkNested(_ snapshot: VMSnapshot, at stop: String, facts: RunLog)
 
 /// Runs a fresh guest to its `index`-th stop and takes a snapshot there.
 /// Returns the snapshot and the still-live source machine.
-func snapshotAtStop(_ index: Int, kvm: KVM) throws -> (VMSnapshot, Machine, [String]) {
+func snapshotAtStop(_ index: Int, kvm: KVM) throws -> (Snapshot, Machine, [String]) {
     let machine = try LabGuest.boot(kvm: kvm)
     var events: [String] = []
     let ended = try LabGuest.drive(machine, log: &events, pause: { _, count in count == index + 1 })
     if ended { throw LabFailure("the run ended (\(events.last ?? "?")) before stop \(index + 1)") }
-    let snapshot = try VMSnapshot.capture(machine, produced: LabGuest.log(of: machine, events: events))
-    return (snapshot, machine, events)
+    return (try LabGuest.snapshot(machine, events: events), machine, events)
 }
 
 /// Restores `snapshot` into a fresh machine and runs it to the end: the log of
 /// the whole run (before + after the snapshot).
-private func finishRestored(_ snapshot: VMSnapshot, kvm: KVM) throws -> RunLog {
-    let machine = try snapshot.restore(kvm: kvm)
-    var events: [String] = []
+private func finishRestored(_ snapshot: Snapshot, kvm: KVM) throws -> RunLog {
+    let machine = try LabGuest.restore(snapshot, kvm: kvm)
+    var events = snapshot.labEvents
     try LabGuest.drive(machine, log: &events)
-    return snapshot.produced + LabGuest.log(of: machine, events: events)
+    return LabGuest.log(of: machine, events: events)
 }
 
 /// The stops of the reference run where a snapshot may be taken (all but the last).
@@ -83,7 +82,7 @@ func checkSaveRestoreInProcess() throws {
             if let diff = LabGuest.log(of: source, events: events + rest).difference(from: reference) {
                 throw LabFailure("source after the snapshot: \(diff)")
             }
-            info(name, "at \(stop): \(snapshot.pages.count) pages, \(snapshot.msrs.count) MSRs, nested \(nested): restored and source both finish like the reference")
+            info(name, "at \(stop): \(snapshot.storedPages) pages, \(snapshot.vcpus[0].msrs.count) MSRs, nested \(nested): restored and source both finish like the reference")
         } catch {
             problems.append("at \(stop): \(error)")
             info(name, "at \(stop): FAILED: \(error)")
@@ -92,33 +91,21 @@ func checkSaveRestoreInProcess() throws {
     // Chain: one run that moves to a fresh VM at every stop.
     do {
         var machine = try LabGuest.boot(kvm: kvm)
-        var produced = RunLog()
         var events: [String] = []
         var moves = 0
         while true {
             let ended = try LabGuest.drive(machine, log: &events, pause: { _, _ in true })
             if ended { break }
-            let snapshot = try VMSnapshot.capture(machine, produced: produced + LabGuest.log(of: machine, events: events))
-            machine = try snapshot.restore(kvm: kvm)
-            produced = snapshot.produced
-            events = []
+            machine = try LabGuest.restore(try LabGuest.snapshot(machine, events: events), kvm: kvm)
             moves += 1
         }
-        let whole = produced + LabGuest.log(of: machine, events: events)
+        let whole = LabGuest.log(of: machine, events: events)
         if let diff = whole.difference(from: reference) { throw LabFailure(diff) }
         info(name, "chain: moved to a fresh VM at each of \(moves) stops; finishes like the reference")
     } catch {
         problems.append("chain: \(error)")
     }
-    noteRefusedMSRs(name)
     if !problems.isEmpty { throw LabFailure(problems.joined(separator: "; ")) }
-}
-
-func noteRefusedMSRs(_ test: String) {
-    let refused = VMSnapshot.refusedButEqual.sorted()
-    if !refused.isEmpty {
-        info(test, "KVM_SET_MSRS refused \(refused.map { hex($0) }.joined(separator: ", ")) (listed by KVM_GET_MSR_INDEX_LIST, readable); the fresh vCPU already held the saved values")
-    }
 }
 
 /// 4b, first half: snapshots at every stop, written to `directory`/stop-N.snap.
@@ -128,10 +115,9 @@ func saveSnapshots(to directory: String) throws {
     let reference = try LabGuest.reference(kvm: kvm)
     for index in snapshotPoints(reference) {
         let (snapshot, _, _) = try snapshotAtStop(index, kvm: kvm)
-        let bytes = SnapshotFile.encode(snapshot)
         let path = "\(directory)/stop-\(index + 1).snap"
-        try Files.writeAtomically(bytes, to: path)
-        info(name, "saved \(path) at \(reference.events[index]) (\(bytes.count) bytes, nested flags \(snapshot.nestedState?.flags.description ?? "?"))")
+        try snapshot.write(to: path)
+        info(name, "saved \(path) at \(reference.events[index]) (\(snapshot.storedPages) pages stored, nested flags \(snapshot.nestedState?.flags.description ?? "?"))")
     }
 }
 
@@ -145,8 +131,8 @@ func checkRestoreFiles(_ paths: [String]) throws {
     var problems: [String] = []
     for path in paths {
         do {
-            let snapshot = try SnapshotFile.decode(try Files.read(path, limit: 1 << 30))
-            let stop = snapshot.produced.events.last ?? "?"
+            let snapshot = try Snapshot(contentsOf: path)
+            let stop = snapshot.labEvents.last ?? "?"
             let restored = try finishRestored(snapshot, kvm: kvm)
             if let diff = restored.difference(from: reference) { throw LabFailure(diff) }
             info(name, "\(path) (at \(stop), nested flags \(snapshot.nestedState?.flags.description ?? "?")): restored in pid \(getpid()), finishes like the reference")
@@ -154,7 +140,6 @@ func checkRestoreFiles(_ paths: [String]) throws {
             problems.append("\(path): \(error)")
         }
     }
-    noteRefusedMSRs(name)
     if !problems.isEmpty { throw LabFailure(problems.joined(separator: "; ")) }
 }
 
@@ -193,9 +178,10 @@ func debugMSRs() throws {
     let kvm = try KVM()
     let (snapshot, _, _) = try snapshotAtStop(0, kvm: kvm)
     let fresh = try LabGuest.machine(kvm: kvm)
-    try fresh.vcpu.setCPUID(snapshot.cpuid)
-    try fresh.vcpu.setSpecialRegisters(snapshot.sregs)
-    for msr in snapshot.msrs {
+    let state = snapshot.vcpus[0]
+    try fresh.vcpu.setCPUID(state.cpuid)
+    try fresh.vcpu.setSpecialRegisters(state.specialRegisters)
+    for msr in state.msrs {
         let before = (try? fresh.vcpu.msrs([msr.index]).first?.value).map { hex($0) } ?? "unreadable"
         do {
             try fresh.vcpu.setMSRs([msr])
@@ -203,5 +189,5 @@ func debugMSRs() throws {
             say("msr \(hex(msr.index)) saved=\(hex(msr.value)) fresh=\(before): refused: \(error)")
         }
     }
-    say("\(snapshot.msrs.count) MSRs checked")
+    say("\(state.msrs.count) MSRs checked")
 }

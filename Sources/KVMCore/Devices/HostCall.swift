@@ -20,7 +20,7 @@ public final class HostCall: PortDevice {
 
     private let memory: GuestMemory
     /// Facts in the order reported.
-    public private(set) var facts: [Fact] = []
+    public internal(set) var facts: [Fact] = []
 
     public init(memory: GuestMemory) {
         self.memory = memory

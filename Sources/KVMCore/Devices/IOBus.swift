@@ -71,6 +71,15 @@ public final class IOBus {
         }()
         guard index < 255 else { throw ConfigurationError("too many port devices") }
         for port in ports { portTable[Int(port)] = UInt8(index + 1) }
+        attachedPorts.append((device, ports))
+    }
+
+    /// Every port device with the ports it was attached to, in attach order.
+    public private(set) var attachedPorts: [(device: PortDevice, ports: ClosedRange<UInt16>)] = []
+
+    /// Every MMIO device with its range, in attach order.
+    public var attachedMMIO: [(device: MMIODevice, range: Range<UInt64>)] {
+        mmioDevices.map { ($0.device, $0.range) }
     }
 
     /// Attaches `device` to the guest-physical `range`; refuses overlaps.

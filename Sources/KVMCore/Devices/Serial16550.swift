@@ -22,16 +22,17 @@ public final class Serial16550: PortDevice {
 
     public let sink: OutputSink
     /// Everything the guest wrote, when the sink is `.buffer`.
-    public private(set) var output: [UInt8] = []
-    public private(set) var bytesWritten = 0
+    public internal(set) var output: [UInt8] = []
+    public internal(set) var bytesWritten = 0
     /// Raises (true) or lowers the UART's interrupt line; nil without an irqchip.
     public var interruptLine: ((Bool) -> Void)?
 
-    private var ier: UInt8 = 0, lcr: UInt8 = 0, mcr: UInt8 = 0, scr: UInt8 = 0, fcr: UInt8 = 0
-    private var dll: UInt8 = 0x0C, dlm: UInt8 = 0
-    private var thrInterruptPending = false
-    private var lineLevel = false
-    private let input = SerialInput()
+    // Internal, not private: snapshots save and restore them (Snapshot/DeviceState.swift).
+    var ier: UInt8 = 0, lcr: UInt8 = 0, mcr: UInt8 = 0, scr: UInt8 = 0, fcr: UInt8 = 0
+    var dll: UInt8 = 0x0C, dlm: UInt8 = 0
+    var thrInterruptPending = false
+    var lineLevel = false
+    let input = SerialInput()
 
     public init(sink: OutputSink = .fileDescriptor(1)) {
         self.sink = sink
@@ -167,6 +168,16 @@ final class SerialInput {
             bytes.append(contentsOf: new)
             pending.add(new.count)
         }
+    }
+
+    /// The bytes not read yet; call inside `locked`.
+    var unread: [UInt8] { Array(bytes[head...]) }
+
+    /// Replaces the bytes not read yet; call inside `locked`.
+    func replaceUnread(_ new: [UInt8]) {
+        pending.add(new.count - (bytes.count - head))
+        bytes = new
+        head = 0
     }
 
     /// The oldest byte; call inside `locked` with `count > 0`.

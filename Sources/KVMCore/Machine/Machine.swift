@@ -21,6 +21,8 @@ public final class Machine {
     public let serial: Serial16550
     public let hostcall: HostCall
     public var memory: GuestMemory { vm.memory }
+    /// What snapshots and resets need to remember about this machine's RAM.
+    let snapshotTracking = SnapshotTracking()
 
     /// Largest guest RAM accepted: what the long-mode identity map covers.
     public static var maxMemorySize: UInt64 { (BootLayout.maxIdentityMappedGiB << 30) - (PCLayout.highMemoryStart - PCLayout.lowMemoryLimit) }
@@ -39,8 +41,18 @@ public final class Machine {
         }
     }
 
-    public init(memorySize: UInt64 = 64 << 20, vcpus count: Int = 1, irqchip: Bool = false,
-                serial sink: OutputSink = .buffer, kvm: KVM? = nil) throws {
+    /// With `logDirtyPages`, the RAM slots log the pages the guest writes
+    /// (KVM_MEM_LOG_DIRTY_PAGES) so `reset(to:)` copies back only those.
+    public convenience init(memorySize: UInt64 = 64 << 20, vcpus count: Int = 1, irqchip: Bool = false,
+                            serial sink: OutputSink = .buffer, kvm: KVM? = nil, logDirtyPages: Bool = false) throws {
+        try self.init(memorySize: memorySize, vcpus: count, irqchip: irqchip, serial: sink, kvm: kvm,
+                      logDirtyPages: logDirtyPages, image: nil)
+    }
+
+    /// With `image` (a restore), RAM maps that file copy-on-write and the vCPUs
+    /// are created bare: no CPUID, no initial state, which the restore sets.
+    init(memorySize: UInt64, vcpus count: Int, irqchip: Bool, serial sink: OutputSink, kvm: KVM?,
+         logDirtyPages: Bool, image: (fd: Int32, offsets: [UInt64])?) throws {
         try Machine.checkMemorySize(memorySize)
         let kvm = try kvm ?? KVM()
         let maxVCPUs = max(kvm.check(.maxVCPUs), kvm.check(.nrVCPUs), 1)
@@ -58,17 +70,21 @@ public final class Machine {
             try vm.setPCInterruptRouting()
             try vm.createPIT2()
         }
-        try vm.addRAM(size: memorySize)
-        var cpuid = try kvm.supportedCPUID()
-        if hasIRQChip {
-            // The in-kernel LAPIC does x2APIC and, where KVM says so, the TSC-deadline timer.
-            cpuid[1]?.ecx |= 1 << 21
-            if kvm.check(.tscDeadlineTimer) != 0 { cpuid[1]?.ecx |= 1 << 24 }
-        }
+        try vm.addRAM(size: memorySize, logDirtyPages: logDirtyPages, file: image)
         let vm = self.vm
-        vcpus = try (0..<count).map { try vm.createVCPU(id: UInt32($0), cpuid: cpuid) }
-        if hasIRQChip {
-            for ap in vcpus.dropFirst() { try ap.setMPState(.uninitialized) }
+        if image != nil {
+            vcpus = try (0..<count).map { try vm.createVCPUWithoutCPUID(id: UInt32($0)) }
+        } else {
+            var cpuid = try kvm.supportedCPUID()
+            if hasIRQChip {
+                // The in-kernel LAPIC does x2APIC and, where KVM says so, the TSC-deadline timer.
+                cpuid[1]?.ecx |= 1 << 21
+                if kvm.check(.tscDeadlineTimer) != 0 { cpuid[1]?.ecx |= 1 << 24 }
+            }
+            vcpus = try (0..<count).map { try vm.createVCPU(id: UInt32($0), cpuid: cpuid) }
+            if hasIRQChip {
+                for ap in vcpus.dropFirst() { try ap.setMPState(.uninitialized) }
+            }
         }
         serial = Serial16550(sink: sink)
         hostcall = HostCall(memory: vm.memory)

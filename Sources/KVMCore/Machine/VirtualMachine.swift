@@ -15,8 +15,23 @@ public final class VirtualMachine {
     /// Maps `size` bytes of fresh, zeroed RAM at `guestPhysical`.
     @discardableResult
     public func addMemory(at guestPhysical: UInt64, size: UInt64, logDirtyPages: Bool = false) throws -> MemoryRegion {
+        try addMemory(at: guestPhysical, size: size, logDirtyPages: logDirtyPages, file: nil)
+    }
+
+    /// Maps `size` bytes of the file `fd` from `offset` (page aligned) at
+    /// `guestPhysical`, copy-on-write: the guest sees the file's bytes (holes
+    /// read as zeros), its writes stay in this process. Nothing is read up front,
+    /// so the cost does not grow with `size`. `fd` may be closed afterwards.
+    @discardableResult
+    public func addMemory(at guestPhysical: UInt64, size: UInt64, mappingFile fd: Int32, offset: UInt64,
+                          logDirtyPages: Bool = false) throws -> MemoryRegion {
+        try addMemory(at: guestPhysical, size: size, logDirtyPages: logDirtyPages, file: (fd, offset))
+    }
+
+    private func addMemory(at guestPhysical: UInt64, size: UInt64, logDirtyPages: Bool,
+                           file: (fd: Int32, offset: UInt64)?) throws -> MemoryRegion {
         let flags: UInt32 = logDirtyPages ? UInt32(KVM_MEM_LOG_DIRTY_PAGES) : 0
-        return try memory.addRegion(at: guestPhysical, size: size, flags: flags) { region in
+        return try memory.addRegion(at: guestPhysical, size: size, flags: flags, file: file) { region in
             var r = kvm_userspace_memory_region(slot: region.slot, flags: region.flags,
                                                 guest_phys_addr: region.guestPhysical,
                                                 memory_size: region.size,
@@ -28,23 +43,36 @@ public final class VirtualMachine {
     }
 
     /// PC RAM as QEMU lays it out: up to 3 GiB from 0, the rest from 4 GiB
-    /// (the gap is the 32-bit PCI hole).
-    public func addRAM(size: UInt64) throws {
-        let low = min(size, PCLayout.lowMemoryLimit)
-        try addMemory(at: 0, size: low)
-        if size > low { try addMemory(at: PCLayout.highMemoryStart, size: size - low) }
+    /// (the gap is the 32-bit PCI hole). With `file`, region i maps that file
+    /// copy-on-write from `offsets[i]` (see `addMemory(at:size:mappingFile:offset:)`).
+    public func addRAM(size: UInt64, logDirtyPages: Bool = false,
+                       file: (fd: Int32, offsets: [UInt64])? = nil) throws {
+        for (i, part) in PCLayout.ram(size: size).enumerated() {
+            if let file {
+                try addMemory(at: part.guestPhysical, size: part.size, mappingFile: file.fd,
+                              offset: file.offsets[i], logDirtyPages: logDirtyPages)
+            } else {
+                try addMemory(at: part.guestPhysical, size: part.size, logDirtyPages: logDirtyPages)
+            }
+        }
     }
 
     /// KVM_CREATE_VCPU, mapped `kvm_run`, and by default the CPUID KVM supports.
     public func createVCPU(id: UInt32 = 0, cpuid: CPUID? = nil) throws -> VCPU {
-        let fd = try handle.ioctl(.createVCPU, value: UInt(id)) { err in
-            err == .EINVAL ? "vCPU id \(id) is out of range (KVM_CAP_MAX_VCPU_ID = \(self.kvm.check(.maxVCPUID)))" : nil
-        }
-        let vcpu = try VCPU(vm: self, id: id, handle: FileHandle(fd))
+        let vcpu = try createVCPUWithoutCPUID(id: id)
         var table = try cpuid ?? kvm.supportedCPUID()
         table.setInitialAPICID(id)
         try vcpu.setCPUID(table)
         return vcpu
+    }
+
+    /// KVM_CREATE_VCPU and the mapped `kvm_run`, CPUID left for the caller to set
+    /// (a restore sets the saved one: KVM_SET_CPUID2 is costly, do it once).
+    func createVCPUWithoutCPUID(id: UInt32) throws -> VCPU {
+        let fd = try handle.ioctl(.createVCPU, value: UInt(id)) { err in
+            err == .EINVAL ? "vCPU id \(id) is out of range (KVM_CAP_MAX_VCPU_ID = \(self.kvm.check(.maxVCPUID)))" : nil
+        }
+        return try VCPU(vm: self, id: id, handle: FileHandle(fd))
     }
 
     /// KVM_SET_TSS_ADDR: three pages KVM needs on Intel for real-mode emulation.
@@ -111,4 +139,10 @@ public enum PCLayout {
     /// QEMU's choice for KVM_SET_TSS_ADDR: just below the BIOS at the top of 4 GiB.
     public static let tssAddress: UInt64 = 0xFFFB_D000
     public static let identityMapAddress: UInt64 = 0xFFFB_C000
+
+    /// Where `size` bytes of RAM go: up to 3 GiB from 0, the rest from 4 GiB.
+    public static func ram(size: UInt64) -> [(guestPhysical: UInt64, size: UInt64)] {
+        let low = min(size, lowMemoryLimit)
+        return size > low ? [(UInt64(0), low), (highMemoryStart, size - low)] : [(UInt64(0), low)]
+    }
 }

@@ -1,0 +1,220 @@
+/// A port device whose state a snapshot saves and a restore or reset puts back.
+/// Every device on a machine's bus must be one, or `Machine.snapshot()` refuses
+/// (naming it) rather than drop state the guest may depend on.
+public protocol SnapshotDevice: PortDevice {
+    /// The device type's name in snapshot files, e.g. "serial16550".
+    var snapshotKind: String { get }
+    /// The device's state: registers, buffers, pending input.
+    func saveSnapshotState() -> [UInt8]
+    /// Puts back what `saveSnapshotState()` returned (a `SnapshotError` when the
+    /// bytes are not valid for this device). Called after the irqchip is restored.
+    func restoreSnapshotState(_ bytes: [UInt8]) throws
+    /// Throws what `restoreSnapshotState` would throw, changing nothing: a reset
+    /// checks every device before it changes anything. By default, nothing.
+    func checkSnapshotState(_ bytes: [UInt8]) throws
+}
+
+extension SnapshotDevice {
+    public func checkSnapshotState(_ bytes: [UInt8]) throws {}
+}
+
+/// Devices a restore can create when the machine it builds does not have them.
+enum SnapshotDevices {
+    static let creatable: [String: (Snapshot.DeviceState, Machine) throws -> SnapshotDevice] = [
+        FwCfg.kind: { state, machine in try FwCfg(restoring: state.bytes, memory: machine.memory) },
+    ]
+
+    /// The kinds `Machine` attaches itself.
+    static let builtIn: Set<String> = [Serial16550.kind, HostCall.kind, DebugExit.kind]
+}
+
+// MARK: - Serial16550
+
+extension Serial16550: SnapshotDevice {
+    static let kind = "serial16550"
+    public var snapshotKind: String { Serial16550.kind }
+
+    /// Registers, interrupt state, input not read yet, and — with a `.buffer`
+    /// sink — the output so far, so a restored machine's `output` continues it.
+    public func saveSnapshotState() -> [UInt8] {
+        var w = SnapshotWriter()
+        for r in [ier, lcr, mcr, scr, fcr, dll, dlm] { w.u8(r) }
+        input.locked {
+            w.bool(thrInterruptPending)
+            w.bool(lineLevel)
+            w.blob(input.unread)
+        }
+        w.u64(UInt64(bytesWritten))
+        if case .buffer = sink {
+            w.bool(true)
+            w.blob(output)
+        } else {
+            w.bool(false)
+        }
+        return w.bytes
+    }
+
+    private struct Decoded {
+        var regs: [UInt8], thr: Bool, level: Bool, unread: [UInt8], written: UInt64, log: [UInt8]?
+    }
+
+    private static func decode(_ bytes: [UInt8]) throws -> Decoded {
+        var r = SnapshotReader(bytes, what: "serial16550 state")
+        let regs = try (0..<7).map { _ in try r.u8() }
+        let thr = try r.bool(), level = try r.bool()
+        let unread = try r.blob()
+        let written = try r.u64()
+        let log = try r.bool() ? try r.blob() : nil
+        try r.expectEnd()
+        return Decoded(regs: regs, thr: thr, level: level, unread: unread, written: written, log: log)
+    }
+
+    public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try Serial16550.decode(bytes) }
+
+    public func restoreSnapshotState(_ bytes: [UInt8]) throws {
+        let d = try Serial16550.decode(bytes)
+        let (regs, thr, level, unread, written, log) = (d.regs, d.thr, d.level, d.unread, d.written, d.log)
+        (ier, lcr, mcr, scr, fcr, dll, dlm) = (regs[0], regs[1], regs[2], regs[3], regs[4], regs[5], regs[6])
+        bytesWritten = Int(truncatingIfNeeded: written)
+        if case .buffer = sink { output = log ?? [] }
+        input.locked {
+            input.replaceUnread(unread)
+            thrInterruptPending = thr
+            lineLevel = level
+        }
+        // KVM's record of the line's level is not in the irqchip state: drive it.
+        interruptLine?(level)
+    }
+}
+
+// MARK: - HostCall
+
+extension HostCall: SnapshotDevice {
+    static let kind = "hostcall"
+    public var snapshotKind: String { HostCall.kind }
+
+    /// The facts reported so far, so a restored machine's `facts` continue them.
+    public func saveSnapshotState() -> [UInt8] {
+        var w = SnapshotWriter()
+        w.u64(UInt64(facts.count))
+        for f in facts {
+            w.string(f.key)
+            w.u64(f.value)
+        }
+        return w.bytes
+    }
+
+    private static func decode(_ bytes: [UInt8]) throws -> [Fact] {
+        var r = SnapshotReader(bytes, what: "hostcall state")
+        var restored: [Fact] = []
+        for _ in 0..<(try r.count(unit: 16)) { restored.append(Fact(key: try r.string(), value: try r.u64())) }
+        try r.expectEnd()
+        return restored
+    }
+
+    public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try HostCall.decode(bytes) }
+
+    public func restoreSnapshotState(_ bytes: [UInt8]) throws {
+        facts = try HostCall.decode(bytes)
+    }
+}
+
+// MARK: - DebugExit
+
+extension DebugExit: SnapshotDevice {
+    static let kind = "isa-debug-exit"
+    public var snapshotKind: String { DebugExit.kind }
+    public func saveSnapshotState() -> [UInt8] { [] }
+    public func restoreSnapshotState(_ bytes: [UInt8]) throws { try checkSnapshotState(bytes) }
+
+    public func checkSnapshotState(_ bytes: [UInt8]) throws {
+        guard bytes.isEmpty else { throw SnapshotError(.corrupt, "corrupt: isa-debug-exit has no state, the file gives \(bytes.count) bytes") }
+    }
+}
+
+// MARK: - fw_cfg
+
+extension FwCfg: SnapshotDevice {
+    static let kind = "fw_cfg"
+    public var snapshotKind: String { FwCfg.kind }
+
+    /// Its items and files (so a restore in another process can recreate it),
+    /// whether DMA is on, the selected item, the read offset, and a DMA address
+    /// half written.
+    public func saveSnapshotState() -> [UInt8] {
+        var w = SnapshotWriter()
+        w.bool(memory != nil)
+        w.bool(selectedKey != nil)
+        w.u16(selectedKey ?? 0)
+        w.u64(UInt64(offset))
+        w.u64(dmaAddress)
+        let keys = items.items.keys.sorted()
+        w.u64(UInt64(keys.count))
+        for key in keys {
+            w.u16(key)
+            w.blob(items.items[key]!)
+        }
+        w.u64(UInt64(items.files.count))
+        for file in items.files {
+            w.string(file.name)
+            w.blob(file.bytes)
+        }
+        return w.bytes
+    }
+
+    private struct Decoded {
+        var dma: Bool
+        var selected: UInt16?
+        var offset: Int
+        var dmaAddress: UInt64
+        var items: FwCfgItems
+    }
+
+    private static func decode(_ bytes: [UInt8]) throws -> Decoded {
+        var r = SnapshotReader(bytes, what: "fw_cfg state")
+        let dma = try r.bool()
+        let hasSelection = try r.bool()
+        let key = try r.u16()
+        let offset = try r.u64()
+        let dmaAddress = try r.u64()
+        var items = FwCfgItems()
+        for _ in 0..<(try r.count(unit: 10)) {
+            let k = try r.u16()
+            items[k] = try r.blob()
+        }
+        for _ in 0..<(try r.count(unit: 16)) {
+            let name = try r.string()
+            items.addFile(name, try r.blob())
+        }
+        try r.expectEnd()
+        guard offset <= UInt64(Int.max) else { throw SnapshotError(.corrupt, "corrupt: fw_cfg offset \(offset)") }
+        return Decoded(dma: dma, selected: hasSelection ? key : nil, offset: Int(offset), dmaAddress: dmaAddress, items: items)
+    }
+
+    /// A fw_cfg device in the saved state (DMA through `memory` when it had DMA).
+    convenience init(restoring bytes: [UInt8], memory: GuestMemory) throws {
+        let d = try FwCfg.decode(bytes)
+        self.init(items: d.items, memory: d.dma ? memory : nil)
+        apply(d)
+    }
+
+    public func restoreSnapshotState(_ bytes: [UInt8]) throws {
+        apply(try checked(bytes))
+    }
+
+    public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try checked(bytes) }
+
+    private func checked(_ bytes: [UInt8]) throws -> Decoded {
+        let d = try FwCfg.decode(bytes)
+        guard d.items == items, d.dma == (memory != nil) else {
+            throw SnapshotError(.incompatible, "the snapshot's fw_cfg has other items than this machine's")
+        }
+        return d
+    }
+
+    private func apply(_ d: Decoded) {
+        if let key = d.selected { select(key) } else { selectedKey = nil; selected = nil }
+        offset = d.offset
+        dmaAddress = d.dmaAddress
+    }
+}

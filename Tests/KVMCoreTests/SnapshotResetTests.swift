@@ -1,0 +1,181 @@
+import Foundation
+import Guests
+import KVMCore
+import XCTest
+
+/// `Machine.reset(to:)`: a running machine put back into a snapshot's state in
+/// place — memory (the dirtied pages only, with dirty logging), registers and
+/// devices — runs on exactly as from the snapshot.
+final class SnapshotResetTests: XCTestCase {
+    /// Every byte of RAM equals the snapshot's.
+    private func assertMemoryEqual(_ machine: Machine, _ snapshot: Snapshot, file: StaticString = #filePath, line: UInt = #line) throws {
+        for region in machine.memory.regions {
+            let expected = try snapshot.memoryBytes(at: region.guestPhysical, count: Int(region.size))
+            let same = expected.withUnsafeBytes { memcmp($0.baseAddress!, region.host, Int(region.size)) == 0 }
+            if !same {
+                let actual = UnsafeRawBufferPointer(start: region.host, count: Int(region.size))
+                let first = (0..<expected.count).first { expected[$0] != actual[$0] } ?? -1
+                XCTFail("RAM differs from the snapshot at \(hex(region.guestPhysical + UInt64(first)))", file: file, line: line)
+            }
+        }
+    }
+
+    private func assertVCPUEqual(_ machine: Machine, _ snapshot: Snapshot, file: StaticString = #filePath, line: UInt = #line) throws {
+        let state = snapshot.vcpus[0]
+        XCTAssertEqual(SnapshotHarness.registerList(try machine.vcpu.registers()),
+                       SnapshotHarness.registerList(state.registers), "registers", file: file, line: line)
+        let sregs = try machine.vcpu.specialRegisters()
+        XCTAssertEqual([sregs.cr0, sregs.cr3, sregs.cr4, sregs.efer, sregs.cs.base, UInt64(sregs.cs.selector)],
+                       [state.specialRegisters.cr0, state.specialRegisters.cr3, state.specialRegisters.cr4,
+                        state.specialRegisters.efer, state.specialRegisters.cs.base, UInt64(state.specialRegisters.cs.selector)],
+                       "special registers", file: file, line: line)
+        XCTAssertEqual(try machine.vcpu.xsave(), state.xsave, "XSAVE", file: file, line: line)
+        XCTAssertEqual(try machine.vcpu.mpState(), state.mpState, file: file, line: line)
+    }
+
+    /// Runs `machine` to its end: the stops, serial output, facts and final
+    /// registers are the reference's (exit counts are not compared).
+    private func assertFinishes(_ machine: Machine, after stops: [String], like reference: SnapshotHarness.Outcome,
+                                _ message: String = "", file: StaticString = #filePath, line: UInt = #line) throws {
+        var outcome = try SnapshotHarness.finish(machine, stops: stops)
+        outcome.exits = reference.exits
+        XCTAssertEqual(outcome, reference, message, file: file, line: line)
+    }
+
+    /// hostcall stopped at HC_SYNC 1 on a dirty-logging machine, and its snapshot.
+    private func machineAtSync1(kvm: KVM, logDirtyPages: Bool = true) throws -> (Machine, Snapshot) {
+        let machine = try SnapshotHarness.boot(.hostcall, kvm: kvm, logDirtyPages: logDirtyPages)
+        guard case .sync(1) = try machine.run(timeout: .seconds(10)) else { throw XCTSkip("no sync 1") }
+        return (machine, try machine.snapshot())
+    }
+
+    func testResetAfterTheGuestAndTheHostDirtiedPages() throws {
+        let kvm = try requireKVM()
+        let reference = try SnapshotHarness.finish(SnapshotHarness.boot(.hostcall, kvm: kvm))
+        let (machine, snapshot) = try machineAtSync1(kvm: kvm)
+        // The guest runs to its end (stack, hostcall block), and the host scribbles.
+        try assertFinishes(machine, after: ["sync 1"], like: reference)
+        try machine.memory.write([0xAA, 0xBB, 0xCC], at: 0x10_0000)          // the guest's code
+        try machine.memory.fill(0x55, count: 3 * 4096 + 100, at: 0x40_0000 - 50) // pages never stored
+        let p = try XCTUnwrap(machine.memory.pointer(0x80_0000, count: 8))
+        p.storeBytes(of: UInt64.max, as: UInt64.self)
+        machine.memory.markDirty(0x80_0000, count: 8)
+        try machine.vcpu.setRegisters(Registers())
+        machine.serial.receive([1, 2, 3])
+
+        try machine.reset(to: snapshot)
+        try assertMemoryEqual(machine, snapshot)
+        try assertVCPUEqual(machine, snapshot)
+        XCTAssertEqual(machine.serial.read(port: 0x3FD, size: 1) & 1, 0, "no input pending at the snapshot")
+        XCTAssertEqual(machine.serial.text, "Hostcall test: report, sync 1, sync 2, done\n", "output back to the snapshot's")
+        XCTAssertEqual(machine.hostcall.facts, [HostCall.Fact(key: "answer", value: 42)])
+        // And it runs on as from the snapshot, again and again.
+        for round in 0..<5 {
+            try assertFinishes(machine, after: ["sync 1"], like: reference, "round \(round)")
+            try machine.reset(to: snapshot)
+            try assertVCPUEqual(machine, snapshot)
+        }
+        try assertMemoryEqual(machine, snapshot)
+    }
+
+    func testResetOfAMachineRestoredFromAFile() throws {
+        let kvm = try requireKVM()
+        let reference = try SnapshotHarness.finish(SnapshotHarness.boot(.helloC, kvm: kvm))
+        let source = try SnapshotHarness.boot(.helloC, kvm: kvm)
+        var stops: [String] = []
+        var exits = 0
+        XCTAssertTrue(try SnapshotHarness.run(source, stops: &stops, exits: &exits, stopAfter: 20).paused)
+        let scratch = try SnapshotScratch()
+        try source.snapshot().write(to: scratch.path + "/h.kvmsnap")
+        let snapshot = try Snapshot(contentsOf: scratch.path + "/h.kvmsnap")
+        let machine = try Machine(restoring: snapshot, kvm: kvm, logDirtyPages: true)
+        for round in 0..<10 {
+            XCTAssertEqual(try SnapshotHarness.finish(machine, stops: stops, exits: exits), reference, "round \(round)")
+            try machine.reset(to: snapshot)
+            try assertVCPUEqual(machine, snapshot)
+        }
+        try assertMemoryEqual(machine, snapshot)
+    }
+
+    func testResetToAnotherSnapshotRemapsMemory() throws {
+        // The machine's baseline is the last snapshot; resetting to an older one
+        // cannot rely on the dirty log and remaps RAM from the snapshot's image.
+        let kvm = try requireKVM()
+        let reference = try SnapshotHarness.finish(SnapshotHarness.boot(.hostcall, kvm: kvm))
+        let (machine, first) = try machineAtSync1(kvm: kvm)
+        guard case .sync(2) = try machine.run(timeout: .seconds(10)) else { return XCTFail("no sync 2") }
+        let second = try machine.snapshot()
+        try assertFinishes(machine, after: ["sync 1", "sync 2"], like: reference)
+        try machine.reset(to: first)
+        try assertMemoryEqual(machine, first)
+        try assertVCPUEqual(machine, first)
+        try assertFinishes(machine, after: ["sync 1"], like: reference)
+        try machine.reset(to: second)
+        try assertMemoryEqual(machine, second)
+        try assertFinishes(machine, after: ["sync 1", "sync 2"], like: reference)
+        try machine.reset(to: second)   // now the baseline: the dirty pages only
+        try assertMemoryEqual(machine, second)
+        try assertFinishes(machine, after: ["sync 1", "sync 2"], like: reference)
+    }
+
+    func testResetWithoutDirtyLogging() throws {
+        let kvm = try requireKVM()
+        let reference = try SnapshotHarness.finish(SnapshotHarness.boot(.hostcall, kvm: kvm))
+        let (machine, snapshot) = try machineAtSync1(kvm: kvm, logDirtyPages: false)
+        for _ in 0..<3 {
+            try assertFinishes(machine, after: ["sync 1"], like: reference)
+            try machine.reset(to: snapshot)
+            try assertMemoryEqual(machine, snapshot)
+            try assertVCPUEqual(machine, snapshot)
+        }
+    }
+
+    func testResetWithAnIRQChip() throws {
+        let kvm = try requireKVM()
+        let reference = try SnapshotHarness.finish(SnapshotHarness.boot(.hostcall, kvm: kvm, irqchip: true))
+        let machine = try SnapshotHarness.boot(.hostcall, kvm: kvm, irqchip: true, logDirtyPages: true)
+        guard case .sync(1) = try machine.run(timeout: .seconds(10)) else { return XCTFail("no sync 1") }
+        let snapshot = try machine.snapshot()
+        for _ in 0..<3 {
+            try assertFinishes(machine, after: ["sync 1"], like: reference)
+            try machine.reset(to: snapshot)
+            try assertVCPUEqual(machine, snapshot)
+            let lapic = try machine.vcpu.lapic()
+            XCTAssertEqual(withUnsafeBytes(of: lapic) { Array($0) }, withUnsafeBytes(of: snapshot.vcpus[0].lapic!) { Array($0) })
+        }
+        try assertMemoryEqual(machine, snapshot)
+    }
+
+    func testResetAtEveryExitOfPortLoopAgainstOneSnapshot() throws {
+        // Reset in the middle of a run, with a port exit pending: the pending OUT
+        // must not complete into the restored state.
+        let kvm = try requireKVM()
+        let machine = try SnapshotHarness.boot(.portLoop, kvm: kvm, logDirtyPages: true)
+        var stops: [String] = []
+        var exits = 0
+        XCTAssertTrue(try SnapshotHarness.run(machine, stops: &stops, exits: &exits, stopAfter: 1000).paused)
+        let snapshot = try machine.snapshot()
+        for n in [1, 2, 3, 10, 77] {
+            var more = 0
+            XCTAssertTrue(try SnapshotHarness.run(machine, stops: &stops, exits: &more, stopAfter: n).paused)
+            try machine.reset(to: snapshot)
+            try assertVCPUEqual(machine, snapshot)
+            XCTAssertEqual(try machine.vcpu.registers().rcx, 200_000 - 999, "the loop counter is the snapshot's (the 1000th OUT done, not yet its dec)")
+        }
+    }
+
+    func testIncompatibleSnapshotsLeaveTheMachineAlone() throws {
+        let kvm = try requireKVM()
+        let reference = try SnapshotHarness.finish(SnapshotHarness.boot(.hostcall, kvm: kvm))
+        let (machine, _) = try machineAtSync1(kvm: kvm)
+        let other = try SnapshotHarness.boot(.hostcall, kvm: kvm, memorySize: 32 << 20)
+        guard case .sync(1) = try other.run(timeout: .seconds(10)) else { return XCTFail("no sync 1") }
+        let bigger = try other.snapshot()
+        let error = assertThrows(SnapshotError.self, containing: ["32 MiB", "16 MiB"]) { try machine.reset(to: bigger) }
+        XCTAssertEqual(error?.kind, .incompatible)
+        let withIRQChip = try SnapshotHarness.boot(.hostcall, kvm: kvm, irqchip: true)
+        guard case .sync(1) = try withIRQChip.run(timeout: .seconds(10)) else { return XCTFail("no sync 1") }
+        assertThrows(SnapshotError.self, containing: ["irqchip"]) { try machine.reset(to: try withIRQChip.snapshot()) }
+        try assertFinishes(machine, after: ["sync 1"], like: reference, "untouched")
+    }
+}
