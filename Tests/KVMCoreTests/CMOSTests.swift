@@ -13,7 +13,7 @@ final class CMOSTests: XCTestCase {
     }
 
     func cmos(_ clock: Clock, memory: UInt64 = 128 << 20, cpus: Int = 1) -> CMOS {
-        let split = QEMUPCLayout.ramSplit(memory)
+        let split = PCLayout.ramSplit(memory)
         return CMOS(lowMemory: split.low, highMemory: split.high, cpus: cpus) { (clock.seconds, clock.nanoseconds) }
     }
 

@@ -111,14 +111,18 @@ final class GuestMemoryTests: XCTestCase {
         XCTAssertEqual(try vm.memory.read(UInt32.self, at: 0x2_0FFC), 7)
     }
 
-    func testAddRAMSplitsAroundThePCIHole() throws {
+    func testAddRAMSplitsAroundThePCIHoleAsQEMUDoes() throws {
+        let below = try requireKVM().createVM()
+        try below.addRAM(size: 3300 << 20)
+        XCTAssertEqual(below.memory.regions.map(\.size), [3300 << 20], "under 3.5 GiB all RAM is below 4 GiB")
         let vm = try requireKVM().createVM()
-        try vm.addRAM(size: (3 << 30) + (64 << 20))
+        try vm.addRAM(size: (3 << 30) + (1 << 30) + (64 << 20))
         XCTAssertEqual(vm.memory.regions.map(\.guestPhysical), [0, PCLayout.highMemoryStart])
-        XCTAssertEqual(vm.memory.regions.map(\.size), [PCLayout.lowMemoryLimit, 64 << 20])
+        XCTAssertEqual(vm.memory.regions.map(\.size), [PCLayout.lowMemoryLimit, (1 << 30) + (64 << 20)])
         XCTAssertNil(vm.memory.region(containing: PCLayout.lowMemoryLimit))
-        try vm.memory.write(UInt64(42), at: PCLayout.highMemoryStart + (64 << 20) - 8)
-        XCTAssertEqual(try vm.memory.read(UInt64.self, at: PCLayout.highMemoryStart + (64 << 20) - 8), 42)
+        let top = PCLayout.highMemoryStart + (1 << 30) + (64 << 20) - 8
+        try vm.memory.write(UInt64(42), at: top)
+        XCTAssertEqual(try vm.memory.read(UInt64.self, at: top), 42)
     }
 }
 

@@ -384,10 +384,10 @@ final class MultibootTests: XCTestCase {
     }
 
     func testQEMURAMSplit() {
-        XCTAssertEqual(QEMUPCLayout.ramSplit(128 << 20).low, 128 << 20)
-        XCTAssertEqual(QEMUPCLayout.ramSplit(3300 << 20).low, 3300 << 20)
-        XCTAssertEqual(QEMUPCLayout.ramSplit(3300 << 20).high, 0)
-        XCTAssertEqual(QEMUPCLayout.ramSplit(3584 << 20).low, 3 << 30)
-        XCTAssertEqual(QEMUPCLayout.ramSplit(3584 << 20).high, 512 << 20)
+        XCTAssertEqual(PCLayout.ramSplit(128 << 20).low, 128 << 20)
+        XCTAssertEqual(PCLayout.ramSplit(3300 << 20).low, 3300 << 20)
+        XCTAssertEqual(PCLayout.ramSplit(3300 << 20).high, 0)
+        XCTAssertEqual(PCLayout.ramSplit(3584 << 20).low, 3 << 30)
+        XCTAssertEqual(PCLayout.ramSplit(3584 << 20).high, 512 << 20)
     }
 }

@@ -259,10 +259,35 @@ final class SnapshotRestoreTests: XCTestCase {
     func testADeviceWithoutSnapshotSupportIsNamed() throws {
         let kvm = try requireKVM()
         let machine = try SnapshotHarness.boot(.hostcall, kvm: kvm)
-        try machine.bus.attach(CMOS(memorySize: 16 << 20), ports: CMOS.ports)
-        let error = assertThrows(SnapshotError.self, containing: ["CMOS", "0x70"]) { try machine.snapshot() }
+        try machine.bus.attach(StatelessDevice(), ports: 0x300...0x301)
+        let error = assertThrows(SnapshotError.self, containing: ["StatelessDevice", "0x300"]) { try machine.snapshot() }
         XCTAssertEqual(error?.kind, .incompatible)
     }
+
+    func testCMOSAndPCPortsTravelInASnapshot() throws {
+        let kvm = try requireKVM()
+        let machine = try SnapshotHarness.boot(.hostcall, kvm: kvm)
+        let cmos = CMOS(memorySize: 16 << 20)
+        try machine.bus.attach(cmos, ports: CMOS.ports)
+        let pcPorts = PCPorts()
+        try pcPorts.attach(to: machine.bus)
+        _ = cmos.write(port: 0x70, size: 1, value: 0x3F)        // select a plain CMOS byte ...
+        _ = cmos.write(port: 0x71, size: 1, value: 0xA5)        // ... and write it
+        _ = pcPorts.write(port: 0x92, size: 1, value: 0x00)     // A20 off
+        let restored = try Machine(restoring: try machine.snapshot(), kvm: kvm)
+        let devices = restored.bus.attachedPorts.map(\.device)
+        let cmosCopy = try XCTUnwrap(devices.lazy.compactMap { $0 as? CMOS }.first)
+        let portsCopy = try XCTUnwrap(devices.lazy.compactMap { $0 as? PCPorts }.first)
+        XCTAssertEqual(cmosCopy.bytes[0x3F], 0xA5)
+        XCTAssertEqual(cmosCopy.read(port: 0x71, size: 1), 0xA5, "the selected index carried over")
+        XCTAssertFalse(portsCopy.a20)
+    }
+}
+
+/// A port device that keeps no snapshot state.
+private final class StatelessDevice: PortDevice {
+    func read(port: UInt16, size: Int) -> UInt32 { 0 }
+    func write(port: UInt16, size: Int, value: UInt32) -> DeviceAction { .proceed }
 }
 
 

@@ -494,7 +494,7 @@ public struct MultibootMemoryMap: Equatable, Sendable {
     public static func seaBIOS(ram: [(start: UInt64, size: UInt64)]) -> MultibootMemoryMap {
         var map = E820Builder()
         for r in ram { map.add(r.start, r.size, .ram) }
-        map.add(QEMUPCLayout.kvmIdentityMap, QEMUPCLayout.kvmIdentityMapSize, .reserved)
+        map.add(PCLayout.identityMapAddress, PCLayout.identityMapReservedSize, .reserved)
         map.add(biosHigh, 0x4_0000, .reserved)
         map.remove(0xA_0000, 0xF_0000 - 0xA_0000)
         map.add(0xF_0000, 0x1_0000, .reserved)

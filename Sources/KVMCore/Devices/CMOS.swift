@@ -32,10 +32,11 @@ public final class CMOS: PortDevice {
     }
 
     /// CMOS bytes; the clock registers are computed on read.
-    public private(set) var bytes = [UInt8](repeating: 0, count: 128)
-    private var index: UInt8 = 0
+    // Internal, not private: snapshots save and restore them (Snapshot/DeviceState.swift).
+    public internal(set) var bytes = [UInt8](repeating: 0, count: 128)
+    var index: UInt8 = 0
     /// Seconds this clock is ahead of the host's (a guest may set the time).
-    private var offset: Int64 = 0
+    var offset: Int64 = 0
     /// The host clock, seconds and nanoseconds since the epoch (tests replace it).
     private let now: () -> (seconds: Int64, nanoseconds: Int64)
 
@@ -74,9 +75,9 @@ public final class CMOS: PortDevice {
     }
 
     /// CMOS for `memorySize` bytes of RAM split as QEMU's `-M pc` splits it
-    /// (`QEMUPCLayout.ramSplit`).
+    /// (`PCLayout.ramSplit`).
     public convenience init(memorySize: UInt64, cpus: Int = 1) {
-        let split = QEMUPCLayout.ramSplit(memorySize)
+        let split = PCLayout.ramSplit(memorySize)
         self.init(lowMemory: split.low, highMemory: split.high, cpus: cpus)
     }
 

@@ -117,7 +117,7 @@ public struct FwCfgItems: Equatable, Sendable {
         c.set(FwCfgKey.maxCPUs, u16: UInt16(clamping: apicIDLimit))
         c[FwCfgKey.numa] = [UInt8](repeating: 0, count: 8 * (1 + apicIDLimit))
         c.set(FwCfgKey.irq0Override, u32: 1)
-        let reserved = [E820Entry(address: QEMUPCLayout.kvmIdentityMap, length: QEMUPCLayout.kvmIdentityMapSize, type: .reserved)]
+        let reserved = [E820Entry(address: PCLayout.identityMapAddress, length: PCLayout.identityMapReservedSize, type: .reserved)]
         // Legacy table: u32 count, then 16 entries of 20 bytes.
         var legacy = littleEndianBytes(UInt32(reserved.count))
         for e in reserved { legacy += e.bytes }
@@ -149,22 +149,6 @@ public struct E820Entry: Equatable, Sendable {
     /// 20 bytes: u64 address, u64 length, u32 type (little-endian).
     public var bytes: [UInt8] {
         littleEndianBytes(address) + littleEndianBytes(length) + littleEndianBytes(type.rawValue)
-    }
-}
-
-/// Addresses QEMU's `-M pc` with KVM uses that a guest can see.
-public enum QEMUPCLayout {
-    /// kvm_arch_init: the EPT identity map and TSS, reserved in the E820 map.
-    public static let kvmIdentityMap: UInt64 = 0xFEFF_C000
-    public static let kvmIdentityMapSize: UInt64 = 0x4000
-    /// pc_init1: with -m of 3.5 GiB or more, RAM below 4 GiB stops at 3 GiB;
-    /// below 3.5 GiB all RAM is below 4 GiB.
-    public static let maxRAMBelow4G: UInt64 = 0xE000_0000
-    public static let gigabyteAlignedRAMBelow4G: UInt64 = 0xC000_0000
-
-    /// How QEMU 7.2's `-M pc` splits `size` bytes of RAM: (below 4 GiB, from 4 GiB).
-    public static func ramSplit(_ size: UInt64) -> (low: UInt64, high: UInt64) {
-        size >= maxRAMBelow4G ? (gigabyteAlignedRAMBelow4G, size - gigabyteAlignedRAMBelow4G) : (size, 0)
     }
 }
 

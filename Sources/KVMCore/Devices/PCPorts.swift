@@ -10,10 +10,10 @@ public final class PCPorts: PortDevice {
     public static let postPort: UInt16 = 0x80
     public static let systemControlPort: UInt16 = 0x92
     /// KVM_SYSTEM_EVENT_RESET.
-    public static let resetEvent: UInt32 = 2
+    public static let resetEvent: UInt32 = SystemEvent.reset
 
     /// Port 0x92 as last written.
-    public private(set) var systemControl: UInt8
+    public internal(set) var systemControl: UInt8
 
     public init(systemControl: UInt8 = 0x02) {
         self.systemControl = systemControl

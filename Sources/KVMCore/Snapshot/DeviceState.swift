@@ -22,6 +22,16 @@ extension SnapshotDevice {
 enum SnapshotDevices {
     static let creatable: [String: (Snapshot.DeviceState, Machine) throws -> SnapshotDevice] = [
         FwCfg.kind: { state, machine in try FwCfg(restoring: state.bytes, memory: machine.memory) },
+        CMOS.kind: { state, _ in
+            let cmos = CMOS(lowMemory: 0)
+            try cmos.restoreSnapshotState(state.bytes)
+            return cmos
+        },
+        PCPorts.kind: { state, _ in
+            let ports = PCPorts()
+            try ports.restoreSnapshotState(state.bytes)
+            return ports
+        },
     ]
 
     /// The kinds `Machine` attaches itself.
@@ -216,5 +226,64 @@ extension FwCfg: SnapshotDevice {
         if let key = d.selected { select(key) } else { selectedKey = nil; selected = nil }
         offset = d.offset
         dmaAddress = d.dmaAddress
+    }
+}
+
+// MARK: - CMOS
+
+extension CMOS: SnapshotDevice {
+    static let kind = "cmos"
+    public var snapshotKind: String { CMOS.kind }
+
+    /// The 128 bytes, the selected index, and how far the guest set the clock
+    /// from the host's (the clock itself follows the host's, as on QEMU).
+    public func saveSnapshotState() -> [UInt8] {
+        var w = SnapshotWriter()
+        w.blob(bytes)
+        w.u8(index)
+        w.u64(UInt64(bitPattern: offset))
+        return w.bytes
+    }
+
+    private static func decode(_ bytes: [UInt8]) throws -> (bytes: [UInt8], index: UInt8, offset: Int64) {
+        var r = SnapshotReader(bytes, what: "cmos state")
+        let cells = try r.blob()
+        guard cells.count == 128 else { throw SnapshotError(.corrupt, "cmos state has \(cells.count) bytes, not 128") }
+        let index = try r.u8()
+        let offset = Int64(bitPattern: try r.u64())
+        try r.expectEnd()
+        return (cells, index, offset)
+    }
+
+    public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try CMOS.decode(bytes) }
+
+    public func restoreSnapshotState(_ bytes: [UInt8]) throws {
+        (self.bytes, index, offset) = try CMOS.decode(bytes)
+    }
+}
+
+// MARK: - PC ports 0x80 and 0x92
+
+extension PCPorts: SnapshotDevice {
+    static let kind = "pc-ports"
+    public var snapshotKind: String { PCPorts.kind }
+
+    public func saveSnapshotState() -> [UInt8] {
+        var w = SnapshotWriter()
+        w.u8(systemControl)
+        return w.bytes
+    }
+
+    private static func decode(_ bytes: [UInt8]) throws -> UInt8 {
+        var r = SnapshotReader(bytes, what: "pc-ports state")
+        let value = try r.u8()
+        try r.expectEnd()
+        return value
+    }
+
+    public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try PCPorts.decode(bytes) }
+
+    public func restoreSnapshotState(_ bytes: [UInt8]) throws {
+        systemControl = try PCPorts.decode(bytes)
     }
 }
