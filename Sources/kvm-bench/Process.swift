@@ -114,6 +114,9 @@ struct RSSResult {
     var vmHWMKiB: Int
     var ruMaxRSSKiB: Int
     var status: Int32
+    /// With `guestMappingKiB`: the Rss of the mapping(s) of exactly that size in
+    /// /proc/PID/smaps at the same stop (the guest RAM pages the run touched); -1 if none.
+    var guestRSSKiB: Int = -1
 }
 
 /// ptrace(2). glibc declares it variadic, which Swift does not import; its
@@ -131,7 +134,7 @@ private let PTRACE_O_TRACEEXIT_: Int = 0x40
 private let PTRACE_O_EXITKILL_: Int = 0x100000
 private let PTRACE_EVENT_EXIT_: Int32 = 6
 
-func peakRSS(_ argv: CArgv) throws -> RSSResult {
+func peakRSS(_ argv: CArgv, guestMappingKiB: Int? = nil) throws -> RSSResult {
     let ptrace = sysPtrace
     let devNull = open("/dev/null", O_RDWR | O_CLOEXEC)
     guard devNull >= 0 else { throw BenchError("/dev/null: \(String(cString: strerror(errno)))") }
@@ -149,6 +152,7 @@ func peakRSS(_ argv: CArgv) throws -> RSSResult {
     var status: Int32 = 0
     var usage = rusage()
     var hwm = -1
+    var guestRSS = -1
     var sawExec = false
     while true {
         guard wait4(pid, &status, 0, &usage) == pid else {
@@ -165,6 +169,7 @@ func peakRSS(_ argv: CArgv) throws -> RSSResult {
                            UnsafeMutableRawPointer(bitPattern: PTRACE_O_TRACEEXIT_ | PTRACE_O_EXITKILL_))
             } else if signal == SIGTRAP && event == PTRACE_EVENT_EXIT_ {
                 hwm = vmHWM(pid)
+                if let size = guestMappingKiB { guestRSS = mappingRSS(pid, sizeKiB: size) }
             } else {
                 deliver = signal
             }
@@ -174,7 +179,7 @@ func peakRSS(_ argv: CArgv) throws -> RSSResult {
         break                                  // exited or killed
     }
     guard hwm >= 0 else { throw BenchError("could not read VmHWM of \(String(cString: argv.pointers[0]!)) (ptrace refused?)") }
-    return RSSResult(vmHWMKiB: hwm, ruMaxRSSKiB: usage.ru_maxrss, status: status)
+    return RSSResult(vmHWMKiB: hwm, ruMaxRSSKiB: usage.ru_maxrss, status: status, guestRSSKiB: guestRSS)
 }
 
 private func vmHWM(_ pid: pid_t) -> Int {
@@ -184,6 +189,23 @@ private func vmHWM(_ pid: pid_t) -> Int {
         return Int(String(digits)) ?? -1
     }
     return -1
+}
+
+/// The summed Rss of the mappings of exactly `sizeKiB` in /proc/PID/smaps, -1 if none.
+private func mappingRSS(_ pid: pid_t, sizeKiB: Int) -> Int {
+    guard let text = readTextFile("/proc/\(pid)/smaps") else { return -1 }
+    func kib(_ line: Substring) -> Int { Int(String(line.filter { $0.isNumber })) ?? -1 }
+    var total = -1
+    var inMatch = false
+    for line in text.split(separator: "\n") {
+        if line.hasPrefix("Size:") {
+            inMatch = kib(line) == sizeKiB
+        } else if inMatch && line.hasPrefix("Rss:") {
+            total = max(total, 0) + kib(line)
+            inMatch = false
+        }
+    }
+    return total
 }
 
 // MARK: Files

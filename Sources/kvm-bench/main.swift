@@ -2,13 +2,16 @@
 //
 //   swift build -c release --static-swift-stdlib --scratch-path X
 //   X/release/kvm-bench [--json] [--runs N] [--startup-runs N]
-//                       [--only exit|startup|boot|swift-loop] [--kvmrun PATH] [--baseline PATH]
+//                       [--only exit|startup|boot|snapshot|swift-loop] [--svg PATH]
+//                       [--kvmrun PATH] [--baseline PATH]
 //
 // 1. Exit round trip: ns per exit of KVMCore's dispatching loop (Machine +
 //    vcpu.run(bus:), in this process) and of the C loop (kvm-baseline
 //    --count-exits, which times its own loop) on the port-loop guest.
 // 2. Start-up: wall time of kvmrun vs kvm-baseline running hello-long as whole
 //    processes (posix_spawn → wait4), and the peak RSS of each.
+// 3./4. Boot-to-exit and SMP bring-up (MachineBench.swift).
+// 5. Snapshots: restore, reset, VMs per second, RSS beyond guest (SnapshotBench.swift).
 // kvmrun and kvm-baseline are taken from this executable's directory.
 import Glibc
 import Guests
@@ -23,6 +26,9 @@ struct Options {
     var runExit = true
     var runStartup = true
     var runBoot = true
+    var runSnapshot = true
+    /// --svg PATH: a chart of restore time by guest memory size.
+    var svgPath: String?
     /// --only swift-loop: KVMCore's loop alone, for profilers (callgrind, strace -c).
     var swiftLoopOnly = false
     var kvmrun: String?
@@ -32,11 +38,13 @@ struct Options {
 func usage() -> Never {
     fputs("""
         usage: kvm-bench [--json] [--runs N] [--startup-runs N]
-                         [--only exit|startup|boot|swift-loop] [--kvmrun PATH] [--baseline PATH]
+                         [--only exit|startup|boot|snapshot|swift-loop] [--svg PATH]
+                         [--kvmrun PATH] [--baseline PATH]
           --runs N          exit-round-trip runs of each loop, after one warm-up (default 7)
           --startup-runs N  start-up runs of each program, after 3 warm-ups (default 30)
-          --only WHAT       run only the exit, start-up or boot benchmark; swift-loop: only
-                            KVMCore's loop, --runs times, no C and no table (for profilers)
+          --only WHAT       run only the exit, start-up, boot or snapshot benchmark; swift-loop:
+                            only KVMCore's loop, --runs times, no C and no table (for profilers)
+          --svg PATH        write an SVG chart of snapshot restore time by guest memory size
           --kvmrun, --baseline PATH   other binaries than the ones next to kvm-bench
 
         """, stderr)
@@ -61,12 +69,14 @@ func parseOptions() -> Options {
         case "--startup-runs": o.startupRuns = count()
         case "--only":
             switch value() {
-            case "exit": o.runStartup = false; o.runBoot = false
-            case "startup": o.runExit = false; o.runBoot = false
-            case "boot": o.runExit = false; o.runStartup = false
+            case "exit": o.runStartup = false; o.runBoot = false; o.runSnapshot = false
+            case "startup": o.runExit = false; o.runBoot = false; o.runSnapshot = false
+            case "boot": o.runExit = false; o.runStartup = false; o.runSnapshot = false
+            case "snapshot": o.runExit = false; o.runStartup = false; o.runBoot = false
             case "swift-loop": o.swiftLoopOnly = true
             default: usage()
             }
+        case "--svg": o.svgPath = value()
         case "--kvmrun": o.kvmrun = value()
         case "--baseline": o.baseline = value()
         default: usage()
@@ -310,13 +320,18 @@ let host = HostFacts.gather()
 var exitBench: ExitBench?
 var startupBench: StartupBench?
 var bootBench: BootBench?
+var snapshotBench: SnapshotBench?
 do {
-    for path in [baselinePath] + (options.runStartup || options.runBoot ? [kvmrunPath] : []) where access(path, X_OK) != 0 {
+    for path in [baselinePath] + (options.runStartup || options.runBoot || options.runSnapshot ? [kvmrunPath] : []) where access(path, X_OK) != 0 {
         throw BenchError("\(path) is not an executable: build all products (swift build -c release --static-swift-stdlib --scratch-path X), or pass --kvmrun/--baseline")
     }
     if options.runExit { exitBench = try runExitBench() }
     if options.runStartup { startupBench = try runStartupBench() }
     if options.runBoot { bootBench = try runBootBench(runs: min(options.startupRuns, 20)) }
+    if options.runSnapshot {
+        snapshotBench = try runSnapshotBench(runs: 11, svgPath: options.svgPath)
+        if let path = options.svgPath { try writeTextFile(path, restoreSVG(snapshotBench!, host: host)) }
+    }
 } catch {
     TempFiles.removeAll()
     fputs("kvm-bench: \(error)\n", stderr)
@@ -336,6 +351,7 @@ if let b = bootBench, b.fastestQEMU != nil {
     // Expressed as QEMU's fastest over kvmrun, at most 1/20: kvmrun at least 20× faster.
     targets.append(Target(name: "boot-to-exit kvmrun/QEMU fastest", measured: 1 / b.speedup, limit: 0.05, unit: "x"))
 }
+if let s = snapshotBench { targets += snapshotTargets(s) }
 
 if options.json {
     printJSON()
@@ -415,6 +431,7 @@ func printTable() {
         for (cpus, ms) in b.smpMs { row("\(cpus) vCPU" + (cpus == 1 ? "" : "s"), ms) }
         print("")
     }
+    if let s = snapshotBench { printSnapshotTable(s, targets) }
     print("targets: " + targets.map { "\($0.name) \(fmt($0.measured, 3))\($0.unit == "x" ? "x" : " " + $0.unit) \($0.pass ? "PASS" : "MISS")" }.joined(separator: "; "))
 }
 
@@ -471,6 +488,11 @@ func printJSON() {
         "smp_bringup": {\(smp.joined(separator: ", "))}}
         """)
     }
+    if let s = snapshotBench { parts.append(snapshotJSON(s, targets)) }
+    let targetList = targets.map {
+        "{\"name\": \(jsonString($0.name)), \"measured\": \(jsonNumber($0.measured, 4)), \"limit\": \(jsonNumber($0.limit, 3)), \"unit\": \(jsonString($0.unit)), \"pass\": \($0.pass)}"
+    }
+    parts.append("  \"targets\": [" + targetList.joined(separator: ", ") + "]")
     parts.append("  \"all_pass\": \(targets.allSatisfy(\.pass))")
     print("{\n" + parts.joined(separator: ",\n") + "\n}")
 }
