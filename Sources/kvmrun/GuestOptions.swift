@@ -91,8 +91,9 @@ struct GuestOptions: ParsableArguments {
         let vcpus = try vcpuCount()
         if guest != nil && kernel != nil { throw CLIError(.usage, "give the guest once: as an argument or with -kernel") }
         if guestPath != nil && builtin != nil { throw CLIError(.usage, "give a guest file or --builtin, not both") }
-        if let path = guestPath, let machine = try makeMultibootMachine(
-            path: path, memorySize: memorySize, vcpus: vcpus, serial: serial, nesting: policy) {
+        let file = try guestPath.map { (path: $0, bytes: try readGuest($0, memorySize: memorySize)) }
+        if let file, let machine = try makeMultibootMachine(
+            path: file.path, bytes: file.bytes, memorySize: memorySize, vcpus: vcpus, serial: serial, nesting: policy) {
             return machine
         }
         if append != nil || initrd != nil {
@@ -100,7 +101,7 @@ struct GuestOptions: ParsableArguments {
         }
         let loadAddress = try address(load, "--load")
         let entryAddress = try address(entry, "--entry")
-        let image = try bootImage(mode: cpuMode, load: loadAddress, entry: entryAddress, memorySize: memorySize)
+        let image = try bootImage(file, mode: cpuMode, load: loadAddress, entry: entryAddress)
         let machine: Machine
         do {
             machine = try Machine(memorySize: memorySize, vcpus: vcpus, serial: serial, kvm: try openKVM())
@@ -122,16 +123,19 @@ struct GuestOptions: ParsableArguments {
         return value
     }
 
-    private func bootImage(mode: CPUMode, load: UInt64?, entry: UInt64?, memorySize: UInt64) throws -> BootImage {
-        if let path = guestPath {
-            let bytes: [UInt8]
-            do {
-                bytes = try Files.read(path, limit: memorySize)
-            } catch let error as FileTooLarge {
-                throw CLIError(.badImage, "\(path): the guest (\(error.size) bytes) is larger than guest memory (\(memorySize) bytes)")
-            } catch {
-                throw CLIError(.unreadableFile, "\(error)")
-            }
+    /// The guest file's bytes; a file larger than guest RAM cannot run, so it is not read.
+    func readGuest(_ path: String, memorySize: UInt64) throws -> [UInt8] {
+        do {
+            return try Files.read(path, limit: memorySize)
+        } catch let error as FileTooLarge {
+            throw CLIError(.badImage, "\(path): the guest (\(error.size) bytes) is larger than guest memory (\(memorySize) bytes)")
+        } catch {
+            throw CLIError(.unreadableFile, "\(error)")
+        }
+    }
+
+    private func bootImage(_ file: (path: String, bytes: [UInt8])?, mode: CPUMode, load: UInt64?, entry: UInt64?) throws -> BootImage {
+        if let (path, bytes) = file {
             do {
                 if ELFImage.isELF(bytes) { return try ELFImage.parse(bytes) }
                 return try .flat(bytes, mode: mode, load: load ?? (mode == .real ? 0x10000 : 0x10_0000), entry: entry)

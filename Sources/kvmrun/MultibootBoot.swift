@@ -5,16 +5,8 @@ extension GuestOptions {
     /// Reads the kernel and modules, builds the machine (in-kernel irqchip, as QEMU's
     /// pc with KVM), loads the kernel, and attaches fw_cfg, CMOS and ports 0x80/0x92.
     /// Nil when the file is not a multiboot kernel.
-    func makeMultibootMachine(path: String, memorySize: UInt64, vcpus: Int, serial: OutputSink,
+    func makeMultibootMachine(path: String, bytes: [UInt8], memorySize: UInt64, vcpus: Int, serial: OutputSink,
                               nesting: NestingPolicy) throws -> Machine? {
-        let bytes: [UInt8]
-        do {
-            bytes = try Files.read(path, limit: memorySize)
-        } catch let error as FileTooLarge {
-            throw CLIError(.badImage, "\(path): the guest (\(error.size) bytes) is larger than guest memory (\(memorySize) bytes)")
-        } catch {
-            throw CLIError(.unreadableFile, "\(error)")
-        }
         do {
             guard try Multiboot.findHeader(bytes) != nil else { return nil }
         } catch {

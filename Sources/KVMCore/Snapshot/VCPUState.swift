@@ -67,19 +67,8 @@ extension VCPU {
     /// paravirtual MSRs be read but not written back as they are); any other
     /// refusal throws, naming the MSR — nothing is silently lost.
     func restoreMSRs(_ msrs: [MSR]) throws {
-        var pending = msrs[...]
-        while !pending.isEmpty {
-            let written = try MSR.set(Array(pending), on: handle)
-            guard written < pending.count else { return }
-            let refused = pending[pending.startIndex + written]
-            let current = try MSR.get([refused.index], on: handle).first
-            guard current == refused else {
-                throw KVMError("KVM_SET_MSRS", errno: .EINVAL,
-                               hint: "KVM refused MSR \(hex(refused.index)) = \(hex(refused.value))" +
-                                   (current.map { " (the vCPU holds \(hex($0.value)))" } ?? ""))
-            }
-            pending = pending.dropFirst(written + 1)
-        }
+        var refusedButHeld: [UInt32: UInt64] = [:]
+        try restoreMSRs(msrs, unwritable: &refusedButHeld)
     }
 
     /// The MSRs KVM saves for this vCPU (its index list, plus the nesting MSRs),
