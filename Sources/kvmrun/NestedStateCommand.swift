@@ -46,10 +46,10 @@ struct NestedStateCommand: ParsableCommand {
         let session = try Session()
         let machine = try options.makeMachine()
         try session.attach(machine)
-        let timeout = try options.timeLimit()
+        let deadline = RunDeadline(try options.timeLimit())
         var count = 0
         while true {
-            let stop = try machine.run(timeout: timeout)
+            let stop = try machine.run(timeout: deadline.remaining)
             switch stop {
             case .nestedDumpRequested:
                 count += 1

@@ -56,8 +56,9 @@ struct ProbeCommand: ParsableCommand {
             throw CLIError(.nestingUnavailable, error.description)
         }
         try machine.load(ELFImage.parse(image.bytes))
+        let deadline = RunDeadline(timeout)
         while true {
-            let stop = try machine.run(timeout: timeout)
+            let stop = try machine.run(timeout: deadline.remaining)
             switch stop {
             case .sync: continue
             case .nestedDumpRequested:

@@ -47,19 +47,24 @@ func runServingSnapshots(_ machine: Machine, session: Session, options: Snapshot
             }
         }
     }
+    let deadline = RunDeadline(timeout)
+    var noted: Set<String> = []        // each note once: a guest may ask thousands of times
+    func note(_ key: String, _ text: String) {
+        if noted.insert(key).inserted { eprint(text) }
+    }
     while true {
-        let stop = try machine.run(timeout: timeout, trace: tracer)
+        let stop = try machine.run(timeout: deadline.remaining, trace: tracer)
         switch stop {
         case .sync:
             continue
         case .nestedDumpRequested:
-            eprint("kvmrun: the guest asked for a nested-state dump; `kvmrun nested-state` serves it")
+            note("dump", "kvmrun: the guest asked for a nested-state dump; `kvmrun nested-state` serves it")
             continue
         case .snapshotRequested(let tag):
             if let directory = options.snapshotDir {
                 try writeSnapshot(of: machine, to: "\(directory)/snapshot-\(tag).kvmsnap", why: "HC_SNAPSHOT \(tag)")
             } else {
-                eprint("kvmrun: the guest asked for snapshot \(tag); --snapshot-dir DIR takes it")
+                note("snapshot", "kvmrun: the guest asked for snapshot \(tag); --snapshot-dir DIR takes it")
             }
             continue
         case .stopped where exitSnapshotDue.isRaised || session.dumpRequested.isRaised:
@@ -70,7 +75,7 @@ func runServingSnapshots(_ machine: Machine, session: Session, options: Snapshot
                 if let path = options.snapshotOnSignal {
                     try writeSnapshot(of: machine, to: path, why: "SIGUSR1")
                 } else {
-                    eprint("kvmrun: SIGUSR1: no --snapshot-on-signal FILE, the run goes on")
+                    note("sigusr1", "kvmrun: SIGUSR1: no --snapshot-on-signal FILE, the run goes on")
                 }
             }
             continue
