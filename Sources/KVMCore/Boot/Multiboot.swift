@@ -117,7 +117,11 @@ public enum Multiboot {
         if header.flags & 0x4 != 0 {
             warnings.append("the multiboot header asks for a video mode (flag 2); there is no display, the kernel gets none")
         }
-        let kernelImage = try header.hasAddressFields ? loadAddressFields(kernel, header) : loadELF(kernel)
+        // A header or program headers can claim gigabytes: refuse what cannot fit
+        // guest RAM before allocating the image.
+        let ramSize = ram.reduce(0) { $0 + $1.size }
+        let kernelImage = try header.hasAddressFields ? loadAddressFields(kernel, header, limit: ramSize)
+                                                      : loadELF(kernel, limit: ramSize)
         let map = MultibootMemoryMap.seaBIOS(ram: ram)
 
         // QEMU's mb_buf: kernel, module list, strings, loader name, modules.
@@ -220,7 +224,7 @@ public enum Multiboot {
     }
 
     /// The kernel as the address fields describe it.
-    static func loadAddressFields(_ bytes: [UInt8], _ header: MultibootHeader) throws -> (load: UInt32, bytes: [UInt8], entry: UInt32) {
+    static func loadAddressFields(_ bytes: [UInt8], _ header: MultibootHeader, limit: UInt64) throws -> (load: UInt32, bytes: [UInt8], entry: UInt32) {
         let a = header.addresses!
         guard a.header >= a.load else {
             throw GuestImageError("multiboot header: header_addr \(hex(a.header)) is below load_addr \(hex(a.load))")
@@ -253,6 +257,9 @@ public enum Multiboot {
         guard textOffset + loadSize <= UInt64(bytes.count) else {
             throw GuestImageError("multiboot header: load_end_addr \(hex(a.loadEnd)) asks for \(loadSize) bytes from file offset \(textOffset), but the file has \(bytes.count)")
         }
+        guard kernelSize <= limit else {
+            throw GuestImageError("multiboot header: the kernel needs \(kernelSize) bytes at \(hex(a.load)), more than guest RAM (\(limit) bytes)")
+        }
         var image = Array(bytes[Int(textOffset)..<Int(textOffset + loadSize)])
         image += [UInt8](repeating: 0, count: Int(kernelSize - loadSize))
         return (a.load, image, a.entry)
@@ -261,7 +268,7 @@ public enum Multiboot {
     /// The kernel as its ELF32 program headers describe it (QEMU's load_elf:
     /// PT_LOAD segments at p_paddr; everything from the lowest to the highest
     /// address is the kernel, gaps zero).
-    static func loadELF(_ bytes: [UInt8]) throws -> (load: UInt32, bytes: [UInt8], entry: UInt32) {
+    static func loadELF(_ bytes: [UInt8], limit: UInt64) throws -> (load: UInt32, bytes: [UInt8], entry: UInt32) {
         guard ELFImage.isELF(bytes) else {
             throw GuestImageError("the multiboot header has no address fields (flag 16), so the kernel must be an ELF32 file, and it is not ELF")
         }
@@ -309,6 +316,9 @@ public enum Multiboot {
         // QEMU also counts empty segments here; they only ever make the image odd.
         guard let low = sorted.map(\.paddr).min(), let high = sorted.map({ $0.paddr + $0.memsz }).max() else {
             throw GuestImageError("ELF file has no loadable bytes")
+        }
+        guard high - low <= limit else {
+            throw GuestImageError("ELF segments span \(hex(low))–\(hex(high)), \(high - low) bytes, more than guest RAM (\(limit) bytes)")
         }
         var image = [UInt8](repeating: 0, count: Int(high - low))
         for s in segments where !s.data.isEmpty {
