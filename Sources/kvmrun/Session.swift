@@ -33,6 +33,8 @@ final class Session: @unchecked Sendable {
     /// Starts serving `machine`: its vCPUs are what signals stop, its UART what stdin feeds.
     func attach(_ machine: Machine) throws {
         self.machine = machine
+        // A SIGINT/SIGTERM that came while the machine was being built stops it now.
+        if stopSignal.value != 0 { for vcpu in machine.vcpus { vcpu.stop() } }
         guard Console.isInteractiveInput else { return }
         Console.enterRawMode()
         let serial = machine.serial
@@ -57,13 +59,13 @@ final class Session: @unchecked Sendable {
     }
 
     private func handle(_ signal: Int32) {
+        if signal != SIGUSR1 && stopSignal.value == 0 { stopSignal.add(Int(signal)) }
         guard let machine else { return }
         if signal == SIGUSR1 {
             dumpRequested.raise()
             machine.vcpu.stop()
             return
         }
-        if stopSignal.value == 0 { stopSignal.add(Int(signal)) }
         for vcpu in machine.vcpus { vcpu.stop() }
     }
 }

@@ -3,6 +3,8 @@
 public final class HostCall: PortDevice {
     public static let port: UInt16 = 0x1000
     public static let magic: UInt32 = 0x4C43_5348  // "HSCL"
+    /// Facts kept; past this the oldest half is dropped.
+    public static let factLimit = 65_536
 
     public enum Command: UInt32, Sendable {
         case report = 1, done = 2, fail = 3, sync = 4, dumpNested = 5, snapshot = 6
@@ -56,6 +58,8 @@ public final class HostCall: PortDevice {
         }
         switch command {
         case .report:
+            // Bounded: a guest reporting in a loop must not grow the VMM without end.
+            if facts.count >= HostCall.factLimit { facts.removeFirst(HostCall.factLimit / 2) }
             facts.append(Fact(key: try memory.cString(at: try arg(0), maxLength: 63), value: try arg(1)))
             return .proceed
         case .done:
