@@ -38,7 +38,7 @@ struct RestoreCommand: ParsableCommand {
             guard let value = Parse.duration(timeout) else { throw CLIError(.usage, "--timeout \(timeout): not a duration") }
             limit = value
         }
-        _ = try snapshots.atExit()
+        try snapshots.check()
         let session = try Session()
         let machine: Machine
         do {

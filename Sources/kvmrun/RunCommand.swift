@@ -32,7 +32,7 @@ struct RunCommand: ParsableCommand {
             for image in GuestImage.all { print("\(pad(image.name, 16)) \(image.summary)") }
             return
         }
-        _ = try snapshots.atExit()
+        try snapshots.check()
         let session = try Session()
         let machine = try options.makeMachine()
         try session.attach(machine)

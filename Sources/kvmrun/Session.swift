@@ -11,7 +11,10 @@ final class Session: @unchecked Sendable {
     /// The signal that stopped the run, 0 if none.
     private let stopSignal = AtomicCounter()
     let dumpRequested = AtomicFlag()
-    private var machine: Machine?
+    /// Set on the main thread, read on the signal thread.
+    private var attached: Machine?
+    private let lock = Lock()
+    private var machine: Machine? { lock.withLock { attached } }
     private var threads: [PosixThread] = []
 
     init() throws {
@@ -32,7 +35,7 @@ final class Session: @unchecked Sendable {
 
     /// Starts serving `machine`: its vCPUs are what signals stop, its UART what stdin feeds.
     func attach(_ machine: Machine) throws {
-        self.machine = machine
+        lock.withLock { attached = machine }
         // A SIGINT/SIGTERM that came while the machine was being built stops it now.
         if stopSignal.value != 0 { for vcpu in machine.vcpus { vcpu.stop() } }
         guard Console.isInteractiveInput else { return }
@@ -72,7 +75,8 @@ final class Session: @unchecked Sendable {
 
 /// The controlling terminal, when stdin is one.
 enum Console {
-    nonisolated(unsafe) private static var saved = termios()
+    /// On the heap: ASan found tcgetattr writing past a static `termios` global.
+    nonisolated(unsafe) private static let saved = UnsafeMutablePointer<termios>.allocate(capacity: 1)
     nonisolated(unsafe) private static var isRaw = false
 
     /// stdin is a terminal or a pipe (not /dev/null, not a file).
@@ -85,8 +89,8 @@ enum Console {
     /// Characters reach the guest as typed (no line editing, no echo); ^C still
     /// signals, as with QEMU's -serial stdio. Restored at exit.
     static func enterRawMode() {
-        guard isatty(0) != 0, !isRaw, tcgetattr(0, &saved) == 0 else { return }
-        var raw = saved
+        guard isatty(0) != 0, !isRaw, tcgetattr(0, saved) == 0 else { return }
+        var raw = saved.pointee
         raw.c_lflag &= ~tcflag_t(ICANON | ECHO | IEXTEN)
         raw.c_iflag &= ~tcflag_t(ICRNL | IXON)
         withUnsafeMutableBytes(of: &raw.c_cc) { cc in
@@ -100,7 +104,7 @@ enum Console {
 
     static func restore() {
         guard isRaw else { return }
-        tcsetattr(0, TCSANOW, &saved)
+        tcsetattr(0, TCSANOW, saved)
         isRaw = false
     }
 }

@@ -9,12 +9,21 @@ struct SnapshotOptions: ParsableArguments {
     @Option(help: ArgumentHelp("When the guest asks (HC_SNAPSHOT with tag t), write DIR/snapshot-t.kvmsnap.", valueName: "dir"))
     var snapshotDir: String?
 
+    @Option(help: ArgumentHelp("At most N distinct guest-requested snapshots in the --snapshot-dir DIR (a guest choosing tags may not fill the disk).", valueName: "n"))
+    var snapshotLimit: Int = 64
+
     @Option(help: ArgumentHelp("On SIGUSR1, write a snapshot to FILE (each signal overwrites it).", valueName: "file"))
     var snapshotOnSignal: String?
 
     @Option(parsing: .upToNextOption,
             help: ArgumentHelp("After N exits of vCPU 0 (not counting signal interruptions), write a snapshot to FILE.", valueName: "n file"))
     var snapshotAtExit: [String] = []
+
+    /// The options, checked before the run starts.
+    func check() throws {
+        guard snapshotLimit >= 1 else { throw CLIError(.usage, "--snapshot-limit \(snapshotLimit): expected at least 1") }
+        _ = try atExit()
+    }
 
     /// `--snapshot-at-exit N FILE`, checked.
     func atExit() throws -> (count: Int, path: String)? {
@@ -48,6 +57,7 @@ func runServingSnapshots(_ machine: Machine, session: Session, options: Snapshot
         }
     }
     let deadline = RunDeadline(timeout)
+    var guestTags: Set<UInt64> = []    // the files the guest's HC_SNAPSHOT calls made
     var noted: Set<String> = []        // each note once: a guest may ask thousands of times
     func note(_ key: String, _ text: String) {
         if noted.insert(key).inserted { eprint(text) }
@@ -61,10 +71,19 @@ func runServingSnapshots(_ machine: Machine, session: Session, options: Snapshot
             note("dump", "kvmrun: the guest asked for a nested-state dump; `kvmrun nested-state` serves it")
             continue
         case .snapshotRequested(let tag):
-            if let directory = options.snapshotDir {
-                try writeSnapshot(of: machine, to: "\(directory)/snapshot-\(tag).kvmsnap", why: "HC_SNAPSHOT \(tag)")
-            } else {
+            guard let directory = options.snapshotDir else {
                 note("snapshot", "kvmrun: the guest asked for snapshot \(tag); --snapshot-dir DIR takes it")
+                continue
+            }
+            guard guestTags.contains(tag) || guestTags.count < options.snapshotLimit else {
+                note("limit", "kvmrun: the guest asked for more than \(options.snapshotLimit) distinct snapshots; from tag \(tag) on, new tags are not written (--snapshot-limit N)")
+                continue
+            }
+            let path = "\(directory)/snapshot-\(tag).kvmsnap"
+            if try writeSnapshot(of: machine, to: path, why: "HC_SNAPSHOT \(tag)", keepingFree: 0.05) {
+                guestTags.insert(tag)
+            } else {
+                note("space", "kvmrun: HC_SNAPSHOT \(tag): not written, \(path) would leave less than 5% of its filesystem free")
             }
             continue
         case .stopped where exitSnapshotDue.isRaised || session.dumpRequested.isRaised:
@@ -85,14 +104,37 @@ func runServingSnapshots(_ machine: Machine, session: Session, options: Snapshot
     }
 }
 
-/// Takes a snapshot and writes it: failures are one-line errors with their status.
-private func writeSnapshot(of machine: Machine, to path: String, why: String) throws {
+/// Takes a snapshot and writes it: failures are one-line errors with their
+/// status. With `keepingFree`, a snapshot that would leave less than that share
+/// of its filesystem free is not written (false): a guest's requests may not
+/// fill the disk.
+@discardableResult
+private func writeSnapshot(of machine: Machine, to path: String, why: String, keepingFree reserve: Double = 0) throws -> Bool {
     do {
-        try machine.snapshot().write(to: path)
+        let snapshot = try machine.snapshot()
+        if reserve > 0, let space = FileSystemSpace(path) {
+            let needed = UInt64(snapshot.storedPages) * GuestMemory.pageSize + (1 << 20)
+            guard space.available >= needed + UInt64(Double(space.total) * reserve) else { return false }
+        }
+        try snapshot.write(to: path)
     } catch let error as FileError {
         throw CLIError(.unreadableFile, "snapshot at \(why): \(error)")
     } catch let error as SnapshotError {
         throw CLIError(.badStateFile, "snapshot at \(why): \(error)")
     }
     eprint("kvmrun: snapshot at \(why) written to \(path)")
+    return true
+}
+
+/// Bytes free to unprivileged users and the size of the filesystem holding a path.
+struct FileSystemSpace {
+    let available: UInt64
+    let total: UInt64
+
+    init?(_ path: String) {
+        var info = statvfs()
+        guard statvfs(Files.directory(of: path), &info) == 0 else { return nil }
+        available = UInt64(info.f_bavail) * UInt64(info.f_frsize)
+        total = UInt64(info.f_blocks) * UInt64(info.f_frsize)
+    }
 }

@@ -67,4 +67,27 @@ final class ErrorTests: XCTestCase {
         XCTAssertEqual(try Files.read("\(dir)/f"), [])
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["f"], "no temporary files left")
     }
+
+    /// A writer killed mid-write leaves PATH.tmp-PID: the next write of PATH
+    /// removes it when that process is gone, and leaves a live writer's alone.
+    func testAbandonedTemporaryFilesAreRemoved() throws {
+        let dir = NSTemporaryDirectory() + "kvmcore-temporaries-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: "/bin/true")
+        try gone.run()
+        gone.waitUntilExit()
+        let live = Process()
+        live.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        live.arguments = ["30"]
+        try live.run()
+        defer { live.terminate(); live.waitUntilExit() }
+        for name in ["f.tmp-\(gone.processIdentifier)", "f.tmp-\(live.processIdentifier)", "g.tmp-\(gone.processIdentifier)", "f.tmp-x"] {
+            FileManager.default.createFile(atPath: "\(dir)/\(name)", contents: Data([0]))
+        }
+        try Files.writeAtomically([7], to: "\(dir)/f")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(),
+                       ["f", "f.tmp-\(live.processIdentifier)", "f.tmp-x", "g.tmp-\(gone.processIdentifier)"])
+    }
 }

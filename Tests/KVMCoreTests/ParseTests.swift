@@ -48,7 +48,8 @@ final class ParseTests: XCTestCase {
         XCTAssertEqual(Parse.duration("2s"), .seconds(2))
         XCTAssertEqual(Parse.duration("1m"), .seconds(60))
         XCTAssertEqual(Parse.duration("0.25s"), .milliseconds(250))
-        for bad in ["", "-1", "0", "0ms", "abc", "ms", "s", "inf", "nan", "1e10", "5h", "1..5", "-500ms"] {
+        for bad in ["", "-1", "0", "0ms", "abc", "ms", "s", "inf", "nan", "1e10", "5h", "1..5", "-500ms",
+                    "1e-10", "0.0000000004", "0.0000004ms"] {  // positive, but zero once rounded to nanoseconds
             XCTAssertNil(Parse.duration(bad), "Parse.duration(\"\(bad)\") should be nil")
         }
     }

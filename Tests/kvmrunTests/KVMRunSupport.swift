@@ -115,6 +115,16 @@ func requireKVM() throws {
     }
 }
 
+/// Skips a test that limits kvmrun's address space (`ulimit -v`) when the tests
+/// were built with ASan or TSan (kvmrun then is too): their shadow memory needs
+/// more than such a limit leaves.
+func requireUnsanitized() throws {
+    if dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil
+        || dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil {
+        throw XCTSkip("built with a sanitizer: its shadow memory needs more address space than this test's ulimit -v leaves")
+    }
+}
+
 /// A scratch directory removed when the test ends.
 final class ScratchDirectory {
     let path: String

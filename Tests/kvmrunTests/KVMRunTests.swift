@@ -298,6 +298,7 @@ final class KVMRunGuestTests: XCTestCase {
     /// a set-up failure (status 10) named in one line, not a usage error.
     func testGuestMemoryThatCannotBeMapped() throws {
         try requireKVM()
+        try requireUnsanitized()
         let result = try kvmrun(["-m", "8G"], wrapper: ["/bin/sh", "-c", "ulimit -v 1000000 && exec \"$@\"", "sh"])
         assertOneLineError(result, status: 10, mentioning: ["mmap guest memory", "ENOMEM"])
         XCTAssertFalse(result.stderr.contains("--help"), "not a usage error: \(result.stderr)")

@@ -6,7 +6,7 @@ import KVMCore
 // what it accepts. An input is a snapshot's 64-byte header followed by its
 // metadata; the target lays them out as the format does (header padded to
 // 4096 bytes, metadata at 4096, the memory image after it as a hole of at most
-// 16 MiB), and — unless the input's length is a multiple of 7 — repairs what a
+// 16 MiB) in an unlinked file on /dev/shm, and — unless the input's length is a multiple of 7 — repairs what a
 // mutation cannot: the offsets and lengths, the file size, the metadata
 // checksum and the header checksum. So the fuzzer reaches the section parser
 // and the machine description, not only the checksum checks. Most inputs are
@@ -18,12 +18,19 @@ import KVMCore
 // KVMError or ConfigurationError, or gives a machine that runs for a moment.
 // No descriptor is left open either way.
 
-let path = "/dev/shm/fuzz-snapshot-\(getpid())"
-let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+/// The file each input is written to: on tmpfs, unlinked at once (nothing is
+/// left behind), read back through /proc/self/fd.
+let fd: Int32 = {
+    let name = "/dev/shm/fuzz-snapshot-\(getpid())"
+    let fd = open(name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    unlink(name)
+    return fd
+}()
+let path = "/proc/self/fd/\(fd)"
 nonisolated(unsafe) let kvm: KVM? = try? KVM()
 nonisolated(unsafe) var baselineDescriptors = -1
-/// The baseline is taken again after the first restore, in case something is
-/// opened once per process on the first one.
+/// The baseline is taken again after the first restore attempt, in case
+/// something is opened once per process on the first one.
 nonisolated(unsafe) var restoredOnce = false
 /// FUZZ_VERBOSE=1: say how far each input got (to check that seeds reach a restore).
 let verbose = getenv("FUZZ_VERBOSE") != nil
@@ -93,7 +100,8 @@ public func fuzzSnapshot(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         fuzzCheck(false, "cannot write \(path)")
         return 0
     }
-    if baselineDescriptors < 0 { baselineDescriptors = openDescriptors() }
+    // `kvm` is a lazily made global: open /dev/kvm before counting descriptors.
+    if baselineDescriptors < 0 { _ = kvm; baselineDescriptors = openDescriptors() }
     var restored = false
     do {
         let snapshot: Snapshot
@@ -114,9 +122,9 @@ public func fuzzSnapshot(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
         for device in snapshot.devices { _ = snapshot.device(device.kind) }
         guard let kvm else { return 0 }
+        restored = true
         do {
             let machine = try Machine(restoring: snapshot, serial: .buffer, kvm: kvm)
-            restored = true
             let stop = try? machine.run(timeout: .milliseconds(5))
             if verbose { fuzzLog("restored \(config.memorySize >> 20) MiB, \(config.vcpuCount) vCPU(s); ran: \(stop.map { "\($0)" } ?? "error")") }
         } catch {

@@ -118,8 +118,9 @@ public enum Multiboot {
             warnings.append("the multiboot header asks for a video mode (flag 2); there is no display, the kernel gets none")
         }
         // A header or program headers can claim gigabytes: refuse what cannot fit
-        // guest RAM before allocating the image.
-        let ramSize = ram.reduce(0) { $0 + $1.size }
+        // before allocating the image. The kernel is one piece below 4 GiB, so
+        // the bound is the largest RAM region there, not all of guest RAM.
+        let ramSize = ram.map { min($0.start + $0.size, 1 << 32) - min($0.start, 1 << 32) }.max() ?? 0
         let kernelImage = try header.hasAddressFields ? loadAddressFields(kernel, header, limit: ramSize)
                                                       : loadELF(kernel, limit: ramSize)
         let map = MultibootMemoryMap.seaBIOS(ram: ram)
@@ -258,7 +259,7 @@ public enum Multiboot {
             throw GuestImageError("multiboot header: load_end_addr \(hex(a.loadEnd)) asks for \(loadSize) bytes from file offset \(textOffset), but the file has \(bytes.count)")
         }
         guard kernelSize <= limit else {
-            throw GuestImageError("multiboot header: the kernel needs \(kernelSize) bytes at \(hex(a.load)), more than guest RAM (\(limit) bytes)")
+            throw GuestImageError("multiboot header: the kernel needs \(kernelSize) bytes at \(hex(a.load)), more than the largest guest RAM region below 4 GiB (\(limit) bytes)")
         }
         var image = Array(bytes[Int(textOffset)..<Int(textOffset + loadSize)])
         image += [UInt8](repeating: 0, count: Int(kernelSize - loadSize))
@@ -318,7 +319,7 @@ public enum Multiboot {
             throw GuestImageError("ELF file has no loadable bytes")
         }
         guard high - low <= limit else {
-            throw GuestImageError("ELF segments span \(hex(low))–\(hex(high)), \(high - low) bytes, more than guest RAM (\(limit) bytes)")
+            throw GuestImageError("ELF segments span \(hex(low))–\(hex(high)), \(high - low) bytes, more than the largest guest RAM region below 4 GiB (\(limit) bytes)")
         }
         var image = [UInt8](repeating: 0, count: Int(high - low))
         for s in segments where !s.data.isEmpty {

@@ -31,20 +31,14 @@ public final class IOBus {
     private let counters: UnsafeMutablePointer<Int>
 
     /// Held around each access when several vCPUs share the bus.
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>?
+    private let mutex: Lock?
 
     public var unassignedPortAccesses: Int { counters[0] }
     public var unassignedMMIOAccesses: Int { counters[1] }
 
     /// `shared`: several vCPU threads will dispatch to this bus at once.
     public init(shared: Bool = false) {
-        if shared {
-            let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-            pthread_mutex_init(m, nil)
-            mutex = m
-        } else {
-            mutex = nil
-        }
+        mutex = shared ? Lock() : nil
         portTable = .allocate(capacity: 0x10000)
         portTable.initialize(repeating: 0, count: 0x10000)
         counters = .allocate(capacity: 2)
@@ -52,10 +46,6 @@ public final class IOBus {
     }
 
     deinit {
-        if let mutex {
-            pthread_mutex_destroy(mutex)
-            mutex.deallocate()
-        }
         portTable.deallocate()
         counters.deallocate()
     }
@@ -93,8 +83,8 @@ public final class IOBus {
     /// Handles a port exit, string I/O included (`count` accesses of `size` bytes).
     @inline(__always)
     public func dispatch(_ io: PortIO) -> DeviceAction {
-        if let mutex { pthread_mutex_lock(mutex) }
-        defer { if let mutex { pthread_mutex_unlock(mutex) } }
+        mutex?.lock()
+        defer { mutex?.unlock() }
         let slot = Int(portTable[Int(io.port)])
         guard slot != 0 else {
             counters[0] &+= io.count
@@ -121,8 +111,8 @@ public final class IOBus {
 
     /// Handles an MMIO exit.
     public func dispatch(_ access: MMIOAccess) -> DeviceAction {
-        if let mutex { pthread_mutex_lock(mutex) }
-        defer { if let mutex { pthread_mutex_unlock(mutex) } }
+        mutex?.lock()
+        defer { mutex?.unlock() }
         for (range, device) in mmioDevices where range.contains(access.address) {
             if access.isWrite {
                 return device.write(address: access.address, size: access.size, value: access.value)

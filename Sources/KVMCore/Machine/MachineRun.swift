@@ -57,26 +57,19 @@ extension Machine {
 
 /// The first of several threads' results; later ones are dropped.
 final class FirstOutcome: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
+    private let lock = Lock()
     private var stored: Result<StopReason, Error>?
-
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
 
     /// Records `result` if nothing was recorded yet; true when it was first.
     func settle(_ result: Result<StopReason, Error>) -> Bool {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        guard stored == nil else { return false }
-        stored = result
-        return true
+        lock.withLock {
+            guard stored == nil else { return false }
+            stored = result
+            return true
+        }
     }
 
-    var result: Result<StopReason, Error>? {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return stored
-    }
+    var result: Result<StopReason, Error>? { lock.withLock { stored } }
 
     var isSettled: Bool { result != nil }
 }

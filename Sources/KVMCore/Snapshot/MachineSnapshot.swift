@@ -190,11 +190,7 @@ extension VCPUState {
 
 /// What this process learnt about fresh vCPUs on this host.
 enum FreshVCPU {
-    private static let lock: UnsafeMutablePointer<pthread_mutex_t> = {
-        let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-        pthread_mutex_init(m, nil)
-        return m
-    }()
+    private static let lock = Lock()
     /// What a vCPU holds right after KVM_CREATE_VCPU and KVM_SET_CPUID2 with a
     /// given CPUID (KVM's reset values: XCR0 = x87, the XSAVE init state, DR6 =
     /// 0xffff0ff0, DR7 = 0x400): a restore need not write state equal to it.
@@ -214,9 +210,7 @@ enum FreshVCPU {
     /// The defaults of a fresh vCPU with `cpuid`, read from `vcpu` (which must be
     /// one, its CPUID just set) the first time this CPUID is seen in this process.
     static func defaults(for cpuid: CPUID, reading vcpu: VCPU) throws -> Defaults {
-        pthread_mutex_lock(lock)
-        let found = known.first { $0.cpuid == cpuid }
-        pthread_mutex_unlock(lock)
+        let found = lock.withLock { known.first { $0.cpuid == cpuid } }
         if let found { return found }
         let kvm = vcpu.vm.kvm
         let read = Defaults(cpuid: cpuid, xcrs: kvm.check(.xcrs) != 0 ? try vcpu.xcrs() : nil,
@@ -227,8 +221,8 @@ enum FreshVCPU {
 
     /// Keeps (or updates) what is known of fresh vCPUs with `defaults.cpuid`.
     static func learn(_ defaults: Defaults) {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
+        lock.lock()
+        defer { lock.unlock() }
         if let i = known.firstIndex(where: { $0.cpuid == defaults.cpuid }) {
             known[i].unwritableMSRs.merge(defaults.unwritableMSRs) { _, new in new }
         } else if known.count < 16 {

@@ -78,7 +78,7 @@ extension Snapshot {
             memoryOffset: memoryOffset, memoryLength: memory.size,
             metadataChecksum: CRC32C.checksum(metadata))
         let view = try memory.view()
-        try writeFileAtomically(path) { fd in
+        try Files.writeAtomically(to: path) { fd in
             try header.bytes.withUnsafeBytes { try writeAll(fd, $0.baseAddress!, count: $0.count, at: 0) }
             try metadata.withUnsafeBytes { try writeAll(fd, $0.baseAddress!, count: $0.count, at: SnapshotFile.metadataOffset) }
             guard ftruncate(fd, off_t(header.fileSize)) == 0 else {
@@ -164,42 +164,6 @@ extension Snapshot {
             }
         }
         return out.bytes
-    }
-}
-
-/// Creates `path` through a temporary file beside it: `body` writes the open
-/// descriptor, then fsync, rename, and fsync of the directory (what
-/// `Files.writeAtomically` does for a byte array, for a file too large for one).
-func writeFileAtomically(_ path: String, mode: mode_t = 0o644, _ body: (Int32) throws -> Void) throws {
-    let temporary = path + ".tmp-\(getpid())"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-    guard fd >= 0 else { throw FileError(path: temporary, operation: "create", errno: .current) }
-    do {
-        do {
-            try body(fd)
-        } catch let error as KVMError {
-            throw FileError(path: temporary, operation: "write", errno: error.errno)
-        }
-        guard fsync(fd) == 0 else { throw FileError(path: temporary, operation: "fsync", errno: .current) }
-        guard close(fd) == 0 else {
-            unlink(temporary)
-            throw FileError(path: temporary, operation: "close", errno: .current)
-        }
-    } catch {
-        close(fd)
-        unlink(temporary)
-        throw error
-    }
-    guard rename(temporary, path) == 0 else {
-        let err = Errno.current
-        unlink(temporary)
-        throw FileError(path: path, operation: "rename onto", errno: err)
-    }
-    let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
-    let dirfd = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    if dirfd >= 0 {
-        fsync(dirfd)
-        close(dirfd)
     }
 }
 

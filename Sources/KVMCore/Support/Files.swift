@@ -64,31 +64,68 @@ public enum Files {
     }
 
     /// Writes `bytes` so that `path` holds either its old contents or all of the
-    /// new ones, never a mix: a temporary file beside it, fsync, rename, fsync of
-    /// the directory.
+    /// new ones, never a mix (see `writeAtomically(to:mode:_:)`).
     public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws {
+        try writeAtomically(to: path, mode: mode) { fd in
+            try bytes.withUnsafeBytes { raw in
+                guard let base = raw.baseAddress else { return }
+                try writeAll(fd, base, count: raw.count, at: 0)
+            }
+        }
+    }
+
+    /// Creates `path` so that it holds either its old contents or all of the new
+    /// ones: `body` writes a temporary file beside it (`PATH.tmp-PID`), then
+    /// fsync, rename, fsync of the directory. A failure removes the temporary
+    /// file; temporary files of `path` left by processes that died mid-write
+    /// (SIGKILL, an OOM kill, a power cut) are removed first.
+    public static func writeAtomically(to path: String, mode: mode_t = 0o644, _ body: (Int32) throws -> Void) throws {
         let temporary = path + ".tmp-\(getpid())"
+        removeAbandonedTemporaries(of: path)
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw FileError(path: temporary, operation: "create", errno: .current) }
-        var failure: FileError?
-        var done = 0
-        while done < bytes.count && failure == nil {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { failure = FileError(path: temporary, operation: "write", errno: .current) } else { done += n }
-        }
-        if failure == nil && fsync(fd) != 0 { failure = FileError(path: temporary, operation: "fsync", errno: .current) }
-        if close(fd) != 0 && failure == nil { failure = FileError(path: temporary, operation: "close", errno: .current) }
-        if failure == nil && rename(temporary, path) != 0 { failure = FileError(path: path, operation: "rename onto", errno: .current) }
-        if let failure {
+        do {
+            do {
+                try body(fd)
+            } catch let error as KVMError {
+                throw FileError(path: temporary, operation: "write", errno: error.errno)
+            }
+            guard fsync(fd) == 0 else { throw FileError(path: temporary, operation: "fsync", errno: .current) }
+        } catch {
+            close(fd)
             unlink(temporary)
-            throw failure
+            throw error
         }
-        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
-        let dirfd = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard close(fd) == 0 else {
+            let err = Errno.current
+            unlink(temporary)
+            throw FileError(path: temporary, operation: "close", errno: err)
+        }
+        guard rename(temporary, path) == 0 else {
+            let err = Errno.current
+            unlink(temporary)
+            throw FileError(path: path, operation: "rename onto", errno: err)
+        }
+        let dirfd = open(directory(of: path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dirfd >= 0 {
             fsync(dirfd)
             close(dirfd)
+        }
+    }
+
+    /// The directory holding `path` ("." for a bare name).
+    public static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// Unlinks `PATH.tmp-PID` files whose process no longer exists.
+    static func removeAbandonedTemporaries(of path: String) {
+        let directory = directory(of: path)
+        let prefix = String(path[(path.lastIndex(of: "/").map { path.index(after: $0) } ?? path.startIndex)...]) + ".tmp-"
+        for name in list(directory) where name.hasPrefix(prefix) {
+            guard let pid = Int32(name.dropFirst(prefix.count)), pid > 0, pid != getpid() else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { unlink("\(directory)/\(name)") }
         }
     }
 }

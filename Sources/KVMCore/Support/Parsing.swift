@@ -48,7 +48,10 @@ public enum Parse {
             break
         }
         guard let value = Double(number), value.isFinite, value > 0, value * scale < 1e9 else { return nil }
-        return .nanoseconds(Int64((value * scale * 1e9).rounded()))
+        // Below half a nanosecond a positive duration would round to zero: refuse it.
+        let nanoseconds = (value * scale * 1e9).rounded()
+        guard nanoseconds >= 1 else { return nil }
+        return .nanoseconds(Int64(nanoseconds))
     }
 }
 
