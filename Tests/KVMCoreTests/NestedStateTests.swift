@@ -1,28 +1,6 @@
 import XCTest
 @testable import KVMCore
 
-/// Deterministic PRNG for the fuzz tests (SplitMix64).
-struct NestedTestRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func bytes(_ n: Int) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: n)
-        var i = 0
-        while i < n {
-            var v = next()
-            for _ in 0..<8 where i < n { out[i] = UInt8(truncatingIfNeeded: v); v >>= 8; i += 1 }
-        }
-        return out
-    }
-}
-
 /// NestedBlob builders that write straight to kernel offsets (independent of the model code).
 enum NestedBlob {
     static func put(_ b: inout [UInt8], _ offset: Int, _ width: Int, _ value: UInt64) {
@@ -353,7 +331,7 @@ final class NestedStateTests: XCTestCase {
     // MARK: Fuzz
 
     func testRandomBlobsNeverCrashAndRoundTrip() {
-        var rng = NestedTestRNG(seed: 0x5eed_1e55)
+        var rng = SplitMix64(seed: 0x5eed_1e55)
         var decoded = 0
         for i in 0..<10_000 {
             let length = Int(rng.next() % 9000)

@@ -46,9 +46,9 @@ struct KVMRunNotBuilt: Error, CustomStringConvertible {
     }
 }
 
-/// Runs kvmrun with `arguments`, killing it after `timeout` seconds. With
-/// `wrapper`, runs `wrapper + [kvmrun path] + arguments` instead (e.g. in a
-/// private mount namespace).
+/// Runs kvmrun with `arguments`, killing it after `timeout` seconds (a test
+/// failure). With `wrapper`, runs `wrapper + [kvmrun path] + arguments` instead
+/// (e.g. in a private mount namespace).
 /// With `interruptAfter`, sends SIGINT that many seconds after the start.
 func kvmrun(_ arguments: [String], timeout: TimeInterval = 60, wrapper: [String] = [],
             interruptAfter: TimeInterval? = nil,
@@ -60,13 +60,26 @@ func kvmrun(_ arguments: [String], timeout: TimeInterval = 60, wrapper: [String]
         XCTFail("\(error)", file: file, line: line)
         throw error
     }
+    let command = wrapper + [executable.path] + arguments
+    let (result, killed) = try runProcess(command[0], Array(command.dropFirst()), timeout: timeout,
+                                          interruptAfter: interruptAfter)
+    if killed {
+        XCTFail("kvmrun \(arguments.joined(separator: " ")) ran past \(timeout) s and was killed", file: file, line: line)
+    }
+    return result
+}
+
+/// Runs `program` to its end with stdin empty and stdout and stderr captured;
+/// kills it with SIGKILL after `timeout` seconds (`killed`). With
+/// `interruptAfter`, sends SIGINT that many seconds after the start.
+func runProcess(_ program: String, _ arguments: [String], timeout: TimeInterval,
+                environment: [String: String] = [:], interruptAfter: TimeInterval? = nil) throws
+    -> (result: ProcessResult, killed: Bool) {
     let process = Process()
-    if let program = wrapper.first {
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = Array(wrapper.dropFirst()) + [executable.path] + arguments
-    } else {
-        process.executableURL = executable
-        process.arguments = arguments
+    process.executableURL = URL(fileURLWithPath: program)
+    process.arguments = arguments
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     }
     let directory = FileManager.default.temporaryDirectory
         .appendingPathComponent("kvmrun-out-\(getpid())-\(UUID().uuidString)")
@@ -88,22 +101,21 @@ func kvmrun(_ arguments: [String], timeout: TimeInterval = 60, wrapper: [String]
             kill(process.processIdentifier, SIGINT)
             interruptAt = nil
         }
-        usleep(5_000)
+        usleep(2_000)
     }
-    if process.isRunning {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        XCTFail("kvmrun \(arguments.joined(separator: " ")) ran past \(timeout) s and was killed", file: file, line: line)
-    }
+    let killed = process.isRunning
+    if killed { kill(process.processIdentifier, SIGKILL) }
     process.waitUntilExit()
+    let seconds = Date().timeIntervalSince(started)
     try out.close()
     try err.close()
-    return ProcessResult(
+    let result = ProcessResult(
         status: process.terminationStatus,
         signaled: process.terminationReason == .uncaughtSignal,
         stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
         stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self),
-        seconds: Date().timeIntervalSince(started))
+        seconds: seconds)
+    return (result, killed)
 }
 
 /// Skips the calling test when /dev/kvm cannot be opened, with the library's reason.

@@ -217,38 +217,7 @@ final class QEMUOracleTests: XCTestCase {
     /// Runs a program to completion, killing it after `timeout` seconds (status 137 then).
     static func run(_ program: String, _ arguments: [String], timeout: TimeInterval,
                     environment: [String: String] = [:]) throws -> Outcome {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = arguments
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        let dir = NSTemporaryDirectory() + "oracle-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        _ = FileManager.default.createFile(atPath: dir + "/out", contents: nil)
-        _ = FileManager.default.createFile(atPath: dir + "/err", contents: nil)
-        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/out"))
-        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        let started = Date()
-        try process.run()
-        let deadline = started.addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(2_000) }
-        var killed = false
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            killed = true
-        }
-        process.waitUntilExit()
-        let seconds = Date().timeIntervalSince(started)
-        try out.close()
-        try err.close()
-        return Outcome(status: killed ? 137 : process.terminationStatus,
-                       stdout: String(decoding: try Data(contentsOf: URL(fileURLWithPath: dir + "/out")), as: UTF8.self),
-                       stderr: String(decoding: try Data(contentsOf: URL(fileURLWithPath: dir + "/err")), as: UTF8.self),
-                       seconds: seconds)
+        let (r, killed) = try runProcess(program, arguments, timeout: timeout, environment: environment)
+        return Outcome(status: killed ? 137 : r.status, stdout: r.stdout, stderr: r.stderr, seconds: r.seconds)
     }
 }

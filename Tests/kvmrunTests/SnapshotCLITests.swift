@@ -1,6 +1,6 @@
 import Foundation
 import Guests
-import KVMCore
+@testable import KVMCore
 import XCTest
 
 /// Snapshots through kvmrun: taken at an exit count, when the guest asks, or on
@@ -190,7 +190,7 @@ final class SnapshotCLITests: XCTestCase {
         // Another format version (header checksum resealed).
         var version = Array(bytes)
         version[8] = 9
-        let crc = crc32c(Array(version[0..<60]))
+        let crc = CRC32C.checksum(Array(version[0..<60]))
         for i in 0..<4 { version[60 + i] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(i))) }
         assertOneLineError(try kvmrun(["restore", try scratch.file("version", version)]), status: 24,
                            mentioning: ["version 9"])
@@ -216,14 +216,5 @@ final class SnapshotCLITests: XCTestCase {
                            mentioning: ["--snapshot-at-exit"])
         assertOneLineError(try kvmrun(["--builtin", "hostcall", "--snapshot-at-exit", "3", "/no/such/dir/x.kvmsnap"]),
                            status: 4, mentioning: ["snapshot at exit 3", "/no/such/dir/x.kvmsnap"])
-    }
-
-    private func crc32c(_ bytes: [UInt8]) -> UInt32 {
-        var c: UInt32 = ~0
-        for b in bytes {
-            c ^= UInt32(b)
-            for _ in 0..<8 { c = c & 1 != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
-        }
-        return ~c
     }
 }
