@@ -137,8 +137,9 @@ extension VCPU {
         runPage.pointee.exit_reason = UInt32(KVM_EXIT_INTR)
     }
 
-    /// Writes `state` but CPUID, in `restoreState`'s order, or with
-    /// `throughSyncRegs` (a vCPU without an in-kernel LAPIC) the rest first and
+    /// Writes `state` but CPUID (`restoreState` is CPUID, then this), in the
+    /// order `restoreState` documents; or with `throughSyncRegs` (a vCPU without
+    /// an in-kernel LAPIC) the rest first and
     /// registers, special registers and events through kvm_run's sync area,
     /// loaded by a KVM_RUN that exits at once. `skipping` names state the vCPU
     /// is known to hold already (a fresh vCPU's defaults).

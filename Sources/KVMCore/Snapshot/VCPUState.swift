@@ -48,27 +48,10 @@ extension VCPU {
     /// restore into a fresh vCPU.
     public func restoreState(_ state: VCPUState) throws {
         try setCPUID(state.cpuid)
-        try setSpecialRegisters(state.specialRegisters)
-        try restoreMSRs(state.msrs)
-        if let xcrs = state.xcrs { try setXCRs(xcrs) }
-        try setXSAVE(state.xsave)
-        try setEvents(state.events)
-        try setMPState(state.mpState)
-        try setDebugRegisters(state.debugRegisters)
-        try setRegisters(state.registers)
-        if let lapic = state.lapic { try setLAPIC(lapic) }
-        if let bytes = state.nestedState {
-            try setNestedState(try NestedState(bytes: bytes))
-        }
-    }
-
-    /// KVM_SET_MSRS for all of `msrs`. An MSR KVM refuses to write is accepted
-    /// only when this vCPU already holds exactly the saved value (KVM lets some
-    /// paravirtual MSRs be read but not written back as they are); any other
-    /// refusal throws, naming the MSR — nothing is silently lost.
-    func restoreMSRs(_ msrs: [MSR]) throws {
+        // An MSR KVM refuses to write is accepted only when this vCPU already
+        // holds exactly the saved value; any other refusal throws, naming it.
         var refusedButHeld: [UInt32: UInt64] = [:]
-        try restoreMSRs(msrs, unwritable: &refusedButHeld)
+        try resetState(state, unwritable: &refusedButHeld, throughSyncRegs: false)
     }
 
     /// The MSRs KVM saves for this vCPU (its index list, plus the nesting MSRs),
