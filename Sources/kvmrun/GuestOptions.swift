@@ -63,11 +63,7 @@ struct GuestOptions: ParsableArguments {
     }
 
     /// The run's time limit, if any.
-    func timeLimit() throws -> Duration? {
-        guard let text = timeout else { return nil }
-        guard let value = Parse.duration(text) else { throw CLIError(.usage, "--timeout \(text): not a duration") }
-        return value
-    }
+    func timeLimit() throws -> Duration? { try parseTimeout(timeout) }
 
     /// Builds the machine, sets nesting up, and loads the guest: every failure is a
     /// CLIError with its own status.

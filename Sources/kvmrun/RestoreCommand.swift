@@ -23,21 +23,13 @@ struct RestoreCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Stop the guest after this long (e.g. 5, 500ms, 2s).", valueName: "duration"))
     var timeout: String?
 
-    @Flag(help: "Print one line per VM exit on stderr.")
-    var trace = false
-
-    @Flag(help: "Print exits by reason and time in guest vs in the VMM on stderr.")
-    var stats = false
+    @OptionGroup var report: ReportOptions
 
     @OptionGroup(title: "Snapshots")
     var snapshots: SnapshotOptions
 
     func run() throws {
-        var limit: Duration?
-        if let timeout {
-            guard let value = Parse.duration(timeout) else { throw CLIError(.usage, "--timeout \(timeout): not a duration") }
-            limit = value
-        }
+        _ = try parseTimeout(timeout)
         try snapshots.check()
         let session = try Session()
         let machine: Machine
@@ -49,11 +41,6 @@ struct RestoreCommand: ParsableCommand {
         } catch let error as FileError {
             throw CLIError(.unreadableFile, "\(error)")
         }
-        try session.attach(machine)
-        machine.vcpu.statistics.measureTime = stats
-        let stop = try runServingSnapshots(machine, session: session, options: snapshots, timeout: limit, trace: trace)
-        if stats { printStatistics(machine) }
-        if case .stopped = stop, let interruption = session.interruption { throw interruption }
-        try finishRun(stop, timeout: timeout)
+        try runToEnd(machine, session: session, snapshots: snapshots, report: report, timeout: timeout)
     }
 }

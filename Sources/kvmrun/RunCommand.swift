@@ -18,11 +18,7 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "List the built-in guests.")
     var listBuiltins = false
 
-    @Flag(help: "Print one line per VM exit on stderr.")
-    var trace = false
-
-    @Flag(help: "Print exits by reason and time in guest vs in the VMM on stderr.")
-    var stats = false
+    @OptionGroup var report: ReportOptions
 
     @OptionGroup(title: "Snapshots")
     var snapshots: SnapshotOptions
@@ -35,13 +31,7 @@ struct RunCommand: ParsableCommand {
         try snapshots.check()
         let session = try Session()
         let machine = try options.makeMachine()
-        try session.attach(machine)
-        machine.vcpu.statistics.measureTime = stats
-        let timeout = try options.timeLimit()
-        let stop = try runServingSnapshots(machine, session: session, options: snapshots, timeout: timeout, trace: trace)
-        if stats { printStatistics(machine) }
-        if case .stopped = stop, let interruption = session.interruption { throw interruption }
-        try finishRun(stop, timeout: options.timeout)
+        try runToEnd(machine, session: session, snapshots: snapshots, report: report, timeout: options.timeout)
     }
 }
 

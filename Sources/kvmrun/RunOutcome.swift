@@ -1,6 +1,36 @@
 import ArgumentParser
 import KVMCore
 
+/// `--timeout DURATION`, checked: a usage error when it is not a duration.
+func parseTimeout(_ text: String?) throws -> Duration? {
+    guard let text else { return nil }
+    guard let value = Parse.duration(text) else { throw CLIError(.usage, "--timeout \(text): not a duration") }
+    return value
+}
+
+/// What `kvmrun` and `kvmrun restore` print about a run besides the guest's output.
+struct ReportOptions: ParsableArguments {
+    @Flag(help: "Print one line per VM exit on stderr.")
+    var trace = false
+
+    @Flag(help: "Print exits by reason and time in guest vs in the VMM on stderr.")
+    var stats = false
+}
+
+/// The rest of a `kvmrun` or `kvmrun restore` run once its machine is built:
+/// signals and stdin served by `session`, snapshots taken, exits traced and
+/// counted as `report` asks, and the last stop turned into kvmrun's exit.
+func runToEnd(_ machine: Machine, session: Session, snapshots: SnapshotOptions, report: ReportOptions,
+              timeout: String?) throws {
+    try session.attach(machine)
+    machine.vcpu.statistics.measureTime = report.stats
+    let stop = try runServingSnapshots(machine, session: session, options: snapshots,
+                                       timeout: try parseTimeout(timeout), trace: report.trace)
+    if report.stats { printStatistics(machine) }
+    if case .stopped = stop, let interruption = session.interruption { throw interruption }
+    try finishRun(stop, timeout: timeout)
+}
+
 /// How a run's last stop becomes kvmrun's exit: nothing for success, else an
 /// `ExitCode` (guest-chosen statuses) or a `CLIError` (one line on stderr).
 func finishRun(_ stop: StopReason, timeout: String?) throws {
