@@ -162,8 +162,35 @@ public enum NestedFieldValue: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
+/// A kernel structure kept as the bytes found (vmcs12, the VMCB's control and
+/// save areas), its named fields read and written through its layout.
+public protocol NestedRawStructure {
+    var raw: [UInt8] { get set }
+    static var layout: NestedLayout { get }
+}
+
+extension NestedRawStructure {
+    /// Every named field, in offset order.
+    public static var fields: [NestedFieldSpec] { layout.fields }
+
+    /// The value of a named field (the kernel's name, e.g. "guest_rip"), or nil for an unknown name.
+    public func value(of name: String) -> NestedFieldValue? { Self.layout.field(named: name)?.value(in: raw) }
+
+    /// Sets a named scalar field; returns false for an unknown name or a byte-array field.
+    @discardableResult
+    public mutating func set(_ name: String, to value: UInt64) -> Bool {
+        guard let f = Self.layout.field(named: name), f.isScalar else { return false }
+        f.setScalar(value, in: &raw)
+        return true
+    }
+
+    /// The little-endian value of `width` bytes at `offset` (zero past the end).
+    func u(_ offset: Int, _ width: Int) -> UInt64 { NestedByteIO.load(raw, offset, width) }
+    mutating func put(_ offset: Int, _ width: Int, _ value: UInt64) { NestedByteIO.store(&raw, offset, width, value) }
+}
+
 /// A layout: its fields in offset order and the size in bytes it describes.
-struct NestedLayout: Sendable {
+public struct NestedLayout: Sendable {
     let fields: [NestedFieldSpec]
     let size: Int
     /// `covered[i]` is true when byte `i` belongs to a named field.

@@ -45,7 +45,7 @@ public enum VMCBSegmentRegister: Int, CaseIterable, Sendable {
 
 /// The VMCB control area (bytes 0x000–0x3ff of the page). In KVM nested state: L1's
 /// cached vmcb12 control fields.
-public struct VMCBControl: Equatable, Sendable {
+public struct VMCBControl: NestedRawStructure, Equatable, Sendable {
     public static let size = 0x400
 
     /// The bytes as found (normally 1024).
@@ -53,18 +53,6 @@ public struct VMCBControl: Equatable, Sendable {
 
     public init(raw: [UInt8]) { self.raw = raw }
     public init() { raw = [UInt8](repeating: 0, count: VMCBControl.size) }
-
-    public static var fields: [NestedFieldSpec] { layout.fields }
-    public func value(of name: String) -> NestedFieldValue? { VMCBControl.layout.field(named: name)?.value(in: raw) }
-    @discardableResult
-    public mutating func set(_ name: String, to value: UInt64) -> Bool {
-        guard let f = VMCBControl.layout.field(named: name), f.isScalar else { return false }
-        f.setScalar(value, in: &raw)
-        return true
-    }
-
-    private func u(_ offset: Int, _ width: Int) -> UInt64 { NestedByteIO.load(raw, offset, width) }
-    private mutating func put(_ offset: Int, _ width: Int, _ value: UInt64) { NestedByteIO.store(&raw, offset, width, value) }
 
     /// Intercept words 0–5 (CR, DR, exceptions, misc1, misc2, misc3) at 0x00–0x17.
     public func intercept(word: Int) -> UInt32 { (0..<6).contains(word) ? UInt32(u(4 * word, 4)) : 0 }
@@ -120,7 +108,7 @@ public struct VMCBControl: Equatable, Sendable {
         set { for i in 0..<15 { put(0xd1 + i, 1, UInt64(i < newValue.count ? newValue[i] : 0)) } }
     }
 
-    static let layout: NestedLayout = {
+    public static let layout: NestedLayout = {
         typealias F = NestedFieldSpec
         return NestedLayout([
             F("intercept_cr", 0x00, 4), F("intercept_dr", 0x04, 4), F("intercept_exceptions", 0x08, 4),
@@ -148,7 +136,7 @@ public struct VMCBControl: Equatable, Sendable {
 
 /// The VMCB save area (bytes 0x400–0x6e7 of the page, `struct vmcb_save_area`). In KVM
 /// nested state: **L1's host state** (vmcb01.save), present only in guest mode.
-public struct VMCBSaveArea: Equatable, Sendable {
+public struct VMCBSaveArea: NestedRawStructure, Equatable, Sendable {
     public static let size = 744
     /// Where the save area starts inside the VMCB page.
     public static let offsetInVMCB = 0x400
@@ -158,18 +146,6 @@ public struct VMCBSaveArea: Equatable, Sendable {
 
     public init(raw: [UInt8]) { self.raw = raw }
     public init() { raw = [UInt8](repeating: 0, count: VMCBSaveArea.size) }
-
-    public static var fields: [NestedFieldSpec] { layout.fields }
-    public func value(of name: String) -> NestedFieldValue? { VMCBSaveArea.layout.field(named: name)?.value(in: raw) }
-    @discardableResult
-    public mutating func set(_ name: String, to value: UInt64) -> Bool {
-        guard let f = VMCBSaveArea.layout.field(named: name), f.isScalar else { return false }
-        f.setScalar(value, in: &raw)
-        return true
-    }
-
-    private func u(_ offset: Int, _ width: Int) -> UInt64 { NestedByteIO.load(raw, offset, width) }
-    private mutating func put(_ offset: Int, _ width: Int, _ value: UInt64) { NestedByteIO.store(&raw, offset, width, value) }
 
     public func segment(_ reg: VMCBSegmentRegister) -> VMCBSegment {
         let o = reg.offset
@@ -217,7 +193,7 @@ public struct VMCBSaveArea: Equatable, Sendable {
     public var lastExceptionTo: UInt64 { get { u(0x290, 8) } set { put(0x290, 8, newValue) } }
     public var specCtrl: UInt64 { get { u(0x2e0, 8) } set { put(0x2e0, 8, newValue) } }
 
-    static let layout: NestedLayout = {
+    public static let layout: NestedLayout = {
         typealias F = NestedFieldSpec
         var f: [F] = []
         for r in VMCBSegmentRegister.allCases {

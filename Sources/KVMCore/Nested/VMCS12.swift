@@ -63,7 +63,7 @@ public struct VMCS12DescriptorTable: Equatable, Sendable {
     }
 }
 
-public struct VMCS12: Equatable, Sendable {
+public struct VMCS12: NestedRawStructure, Equatable, Sendable {
     /// VMCS12_SIZE: the page KVM copies for vmcs12 and for shadow_vmcs12.
     public static let pageSize = 4096
     /// Bytes used by `struct vmcs12` (guest_pml_index ends at 998).
@@ -89,25 +89,6 @@ public struct VMCS12: Equatable, Sendable {
 
     /// Whether the whole 4 KiB page is present.
     public var isComplete: Bool { raw.count >= VMCS12.pageSize }
-
-    // MARK: Generic access
-
-    /// Every named field of `struct vmcs12`, in offset order.
-    public static var fields: [NestedFieldSpec] { layout.fields }
-
-    /// The value of a named field (kernel name, e.g. "guest_rip"), or nil for an unknown name.
-    public func value(of name: String) -> NestedFieldValue? { VMCS12.layout.field(named: name)?.value(in: raw) }
-
-    /// Sets a named scalar field; returns false for an unknown name or a byte-array field.
-    @discardableResult
-    public mutating func set(_ name: String, to value: UInt64) -> Bool {
-        guard let f = VMCS12.layout.field(named: name), f.isScalar else { return false }
-        f.setScalar(value, in: &raw)
-        return true
-    }
-
-    private func u(_ offset: Int, _ width: Int) -> UInt64 { NestedByteIO.load(raw, offset, width) }
-    private mutating func put(_ offset: Int, _ width: Int, _ value: UInt64) { NestedByteIO.store(&raw, offset, width, value) }
 
     // MARK: Header
 
@@ -257,7 +238,7 @@ public struct VMCS12: Equatable, Sendable {
 
     // MARK: Layout table
 
-    static let layout: NestedLayout = {
+    public static let layout: NestedLayout = {
         typealias F = NestedFieldSpec
         var f: [F] = [
             F("revision_id", 0, 4, shift: 0, bitCount: 31),
