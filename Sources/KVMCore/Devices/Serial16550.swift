@@ -156,10 +156,7 @@ final class SerialInput {
     private var bytes: [UInt8] = []
     private var head = 0
     private let pending = AtomicCounter()
-    private var mutex = pthread_mutex_t()
-
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
+    private let lock = Lock()
 
     var count: Int { pending.value }
 
@@ -190,9 +187,5 @@ final class SerialInput {
         return byte
     }
 
-    func locked<R>(_ body: () -> R) -> R {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return body()
-    }
+    func locked<R>(_ body: () -> R) -> R { lock.withLock(body) }
 }

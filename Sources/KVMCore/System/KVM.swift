@@ -14,7 +14,7 @@ public final class KVM {
     /// KVM_GET_SUPPORTED_CPUID, asked once: it cannot change while the module is
     /// loaded, and it costs about 0.5 ms a call on some hosts (every new vCPU needs it).
     private var cachedCPUID: CPUID?
-    private var cpuidMutex = pthread_mutex_t()
+    private let cpuidLock = Lock()
 
     /// Opens `path` and checks the API version. Errors name the cause a user can fix:
     /// a missing device (module not loaded, no hardware support) or permissions.
@@ -37,10 +37,7 @@ public final class KVM {
                            hint: "KVM API version \(version), this library needs \(KVM.apiVersion)")
         }
         self.vcpuMmapSize = Int(try handle.ioctl(.getVCPUMmapSize, value: 0))
-        pthread_mutex_init(&cpuidMutex, nil)
     }
-
-    deinit { pthread_mutex_destroy(&cpuidMutex) }
 
     /// KVM_CHECK_EXTENSION: 0 when the capability is absent, else 1 or its value.
     public func check(_ capability: Capability) -> Int {
@@ -54,8 +51,8 @@ public final class KVM {
 
     /// KVM_GET_SUPPORTED_CPUID: what a vCPU may be offered.
     public func supportedCPUID() throws -> CPUID {
-        pthread_mutex_lock(&cpuidMutex)
-        defer { pthread_mutex_unlock(&cpuidMutex) }
+        cpuidLock.lock()
+        defer { cpuidLock.unlock() }
         if let cachedCPUID { return cachedCPUID }
         let table = try CPUID.read { try handle.ioctl(.getSupportedCPUID, $0) }
         cachedCPUID = table
