@@ -3,24 +3,29 @@ import Guests
 import KVMCore
 
 /// The options that say what guest to run and on what machine; shared by the
-/// subcommands that run guests.
+/// subcommands that run guests. QEMU's options that take a value take any
+/// string, one that begins with '-' too (`-append "-foo bar"`), as QEMU does.
 struct GuestOptions: ParsableArguments {
     @Argument(help: "A multiboot kernel, static ELF32/ELF64 or flat binary. Without one, the built-in guest 'hello-c' runs.")
     var guest: String?
 
     @Option(name: [.customLong("kernel", withSingleDash: true), .customLong("kernel")],
+            parsing: .unconditional,
             help: ArgumentHelp("The guest, as QEMU's -kernel names it.", valueName: "file"))
     var kernel: String?
 
     @Option(name: [.customLong("append", withSingleDash: true), .customLong("append")],
+            parsing: .unconditional,
             help: ArgumentHelp("The kernel command line (multiboot).", valueName: "args"))
     var append: String?
 
     @Option(name: [.customLong("initrd", withSingleDash: true), .customLong("initrd")],
+            parsing: .unconditional,
             help: ArgumentHelp("Multiboot modules, QEMU's syntax: \"file1 args,file2\" (module 0 first).", valueName: "files"))
     var initrd: String?
 
     @Option(name: [.customLong("smp", withSingleDash: true), .customLong("smp")],
+            parsing: .unconditional,
             help: ArgumentHelp("vCPUs: N or cpus=N (more than one gives each its own thread and an in-kernel irqchip).", valueName: "n"))
     var smp: String?
 
@@ -39,7 +44,7 @@ struct GuestOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Entry address of a flat binary (default: the load address).", valueName: "addr"))
     var entry: String?
 
-    @Option(name: [.short, .long], help: ArgumentHelp("Guest RAM: a number of MiB, or with a K/M/G suffix.", valueName: "size"))
+    @Option(name: [.short, .long], parsing: .unconditional, help: ArgumentHelp("Guest RAM: a number of MiB, or with a K/M/G suffix.", valueName: "size"))
     var memory: String = "64M"
 
     @Option(help: ArgumentHelp("Stop the guest after this long (e.g. 5, 500ms, 2s).", valueName: "duration"))

@@ -7,10 +7,12 @@ import KVMCore
 /// silently ignored.
 struct QEMUOptions: ParsableArguments {
     @Option(name: [.customLong("machine", withSingleDash: true), .customShort("M")],
+            parsing: .unconditional,
             help: ArgumentHelp("pc, q35 or microvm; accel=kvm (the machine is always a PC on KVM).", valueName: "type"))
     var machine: String?
 
-    @Option(name: .customLong("accel", withSingleDash: true), help: ArgumentHelp("kvm.", valueName: "kvm"))
+    @Option(name: .customLong("accel", withSingleDash: true), parsing: .unconditional,
+            help: ArgumentHelp("kvm.", valueName: "kvm"))
     var accel: String?
 
     @Flag(name: .customLong("enable-kvm", withSingleDash: true), help: "Always on.")
@@ -25,17 +27,21 @@ struct QEMUOptions: ParsableArguments {
     @Flag(name: .customLong("nographic", withSingleDash: true), help: "There is no display.")
     var nographic = false
 
-    @Option(name: .customLong("display", withSingleDash: true), help: ArgumentHelp("none.", valueName: "none"))
+    @Option(name: .customLong("display", withSingleDash: true), parsing: .unconditional,
+            help: ArgumentHelp("none.", valueName: "none"))
     var display: String?
 
-    @Option(name: .customLong("serial", withSingleDash: true), help: ArgumentHelp("stdio (COM1 is always on stdout).", valueName: "stdio"))
+    @Option(name: .customLong("serial", withSingleDash: true), parsing: .unconditional,
+            help: ArgumentHelp("stdio (COM1 is always on stdout).", valueName: "stdio"))
     var serial: String?
 
     @Option(name: .customLong("device", withSingleDash: true),
+            parsing: .unconditionalSingleValue,
             help: ArgumentHelp("isa-debug-exit,iobase=0xf4[,iosize=N] (always present at 0xf4).", valueName: "spec"))
     var devices: [String] = []
 
     @Option(name: .customLong("cpu", withSingleDash: true),
+            parsing: .unconditional,
             help: ArgumentHelp("host or max: the vCPU gets what KVM_GET_SUPPORTED_CPUID offers.", valueName: "model"))
     var cpu: String?
 
