@@ -3,7 +3,8 @@ import KVMCore
 /// kvmrun's `-kernel` for multiboot kernels: QEMU's -M pc as a multiboot kernel sees it.
 extension GuestOptions {
     /// Reads the kernel and modules, builds the machine (in-kernel irqchip, as QEMU's
-    /// pc with KVM), loads the kernel, and attaches fw_cfg, CMOS and ports 0x80/0x92.
+    /// pc with KVM), sets its CPUs up, and boots the kernel on QEMU's PC devices
+    /// (`Machine.bootMultiboot`).
     /// Nil when the file is not a multiboot kernel.
     func makeMultibootMachine(path: String, bytes: [UInt8], memorySize: UInt64, vcpus: Int, serial: OutputSink,
                               nesting: NestingPolicy) throws -> Machine? {
@@ -33,18 +34,12 @@ extension GuestOptions {
         try enableNesting(nesting, on: machine)
         let boot: MultibootBoot
         do {
-            boot = try Multiboot.load(kernel: bytes, commandLine: Multiboot.qemuCommandLine(kernelPath: path, append: append ?? ""),
-                                      modules: modules, initrdText: initrd, into: machine.memory)
-            try machine.load(boot.image)
+            boot = try machine.bootMultiboot(kernel: bytes, commandLine: Multiboot.qemuCommandLine(kernelPath: path, append: append ?? ""),
+                                             modules: modules, initrdText: initrd)
         } catch let error as GuestImageError {
             throw CLIError(.badImage, "\(path): \(error)")
         }
         for warning in boot.warnings { eprint("kvmrun: warning: \(warning)") }
-        var items = FwCfgItems.qemuPC(ramSize: memorySize, ram: machine.memory.regions.map { ($0.guestPhysical, $0.size) }, cpus: vcpus)
-        items.merge(boot.fwCfg)
-        try FwCfg(items: items, memory: machine.memory).attach(to: machine.bus)
-        try machine.bus.attach(CMOS(memorySize: memorySize, cpus: vcpus), ports: CMOS.ports)
-        try PCPorts().attach(to: machine.bus)
         return machine
     }
 }

@@ -15,8 +15,7 @@ final class HostileGuestTests: XCTestCase {
         let kvm = try requireKVM()
         let size: UInt64 = 64 << 20
         let machine = try Machine(memorySize: size, vcpus: vcpus, irqchip: irqchip, serial: .buffer, kvm: kvm)
-        let items = FwCfgItems.qemuPC(ramSize: size, ram: machine.memory.regions.map { ($0.guestPhysical, $0.size) },
-                                      cpus: vcpus)
+        let items = FwCfgItems.qemuPC(memoryMap: try machine.pcMemoryMap(), cpus: vcpus)
         try FwCfg(items: items, memory: machine.memory).attach(to: machine.bus)
         try machine.bus.attach(CMOS(memorySize: size, cpus: vcpus), ports: CMOS.ports)
         try PCPorts().attach(to: machine.bus)

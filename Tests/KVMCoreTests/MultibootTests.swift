@@ -32,7 +32,8 @@ final class MultibootTests: XCTestCase {
 
     func prepare(_ kernel: [UInt8], commandLine: String = "k ", modules: [MultibootModule] = [],
                  ram: [(start: UInt64, size: UInt64)] = ram128M) throws -> MultibootBoot {
-        try Multiboot.prepare(kernel: kernel, commandLine: commandLine, modules: modules, ram: ram)
+        try Multiboot.prepare(kernel: kernel, commandLine: commandLine, modules: modules,
+                              memoryMap: PCMemoryMap(ram: ram, amdHyperTransport: false))
     }
 
     func u32(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
@@ -143,11 +144,30 @@ final class MultibootTests: XCTestCase {
         }
     }
 
-    func testLoadOverBootStructures() {
-        let k = kernel(addresses: addresses(header: 0x8000, load: 0x8000, entry: 0x8000))
-        assertThrows(GuestImageError.self, containing: ["multiboot information", "0x9000", "at or above 0x10000"]) {
-            try prepare(k)
-        }
+    /// QEMU boots a kernel that loads over the information at 0x9000: its option
+    /// ROM writes the information first and reads the kernel last, so the
+    /// kernel's bytes win. The boot GDT is out of the way, in the BIOS area.
+    func testLoadOverTheInformationIsAcceptedAndTheKernelWins() throws {
+        let k = kernel(size: 0x3000, addresses: addresses(header: 0x8000, load: 0x8000, entry: 0x8000))
+        let boot = try prepare(k)
+        XCTAssertEqual(boot.kernelAddress, 0x8000)
+        XCTAssertEqual(boot.image.gdt, Multiboot.gdtAddress)
+        XCTAssertEqual(boot.image.setupArea, Multiboot.gdtAddress..<Multiboot.gdtAddress + 48)
+        let memory = GuestMemory()
+        _ = try memory.addRegion(at: 0, size: 1 << 20, flags: 0) { _ in }
+        try boot.writeInfo(into: memory)
+        try boot.image.load(into: memory)
+        XCTAssertEqual(try memory.bytes(at: 0x9000, count: 16), Array(k[0x1000..<0x1010]), "kernel bytes over the memory map")
+        XCTAssertEqual(try memory.bytes(at: 0x9500, count: 16), Array(k[0x1500..<0x1510]), "kernel bytes over the information")
+    }
+
+    /// An AMD vCPU's map has the HyperTransport range reserved, last (SeaBIOS sorts it).
+    func testMemoryMapOfAnAMDVCPU() {
+        let intel = MultibootMemoryMap.seaBIOS(PCMemoryMap(ram: Self.ram128M, amdHyperTransport: false))
+        let amd = MultibootMemoryMap.seaBIOS(PCMemoryMap(ram: Self.ram128M, amdHyperTransport: true))
+        XCTAssertEqual(amd.entries, intel.entries + [E820Entry(address: 0xFD_0000_0000, length: 0x3_0000_0000, type: .reserved)])
+        XCTAssertEqual(amd.memLower, intel.memLower)
+        XCTAssertEqual(amd.memUpper, intel.memUpper)
     }
 
     func testLoadInThePCHole() {
@@ -332,7 +352,8 @@ final class MultibootTests: XCTestCase {
         let k = kernel(size: 0x1000, addresses: addresses())
         let modules = [MultibootModule(bytes: [1], string: "a")]
         let rebuilt = try prepare(k, commandLine: "k ", modules: modules)
-        let given = try Multiboot.prepare(kernel: k, commandLine: "k ", modules: modules, initrdText: "a,", ram: Self.ram128M)
+        let given = try Multiboot.prepare(kernel: k, commandLine: "k ", modules: modules, initrdText: "a,",
+                                          memoryMap: PCMemoryMap(ram: Self.ram128M, amdHyperTransport: false))
         XCTAssertEqual(given.loaderNameAddress, rebuilt.loaderNameAddress + 1)
     }
 
@@ -357,7 +378,7 @@ final class MultibootTests: XCTestCase {
     // MARK: The memory map
 
     func testMemoryMap128M() {
-        let map = MultibootMemoryMap.seaBIOS(ram: Self.ram128M)
+        let map = MultibootMemoryMap.seaBIOS(PCMemoryMap(ram: Self.ram128M, amdHyperTransport: false))
         XCTAssertEqual(map.entries, [
             E820Entry(address: 0, length: 0x9_FC00, type: .ram),
             E820Entry(address: 0x9_FC00, length: 0x400, type: .reserved),
@@ -375,7 +396,8 @@ final class MultibootTests: XCTestCase {
 
     /// QEMU -m 5000: 3 GiB below 4 GiB, the rest above.
     func testMemoryMapAbove4G() {
-        let map = MultibootMemoryMap.seaBIOS(ram: [(0, 3 << 30), (4 << 30, (5000 << 20) - (3 << 30))])
+        let map = MultibootMemoryMap.seaBIOS(PCMemoryMap(ram: [(0, 3 << 30), (4 << 30, (5000 << 20) - (3 << 30))],
+                                                         amdHyperTransport: false))
         XCTAssertEqual(map.entries.count, 8)
         XCTAssertEqual(map.entries[3], E820Entry(address: 0x10_0000, length: 0xBFEE_0000, type: .ram))
         XCTAssertEqual(map.entries[4], E820Entry(address: 0xBFFE_0000, length: 0x2_0000, type: .reserved))

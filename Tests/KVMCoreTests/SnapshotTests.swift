@@ -239,7 +239,7 @@ final class SnapshotRestoreTests: XCTestCase {
     func testFwCfgStateIsSavedAndTheDeviceRecreated() throws {
         let kvm = try requireKVM()
         let machine = try SnapshotHarness.boot(.hostcall, kvm: kvm)
-        var items = FwCfgItems.qemuPC(ramSize: 16 << 20, ram: [(0, 16 << 20)], cpus: 1)
+        var items = FwCfgItems.qemuPC(memoryMap: PCMemoryMap(ram: [(0, 16 << 20)], amdHyperTransport: false), cpus: 1)
         items.set(FwCfgKey.kernelAddress, u32: 0x1234_5678)
         let fwcfg = FwCfg(items: items, memory: machine.memory)
         try fwcfg.attach(to: machine.bus)

@@ -286,12 +286,20 @@ final class KVMRunGuestTests: XCTestCase {
             (["--builtin", "nope"], ["nope"]),
             (["-m", "100000G"], ["-m 100000G"]),
             (["--builtin", "hello-c", "/some/file"], ["not both"]),
+            // QEMU's options take values that begin with '-': each is read, then judged.
+            (["-m", "-5"], ["-m -5", "not a size"]),
+            (["-smp", "-2"], ["-smp -2"]),
+            (["-machine", "-x"], ["-machine -x"]),
+            (["-accel", "-x"], ["-accel -x"]),
+            (["-append", "-foo bar", "--builtin", "hello-c"], ["-append and -initrd are for multiboot kernels"]),
+            (["-initrd", "-m0", "--builtin", "hello-c"], ["-append and -initrd are for multiboot kernels"]),
         ]
         for (arguments, fragments) in cases {
             let result = try kvmrun(arguments)
             assertOneLineError(result, status: 2, mentioning: fragments)
             XCTAssertEqual(result.stdout, "", "\(arguments): nothing on stdout")
         }
+        assertOneLineError(try kvmrun(["-kernel", "-missing-kernel"]), status: 4, mentioning: ["-missing-kernel"])
     }
 
     /// Guest RAM that cannot be mapped (address space limited with ulimit -v) is

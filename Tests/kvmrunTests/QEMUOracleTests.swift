@@ -162,6 +162,25 @@ final class QEMUOracleTests: XCTestCase {
         try compare("mb-info", memory: "5000", firmware: .seabios, needsKVMInQEMU: "the E820 map")
     }
 
+    /// QEMU passes any string as -append, one that begins with '-' too.
+    func testAppendThatBeginsWithADash() throws {
+        let q = try compare("mb-info", append: "-foo bar exit=3", firmware: .seabios, needsKVMInQEMU: "the E820 map")
+        XCTAssertTrue(q.stdout.contains(".elf -foo bar exit=3\""), q.stdout)
+        XCTAssertEqual(q.status, 7)
+    }
+
+    /// A kernel that loads at 0x8000, over the information at 0x9000–0x9558.
+    /// On SeaBIOS, QEMU's default firmware, the multiboot option ROM writes the
+    /// information first and reads the kernel last, so the kernel finds its own
+    /// bytes (its 0xa5 filler) there; kvmrun does the same. (qboot, whose own
+    /// loader writes the information after the kernel, shows the information.)
+    func testKernelLoadingOverTheInformation() throws {
+        let q = try compare("mb-low", firmware: .seabios)
+        XCTAssertTrue(q.stdout.hasPrefix("mb-low magic=0x2badb002 ebx=0x00009500 load=0x00008000"), q.stdout)
+        XCTAssertTrue(q.stdout.contains("at=0x00009500 words=0xa5a5a5a5,0xa5a5a5a5"), "the kernel covers the information: \(q.stdout)")
+        XCTAssertEqual(q.status, 1)
+    }
+
     func testFwCfg() throws {
         let q = try compare("mb-fwcfg", append: "console=ttyS0", modules: [("initrd.img", Array(repeating: 0x5A, count: 5000), nil)],
                             needsKVMInQEMU: "etc/e820 (KVM's identity-map reservation)")

@@ -10,7 +10,8 @@ import KVMCore
 //   then the command line, the modules, and the kernel (the rest).
 //
 // Properties: only GuestImageError is thrown; an accepted kernel's image lies in
-// the RAM it was given, below 4 GiB, clear of the boot structures, its entry in
+// the RAM it was given, below 4 GiB, clear of the PC's reserved memory below
+// 1 MiB (EBDA, VGA, BIOS: the boot GDT is there), its entry in
 // RAM, modules inside it on page boundaries of the image (QEMU aligns them
 // relative to the load address, which itself need not be page aligned);
 // loading it into guest memory works.
@@ -35,7 +36,8 @@ public func fuzzMultiboot(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let ram = [(start: UInt64(0), size: ramMiB << 20)]
     let boot: MultibootBoot
     do {
-        boot = try Multiboot.prepare(kernel: kernel, commandLine: commandLine, modules: modules, ram: ram)
+        boot = try Multiboot.prepare(kernel: kernel, commandLine: commandLine, modules: modules,
+                                     memoryMap: PCMemoryMap(ram: ram, amdHyperTransport: ramMiB % 2 == 0))
     } catch {
         fuzzExpectedError(error, [GuestImageError.self])
         return 0
@@ -44,7 +46,9 @@ public func fuzzMultiboot(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     fuzzCheck(image.segments.count == 1, "\(image.segments.count) segments")
     let s = image.segments[0]
     fuzzCheck(s.end <= ramMiB << 20 && s.end <= 1 << 32, "image \(hex(s.guestPhysical))–\(hex(s.end)) outside \(ramMiB) MiB")
-    fuzzCheck(s.guestPhysical >= 0x9000 + 0x600 || s.end <= 0x500, "image \(hex(s.guestPhysical))–\(hex(s.end)) over the boot structures")
+    fuzzCheck(s.guestPhysical >= 0x10_0000 || s.end <= 0x9_FC00, "image \(hex(s.guestPhysical))–\(hex(s.end)) over the PC's reserved memory")
+    fuzzCheck(image.setupArea.map { s.end <= $0.lowerBound || s.guestPhysical >= $0.upperBound } ?? false,
+              "image \(hex(s.guestPhysical))–\(hex(s.end)) over the boot GDT")
     fuzzCheck(image.entry < ramMiB << 20, "entry \(hex(image.entry)) outside RAM")
     fuzzCheck(boot.modules.count == modules.count, "\(boot.modules.count) modules placed of \(modules.count)")
     for (placed, module) in zip(boot.modules, modules) {

@@ -19,12 +19,25 @@ public struct BootImage: Sendable {
     public var mode: CPUMode
     /// Register values a boot protocol hands the kernel (multiboot: EAX, EBX).
     public var arguments: EntryArguments
+    /// Where the mode set-up writes its GDT (outside real mode).
+    public var gdt: UInt64
 
-    public init(segments: [Segment], entry: UInt64, mode: CPUMode, arguments: EntryArguments = EntryArguments()) {
+    public init(segments: [Segment], entry: UInt64, mode: CPUMode, arguments: EntryArguments = EntryArguments(),
+                gdt: UInt64 = BootLayout.gdt) {
         self.segments = segments
         self.entry = entry
         self.mode = mode
         self.arguments = arguments
+        self.gdt = gdt
+    }
+
+    /// The guest memory the mode set-up owns, which no segment may overlap: none
+    /// in real mode; `BootLayout`'s GDT, IDT and page tables (0x500–0x10000)
+    /// where the GDT is at its usual place; else the GDT alone (a multiboot
+    /// boot, which needs no page tables).
+    public var setupArea: Range<UInt64>? {
+        guard mode != .real else { return nil }
+        return gdt == BootLayout.gdt ? BootLayout.gdt..<BootLayout.systemEnd : gdt..<gdt + GDT.size
     }
 
     /// A raw binary loaded at `load`.
@@ -47,8 +60,8 @@ public struct BootImage: Sendable {
     }
 
     /// Copies the segments into `memory`, zeroing their tails, after checking that
-    /// each lies in RAM, that none overlap, and (outside real mode) that none
-    /// overlaps the GDT and page tables the mode set-up writes.
+    /// each lies in RAM, that none overlap, and that none overlaps what the mode
+    /// set-up writes (`setupArea`).
     public func load(into memory: GuestMemory) throws {
         if let s = segments.first(where: { $0.memorySize > UInt64.max - $0.guestPhysical }) {
             throw GuestImageError("a segment of \(s.memorySize) bytes at \(hex(s.guestPhysical)) runs past the end of the address space")
@@ -61,8 +74,8 @@ public struct BootImage: Sendable {
             guard memory.region(containing: s.guestPhysical, count: max(s.memorySize, 1)) != nil else {
                 throw GuestImageError("the image needs \(hex(s.guestPhysical))–\(hex(s.end)), outside guest RAM (\(memory.totalSize >> 20) MiB)")
             }
-            if mode != .real && s.guestPhysical < BootLayout.systemEnd && s.end > BootLayout.gdt {
-                throw GuestImageError("the image at \(hex(s.guestPhysical))–\(hex(s.end)) overlaps the boot structures at \(hex(BootLayout.gdt))–\(hex(BootLayout.systemEnd)); load it at or above \(hex(BootLayout.systemEnd))")
+            if let area = setupArea, s.guestPhysical < area.upperBound && s.end > area.lowerBound {
+                throw GuestImageError("the image at \(hex(s.guestPhysical))–\(hex(s.end)) overlaps the boot structures at \(hex(area.lowerBound))–\(hex(area.upperBound)); load it at or above \(hex(area.upperBound))")
             }
         }
         for s in segments {

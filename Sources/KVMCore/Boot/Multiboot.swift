@@ -41,6 +41,10 @@ public enum Multiboot {
     /// Info flags QEMU sets: memory, boot device, command line, modules, memory map, loader name.
     public static let infoFlags: UInt32 = 0x24F
     public static let bootDevice: UInt32 = 0x8000_FFFF
+    /// The boot GDT sits in the BIOS area (reserved in the map, refused to
+    /// kernels), as QEMU's sits in its option ROM: a kernel may load anywhere
+    /// in low memory without overwriting it or being overwritten by it.
+    public static let gdtAddress: UInt64 = 0xF_0000
     static let page: UInt64 = 0x1000
 
     /// The command line QEMU gives a `-kernel K -append ARGS` boot: "K ARGS"
@@ -90,8 +94,10 @@ public enum Multiboot {
 
     /// Loads a multiboot kernel with its modules: checks everything, writes the
     /// memory map and the information structure into `memory`, and returns the
-    /// kernel image (for `Machine.load`) and the fw_cfg items QEMU sets. Nothing
-    /// is written when it throws.
+    /// kernel image (for `Machine.load`, which writes it after the information,
+    /// as QEMU's option ROM does) and the fw_cfg items QEMU sets. Nothing is
+    /// written when it throws. `memoryMap` is the machine's (`PCMemoryMap`):
+    /// the firmware's map the kernel gets is made from it.
     ///
     /// `commandLine` is the whole string the kernel gets; QEMU gives
     /// "kernel-path append-string" (`qemuCommandLine`). `initrdText` is the
@@ -99,17 +105,17 @@ public enum Multiboot {
     /// strings area with its length (by default it is rebuilt from the module
     /// strings, which differs only for a trailing comma).
     public static func load(kernel: [UInt8], commandLine: String, modules: [MultibootModule] = [],
-                            initrdText: String? = nil, into memory: GuestMemory) throws -> MultibootBoot {
-        let ram = memory.regions.map { (start: $0.guestPhysical, size: $0.size) }
-        let boot = try prepare(kernel: kernel, commandLine: commandLine, modules: modules, initrdText: initrdText, ram: ram)
+                            initrdText: String? = nil, memoryMap: PCMemoryMap, into memory: GuestMemory) throws -> MultibootBoot {
+        let boot = try prepare(kernel: kernel, commandLine: commandLine, modules: modules, initrdText: initrdText,
+                               memoryMap: memoryMap)
         try boot.writeInfo(into: memory)
         return boot
     }
 
-    /// Everything `load` does but writing: for a machine whose RAM is `ram`
-    /// (guest-physical start and size of each region).
+    /// Everything `load` does but writing: for a machine with this memory map.
     public static func prepare(kernel: [UInt8], commandLine: String, modules: [MultibootModule] = [],
-                               initrdText: String? = nil, ram: [(start: UInt64, size: UInt64)]) throws -> MultibootBoot {
+                               initrdText: String? = nil, memoryMap: PCMemoryMap) throws -> MultibootBoot {
+        let ram = memoryMap.ram
         guard let header = try findHeader(kernel) else {
             throw GuestImageError("no multiboot header (magic 0x1badb002 with a valid checksum, 4-byte aligned in the first 8 KiB)")
         }
@@ -123,7 +129,7 @@ public enum Multiboot {
         let ramSize = ram.map { min($0.start + $0.size, 1 << 32) - min($0.start, 1 << 32) }.max() ?? 0
         let kernelImage = try header.hasAddressFields ? loadAddressFields(kernel, header, limit: ramSize)
                                                       : loadELF(kernel, limit: ramSize)
-        let map = MultibootMemoryMap.seaBIOS(ram: ram)
+        let map = MultibootMemoryMap.seaBIOS(memoryMap)
 
         // QEMU's mb_buf: kernel, module list, strings, loader name, modules.
         let load = UInt64(kernelImage.load)
@@ -168,8 +174,9 @@ public enum Multiboot {
         let loaderNameAddress = load + offsetLoaderName
         putString(bootloaderName, at: offsetLoaderName)
 
-        // Where it all goes: inside RAM, clear of the information and of the
-        // memory the PC reserves below 1 MiB.
+        // Where it all goes: inside RAM and clear of the memory the PC reserves
+        // below 1 MiB. It may cover the information at 0x9000: QEMU's option
+        // ROM reads the kernel last, so the kernel's bytes win, as here.
         let end = load + size
         guard end <= 1 << 32 else {
             throw GuestImageError("the kernel, its modules and strings need \(hex(load))–\(hex(end)), past 4 GiB")
@@ -177,10 +184,6 @@ public enum Multiboot {
         guard ram.contains(where: { load >= $0.start && end <= $0.start + $0.size }) else {
             let what = modules.isEmpty ? "the kernel and its strings need" : "the kernel, its \(modules.count) module(s) and strings need"
             throw GuestImageError("\(what) \(hex(load))–\(hex(end)), outside guest RAM (\(describe(ram)))")
-        }
-        let lowest = BootLayout.gdt, structuresEnd = BootLayout.systemEnd
-        if load < structuresEnd && end > lowest {
-            throw GuestImageError("the kernel loads at \(hex(load))–\(hex(end)), over the boot GDT and the multiboot information at \(hex(mmapAddress))–\(hex(infoAddress + UInt64(infoSize))); load it at or above \(hex(structuresEnd))")
         }
         if load < 0x10_0000 && end > MultibootMemoryMap.ebda {
             throw GuestImageError("the kernel loads at \(hex(load))–\(hex(end)), over the PC's reserved memory at \(hex(MultibootMemoryMap.ebda))–0x100000 (EBDA, VGA, BIOS)")
@@ -217,7 +220,8 @@ public enum Multiboot {
 
         let image = BootImage(segments: [.init(guestPhysical: load, bytes: buffer[...], memorySize: size)],
                               entry: entry, mode: .protected,
-                              arguments: EntryArguments(rax: UInt64(bootloaderMagic), rbx: infoAddress))
+                              arguments: EntryArguments(rax: UInt64(bootloaderMagic), rbx: infoAddress),
+                              gdt: gdtAddress)
         return MultibootBoot(header: header, image: image, kernelAddress: load, kernelSize: UInt64(kernelImage.bytes.count),
                              commandLineAddress: commandLineAddress, loaderNameAddress: loaderNameAddress,
                              modules: placed, memoryMap: map, info: info, fwCfgInfo: fwCfgInfo, fwCfg: fwCfg,
@@ -497,15 +501,17 @@ public struct MultibootMemoryMap: Equatable, Sendable {
     /// The BIOS at the top of 4 GiB, reserved by SeaBIOS.
     public static let biosHigh: UInt64 = 0xFFFC_0000
 
-    /// The E820 map SeaBIOS reports on QEMU 7.2 `-M pc` with KVM for this RAM:
-    /// RAM from 0 with its EBDA (0x9fc00–0xa0000) and BIOS (0xf0000–0x100000)
-    /// reserved and nothing in 0xa0000–0xf0000, SeaBIOS's 128 KiB of tables at
-    /// the top of RAM below 4 GiB reserved, KVM's identity map (0xfeffc000)
-    /// and the high BIOS (0xfffc0000) reserved, RAM above 4 GiB; sorted.
-    public static func seaBIOS(ram: [(start: UInt64, size: UInt64)]) -> MultibootMemoryMap {
+    /// The E820 map SeaBIOS reports on QEMU 7.2 `-M pc` with KVM for QEMU's
+    /// map `qemu`: its RAM from 0 with the EBDA (0x9fc00–0xa0000) and BIOS
+    /// (0xf0000–0x100000) reserved and nothing in 0xa0000–0xf0000, SeaBIOS's
+    /// 128 KiB of tables at the top of RAM below 4 GiB reserved, QEMU's
+    /// reservations (KVM's identity map at 0xfeffc000; on AMD vCPUs the
+    /// HyperTransport range), the high BIOS (0xfffc0000) reserved, RAM above
+    /// 4 GiB; sorted.
+    public static func seaBIOS(_ qemu: PCMemoryMap) -> MultibootMemoryMap {
         var map = E820Builder()
-        for r in ram { map.add(r.start, r.size, .ram) }
-        map.add(PCLayout.identityMapAddress, PCLayout.identityMapReservedSize, .reserved)
+        for r in qemu.ram { map.add(r.start, r.size, .ram) }
+        for e in qemu.reservations { map.add(e.address, e.length, e.type) }
         map.add(biosHigh, 0x4_0000, .reserved)
         map.remove(0xA_0000, 0xF_0000 - 0xA_0000)
         map.add(0xF_0000, 0x1_0000, .reserved)
@@ -518,38 +524,5 @@ public struct MultibootMemoryMap: Equatable, Sendable {
         let conventional = min(lowRAM, 0xA_0000)
         let memLower = lowRAM >= 0xA_0000 ? UInt32(ebda >> 10) : UInt32(conventional >> 10)
         return MultibootMemoryMap(entries: map.entries, memLower: memLower)
-    }
-}
-
-/// A sorted, non-overlapping E820 list; a later add wins where it overlaps,
-/// and touching entries of one type merge (as SeaBIOS's e820_add does).
-struct E820Builder {
-    private(set) var entries: [E820Entry] = []
-
-    mutating func add(_ start: UInt64, _ length: UInt64, _ type: E820Entry.Kind) {
-        guard length > 0 else { return }
-        remove(start, length)
-        entries.append(E820Entry(address: start, length: length, type: type))
-        entries.sort { $0.address < $1.address }
-        var merged: [E820Entry] = []
-        for e in entries {
-            if let last = merged.last, last.type == e.type, last.end == e.address {
-                merged[merged.count - 1].length += e.length
-            } else {
-                merged.append(e)
-            }
-        }
-        entries = merged
-    }
-
-    mutating func remove(_ start: UInt64, _ length: UInt64) {
-        let end = start + length
-        var out: [E820Entry] = []
-        for e in entries {
-            if e.end <= start || e.address >= end { out.append(e); continue }
-            if e.address < start { out.append(E820Entry(address: e.address, length: start - e.address, type: e.type)) }
-            if e.end > end { out.append(E820Entry(address: end, length: e.end - end, type: e.type)) }
-        }
-        entries = out
     }
 }

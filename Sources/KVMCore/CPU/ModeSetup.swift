@@ -21,16 +21,17 @@ extension VCPU {
     }
 
     /// 32-bit protected (optionally paged) or 64-bit long mode with flat segments:
-    /// writes the GDT and page tables of `BootLayout` into guest memory, loads the
-    /// segment and control registers, and sets RIP = `entry`, RSP = `stack`.
+    /// writes the GDT (at `gdt`) and the page tables of `BootLayout` into guest
+    /// memory, loads the segment and control registers, and sets RIP = `entry`,
+    /// RSP = `stack`.
     public func setUp(mode: CPUMode, entry: UInt64, stack: UInt64 = BootLayout.stackTop,
-                      arguments: EntryArguments = EntryArguments()) throws {
+                      arguments: EntryArguments = EntryArguments(), gdt: UInt64 = BootLayout.gdt) throws {
         guard mode != .real else {
             guard entry < 0x10_0000 else { throw ConfigurationError("real-mode entry \(hex(entry)) is above 1 MiB") }
             return try setUpRealMode(segment: UInt16(entry >> 4) & 0xF000, ip: UInt16(entry & 0xFFFF))
         }
         let memory = vm.memory
-        try GDT.write(to: memory)
+        try GDT.write(to: memory, at: gdt)
         var sregs = try specialRegisters()
         let long = mode == .long
         sregs.cs = GDT.segment(long ? BootLayout.code64 : BootLayout.code32)
@@ -38,7 +39,7 @@ extension VCPU {
             sregs[keyPath: keyPath] = GDT.segment(BootLayout.data)
         }
         sregs.tr = GDT.segment(BootLayout.tss)
-        sregs.gdt.base = BootLayout.gdt
+        sregs.gdt.base = gdt
         sregs.gdt.limit = UInt16(GDT.entries.count * 8 - 1)
         sregs.idt.base = BootLayout.idt
         sregs.idt.limit = 0
@@ -107,9 +108,12 @@ enum GDT {
         0,                       //      upper half of the 64-bit TSS descriptor
     ]
 
-    static func write(to memory: GuestMemory) throws {
+    /// Bytes the table takes in memory.
+    static var size: UInt64 { UInt64(entries.count * 8) }
+
+    static func write(to memory: GuestMemory, at base: UInt64) throws {
         for (i, entry) in entries.enumerated() {
-            try memory.write(entry, at: BootLayout.gdt + UInt64(i * 8))
+            try memory.write(entry, at: base + UInt64(i * 8))
         }
     }
 

@@ -98,18 +98,14 @@ public struct FwCfgItems: Equatable, Sendable {
     /// fw_cfg_arch_create and kvm_arch_init): signature "QEMU", ID (1, or 3
     /// with the DMA interface), a zero UUID, RAM size, NOGRAPHIC 0, NB_CPUS,
     /// MAX_CPUS, BOOT_MENU 0, a NUMA item with no nodes, IRQ0_OVERRIDE 1, the
-    /// legacy E820 table of reservations, and the file `etc/e820` (the
-    /// identity-map reservation at 0xfeffc000, then the RAM regions).
-    ///
-    /// `ram` is the guest's RAM as (guest-physical, size) pairs, e.g.
-    /// `memory.regions.map { ($0.guestPhysical, $0.size) }`.
-    public static func qemuPC(ramSize: UInt64, ram: [(start: UInt64, size: UInt64)], cpus: Int,
-                              maxCPUs: Int? = nil, dma: Bool = true) -> FwCfgItems {
+    /// legacy E820 table of reservations, and the file `etc/e820`: the whole
+    /// `memoryMap` in QEMU's order.
+    public static func qemuPC(memoryMap: PCMemoryMap, cpus: Int, maxCPUs: Int? = nil, dma: Bool = true) -> FwCfgItems {
         var c = FwCfgItems()
         c[FwCfgKey.signature] = Array("QEMU".utf8)
         c.set(FwCfgKey.id, u32: dma ? 3 : 1)
         c[FwCfgKey.uuid] = [UInt8](repeating: 0, count: 16)
-        c.set(FwCfgKey.ramSize, u64: ramSize)
+        c.set(FwCfgKey.ramSize, u64: memoryMap.ram.reduce(0) { $0 + $1.size })
         c.set(FwCfgKey.noGraphic, u16: 0)
         c.set(FwCfgKey.bootMenu, u16: 0)
         c.set(FwCfgKey.nbCPUs, u16: UInt16(clamping: cpus))
@@ -117,38 +113,14 @@ public struct FwCfgItems: Equatable, Sendable {
         c.set(FwCfgKey.maxCPUs, u16: UInt16(clamping: apicIDLimit))
         c[FwCfgKey.numa] = [UInt8](repeating: 0, count: 8 * (1 + apicIDLimit))
         c.set(FwCfgKey.irq0Override, u32: 1)
-        let reserved = [E820Entry(address: PCLayout.identityMapAddress, length: PCLayout.identityMapReservedSize, type: .reserved)]
         // Legacy table: u32 count, then 16 entries of 20 bytes.
+        let reserved = memoryMap.reservations
         var legacy = littleEndianBytes(UInt32(reserved.count))
         for e in reserved { legacy += e.bytes }
         legacy += [UInt8](repeating: 0, count: 4 + 16 * 20 - legacy.count)
         c[FwCfgKey.e820Table] = legacy
-        var e820 = reserved
-        for r in ram.sorted(by: { $0.start < $1.start }) { e820.append(E820Entry(address: r.start, length: r.size, type: .ram)) }
-        c.addFile("etc/e820", e820.flatMap(\.bytes))
+        c.addFile("etc/e820", memoryMap.entries.flatMap(\.bytes))
         return c
-    }
-}
-
-/// One entry of an E820 memory map (also the multiboot mmap's payload).
-public struct E820Entry: Equatable, Sendable {
-    public enum Kind: UInt32, Sendable {
-        case ram = 1, reserved = 2, acpi = 3, nvs = 4, unusable = 5
-    }
-    public var address: UInt64
-    public var length: UInt64
-    public var type: Kind
-    public var end: UInt64 { address + length }
-
-    public init(address: UInt64, length: UInt64, type: Kind) {
-        self.address = address
-        self.length = length
-        self.type = type
-    }
-
-    /// 20 bytes: u64 address, u64 length, u32 type (little-endian).
-    public var bytes: [UInt8] {
-        littleEndianBytes(address) + littleEndianBytes(length) + littleEndianBytes(type.rawValue)
     }
 }
 
