@@ -66,6 +66,13 @@ final class SignalTests: XCTestCase {
     /// snapshot over an older 16 MiB one, the target always reads back whole,
     /// old or new. The killed writes' temporary files stay behind until the
     /// next write of that path removes them.
+    ///
+    /// Each writer is frozen with SIGSTOP before it is judged, so what it was
+    /// doing cannot change between the look and the kill: still writing (its
+    /// temporary file is there), already renamed, or already gone. A writer
+    /// that finished before the kill is an outcome, not a failure; at least
+    /// one kill must land mid-write (the first, at 0 ms, always does: the write
+    /// of 256 MiB and its fsync take far longer than one poll).
     func testSIGKILLDuringASnapshotWriteLeavesAWholeFile() throws {
         try requireKVM()
         let executable = try KVMRunLocator.executable()
@@ -89,21 +96,28 @@ final class SignalTests: XCTestCase {
         XCTAssertEqual(try Snapshot(contentsOf: target).configuration.memorySize, 16 << 20)
 
         var outcomes: [String] = []
+        var killedMidWrite = 0
         for delay in [0, 50_000, 200_000, 600_000] as [useconds_t] {
             let process = try start("256M")
-            let temporary = "\(target).tmp-\(process.processIdentifier)"
+            let pid = process.processIdentifier
+            let temporary = "\(target).tmp-\(pid)"
             let started = Date()
             while process.isRunning && !FileManager.default.fileExists(atPath: temporary) && Date().timeIntervalSince(started) < 60 {
                 usleep(1_000)
             }
-            guard process.isRunning else {
-                outcomes.append("finished before the kill")
-                continue
-            }
             usleep(delay)
-            kill(process.processIdentifier, SIGKILL)
+            kill(pid, SIGSTOP)
+            let state = Self.waitUntilStoppedOrGone(pid)
+            let midWrite = state == "T" && FileManager.default.fileExists(atPath: temporary)
+            kill(pid, SIGKILL)
             process.waitUntilExit()
-            XCTAssertEqual(process.terminationReason, .uncaughtSignal)
+            if state == "T" {
+                XCTAssertEqual(process.terminationReason, .uncaughtSignal, "killed while stopped")
+            } else {
+                XCTAssertEqual(process.terminationReason, .exit, "gone before the kill (state \(state))")
+                XCTAssertEqual(process.terminationStatus, 0, "a writer that finished first exits 0")
+            }
+            if midWrite { killedMidWrite += 1 }
             let snapshot: Snapshot
             do {
                 snapshot = try Snapshot(contentsOf: target)
@@ -113,14 +127,32 @@ final class SignalTests: XCTestCase {
             }
             let size = snapshot.configuration.memorySize
             XCTAssertTrue(size == 16 << 20 || size == 256 << 20, "memory size \(size)")
-            outcomes.append("\(delay / 1000) ms: \(size >> 20) MiB snapshot, temporary file \(FileManager.default.fileExists(atPath: temporary) ? "left" : "gone")")
+            let what = midWrite ? "killed mid-write" : state == "T" ? "killed after the rename" : "finished before the kill"
+            outcomes.append("\(delay / 1000) ms: \(what), \(size >> 20) MiB snapshot, temporary file \(FileManager.default.fileExists(atPath: temporary) ? "left" : "gone")")
         }
         print("SIGKILL during snapshot writes: " + outcomes.joined(separator: "; "))
+        XCTAssertGreaterThanOrEqual(killedMidWrite, 1, "no kill landed mid-write: \(outcomes)")
         // The next write of the path removes the temporary files the killed writers left.
         let last = try start("16M")
         last.waitUntilExit()
         XCTAssertEqual(last.terminationStatus, 0)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path), ["snapshot-1.kvmsnap"])
+    }
+
+    /// After SIGSTOP: "T" once the process is stopped, "Z" (or "gone", once
+    /// reaped) if it had exited first. Its state is the field after the
+    /// command's closing parenthesis in /proc/PID/stat.
+    private static func waitUntilStoppedOrGone(_ pid: pid_t) -> String {
+        let started = Date()
+        while Date().timeIntervalSince(started) < 10 {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return "gone" }
+            let state = stat[stat.index(after: close)...].split(separator: " ").first.map(String.init) ?? "?"
+            if state == "T" || state == "t" { return "T" }
+            if state == "Z" || state == "X" { return "Z" }
+            usleep(500)
+        }
+        return "?"
     }
 
     /// Starts kvmrun, waits for `marker` on its stdout (the guest is running and
