@@ -1,6 +1,6 @@
 // kvm-bench: KVMCore and kvmrun against the C baseline (kvm-baseline), in one run.
 //
-//   swift build -c release --static-swift-stdlib --scratch-path X
+//   Scripts/release   (the static release build, in .build-static)
 //   X/release/kvm-bench [--json] [--runs N] [--startup-runs N]
 //                       [--only exit|startup|boot|snapshot|swift-loop] [--svg PATH]
 //                       [--kvmrun PATH] [--baseline PATH]
@@ -323,7 +323,7 @@ var bootBench: BootBench?
 var snapshotBench: SnapshotBench?
 do {
     for path in [baselinePath] + (options.runStartup || options.runBoot || options.runSnapshot ? [kvmrunPath] : []) where access(path, X_OK) != 0 {
-        throw BenchError("\(path) is not an executable: build all products (swift build -c release --static-swift-stdlib --scratch-path X), or pass --kvmrun/--baseline")
+        throw BenchError("\(path) is not an executable: build all products (Scripts/release), or pass --kvmrun/--baseline")
     }
     if options.runExit { exitBench = try runExitBench() }
     if options.runStartup { startupBench = try runStartupBench() }
