@@ -109,7 +109,7 @@ struct GuestOptions: ParsableArguments {
         } catch let error as ConfigurationError {
             throw CLIError(.usage, "\(error)")
         }
-        try enableNesting(policy, on: machine)
+        try setUpCPU(policy, on: machine)
         do {
             try machine.load(image)
         } catch let error as GuestImageError {
@@ -160,9 +160,29 @@ struct GuestOptions: ParsableArguments {
     }
 }
 
+extension GuestOptions {
+    /// Every vCPU's CPUID as `-cpu` asks (usage errors for what KVM cannot
+    /// give), then nesting as `--nested` and `-cpu …,+vmx|+svm` ask together
+    /// (`nesting` is `--nested`'s policy, off when not given).
+    func setUpCPU(_ nesting: NestingPolicy, on machine: Machine) throws {
+        guard let model = try qemu.cpuModel(), let spec = qemu.cpu else {
+            return try enableNesting(nesting, on: machine)
+        }
+        do {
+            for warning in try machine.apply(cpu: model) { eprint("kvmrun: warning: -cpu \(spec): \(warning)") }
+            let hostVendor = try machine.kvm.supportedCPUID().vendor
+            let policy = try model.nestingPolicy(explicit: nested == nil ? nil : nesting, hostVendor: hostVendor)
+            let viaCPU = nested == nil && policy != .off
+            try enableNesting(policy, on: machine, asked: viaCPU ? "-cpu \(spec)" : "--nested")
+        } catch let error as CPUModelError {
+            throw CLIError(.usage, "-cpu \(spec): \(error)")
+        }
+    }
+}
+
 /// `--nested` on every vCPU: refused with the report's reason where the host
-/// cannot nest; under force, the warnings once.
-func enableNesting(_ policy: NestingPolicy, on machine: Machine) throws {
+/// cannot nest; under force, the warnings once. `asked` names the option.
+func enableNesting(_ policy: NestingPolicy, on machine: Machine, asked: String = "--nested") throws {
     guard policy != .off else { return }
     let report = machine.kvm.nestingReport()
     do {
@@ -170,7 +190,7 @@ func enableNesting(_ policy: NestingPolicy, on machine: Machine) throws {
         for vcpu in machine.vcpus { warnings = try vcpu.enableNesting(policy, report: report) }
         for warning in warnings { eprint("kvmrun: warning: \(warning)") }
     } catch let error as NestingUnavailable {
-        throw CLIError(.nestingUnavailable, "--nested: \(error.report.summary) (kvmrun host says more; --nested=force sets the bits anyway)")
+        throw CLIError(.nestingUnavailable, "\(asked): \(error.report.summary) (kvmrun host says more; --nested=force sets the bits anyway)")
     }
 }
 

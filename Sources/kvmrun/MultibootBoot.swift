@@ -31,7 +31,7 @@ extension GuestOptions {
         } catch let error as ConfigurationError {
             throw CLIError(.usage, "\(error)")
         }
-        try enableNesting(nesting, on: machine)
+        try setUpCPU(nesting, on: machine)
         let boot: MultibootBoot
         do {
             boot = try machine.bootMultiboot(kernel: bytes, commandLine: Multiboot.qemuCommandLine(kernelPath: path, append: append ?? ""),

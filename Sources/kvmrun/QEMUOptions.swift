@@ -42,7 +42,7 @@ struct QEMUOptions: ParsableArguments {
 
     @Option(name: .customLong("cpu", withSingleDash: true),
             parsing: .unconditional,
-            help: ArgumentHelp("host or max: the vCPU gets what KVM_GET_SUPPORTED_CPUID offers.", valueName: "model"))
+            help: ArgumentHelp("host, max (what KVM supports) or a QEMU model (qemu64, qemu32, kvm64, kvm32, Conroe, Penryn, Nehalem, Westmere), then ,+feat ,-feat ,feat=on|off ,vendor=… ,kvm=off; +vmx/+svm mean --nested.", valueName: "model[,…]"))
     var cpu: String?
 
     func check() throws {
@@ -60,8 +60,16 @@ struct QEMUOptions: ParsableArguments {
             throw CLIError(.usage, "-serial \(serial): COM1 always goes to stdout (use stdio)")
         }
         for device in devices { try checkDevice(device) }
-        if let cpu, !["host", "max"].contains(cpu.split(separator: ",").first.map(String.init) ?? "") {
-            throw CLIError(.usage, "-cpu \(cpu): kvmrun offers the CPUID KVM supports (host or max)")
+        _ = try cpuModel()
+    }
+
+    /// `-cpu`, parsed (nil without one); a value kvmrun cannot read is a usage error.
+    func cpuModel() throws -> CPUModel? {
+        guard let cpu else { return nil }
+        do {
+            return try CPUModel(parsing: cpu)
+        } catch {
+            throw CLIError(.usage, "-cpu \(cpu): \(error)")
         }
     }
 
