@@ -87,7 +87,8 @@ final class QEMUOracleTests: XCTestCase {
     /// options and requires the same stdout and exit status; returns QEMU's.
     @discardableResult
     func compare(_ guest: String, append: String? = nil, modules: [(name: String, bytes: [UInt8], args: String?)] = [],
-                 smp: Int? = nil, memory: String? = "128", firmware: Firmware = .qboot, needsKVMInQEMU: String? = nil,
+                 smp: Int? = nil, memory: String? = "128", cpu: String? = nil, firmware: Firmware = .qboot,
+                 needsKVMInQEMU: String? = nil,
                  file: StaticString = #filePath, line: UInt = #line) throws -> Outcome {
         let qemu = try Self.qemu()
         if qemu.accel != "kvm", let why = needsKVMInQEMU {
@@ -113,6 +114,7 @@ final class QEMUOracleTests: XCTestCase {
         }
         if let smp { options += ["-smp", "\(smp)"] }
         if let memory { options += ["-m", memory] }
+        if let cpu { options += ["-cpu", cpu] }
 
         let q = try Self.run(qemu.path, Self.qemuArguments(accel: qemu.accel, qboot: qemu.qboot, firmware: firmware) + options,
                              timeout: 120)
@@ -160,6 +162,23 @@ final class QEMUOracleTests: XCTestCase {
     /// RAM above 4 GiB (QEMU keeps 3 GiB below it from -m 3.5G).
     func testInfoLargeMemory() throws {
         try compare("mb-info", memory: "5000", firmware: .seabios, needsKVMInQEMU: "the E820 map")
+    }
+
+    /// The memory map follows the vendor the vCPU shows, not the host's: QEMU
+    /// reserves AMD's HyperTransport range for an AMD vCPU with at least 40
+    /// physical address bits. Both vendors on whatever host this is.
+    func testMemoryMapFollowsTheVCPUsVendor() throws {
+        try requireKVM()
+        let supported = try KVM().supportedCPUID()
+        let physicalBits = (supported[0x8000_0008]?.eax ?? 0) & 0xFF
+        guard physicalBits >= 40 else {
+            throw XCTSkip("this host's vCPUs have \(physicalBits) physical address bits, QEMU's qemu64 has 40: the maps differ by design")
+        }
+        for vendor in ["GenuineIntel", "AuthenticAMD"] {
+            let q = try compare("mb-info", cpu: "qemu64,vendor=\(vendor)", firmware: .seabios, needsKVMInQEMU: "the E820 map")
+            XCTAssertEqual(q.stdout.contains("base=0x000000fd00000000 length=0x0000000300000000 type=2"), vendor == "AuthenticAMD",
+                           "vendor \(vendor): \(q.stdout)")
+        }
     }
 
     /// QEMU passes any string as -append, one that begins with '-' too.
