@@ -45,6 +45,7 @@ extension GuestOptions {
         try FwCfg(items: items, memory: machine.memory).attach(to: machine.bus)
         try machine.bus.attach(CMOS(memorySize: memorySize, cpus: vcpus), ports: CMOS.ports)
         try PCPorts().attach(to: machine.bus)
+        try qemu.attachDevices(to: machine)
         return machine
     }
 }

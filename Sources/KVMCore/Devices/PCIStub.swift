@@ -1,0 +1,3 @@
+extension Machine {
+    public func attachPCITestDevice() throws { throw ConfigurationError("pci-testdev is not there yet") }
+}
