@@ -11,6 +11,7 @@
  *     them: select, read the header, write the data 16 times at the test's
  *     offset, read the count; plus writes of another value and of 2 and 4
  *     bytes, a moved BAR, and decoding turned off.
+ * (Unassigned memory is not read: QEMU's pc reads 0 there.)
  * Prints it all; exits 0, or 0x78 when pci-testdev is missing. */
 #include "mb.h"
 
@@ -137,7 +138,6 @@ int main(uint32_t magic, struct mb_info *info) {
     /* pci-testdev: program its BARs, enable decoding. */
     cfg_write32(testdev, 0x10, MEMBAR);
     cfg_write32(testdev, 0x14, IOBAR);
-    show("testdev memory through its BAR before decoding is on: inl", *(volatile uint32_t *)(MEMBAR + 4));
     show("testdev ports before decoding is on: inl", inl(IOBAR + 4));
     cfg_write16(testdev, 0x04, 0x0003);
     show("command", cfg_read16(testdev, 0x04));
@@ -149,14 +149,14 @@ int main(uint32_t magic, struct mb_info *info) {
     /* The memory BAR moved with a test running: its writes follow. */
     run_test(&mmio, 2);
     cfg_write32(testdev, 0x10, MEMBAR2);
-    show("old memory address after the move: inl", *(volatile uint32_t *)(MEMBAR + 4));
+    *(volatile uint8_t *)(MEMBAR + 2050) = 0xfa;
+    show("a write to the old address: count", pio.rl(12));
     membase = MEMBAR2;
     put_str("after the move: "); run_test(&mmio, 1);
     for (int i = 0; i < 3; i++) mmio.wb(2049, 0xce);
     show("3 more wildcard writes: count", mmio.rl(12));
     /* Memory decoding off: the BAR's addresses are unassigned; the port BAR still works. */
     cfg_write8(testdev, 0x04, 0x01);
-    show("memory decoding off: inl", *(volatile uint32_t *)(MEMBAR2 + 4));
     *(volatile uint8_t *)(MEMBAR2 + 2049) = 0xce;
     show("portio count after a write to the dead BAR", pio.rl(12));
     cfg_write8(testdev, 0x04, 0x03);

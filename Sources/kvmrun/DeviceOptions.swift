@@ -70,8 +70,14 @@ extension QEMUOptions {
         try devices.map(DeviceSpec.init(parsing:)).filter(\.isTestDevice)
     }
 
-    /// Attaches the test devices asked for to a multiboot kernel's PC machine.
+    /// Attaches the PCI host bridge and the test devices asked for to a multiboot
+    /// kernel's PC machine.
     func attachDevices(to machine: Machine) throws {
+        // QEMU's pc always has the i440FX host bridge and the PIIX3 functions on
+        // bus 0, pci-testdev or not, so kvmrun's PC has them always too: a kernel
+        // that probes 0xcf8/0xcfc finds what it finds under QEMU (before, all ones
+        // and no bus). No existing kernel touches those ports.
+        try machine.attachPCIHost()
         for device in try testDevices() {
             do {
                 switch device {

@@ -53,4 +53,20 @@ final class QEMUTestDeviceOracleTests: XCTestCase {
         XCTAssertTrue(all.stdout.contains("isa-irq0 pin2=1 pin0=0\n"), all.stdout)
         for n in 1...7 { try compare("mb-ioapic-level", devices: ["pc-testdev"], append: "case=\(n)") }
     }
+
+    /// PCI bus 0 (i440FX, PIIX3, IDE, PM) and pci-testdev's BARs and tests,
+    /// ioeventfds included; and bus 0 alone, which kvmrun's PC always has.
+    func testPCITestdev() throws {
+        let q = try compare("mb-pci", devices: ["pci-testdev"])
+        XCTAssertTrue(q.stdout.hasSuffix("mb-pci: ok\n"), q.stdout)
+        XCTAssertTrue(q.stdout.contains("name=\"portio-datamatch-eventfd\""), q.stdout)
+        let bare = try compare("mb-pci", devices: [])
+        XCTAssertEqual(bare.status, 0xF1)
+        XCTAssertTrue(bare.stdout.contains("function 0x00:0x01.3\n"), bare.stdout)
+    }
+
+    /// Both test devices at once.
+    func testBothDevices() throws {
+        try compare("mb-pc-testdev", devices: ["pc-testdev", "pci-testdev"])
+    }
 }

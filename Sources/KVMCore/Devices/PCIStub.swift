@@ -1,3 +1,0 @@
-extension Machine {
-    public func attachPCITestDevice() throws { throw ConfigurationError("pci-testdev is not there yet") }
-}
