@@ -100,6 +100,7 @@ struct GuestOptions: ParsableArguments {
         if append != nil || initrd != nil {
             throw CLIError(.usage, "-append and -initrd are for multiboot kernels; \(guestName) has no multiboot header")
         }
+        try qemu.refuseTestDevices(for: guestName)
         let loadAddress = try address(load, "--load")
         let entryAddress = try address(entry, "--entry")
         let image = try bootImage(file, mode: cpuMode, load: loadAddress, entry: entryAddress)

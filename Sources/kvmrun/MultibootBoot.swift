@@ -40,6 +40,7 @@ extension GuestOptions {
             throw CLIError(.badImage, "\(path): \(error)")
         }
         for warning in boot.warnings { eprint("kvmrun: warning: \(warning)") }
+        try qemu.attachDevices(to: machine)
         return machine
     }
 }

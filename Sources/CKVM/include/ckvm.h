@@ -10,6 +10,7 @@
 #include <linux/kvm.h>
 #include <stdint.h>
 #include <sys/ioctl.h>
+#include <sys/eventfd.h>
 #include <cpuid.h>
 
 // MARK: - Constants newer than the 6.1 headers
@@ -29,6 +30,12 @@
 #ifndef KVM_STATE_NESTED_GIF_SET
 #define KVM_STATE_NESTED_GIF_SET 0x00000100
 #endif
+
+// KVM_IOEVENTFD's flags are shifts of an enum, which Swift does not import.
+static const uint32_t CKVM_IOEVENTFD_FLAG_DATAMATCH = KVM_IOEVENTFD_FLAG_DATAMATCH;
+static const uint32_t CKVM_IOEVENTFD_FLAG_PIO = KVM_IOEVENTFD_FLAG_PIO;
+static const uint32_t CKVM_IOEVENTFD_FLAG_DEASSIGN = KVM_IOEVENTFD_FLAG_DEASSIGN;
+static inline int ckvm_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
 
 // MARK: - Request numbers
 
@@ -58,6 +65,7 @@ CKVM_REQ(GET_PIT2)
 CKVM_REQ(SET_PIT2)
 CKVM_REQ(GET_CLOCK)
 CKVM_REQ(SET_CLOCK)
+CKVM_REQ(IOEVENTFD)
 // vcpu fd (GET_MSRS works on the system fd too, for feature MSRs)
 CKVM_REQ(RUN)
 CKVM_REQ(GET_REGS)

@@ -9,8 +9,10 @@ extension Machine {
     /// the kernel and its modules loaded (`Multiboot.load`) with the memory map
     /// of this machine's RAM and vCPUs, the bootstrap vCPU at the kernel's
     /// entry, and QEMU's PC devices attached: fw_cfg with the machine's and
-    /// the boot's items, CMOS/RTC, ports 0x80 and 0x92. Set the vCPUs' CPUID
-    /// first: the vendor decides the memory map.
+    /// the boot's items, CMOS/RTC, ports 0x80 and 0x92, and the PCI host bridge
+    /// with bus 0's chipset functions (QEMU's pc always has them: a kernel that
+    /// probes 0xcf8/0xcfc finds what it finds under QEMU). Set the vCPUs'
+    /// CPUID first: the vendor decides the memory map.
     @discardableResult
     public func bootMultiboot(kernel: [UInt8], commandLine: String, modules: [MultibootModule] = [],
                               initrdText: String? = nil) throws -> MultibootBoot {
@@ -23,6 +25,7 @@ extension Machine {
         try FwCfg(items: items, memory: memory).attach(to: bus)
         try bus.attach(CMOS(memorySize: memory.totalSize, cpus: vcpus.count), ports: CMOS.ports)
         try PCPorts().attach(to: bus)
+        try attachPCIHost()
         return boot
     }
 }

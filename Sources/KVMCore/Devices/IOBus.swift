@@ -80,6 +80,19 @@ public final class IOBus {
         mmioDevices.append((range, device))
     }
 
+    /// Detaches `device` from `ports` (those of them it holds), e.g. a PCI BAR
+    /// the guest moved or turned off.
+    public func detach(_ device: PortDevice, ports: ClosedRange<UInt16>) {
+        guard let index = portDevices.firstIndex(where: { $0 === device }) else { return }
+        for port in ports where portTable[Int(port)] == UInt8(index + 1) { portTable[Int(port)] = 0 }
+        attachedPorts.removeAll { $0.device === device && $0.ports == ports }
+    }
+
+    /// Detaches `device` from the MMIO `range` it was attached to.
+    public func detach(_ device: MMIODevice, range: Range<UInt64>) {
+        mmioDevices.removeAll { $0.device === device && $0.range == range }
+    }
+
     /// Handles a port exit, string I/O included (`count` accesses of `size` bytes).
     @inline(__always)
     public func dispatch(_ io: PortIO) -> DeviceAction {

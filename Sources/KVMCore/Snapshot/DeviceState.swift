@@ -27,6 +27,12 @@ enum SnapshotDevices {
             try cmos.restoreSnapshotState(state.bytes)
             return cmos
         },
+        PCIHost.kind: { state, _ in
+            let host = PCIHost()
+            for function in PCIHost.qemuPCBus0() { try host.add(function) }
+            try host.restoreSnapshotState(state.bytes)
+            return host
+        },
         PCPorts.kind: { state, _ in
             let ports = PCPorts()
             try ports.restoreSnapshotState(state.bytes)
