@@ -51,6 +51,14 @@ final class QEMUTestDeviceOracleTests: XCTestCase {
         let all = try compare("mb-ioapic-level", devices: ["pc-testdev"])
         XCTAssertTrue(all.stdout.contains("edge first=1 held_high=1 after_pulse=2\n"), all.stdout)
         XCTAssertTrue(all.stdout.contains("isa-irq0 pin2=1 pin0=0\n"), all.stdout)
+        // The level semantics themselves (re-delivery while held high, coalescing,
+        // one interrupt per assertion) are the host KVM's IOAPIC: required on a
+        // hardware-backed KVM, only compared on kvm_pvm, which re-delivers once more.
+        if FileManager.default.fileExists(atPath: "/sys/module/kvm_pvm") {
+            print("mb-ioapic-level: kvm_pvm's IOAPIC re-delivers level interrupts after EOI; semantics compared with QEMU, not required")
+        } else {
+            XCTAssertTrue(all.stdout.hasSuffix("mb-ioapic-level: ok\n"), all.stdout)
+        }
         for n in 1...7 { try compare("mb-ioapic-level", devices: ["pc-testdev"], append: "case=\(n)") }
     }
 
