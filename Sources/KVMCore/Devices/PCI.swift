@@ -115,64 +115,52 @@ public final class PCIHost: PortDevice {
     /// The first free device number (function 0) on bus 0.
     public var freeSlot: UInt8? { (0..<32).map { UInt8($0) << 3 }.first { functions[$0] == nil } }
 
-    private static func mask(_ length: Int) -> UInt32 { length == 4 ? ~0 : (1 << (8 * length)) - 1 }
+    /// The address register (0xcf8; reads at 0xcfa and 0xcfb too), reset
+    /// control (0xcf9) and the data port (0xcfc), each taking up to 4 bytes.
+    static func region(_ port: UInt16) -> PortPieces.Region? {
+        switch port {
+        case 0xCF8, 0xCFA, 0xCFB: .init(base: 0xCF8, maxAccess: 4)
+        case 0xCF9: .init(base: 0xCF9, maxAccess: 4)
+        case 0xCFC...0xCFF: .init(base: 0xCFC, maxAccess: 4)
+        default: nil
+        }
+    }
+
+    private var configEnabled: Bool { configAddress & 0x8000_0000 != 0 }
 
     public func read(port: UInt16, size: Int) -> UInt32 {
-        var value: UInt32 = 0
-        var done = 0
-        while done < size {
-            let p = port &+ UInt16(done)
-            var l = 1
-            var piece: UInt32 = 0xFF
-            switch p {
-            case 0xCF8, 0xCFA, 0xCFB:
-                l = PCTestDevice.pieceLength(offset: Int(p - 0xCF8), remaining: size - done, maxAccess: 4)
-                piece = configAddress & PCIHost.mask(l)
-            case 0xCF9:
-                l = PCTestDevice.pieceLength(offset: 0, remaining: size - done, maxAccess: 4)
-                piece = 0
-                for i in 0..<l { piece |= UInt32(resetControl) << (8 * i) }
-            case 0xCFC...0xCFF:
-                let offset = Int(p - 0xCFC)
-                l = PCTestDevice.pieceLength(offset: offset, remaining: size - done, maxAccess: 4)
-                piece = configAddress & 0x8000_0000 == 0 ? PCIHost.mask(l) : dataRead(configAddress | UInt32(offset), length: l)
-            default:
-                break
+        PortPieces.read(port: port, size: size, regions: PCIHost.region) { piece in
+            switch piece.region?.base {
+            case 0xCF8: configAddress
+            case 0xCF9: (0..<piece.length).reduce(0) { $0 | UInt32(resetControl) << (8 * $1) }
+            default: configEnabled ? dataRead(configAddress | UInt32(piece.offset), length: piece.length) : ~0
             }
-            value |= piece << (8 * done)
-            done += l
         }
-        return value
     }
 
     public func write(port: UInt16, size: Int, value: UInt32) -> DeviceAction {
-        var done = 0
-        while done < size {
-            let p = port &+ UInt16(done)
-            var l = 1
-            switch p {
-            case 0xCF8, 0xCFA, 0xCFB:
-                l = PCTestDevice.pieceLength(offset: Int(p - 0xCF8), remaining: size - done, maxAccess: 4)
-                if p == 0xCF8 && l == 4 { configAddress = value }
+        var action = DeviceAction.proceed
+        PortPieces.walk(port: port, size: size, regions: PCIHost.region) { piece in
+            switch piece.region?.base {
+            case 0xCF8:
+                if piece.offset == 0 && piece.length == 4 { configAddress = value }
             case 0xCF9:
-                l = PCTestDevice.pieceLength(offset: 0, remaining: size - done, maxAccess: 4)
-                for i in 0..<l {
-                    let byte = UInt8(truncatingIfNeeded: value >> (8 * (done + i)))
-                    if byte & 4 != 0 { return .stop(.systemEvent(type: PCPorts.resetEvent, flags: 0)) }
+                for i in 0..<piece.length {
+                    let byte = UInt8(truncatingIfNeeded: value >> (8 * (piece.start + i)))
+                    if byte & 4 != 0 {
+                        action = .stop(.systemEvent(type: PCPorts.resetEvent, flags: 0))
+                        return false
+                    }
                     resetControl = byte & 2
                 }
-            case 0xCFC...0xCFF:
-                let offset = Int(p - 0xCFC)
-                l = PCTestDevice.pieceLength(offset: offset, remaining: size - done, maxAccess: 4)
-                if configAddress & 0x8000_0000 != 0 {
-                    dataWrite(configAddress | UInt32(offset), length: l, value: value >> (8 * done) & PCIHost.mask(l))
-                }
+            case 0xCFC:
+                if configEnabled { dataWrite(configAddress | UInt32(piece.offset), length: piece.length, value: piece.bits(of: value)) }
             default:
                 break
             }
-            done += l
+            return true
         }
-        return .proceed
+        return action
     }
 
     private func function(at address: UInt32) -> PCIFunction? {
@@ -181,7 +169,7 @@ public final class PCIHost: PortDevice {
     }
 
     func dataRead(_ address: UInt32, length: Int) -> UInt32 {
-        guard let f = function(at: address) else { return PCIHost.mask(length) }
+        guard let f = function(at: address) else { return PortPieces.mask(length) }
         return f.read(offset: Int(address & 0xFF), length: length)
     }
 

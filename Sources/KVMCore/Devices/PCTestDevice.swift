@@ -68,70 +68,43 @@ public final class PCTestDevice: PortDevice, MMIODevice {
 
     // MARK: Ports
 
-    /// Which of the device's port regions holds `port`: (first port, size, largest valid access).
-    private static func region(_ port: UInt16) -> (base: UInt16, size: Int, maxAccess: Int)? {
+    /// The device's port region that holds `port`, with its largest valid access.
+    static func region(_ port: UInt16) -> PortPieces.Region? {
         switch port {
-        case registerPorts: (registerPorts.lowerBound, 4, 4)
-        case flushPorts: (flushPorts.lowerBound, 4, 4)
-        case bytePorts: (bytePorts.lowerBound, 4, 4)
-        case irqPorts: (irqPorts.lowerBound, 24, 1)
+        case registerPorts: .init(base: registerPorts.lowerBound, maxAccess: 4)
+        case flushPorts: .init(base: flushPorts.lowerBound, maxAccess: 4)
+        case bytePorts: .init(base: bytePorts.lowerBound, maxAccess: 4)
+        case irqPorts: .init(base: irqPorts.lowerBound, maxAccess: 1)
         default: nil
         }
     }
 
-    /// The length of the next piece of an access of `remaining` bytes at
-    /// `offset` into a region whose largest valid access is `maxAccess`
-    /// (QEMU's memory_access_size: bounded by the alignment, a power of two).
-    static func pieceLength(offset: Int, remaining: Int, maxAccess: Int) -> Int {
-        var limit = maxAccess
-        if offset != 0 { limit = min(limit, offset & -offset) }
-        var l = min(remaining, limit)
-        while l & (l - 1) != 0 { l &= l - 1 }
-        return l
-    }
-
     public func read(port: UInt16, size: Int) -> UInt32 {
-        var value: UInt32 = 0
-        var done = 0
-        while done < size {
-            let p = port &+ UInt16(done)
-            guard let r = PCTestDevice.region(p) else {
-                value |= 0xFF << (8 * done)         // an unassigned port
-                done += 1
-                continue
+        PortPieces.read(port: port, size: size, regions: PCTestDevice.region) { piece in
+            switch piece.region?.base {
+            case PCTestDevice.registerPorts.lowerBound, PCTestDevice.bytePorts.lowerBound: register >> (8 * piece.offset)
+            default: 0
             }
-            let offset = Int(p - r.base)
-            let l = PCTestDevice.pieceLength(offset: offset, remaining: size - done, maxAccess: r.maxAccess)
-            var piece: UInt32 = 0
-            if r.base == PCTestDevice.registerPorts.lowerBound || r.base == PCTestDevice.bytePorts.lowerBound {
-                piece = (register >> (8 * offset)) & (l == 4 ? ~0 : (1 << (8 * l)) - 1)
-            }
-            value |= piece << (8 * done)
-            done += l
         }
-        return value
     }
 
     public func write(port: UInt16, size: Int, value: UInt32) -> DeviceAction {
-        var done = 0
-        while done < size {
-            let p = port &+ UInt16(done)
-            guard let r = PCTestDevice.region(p) else { done += 1; continue }
-            let offset = Int(p - r.base)
-            let l = PCTestDevice.pieceLength(offset: offset, remaining: size - done, maxAccess: r.maxAccess)
-            let piece = value >> (8 * done) & (l == 4 ? ~0 : (1 << (8 * l)) - 1)
-            switch r.base {
+        PortPieces.walk(port: port, size: size, regions: PCTestDevice.region) { piece in
+            let bits = piece.bits(of: value)
+            switch piece.region?.base {
             case PCTestDevice.registerPorts.lowerBound, PCTestDevice.bytePorts.lowerBound:
-                let mask: UInt32 = (l == 4 ? ~0 : (1 << (8 * l)) - 1) << (8 * offset)
-                register = register & ~mask | (piece << (8 * offset)) & mask
+                let mask = PortPieces.mask(piece.length) << (8 * piece.offset)
+                register = register & ~mask | (bits << (8 * piece.offset)) & mask
             case PCTestDevice.flushPorts.lowerBound:
-                if l == 4 { flushPage?(UInt64(piece) & ~0xFFF) }
+                if piece.length == 4 { flushPage?(UInt64(bits) & ~0xFFF) }
+            case PCTestDevice.irqPorts.lowerBound:
+                let line = UInt32(piece.offset)
+                if bits != 0 { irqLevels |= 1 << line } else { irqLevels &= ~(1 << line) }
+                setIRQLine?(line, bits != 0)
             default:
-                let line = UInt32(offset)
-                if piece != 0 { irqLevels |= 1 << line } else { irqLevels &= ~(1 << line) }
-                setIRQLine?(line, piece != 0)
+                break
             }
-            done += l
+            return true
         }
         return .proceed
     }
