@@ -83,63 +83,18 @@ final class QEMUOracleTests: XCTestCase {
         let seconds: Double
     }
 
-    /// Boots `guest` under QEMU and under kvmrun with the same QEMU-style
-    /// options and requires the same stdout and exit status; returns QEMU's.
-    @discardableResult
-    func compare(_ guest: String, append: String? = nil, modules: [(name: String, bytes: [UInt8], args: String?)] = [],
-                 smp: Int? = nil, memory: String? = "128", cpu: String? = nil, firmware: Firmware = .qboot,
-                 needsKVMInQEMU: String? = nil,
-                 file: StaticString = #filePath, line: UInt = #line) throws -> Outcome {
-        let qemu = try Self.qemu()
-        if qemu.accel != "kvm", let why = needsKVMInQEMU {
-            throw XCTSkip("\(qemu.note ?? "QEMU runs on TCG"); \(guest) prints \(why), which differs under TCG")
-        }
-        try requireKVM()
-        guard let image = GuestImage.named(guest) else {
-            XCTFail("no built-in guest \(guest)", file: file, line: line)
-            throw XCTSkip("no guest")
-        }
-        let scratch = try ScratchDirectory()
-        let kernel = try scratch.file("\(guest).elf", image.bytes)
-        var options = ["-kernel", kernel]
-        if let append { options += ["-append", append] }
-        if !modules.isEmpty {
-            var entries: [String] = []
-            for m in modules {
-                let path = try scratch.file(m.name, m.bytes)
-                let entry = m.args.map { "\(path) \($0)" } ?? path
-                entries.append(entry.replacingOccurrences(of: ",", with: ",,"))
-            }
-            options += ["-initrd", entries.joined(separator: ",")]
-        }
-        if let smp { options += ["-smp", "\(smp)"] }
-        if let memory { options += ["-m", memory] }
-        if let cpu { options += ["-cpu", cpu] }
-
-        let q = try Self.run(qemu.path, Self.qemuArguments(accel: qemu.accel, qboot: qemu.qboot, firmware: firmware) + options,
-                             timeout: 120)
-        XCTAssertFalse(q.stdout.isEmpty, "QEMU printed nothing (status \(q.status)): \(q.stderr)", file: file, line: line)
-        XCTAssertEqual(q.status & 1, 1, "QEMU did not end through isa-debug-exit (status \(q.status)): \(q.stderr)",
-                       file: file, line: line)
-        let k = try kvmrun(options, timeout: 120, file: file, line: line)
-        XCTAssertEqual(k.stdout, q.stdout, "serial output differs (kvmrun stderr: \(k.stderr))", file: file, line: line)
-        XCTAssertEqual(k.status, q.status, "exit status differs (kvmrun stderr: \(k.stderr))", file: file, line: line)
-        XCTAssertFalse(k.signaled, "kvmrun died of signal \(k.status)", file: file, line: line)
-        return q
-    }
-
     // MARK: The kernels
 
     func testHello() throws {
-        let q = try compare("mb-hello")
+        let q = try compareUnderQEMU("mb-hello")
         XCTAssertEqual(q.stdout, "Hello from multiboot\n")
         XCTAssertEqual(q.status, 1)
     }
 
     func testExitCodeFromCommandLine() throws {
-        XCTAssertEqual(try compare("mb-exit", append: "exit=0x2a").status, 0x55)
-        XCTAssertEqual(try compare("mb-exit", append: "exit=126").status, 0xFD)
-        XCTAssertEqual(try compare("mb-exit").status, 0x43)
+        XCTAssertEqual(try compareUnderQEMU("mb-exit", append: "exit=0x2a").status, 0x55)
+        XCTAssertEqual(try compareUnderQEMU("mb-exit", append: "exit=126").status, 0xFD)
+        XCTAssertEqual(try compareUnderQEMU("mb-exit").status, 0x43)
     }
 
     /// Command line, modules with arguments and a comma, memory map (SeaBIOS's).
@@ -149,19 +104,19 @@ final class QEMUOracleTests: XCTestCase {
             ("m1,x", Array("second,module".utf8), nil),
             ("empty", [], "nothing here"),
         ]
-        let q = try compare("mb-info", append: "exit=5 foo  bar", modules: modules, firmware: .seabios,
+        let q = try compareUnderQEMU("mb-info", append: "exit=5 foo  bar", modules: modules, firmware: .seabios,
                             needsKVMInQEMU: "the E820 map (KVM's identity-map reservation)")
         XCTAssertEqual(q.status, 11)
         XCTAssertTrue(q.stdout.contains("mb-info: ok exit=5"), q.stdout)
     }
 
     func testInfoWithoutAppendOrModules() throws {
-        try compare("mb-info", append: nil, firmware: .seabios, needsKVMInQEMU: "the E820 map")
+        try compareUnderQEMU("mb-info", append: nil, firmware: .seabios, needsKVMInQEMU: "the E820 map")
     }
 
     /// RAM above 4 GiB (QEMU keeps 3 GiB below it from -m 3.5G).
     func testInfoLargeMemory() throws {
-        try compare("mb-info", memory: "5000", firmware: .seabios, needsKVMInQEMU: "the E820 map")
+        try compareUnderQEMU("mb-info", memory: "5000", firmware: .seabios, needsKVMInQEMU: "the E820 map")
     }
 
     /// The memory map follows the vendor the vCPU shows, not the host's: QEMU
@@ -175,7 +130,7 @@ final class QEMUOracleTests: XCTestCase {
             throw XCTSkip("this host's vCPUs have \(physicalBits) physical address bits, QEMU's qemu64 has 40: the maps differ by design")
         }
         for vendor in ["GenuineIntel", "AuthenticAMD"] {
-            let q = try compare("mb-info", cpu: "qemu64,vendor=\(vendor)", firmware: .seabios, needsKVMInQEMU: "the E820 map")
+            let q = try compareUnderQEMU("mb-info", cpu: "qemu64,vendor=\(vendor)", firmware: .seabios, needsKVMInQEMU: "the E820 map")
             XCTAssertEqual(q.stdout.contains("base=0x000000fd00000000 length=0x0000000300000000 type=2"), vendor == "AuthenticAMD",
                            "vendor \(vendor): \(q.stdout)")
         }
@@ -183,7 +138,7 @@ final class QEMUOracleTests: XCTestCase {
 
     /// QEMU passes any string as -append, one that begins with '-' too.
     func testAppendThatBeginsWithADash() throws {
-        let q = try compare("mb-info", append: "-foo bar exit=3", firmware: .seabios, needsKVMInQEMU: "the E820 map")
+        let q = try compareUnderQEMU("mb-info", append: "-foo bar exit=3", firmware: .seabios, needsKVMInQEMU: "the E820 map")
         XCTAssertTrue(q.stdout.contains(".elf -foo bar exit=3\""), q.stdout)
         XCTAssertEqual(q.status, 7)
     }
@@ -194,40 +149,40 @@ final class QEMUOracleTests: XCTestCase {
     /// bytes (its 0xa5 filler) there; kvmrun does the same. (qboot, whose own
     /// loader writes the information after the kernel, shows the information.)
     func testKernelLoadingOverTheInformation() throws {
-        let q = try compare("mb-low", firmware: .seabios)
+        let q = try compareUnderQEMU("mb-low", firmware: .seabios)
         XCTAssertTrue(q.stdout.hasPrefix("mb-low magic=0x2badb002 ebx=0x00009500 load=0x00008000"), q.stdout)
         XCTAssertTrue(q.stdout.contains("at=0x00009500 words=0xa5a5a5a5,0xa5a5a5a5"), "the kernel covers the information: \(q.stdout)")
         XCTAssertEqual(q.status, 1)
     }
 
     func testFwCfg() throws {
-        let q = try compare("mb-fwcfg", append: "console=ttyS0", modules: [("initrd.img", Array(repeating: 0x5A, count: 5000), nil)],
+        let q = try compareUnderQEMU("mb-fwcfg", append: "console=ttyS0", modules: [("initrd.img", Array(repeating: 0x5A, count: 5000), nil)],
                             needsKVMInQEMU: "etc/e820 (KVM's identity-map reservation)")
         XCTAssertTrue(q.stdout.hasPrefix("signature=\"QEMU\" id=0x00000003\n"), q.stdout)
     }
 
     func testPCPortsAndCMOS() throws {
-        try compare("mb-pcports")
-        try compare("mb-pcports", memory: "5G")
+        try compareUnderQEMU("mb-pcports")
+        try compareUnderQEMU("mb-pcports", memory: "5G")
     }
 
     func testSMP() throws {
         for n in [1, 2, 4] {
-            let q = try compare("mb-smp", smp: n)
+            let q = try compareUnderQEMU("mb-smp", smp: n)
             XCTAssertTrue(q.stdout.hasSuffix("smp cpus_up=\(n) ok\n"), q.stdout)
         }
     }
 
     func testFwCfgCPUCount() throws {
-        try compare("mb-fwcfg", smp: 3, needsKVMInQEMU: "etc/e820")
+        try compareUnderQEMU("mb-fwcfg", smp: 3, needsKVMInQEMU: "etc/e820")
     }
 
     func testLAPICTimer() throws {
-        try compare("mb-lapic-timer")
+        try compareUnderQEMU("mb-lapic-timer")
     }
 
     func testIOAPICPIT() throws {
-        try compare("mb-ioapic-pit")
+        try compareUnderQEMU("mb-ioapic-pit")
     }
 
     /// Not a check: QEMU's boot-to-exit time for mb-hello on pc+qboot and on
@@ -257,5 +212,53 @@ final class QEMUOracleTests: XCTestCase {
                     environment: [String: String] = [:]) throws -> Outcome {
         let (r, killed) = try runProcess(program, arguments, timeout: timeout, environment: environment)
         return Outcome(status: killed ? 137 : r.status, stdout: r.stdout, stderr: r.stderr, seconds: r.seconds)
+    }
+}
+
+extension XCTestCase {
+    /// Boots `guest` under QEMU and under kvmrun with the same QEMU-style
+    /// options and requires the same stdout and exit status; returns QEMU's.
+    @discardableResult
+    func compareUnderQEMU(_ guest: String, append: String? = nil, modules: [(name: String, bytes: [UInt8], args: String?)] = [],
+                          smp: Int? = nil, memory: String? = "128", cpu: String? = nil, devices: [String] = [],
+                          firmware: QEMUOracleTests.Firmware = .qboot, needsKVMInQEMU: String? = nil,
+                          file: StaticString = #filePath, line: UInt = #line) throws -> QEMUOracleTests.Outcome {
+        let qemu = try QEMUOracleTests.qemu()
+        if qemu.accel != "kvm", let why = needsKVMInQEMU {
+            throw XCTSkip("\(qemu.note ?? "QEMU runs on TCG"); \(guest) prints \(why), which differs under TCG")
+        }
+        try requireKVM()
+        guard let image = GuestImage.named(guest) else {
+            XCTFail("no built-in guest \(guest)", file: file, line: line)
+            throw XCTSkip("no guest")
+        }
+        let scratch = try ScratchDirectory()
+        let kernel = try scratch.file("\(guest).elf", image.bytes)
+        var options = ["-kernel", kernel]
+        if let append { options += ["-append", append] }
+        if !modules.isEmpty {
+            var entries: [String] = []
+            for m in modules {
+                let path = try scratch.file(m.name, m.bytes)
+                let entry = m.args.map { "\(path) \($0)" } ?? path
+                entries.append(entry.replacingOccurrences(of: ",", with: ",,"))
+            }
+            options += ["-initrd", entries.joined(separator: ",")]
+        }
+        if let smp { options += ["-smp", "\(smp)"] }
+        if let memory { options += ["-m", memory] }
+        if let cpu { options += ["-cpu", cpu] }
+        for device in devices { options += ["-device", device] }
+
+        let q = try QEMUOracleTests.run(qemu.path, QEMUOracleTests.qemuArguments(accel: qemu.accel, qboot: qemu.qboot, firmware: firmware) + options,
+                             timeout: 120)
+        XCTAssertFalse(q.stdout.isEmpty, "QEMU printed nothing (status \(q.status)): \(q.stderr)", file: file, line: line)
+        XCTAssertEqual(q.status & 1, 1, "QEMU did not end through isa-debug-exit (status \(q.status)): \(q.stderr)",
+                       file: file, line: line)
+        let k = try kvmrun(options, timeout: 120, file: file, line: line)
+        XCTAssertEqual(k.stdout, q.stdout, "serial output differs (kvmrun stderr: \(k.stderr))", file: file, line: line)
+        XCTAssertEqual(k.status, q.status, "exit status differs (kvmrun stderr: \(k.stderr))", file: file, line: line)
+        XCTAssertFalse(k.signaled, "kvmrun died of signal \(k.status)", file: file, line: line)
+        return q
     }
 }

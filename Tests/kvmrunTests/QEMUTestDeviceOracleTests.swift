@@ -11,29 +11,8 @@ final class QEMUTestDeviceOracleTests: XCTestCase {
     @discardableResult
     func compare(_ guest: String, devices: [String], append: String? = nil,
                  file: StaticString = #filePath, line: UInt = #line) throws -> QEMUOracleTests.Outcome {
-        let qemu = try QEMUOracleTests.qemu()
-        if qemu.accel != "kvm" {
-            throw XCTSkip("\(qemu.note ?? "QEMU runs on TCG"); \(guest) compares KVM's own irqchip and emulator")
-        }
-        try requireKVM()
-        guard let image = GuestImage.named(guest) else {
-            XCTFail("no built-in guest \(guest)", file: file, line: line)
-            throw XCTSkip("no guest")
-        }
-        let scratch = try ScratchDirectory()
-        var options = ["-kernel", try scratch.file("\(guest).elf", image.bytes), "-m", "128"]
-        for device in devices { options += ["-device", device] }
-        if let append { options += ["-append", append] }
-        let q = try QEMUOracleTests.run(qemu.path, QEMUOracleTests.qemuArguments(accel: qemu.accel, qboot: qemu.qboot, firmware: .qboot) + options,
-                                        timeout: 120)
-        XCTAssertFalse(q.stdout.isEmpty, "QEMU printed nothing (status \(q.status)): \(q.stderr)", file: file, line: line)
-        XCTAssertEqual(q.status & 1, 1, "QEMU did not end through isa-debug-exit (status \(q.status)): \(q.stderr)", file: file, line: line)
-        let k = try kvmrun(options, timeout: 120, file: file, line: line)
-        XCTAssertEqual(k.stdout, q.stdout, "serial output differs (kvmrun stderr: \(k.stderr))", file: file, line: line)
-        XCTAssertEqual(k.status, q.status, "exit status differs (kvmrun stderr: \(k.stderr))", file: file, line: line)
-        XCTAssertFalse(k.signaled, "kvmrun died of signal \(k.status)", file: file, line: line)
-        print(String(format: "%@ %@: QEMU %.2f s, kvmrun %.2f s", guest, append ?? "", q.seconds, k.seconds))
-        return q
+        try compareUnderQEMU(guest, append: append, devices: devices,
+                             needsKVMInQEMU: "what KVM's own irqchip and instruction emulator do", file: file, line: line)
     }
 
     /// The register, flush port, IRQ port reads and the iomem buffer.
