@@ -52,7 +52,7 @@ public final class PCITestDevice: PortDevice, MMIODevice {
     init(devfn: UInt8, vm: VirtualMachine, bus: IOBus) {
         self.vm = vm
         self.bus = bus
-        let anyLength = ckvm_ioctl(vm.kvm.handle.fd, CKVM_CHECK_EXTENSION, UInt(KVM_CAP_IOEVENTFD_ANY_LENGTH)) > 0
+        let anyLength = vm.kvm.check(.ioeventfdAnyLength) > 0
         let kinds = ["no-eventfd", "wildcard-eventfd", "datamatch-eventfd"]
         tests = (0..<6).map { i in
             let isMemory = i < 3
@@ -208,17 +208,5 @@ public final class PCITestDevice: PortDevice, MMIODevice {
         try? vm.setIOEventFD(&request)
         close(fd)
         registered = nil
-    }
-}
-
-extension IOCtl {
-    static let ioeventfd = IOCtl("KVM_IOEVENTFD", CKVM_IOEVENTFD)
-}
-
-extension VirtualMachine {
-    /// KVM_IOEVENTFD: KVM completes a guest write matching `request` itself and
-    /// signals its eventfd instead of exiting (or, with the DEASSIGN flag, stops).
-    func setIOEventFD(_ request: inout kvm_ioeventfd) throws {
-        try handle.ioctl(.ioeventfd, &request)
     }
 }

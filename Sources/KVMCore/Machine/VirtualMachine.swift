@@ -131,29 +131,93 @@ public final class VirtualMachine {
     }
 }
 
-/// Where things sit in a PC's guest-physical address space, as QEMU's `-M pc`
-/// with KVM lays it out (so a multiboot memory map and fw_cfg agree with QEMU's).
-public enum PCLayout {
-    /// Below 3.5 GiB of RAM, all of it sits below 4 GiB ...
-    public static let maxRAMBelow4G: UInt64 = 0xE000_0000
-    /// ... from 3.5 GiB, RAM below 4 GiB stops at 3 GiB and the rest is above 4 GiB
-    /// (pc_init1's gigabyte alignment); the gap is the 32-bit PCI hole.
-    public static let lowMemoryLimit: UInt64 = 3 << 30
-    public static let highMemoryStart: UInt64 = 4 << 30
-    /// QEMU's kvm_arch_init: the EPT identity-map page for KVM_SET_IDENTITY_MAP_ADDR,
-    /// then the three pages of KVM_SET_TSS_ADDR; 16 KiB reserved in the memory map.
-    public static let identityMapAddress: UInt64 = 0xFEFF_C000
-    public static let tssAddress: UInt64 = 0xFEFF_D000
-    public static let identityMapReservedSize: UInt64 = 0x4000
+// MARK: - Interrupt routing
 
-    /// How `size` bytes of RAM split: (below 4 GiB, from 4 GiB).
-    public static func ramSplit(_ size: UInt64) -> (low: UInt64, high: UInt64) {
-        size >= maxRAMBelow4G ? (lowMemoryLimit, size - lowMemoryLimit) : (size, 0)
+extension VirtualMachine {
+    /// QEMU's PC interrupt routing (kvm_pc_setup_irq_routing): GSIs 0–7 but 2 to
+    /// the master PIC, 8–15 to the slave, and every GSI but 2 to the IOAPIC pin of
+    /// the same number — except GSI 0, the PIT, which goes to IOAPIC pin 2, as the
+    /// ACPI interrupt override of a PC says. KVM's default routing sends it to pin 0.
+    public func setPCInterruptRouting() throws {
+        var routes: [(gsi: UInt32, chip: UInt32, pin: UInt32)] = []
+        for gsi in UInt32(0)..<8 where gsi != 2 { routes.append((gsi, UInt32(KVM_IRQCHIP_PIC_MASTER), gsi)) }
+        for gsi in UInt32(8)..<16 { routes.append((gsi, UInt32(KVM_IRQCHIP_PIC_SLAVE), gsi - 8)) }
+        for gsi in UInt32(0)..<24 where gsi != 2 {
+            routes.append((gsi, UInt32(KVM_IRQCHIP_IOAPIC), gsi == 0 ? 2 : gsi))
+        }
+        let header = MemoryLayout<kvm_irq_routing>.size
+        let stride = MemoryLayout<kvm_irq_routing_entry>.stride
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: header + stride * routes.count, alignment: 8)
+        defer { buffer.deallocate() }
+        buffer.initializeMemory(as: UInt8.self, repeating: 0, count: header + stride * routes.count)
+        buffer.assumingMemoryBound(to: kvm_irq_routing.self).pointee.nr = UInt32(routes.count)
+        for (i, route) in routes.enumerated() {
+            var entry = kvm_irq_routing_entry()
+            entry.gsi = route.gsi
+            entry.type = UInt32(KVM_IRQ_ROUTING_IRQCHIP)
+            entry.u.irqchip.irqchip = route.chip
+            entry.u.irqchip.pin = route.pin
+            buffer.storeBytes(of: entry, toByteOffset: header + i * stride, as: kvm_irq_routing_entry.self)
+        }
+        try handle.ioctl(.setGSIRouting, buffer)
+    }
+}
+
+// MARK: - I/O events
+
+extension VirtualMachine {
+    /// KVM_IOEVENTFD: KVM completes a guest write matching `request` itself and
+    /// signals its eventfd instead of exiting (or, with the DEASSIGN flag, stops).
+    func setIOEventFD(_ request: inout kvm_ioeventfd) throws {
+        try handle.ioctl(.ioeventfd, &request)
+    }
+}
+
+// MARK: - In-kernel device state (snapshots)
+
+extension VirtualMachine {
+    /// KVM_GET_IRQCHIP of the PIC master (0), PIC slave (1) and IOAPIC (2).
+    func irqchipState() throws -> Snapshot.IRQChipState {
+        func chip(_ id: UInt32) throws -> [UInt8] {
+            var c = kvm_irqchip()
+            c.chip_id = id
+            try handle.ioctl(.getIRQChip, &c)
+            return withUnsafeBytes(of: c.chip) { Array($0) }
+        }
+        return Snapshot.IRQChipState(picMaster: try chip(0), picSlave: try chip(1), ioapic: try chip(2))
     }
 
-    /// Where `size` bytes of RAM go: the low part from 0, the rest from 4 GiB.
-    public static func ram(size: UInt64) -> [(guestPhysical: UInt64, size: UInt64)] {
-        let (low, high) = ramSplit(size)
-        return high > 0 ? [(UInt64(0), low), (highMemoryStart, high)] : [(UInt64(0), low)]
+    func setIRQChipState(_ state: Snapshot.IRQChipState) throws {
+        for (id, bytes) in [(UInt32(0), state.picMaster), (1, state.picSlave), (2, state.ioapic)] {
+            var c = kvm_irqchip()
+            c.chip_id = id
+            withUnsafeMutableBytes(of: &c.chip) { $0.copyBytes(from: bytes.prefix($0.count)) }
+            try handle.ioctl(.setIRQChip, &c)
+        }
+    }
+
+    func pitState() throws -> Snapshot.PITState {
+        var p = kvm_pit_state2()
+        try handle.ioctl(.getPIT2, &p)
+        return Snapshot.PITState(bytes: withUnsafeBytes(of: p) { Array($0) })
+    }
+
+    func setPITState(_ state: Snapshot.PITState) throws {
+        var p = kvm_pit_state2()
+        withUnsafeMutableBytes(of: &p) { $0.copyBytes(from: state.bytes.prefix($0.count)) }
+        try handle.ioctl(.setPIT2, &p)
+    }
+
+    func clockState() throws -> Snapshot.ClockState {
+        var c = kvm_clock_data()
+        try handle.ioctl(.getClock, &c)
+        return Snapshot.ClockState(clock: c.clock, flags: c.flags)
+    }
+
+    /// KVM_SET_CLOCK to the saved value (flags 0: no correction for the time since).
+    func setClockState(_ state: Snapshot.ClockState) throws {
+        var c = kvm_clock_data()
+        c.clock = state.clock
+        try handle.ioctl(.setClock, &c)
     }
 }

@@ -113,13 +113,6 @@ extension Machine {
     }
 }
 
-extension KVM {
-    /// KVM_CHECK_EXTENSION of a capability number `Capability` does not list.
-    func checkRaw(_ capability: Int32) -> Int {
-        Int(max(0, ckvm_ioctl(handle.fd, CKVM_CHECK_EXTENSION, UInt(capability))))
-    }
-}
-
 extension VCPU {
     /// `completePendingIO()` when the last exit was a port or MMIO access that
     /// may still be pending; afterwards the exit reads as KVM_EXIT_INTR, so a

@@ -235,55 +235,6 @@ extension KVM {
     /// KVM_CAP_SYNC_REGS offers registers, special registers and events.
     var canSyncRegs: Bool {
         let wanted = Int(KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS)
-        return checkRaw(KVM_CAP_SYNC_REGS) & wanted == wanted
-    }
-}
-
-// MARK: - VM-wide state
-
-extension VirtualMachine {
-    /// KVM_GET_IRQCHIP of the PIC master (0), PIC slave (1) and IOAPIC (2).
-    func irqchipState() throws -> Snapshot.IRQChipState {
-        func chip(_ id: UInt32) throws -> [UInt8] {
-            var c = kvm_irqchip()
-            c.chip_id = id
-            try handle.ioctl(.getIRQChip, &c)
-            return withUnsafeBytes(of: c.chip) { Array($0) }
-        }
-        return Snapshot.IRQChipState(picMaster: try chip(0), picSlave: try chip(1), ioapic: try chip(2))
-    }
-
-    func setIRQChipState(_ state: Snapshot.IRQChipState) throws {
-        for (id, bytes) in [(UInt32(0), state.picMaster), (1, state.picSlave), (2, state.ioapic)] {
-            var c = kvm_irqchip()
-            c.chip_id = id
-            withUnsafeMutableBytes(of: &c.chip) { $0.copyBytes(from: bytes.prefix($0.count)) }
-            try handle.ioctl(.setIRQChip, &c)
-        }
-    }
-
-    func pitState() throws -> Snapshot.PITState {
-        var p = kvm_pit_state2()
-        try handle.ioctl(.getPIT2, &p)
-        return Snapshot.PITState(bytes: withUnsafeBytes(of: p) { Array($0) })
-    }
-
-    func setPITState(_ state: Snapshot.PITState) throws {
-        var p = kvm_pit_state2()
-        withUnsafeMutableBytes(of: &p) { $0.copyBytes(from: state.bytes.prefix($0.count)) }
-        try handle.ioctl(.setPIT2, &p)
-    }
-
-    func clockState() throws -> Snapshot.ClockState {
-        var c = kvm_clock_data()
-        try handle.ioctl(.getClock, &c)
-        return Snapshot.ClockState(clock: c.clock, flags: c.flags)
-    }
-
-    /// KVM_SET_CLOCK to the saved value (flags 0: no correction for the time since).
-    func setClockState(_ state: Snapshot.ClockState) throws {
-        var c = kvm_clock_data()
-        c.clock = state.clock
-        try handle.ioctl(.setClock, &c)
+        return check(.syncRegs) & wanted == wanted
     }
 }

@@ -25,14 +25,17 @@ public enum Capability: Int32, CaseIterable, Sendable {
     case vcpuEvents = 41
     case pit2 = 33
     case pitState2 = 35
+    case ioeventfd = 36
     case debugRegs = 50
     case xsave = 55
     case xcrs = 56
     case tscControl = 60
     case tscDeadlineTimer = 72
+    case syncRegs = 74
     case readonlyMem = 81
     case getTSCKHz = 61
     case maxVCPUs = 66
+    case ioeventfdAnyLength = 122
     case x86SMM = 117
     case immediateExit = 136
     case maxVCPUID = 128
@@ -71,14 +74,17 @@ public enum Capability: Int32, CaseIterable, Sendable {
         case .vcpuEvents: "KVM_CAP_VCPU_EVENTS"
         case .pit2: "KVM_CAP_PIT2"
         case .pitState2: "KVM_CAP_PIT_STATE2"
+        case .ioeventfd: "KVM_CAP_IOEVENTFD"
         case .debugRegs: "KVM_CAP_DEBUGREGS"
         case .xsave: "KVM_CAP_XSAVE"
         case .xcrs: "KVM_CAP_XCRS"
         case .tscControl: "KVM_CAP_TSC_CONTROL"
         case .tscDeadlineTimer: "KVM_CAP_TSC_DEADLINE_TIMER"
+        case .syncRegs: "KVM_CAP_SYNC_REGS"
         case .readonlyMem: "KVM_CAP_READONLY_MEM"
         case .getTSCKHz: "KVM_CAP_GET_TSC_KHZ"
         case .maxVCPUs: "KVM_CAP_MAX_VCPUS"
+        case .ioeventfdAnyLength: "KVM_CAP_IOEVENTFD_ANY_LENGTH"
         case .x86SMM: "KVM_CAP_X86_SMM"
         case .immediateExit: "KVM_CAP_IMMEDIATE_EXIT"
         case .maxVCPUID: "KVM_CAP_MAX_VCPU_ID"

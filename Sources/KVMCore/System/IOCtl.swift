@@ -27,6 +27,8 @@ extension IOCtl {
     static let createIRQChip = IOCtl("KVM_CREATE_IRQCHIP", CKVM_CREATE_IRQCHIP)
     static let createPIT2 = IOCtl("KVM_CREATE_PIT2", CKVM_CREATE_PIT2)
     static let irqLine = IOCtl("KVM_IRQ_LINE", CKVM_IRQ_LINE)
+    static let setGSIRouting = IOCtl("KVM_SET_GSI_ROUTING", CKVM_SET_GSI_ROUTING)
+    static let ioeventfd = IOCtl("KVM_IOEVENTFD", CKVM_IOEVENTFD)
     static let getDirtyLog = IOCtl("KVM_GET_DIRTY_LOG", CKVM_GET_DIRTY_LOG)
     static let enableCap = IOCtl("KVM_ENABLE_CAP", CKVM_ENABLE_CAP)
     static let getIRQChip = IOCtl("KVM_GET_IRQCHIP", CKVM_GET_IRQCHIP)
