@@ -274,44 +274,30 @@ public enum Multiboot {
     /// PT_LOAD segments at p_paddr; everything from the lowest to the highest
     /// address is the kernel, gaps zero).
     static func loadELF(_ bytes: [UInt8], limit: UInt64) throws -> (load: UInt32, bytes: [UInt8], entry: UInt32) {
-        guard ELFImage.isELF(bytes) else {
+        guard ELFFile.isELF(bytes) else {
             throw GuestImageError("the multiboot header has no address fields (flag 16), so the kernel must be an ELF32 file, and it is not ELF")
         }
-        let r = ByteReader(bytes, what: "ELF file")
-        if try r.read(UInt16.self, at: 18) == 62 {
+        if ELFFile.machine(of: bytes) == 62 {
             throw GuestImageError("an x86-64 ELF multiboot kernel without address fields (flag 16) cannot be loaded; link it as ELF32 (QEMU says: give a 32bit one)")
         }
-        guard try r.read(UInt8.self, at: 4) == 1 else { throw GuestImageError("a multiboot ELF kernel must be ELF32") }
-        guard try r.read(UInt8.self, at: 5) == 1 else { throw GuestImageError("ELF file is not little-endian") }
-        let machine: UInt16 = try r.read(at: 18)
-        guard machine == 3 else { throw GuestImageError("ELF machine \(machine) is not i386 (3)") }
-        let entry: UInt32 = try r.read(at: 24)
-        let phoff = Int(try r.read(UInt32.self, at: 28))
-        let phentsize = Int(try r.read(UInt16.self, at: 42))
-        let phnum = Int(try r.read(UInt16.self, at: 44))
-        guard phnum > 0 else { throw GuestImageError("ELF file has no loadable segments (no program headers)") }
-        guard phentsize >= 32 else { throw GuestImageError("ELF program headers are malformed") }
+        let file = try ELFFile(bytes)
+        guard !file.is64 else { throw GuestImageError("a multiboot ELF kernel must be ELF32") }
+        guard file.machine == 3 else { throw GuestImageError("ELF machine \(file.machine) is not i386 (3)") }
+        let entry = UInt32(file.entry)
         struct Segment { var paddr, memsz: UInt64; var data: ArraySlice<UInt8> }
         var segments: [Segment] = []
         var physicalEntry = entry
-        for i in 0..<phnum {
-            let h = phoff + i * phentsize
-            guard try r.read(UInt32.self, at: h) == 1 else { continue }     // PT_LOAD
-            let offset = UInt64(try r.read(UInt32.self, at: h + 4))
-            let vaddr: UInt32 = try r.read(at: h + 8)
-            let paddr: UInt32 = try r.read(at: h + 12)
-            let filesz: UInt32 = try r.read(at: h + 16)
-            let memsz: UInt32 = try r.read(at: h + 20)
-            let flags: UInt32 = try r.read(at: h + 24)
-            guard filesz <= memsz else { throw GuestImageError("ELF segment \(i) has p_filesz > p_memsz") }
-            guard UInt64(paddr) + UInt64(memsz) <= 1 << 32 else {
-                throw GuestImageError("ELF segment \(i) at \(hex(paddr)) (\(memsz) bytes) runs past 4 GiB")
+        for h in file.programHeaders where h.type == ELFFile.ProgramHeader.load {
+            guard h.filesz <= h.memsz else { throw GuestImageError("ELF segment \(h.index) has p_filesz > p_memsz") }
+            guard h.paddr + h.memsz <= 1 << 32 else {
+                throw GuestImageError("ELF segment \(h.index) at \(hex(h.paddr)) (\(h.memsz) bytes) runs past 4 GiB")
             }
-            if vaddr != paddr && entry >= vaddr && UInt64(entry) < UInt64(vaddr) + UInt64(filesz) && flags & 1 != 0 {
-                physicalEntry = entry - vaddr + paddr
+            // QEMU's load_elf: an entry inside an executable segment whose virtual
+            // and physical addresses differ is translated to the physical one.
+            if h.vaddr != h.paddr && UInt64(entry) >= h.vaddr && UInt64(entry) < h.vaddr + h.filesz && h.isExecutable {
+                physicalEntry = UInt32(UInt64(entry) - h.vaddr + h.paddr)
             }
-            segments.append(Segment(paddr: UInt64(paddr), memsz: UInt64(memsz),
-                                    data: try r.slice(at: offset, count: UInt64(filesz))))
+            segments.append(Segment(paddr: h.paddr, memsz: h.memsz, data: try file.data(of: h)))
         }
         guard !segments.isEmpty else { throw GuestImageError("ELF file has no loadable segments") }
         let sorted = segments.filter { $0.memsz > 0 }.sorted { $0.paddr < $1.paddr }
