@@ -13,7 +13,7 @@ extension XCTestCase {
     public func runGuest(_ image: GuestImage, options: GuestOptions = GuestOptions(),
                          file: StaticString = #filePath, line: UInt = #line,
                          onCheckpoint: ((Checkpoint) throws -> Void)? = nil) throws -> GuestRun {
-        let guest = try makeGuestMachine(image, options: options)
+        let guest = try makeGuestMachine(image, options: options, file: file, line: line)
         let run = guest.run(onCheckpoint: onCheckpoint)
         record(run, file: file, line: line)
         return run
@@ -21,13 +21,14 @@ extension XCTestCase {
 
     /// A `GuestMachine` for `image`, or XCTSkip with the reason /dev/kvm or
     /// nesting is unavailable.
-    public func makeGuestMachine(_ image: GuestImage, options: GuestOptions = GuestOptions()) throws -> GuestMachine {
+    public func makeGuestMachine(_ image: GuestImage, options: GuestOptions = GuestOptions(),
+                                 file: StaticString = #filePath, line: UInt = #line) throws -> GuestMachine {
         do {
             return try GuestMachine(image, options: options)
         } catch let error as KVMError where error.operation.hasPrefix("open") {
-            throw XCTSkip("KVM unavailable: \(error)")
+            throw XCTSkip("KVM unavailable: \(error)", file: file, line: line)
         } catch let error as NestingUnavailable {
-            throw XCTSkip(error.report.summary)
+            throw XCTSkip(error.report.summary, file: file, line: line)
         }
     }
 
