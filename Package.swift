@@ -10,6 +10,8 @@ let package = Package(
         // (Sources/KVMTesting/KVMTesting.docc). GuestImage is the type the
         // GuestBuilder plugin's generated files extend.
         .library(name: "KVMTesting", targets: ["KVMTesting"]),
+        // The same without XCTest and Swift Testing (runners, benchmarks).
+        .library(name: "KVMTestingCore", targets: ["KVMTestingCore"]),
         .library(name: "KVMGuestImage", targets: ["KVMGuestImage"]),
         .plugin(name: "GuestBuilder", targets: ["GuestBuilder"]),
     ],
@@ -31,7 +33,8 @@ let package = Package(
         .plugin(name: "GuestBuilder", capability: .buildTool()),
         // The test-side API: run a GuestImage fresh or reset from a snapshot, stages,
         // facts, guest failures as XCTest / Swift Testing issues at the guest's file:line.
-        .target(name: "KVMTesting", dependencies: ["KVMCore", "KVMGuestImage"]),
+        .target(name: "KVMTestingCore", dependencies: ["KVMCore", "KVMGuestImage"]),
+        .target(name: "KVMTesting", dependencies: ["KVMTestingCore", "KVMCore", "KVMGuestImage"]),
         // The command line. Shipped statically linked (Scripts/release): no
         // dynamic loading at start, about half of a Swift program's start-up
         // cost and 3 MiB (kvm-bench). The manifest carries no unsafe flags, so
@@ -44,7 +47,8 @@ let package = Package(
         // The benchmark's baseline: the same work done with raw ioctls in C.
         .executableTarget(name: "kvm-baseline", path: "Sources/kvm-baseline"),
         // Prints the benchmark table: KVMCore and kvmrun against the C baseline.
-        .executableTarget(name: "kvm-bench", dependencies: ["KVMCore", "Guests"]),
+        .executableTarget(name: "kvm-bench", dependencies: ["KVMCore", "Guests", "KVMTestingCore"],
+                          exclude: ["guests"], plugins: ["GuestBuilder"]),
         // Runs inside the nested lab's L1 (Tools/nested-lab): checks that need KVMCore itself.
         .executableTarget(name: "nested-lab-runner", dependencies: ["KVMCore", "Guests"]),
         .testTarget(name: "KVMCoreTests", dependencies: ["KVMCore", "Guests"]),

@@ -1,6 +1,9 @@
 import KVMCore
 @_exported import KVMGuestImage
 
+// KVMTestingCore: the test kit without XCTest or Swift Testing (Glibc + KVMCore),
+// for runners and benchmarks; KVMTesting adds the test frameworks.
+
 extension GuestImage {
     /// The guest as KVMCore loads it: `.flat` for raw binaries (in the manifest's
     /// mode, at its load and entry addresses), `ELFImage.parse` for ELF images
