@@ -1,3 +1,7 @@
+// Compiled where the toolchain has Testing for this build: not in a static
+// build (--static-swift-stdlib, Scripts/release), whose resource folder has no
+// test frameworks; there KVMTesting is KVMTestingCore re-exported.
+#if canImport(Testing)
 import Glibc
 import KVMCore
 import Testing
@@ -109,3 +113,4 @@ final class Lock: @unchecked Sendable {
         return try body()
     }
 }
+#endif  // canImport(Testing)
