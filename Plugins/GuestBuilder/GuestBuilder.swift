@@ -11,7 +11,7 @@
 // relative to the manifest's folder, and the guest library (include/, lib/,
 // build-guest.sh) is this package's Guests folder, found from this file's path
 // at plugin compile time (`#filePath`: PackagePlugin has no API for the
-// plugin's own package). An include/ or lib/ folder beside the user's manifest
+// plugin's own package), or else among the user package's dependencies. An include/ or lib/ folder beside the user's manifest
 // comes first: its headers shadow the library's, its lib/*.c and lib/*.S are
 // linked into every C guest, and a file with a library file's name replaces it.
 // The generated files `import KVMGuestImage`, so the target depends on the
@@ -45,11 +45,8 @@ struct GuestBuilder: BuildToolPlugin {
         guard fm.fileExists(atPath: manifest.path()) else {
             throw PluginError("target \(target.name): GuestBuilder needs \(target.directoryURL.path())/guests.list or guests/guests.list")
         }
-        let library = isLibrary ? dir : guestLibrary
+        let library = isLibrary ? dir : try locateGuestLibrary(from: context.package)
         let script = library.appending(path: "build-guest.sh")
-        guard fm.fileExists(atPath: script.path()) else {
-            throw PluginError("GuestBuilder: the guest library is not at \(library.path()) (no build-guest.sh)")
-        }
         let entries = try parse(manifest)
 
         let clang = try context.tool(named: "clang").url
@@ -90,6 +87,28 @@ struct GuestBuilder: BuildToolPlugin {
             inputFiles: [manifest, script],
             outputFiles: [index]))
         return commands
+    }
+
+    /// swift-kvm's Guests folder: where this plugin's source was compiled from
+    /// (`#filePath`), or else — a plugin built elsewhere — the Guests folder of
+    /// the package among `package`'s dependencies (recursively) that has
+    /// Guests/build-guest.sh and Plugins/GuestBuilder. PackagePlugin (Swift 6.3)
+    /// gives a plugin the package it is applied in, not its own.
+    func locateGuestLibrary(from package: Package) throws -> URL {
+        let fm = FileManager.default
+        func isLibrary(_ url: URL) -> Bool { fm.fileExists(atPath: url.appending(path: "build-guest.sh").path()) }
+        if isLibrary(guestLibrary) { return guestLibrary }
+        var queue = [package], seen = Set<String>()
+        while !queue.isEmpty {
+            let p = queue.removeFirst()
+            guard seen.insert(p.id).inserted else { continue }
+            let guests = p.directoryURL.appending(path: "Guests")
+            if isLibrary(guests), fm.fileExists(atPath: p.directoryURL.appending(path: "Plugins/GuestBuilder").path()) {
+                return guests
+            }
+            queue += p.dependencies.map(\.package)
+        }
+        throw PluginError("GuestBuilder: swift-kvm's guest library is neither at \(guestLibrary.path()) nor in a dependency's Guests/ folder")
     }
 
     func parse(_ manifest: URL) throws -> [Entry] {
