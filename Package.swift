@@ -6,6 +6,14 @@ let package = Package(
     products: [
         .library(name: "KVMCore", targets: ["KVMCore"]),
         .executable(name: "kvmrun", targets: ["kvmrun"]),
+        // The test kit: guests in C beside Swift tests, as the kernel's KVM selftests
+        // (Sources/KVMTesting/KVMTesting.docc). GuestImage is the type the
+        // GuestBuilder plugin's generated files extend.
+        .library(name: "KVMTesting", targets: ["KVMTesting"]),
+        // The same without XCTest and Swift Testing (runners, benchmarks).
+        .library(name: "KVMTestingCore", targets: ["KVMTestingCore"]),
+        .library(name: "KVMGuestImage", targets: ["KVMGuestImage"]),
+        .plugin(name: "GuestBuilder", targets: ["GuestBuilder"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -15,12 +23,18 @@ let package = Package(
         .target(name: "CKVM"),
         // The library. Imports Glibc and CKVM only (no Foundation), so kvmrun starts fast.
         .target(name: "KVMCore", dependencies: ["CKVM"]),
+        // A guest program embedded as bytes; no dependencies.
+        .target(name: "KVMGuestImage"),
         // Test guests, built from source by the GuestBuilder plugin and embedded as bytes.
-        .target(name: "Guests", path: "Guests",
+        .target(name: "Guests", dependencies: ["KVMGuestImage"], path: "Guests",
                 exclude: ["src", "include", "lib", "build-guest.sh", "README.md"],
                 sources: ["Swift"],
                 plugins: ["GuestBuilder"]),
         .plugin(name: "GuestBuilder", capability: .buildTool()),
+        // The test-side API: run a GuestImage fresh or reset from a snapshot, stages,
+        // facts, guest failures as XCTest / Swift Testing issues at the guest's file:line.
+        .target(name: "KVMTestingCore", dependencies: ["KVMCore", "KVMGuestImage"]),
+        .target(name: "KVMTesting", dependencies: ["KVMTestingCore", "KVMCore", "KVMGuestImage"]),
         // The command line. Shipped statically linked (Scripts/release): no
         // dynamic loading at start, about half of a Swift program's start-up
         // cost and 3 MiB (kvm-bench). The manifest carries no unsafe flags, so
@@ -33,11 +47,15 @@ let package = Package(
         // The benchmark's baseline: the same work done with raw ioctls in C.
         .executableTarget(name: "kvm-baseline", path: "Sources/kvm-baseline"),
         // Prints the benchmark table: KVMCore and kvmrun against the C baseline.
-        .executableTarget(name: "kvm-bench", dependencies: ["KVMCore", "Guests"]),
+        .executableTarget(name: "kvm-bench", dependencies: ["KVMCore", "Guests", "KVMTestingCore"],
+                          exclude: ["guests"], plugins: ["GuestBuilder"]),
         // Runs inside the nested lab's L1 (Tools/nested-lab): checks that need KVMCore itself.
         .executableTarget(name: "nested-lab-runner", dependencies: ["KVMCore", "Guests"]),
         .testTarget(name: "KVMCoreTests", dependencies: ["KVMCore", "Guests"]),
         .testTarget(name: "kvmrunTests", dependencies: ["KVMCore", "Guests"]),
+        // The test kit's own tests; their guests are built by the plugin as a user's are.
+        .testTarget(name: "KVMTestingTests", dependencies: ["KVMTesting"],
+                    exclude: ["guests"], plugins: ["GuestBuilder"]),
     ],
     swiftLanguageModes: [.v5]
 )

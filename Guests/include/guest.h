@@ -51,16 +51,27 @@ void serial_put_dec(uint64_t v);
 uint64_t hostcall(uint32_t command, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3);
 void report(const char *key, uint64_t value);       /* HC_REPORT */
 void sync_stage(uint64_t stage);                    /* HC_SYNC */
+/* HC_SYNC, returning what the host's checkpoint replied (KVMTesting's
+ * Checkpoint.reply), or `stage` itself if it did not reply. */
+uint64_t sync_stage_value(uint64_t stage);
 NORETURN void done(uint64_t status);                /* HC_DONE, then halt */
 NORETURN void fail(const char *msg, uint64_t line, uint64_t a, uint64_t b); /* HC_FAIL */
 NORETURN void debug_exit(uint8_t value);            /* port 0xf4, then halt */
 NORETURN void halt(void);                           /* cli; hlt forever */
 
+/* Assertions (HC_FAIL with the message, __LINE__ and two values). The message
+ * literal carries the source file after its NUL, as ESC "file=" __FILE__: the
+ * host reads it as GuestFailure.file (KVMTesting reports the failure at that
+ * file and line); a host that does not know reads the message alone. */
+#define GUEST_FAIL_MESSAGE(msg) msg "\0" "\033file=" __FILE__
+#define GUEST_FAIL(msg) fail(GUEST_FAIL_MESSAGE(msg), __LINE__, 0, 0)
 #define GUEST_ASSERT(cond) \
-    do { if (!(cond)) fail("assertion failed: " #cond, __LINE__, 0, 0); } while (0)
-#define GUEST_ASSERT_EQ(a, b) \
+    do { if (!(cond)) fail(GUEST_FAIL_MESSAGE("assertion failed: " #cond), __LINE__, 0, 0); } while (0)
+#define GUEST_ASSERT_OP_(a, op, b) \
     do { uint64_t a_ = (uint64_t)(a), b_ = (uint64_t)(b); \
-         if (a_ != b_) fail("assertion failed: " #a " == " #b, __LINE__, a_, b_); } while (0)
+         if (!(a_ op b_)) fail(GUEST_FAIL_MESSAGE("assertion failed: " #a " " #op " " #b), __LINE__, a_, b_); } while (0)
+#define GUEST_ASSERT_EQ(a, b) GUEST_ASSERT_OP_(a, ==, b)
+#define GUEST_ASSERT_NE(a, b) GUEST_ASSERT_OP_(a, !=, b)
 
 /* ---- what the compiler may call even when freestanding ------------------ */
 void *memset(void *d, int c, size_t n);

@@ -50,6 +50,10 @@ void sync_stage(uint64_t stage) {
     hostcall(HC_SYNC, stage, 0, 0, 0);
 }
 
+uint64_t sync_stage_value(uint64_t stage) {
+    return hostcall(HC_SYNC, stage, 0, 0, 0);
+}
+
 void halt(void) {
     for (;;) { cli(); hlt(); }
 }

@@ -7,11 +7,16 @@
 _start:
         cli
         cld
+        /* 8 bytes a step (elf64.ld aligns both ends): on kvm_pvm a string
+         * store into a write-protected page (fresh RAM, or dirty-logged after
+         * a reset) is emulated one iteration at a time. The stack is not
+         * cleared (.stack, after __bss_end): 16 KiB of rep stosb cost 8 ms there. */
         lea __bss_start(%rip), %rdi
         lea __bss_end(%rip), %rcx
         sub %rdi, %rcx
+        shr $3, %rcx
         xor %eax, %eax
-        rep stosb
+        rep stosq
         lea guest_stack_top(%rip), %rsp
         xor %ebp, %ebp
         call main
@@ -21,7 +26,7 @@ _start:
         hlt
         jmp 1b
 
-        .section .bss
+        .section .stack, "aw", @nobits
         .balign 16
         .space 16384
 guest_stack_top:

@@ -2,7 +2,7 @@
 //
 //   Scripts/release   (the static release build, in .build-static)
 //   X/release/kvm-bench [--json] [--runs N] [--startup-runs N]
-//                       [--only exit|startup|boot|snapshot|swift-loop] [--svg PATH]
+//                       [--only exit|startup|boot|snapshot|testkit|swift-loop] [--svg PATH]
 //                       [--kvmrun PATH] [--baseline PATH]
 //
 // 1. Exit round trip: ns per exit of KVMCore's dispatching loop (Machine +
@@ -12,6 +12,7 @@
 //    processes (posix_spawn → wait4), and the peak RSS of each.
 // 3./4. Boot-to-exit and SMP bring-up (MachineBench.swift).
 // 5. Snapshots: restore, reset, VMs per second, RSS beyond guest (SnapshotBench.swift).
+// 6. The test kit: one test case on a fresh and on a reset machine (TestKitBench.swift).
 // kvmrun and kvm-baseline are taken from this executable's directory.
 import Glibc
 import Guests
@@ -27,6 +28,7 @@ struct Options {
     var runStartup = true
     var runBoot = true
     var runSnapshot = true
+    var runTestKit = true
     /// --svg PATH: a chart of restore time by guest memory size.
     var svgPath: String?
     /// --only swift-loop: KVMCore's loop alone, for profilers (callgrind, strace -c).
@@ -38,11 +40,11 @@ struct Options {
 func usage() -> Never {
     fputs("""
         usage: kvm-bench [--json] [--runs N] [--startup-runs N]
-                         [--only exit|startup|boot|snapshot|swift-loop] [--svg PATH]
+                         [--only exit|startup|boot|snapshot|testkit|swift-loop] [--svg PATH]
                          [--kvmrun PATH] [--baseline PATH]
           --runs N          exit-round-trip runs of each loop, after one warm-up (default 7)
           --startup-runs N  start-up runs of each program, after 3 warm-ups (default 30)
-          --only WHAT       run only the exit, start-up, boot or snapshot benchmark; swift-loop:
+          --only WHAT       run only the exit, start-up, boot, snapshot or testkit benchmark; swift-loop:
                             only KVMCore's loop, --runs times, no C and no table (for profilers)
           --svg PATH        write an SVG chart of snapshot restore time by guest memory size
           --kvmrun, --baseline PATH   other binaries than the ones next to kvm-bench
@@ -69,10 +71,11 @@ func parseOptions() -> Options {
         case "--startup-runs": o.startupRuns = count()
         case "--only":
             switch value() {
-            case "exit": o.runStartup = false; o.runBoot = false; o.runSnapshot = false
-            case "startup": o.runExit = false; o.runBoot = false; o.runSnapshot = false
-            case "boot": o.runExit = false; o.runStartup = false; o.runSnapshot = false
-            case "snapshot": o.runExit = false; o.runStartup = false; o.runBoot = false
+            case "exit": o.runStartup = false; o.runBoot = false; o.runSnapshot = false; o.runTestKit = false
+            case "startup": o.runExit = false; o.runBoot = false; o.runSnapshot = false; o.runTestKit = false
+            case "boot": o.runExit = false; o.runStartup = false; o.runSnapshot = false; o.runTestKit = false
+            case "snapshot": o.runExit = false; o.runStartup = false; o.runBoot = false; o.runTestKit = false
+            case "testkit": o.runExit = false; o.runStartup = false; o.runBoot = false; o.runSnapshot = false
             case "swift-loop": o.swiftLoopOnly = true
             default: usage()
             }
@@ -321,6 +324,7 @@ var exitBench: ExitBench?
 var startupBench: StartupBench?
 var bootBench: BootBench?
 var snapshotBench: SnapshotBench?
+var testKitBench: [TestKitBench]?
 do {
     for path in [baselinePath] + (options.runStartup || options.runBoot || options.runSnapshot ? [kvmrunPath] : []) where access(path, X_OK) != 0 {
         throw BenchError("\(path) is not an executable: build all products (Scripts/release), or pass --kvmrun/--baseline")
@@ -332,6 +336,7 @@ do {
         snapshotBench = try runSnapshotBench(runs: 11, svgPath: options.svgPath)
         if let path = options.svgPath { try writeTextFile(path, restoreSVG(snapshotBench!, host: host)) }
     }
+    if options.runTestKit { testKitBench = try runTestKitBench() }
 } catch {
     TempFiles.removeAll()
     fputs("kvm-bench: \(error)\n", stderr)
@@ -352,6 +357,7 @@ if let b = bootBench, b.fastestQEMU != nil {
     targets.append(Target(name: "boot-to-exit kvmrun/QEMU fastest", measured: 1 / b.speedup, limit: 0.05, unit: "x"))
 }
 if let s = snapshotBench { targets += snapshotTargets(s) }
+if let t = testKitBench { targets += testKitTargets(t) }
 
 if options.json {
     printJSON()
@@ -432,6 +438,7 @@ func printTable() {
         print("")
     }
     if let s = snapshotBench { printSnapshotTable(s, targets) }
+    if let t = testKitBench { printTestKitTable(t) }
     print("targets: " + targets.map { "\($0.name) \(fmt($0.measured, 3))\($0.unit == "x" ? "x" : " " + $0.unit) \($0.pass ? "PASS" : "MISS")" }.joined(separator: "; "))
 }
 
@@ -489,6 +496,7 @@ func printJSON() {
         """)
     }
     if let s = snapshotBench { parts.append(snapshotJSON(s, targets)) }
+    if let t = testKitBench { parts.append(testKitJSON(t)) }
     let targetList = targets.map {
         "{\"name\": \(jsonString($0.name)), \"measured\": \(jsonNumber($0.measured, 4)), \"limit\": \(jsonNumber($0.limit, 3)), \"unit\": \(jsonString($0.unit)), \"pass\": \($0.pass)}"
     }

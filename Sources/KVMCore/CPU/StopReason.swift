@@ -36,13 +36,24 @@ public struct GuestFailure: Sendable, Equatable, CustomStringConvertible {
     public let message: String
     public let line: UInt64
     public let values: (UInt64, UInt64)
+    /// The guest source file, when the message carries it after its NUL as
+    /// ESC "file=" PATH (the C library's GUEST_ASSERT does; Docs/PROTOCOL.md).
+    public let file: String?
+
+    public init(message: String, line: UInt64, values: (UInt64, UInt64), file: String? = nil) {
+        self.message = message
+        self.line = line
+        self.values = values
+        self.file = file
+    }
 
     public static func == (a: GuestFailure, b: GuestFailure) -> Bool {
-        a.message == b.message && a.line == b.line && a.values == b.values
+        a.message == b.message && a.line == b.line && a.values == b.values && a.file == b.file
     }
 
     public var description: String {
-        "guest assertion failed at line \(line): \(message) (\(hex(values.0)), \(hex(values.1)))"
+        let place = file.map { "\($0.split(separator: "/").last.map(String.init) ?? $0):\(line)" } ?? "line \(line)"
+        return "guest assertion failed at \(place): \(message) (\(hex(values.0)), \(hex(values.1)))"
     }
 }
 

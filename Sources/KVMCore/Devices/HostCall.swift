@@ -46,6 +46,15 @@ public final class HostCall: PortDevice {
         }
     }
 
+    /// The file a failure names after its message's NUL (ESC "file=" PATH), or nil.
+    private func failureFile(after address: UInt64, message: String) -> String? {
+        let count = UInt64(message.utf8.count)
+        guard count < 255, let marker = try? memory.cString(at: address + count + 1, maxLength: 6),
+              marker == "\u{1B}file=" else { return nil }
+        guard let path = try? memory.cString(at: address + count + 7, maxLength: 1024), !path.isEmpty else { return nil }
+        return path
+    }
+
     private func handle(block address: UInt64) throws -> DeviceAction {
         let magic: UInt32 = try memory.read(at: address)
         guard magic == HostCall.magic else {
@@ -65,8 +74,10 @@ public final class HostCall: PortDevice {
         case .done:
             return .stop(.done(status: try arg(0)))
         case .fail:
-            let message = try memory.cString(at: try arg(0), maxLength: 255)
-            return .stop(.failed(GuestFailure(message: message, line: try arg(1), values: (try arg(2), try arg(3)))))
+            let messageAddress = try arg(0)
+            let message = try memory.cString(at: messageAddress, maxLength: 255)
+            return .stop(.failed(GuestFailure(message: message, line: try arg(1), values: (try arg(2), try arg(3)),
+                                              file: failureFile(after: messageAddress, message: message))))
         case .sync:
             return .stop(.sync(stage: try arg(0)))
         case .dumpNested:

@@ -1,0 +1,5 @@
+#include "guest.h"
+
+int main(void) {
+    for (;;) __asm__ volatile("pause");
+}

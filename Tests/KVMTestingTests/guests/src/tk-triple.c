@@ -1,0 +1,6 @@
+#include "guest.h"
+
+int main(void) {
+    __asm__ volatile("ud2");   /* no IDT: #UD, #DF, shutdown */
+    return 0;
+}
