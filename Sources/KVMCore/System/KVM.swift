@@ -15,6 +15,16 @@ public final class KVM {
     /// loaded, and it costs about 0.5 ms a call on some hosts (every new vCPU needs it).
     private var cachedCPUID: CPUID?
     private let cpuidLock = Lock()
+    /// KVM_CHECK_EXTENSION answers by capability number, -1 until asked: they
+    /// cannot change while the module is loaded, and a snapshot reset asks
+    /// several on every call. Atomic loads and stores: two threads that ask at
+    /// once both ask KVM and store the same answer.
+    private let capabilityAnswers: UnsafeMutablePointer<Int32> = {
+        let answers = UnsafeMutablePointer<Int32>.allocate(capacity: KVM.cachedCapabilityLimit)
+        answers.initialize(repeating: -1, count: KVM.cachedCapabilityLimit)
+        return answers
+    }()
+    private static let cachedCapabilityLimit = 256
 
     /// Opens `path` and checks the API version. Errors name the cause a user can fix:
     /// a missing device (module not loaded, no hardware support) or permissions.
@@ -39,8 +49,21 @@ public final class KVM {
         self.vcpuMmapSize = Int(try handle.ioctl(.getVCPUMmapSize, value: 0))
     }
 
-    /// KVM_CHECK_EXTENSION: 0 when the capability is absent, else 1 or its value.
+    deinit { capabilityAnswers.deallocate() }
+
+    /// KVM_CHECK_EXTENSION: 0 when the capability is absent, else 1 or its value;
+    /// asked once per capability.
     public func check(_ capability: Capability) -> Int {
+        let number = Int(capability.rawValue)
+        guard number >= 0 && number < KVM.cachedCapabilityLimit else { return ask(capability) }
+        let known = ckvm_atomic_load(capabilityAnswers + number)
+        if known >= 0 { return Int(known) }
+        let answer = ask(capability)
+        ckvm_atomic_store(capabilityAnswers + number, Int32(clamping: answer))
+        return answer
+    }
+
+    private func ask(_ capability: Capability) -> Int {
         Int(max(0, ckvm_ioctl(handle.fd, CKVM_CHECK_EXTENSION, UInt(capability.rawValue))))
     }
 
