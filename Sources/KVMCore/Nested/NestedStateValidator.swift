@@ -111,259 +111,189 @@ public enum NestedStateViolation: Equatable, Sendable, CustomStringConvertible {
     case l1LongModeWithoutPAE(cr4: UInt64)
     case l1CR3Illegal(UInt64)
 
-    public var severity: NestedStateSeverity {
-        switch self {
-        case .sizeExceedsCapability, .gifSetOnVMX, .eferUnknown: return .warning
-        default: return .error
-        }
-    }
-
+    public var severity: NestedStateSeverity { entry.severity }
     /// The case name, e.g. "runPendingWithoutGuestMode".
-    public var name: String {
-        switch self {
-        case .noNestedStateSupport: return "noNestedStateSupport"
-        case .bufferTooSmall: return "bufferTooSmall"
-        case .sizeTooSmall: return "sizeTooSmall"
-        case .sizeExceedsBuffer: return "sizeExceedsBuffer"
-        case .sizeExceedsCapability: return "sizeExceedsCapability"
-        case .unknownFlags: return "unknownFlags"
-        case .runPendingWithoutGuestMode: return "runPendingWithoutGuestMode"
-        case .unknownFormat: return "unknownFormat"
-        case .formatMismatch: return "formatMismatch"
-        case .flagsNotForSVM: return "flagsNotForSVM"
-        case .gifSetOnVMX: return "gifSetOnVMX"
-        case .vmxOffWithSMMFlags: return "vmxOffWithSMMFlags"
-        case .vmxOffWithVMCS12Pointer: return "vmxOffWithVMCS12Pointer"
-        case .vmxOffWithFlags: return "vmxOffWithFlags"
-        case .vmxNotExposedToGuest: return "vmxNotExposedToGuest"
-        case .vmxonAddressInvalid: return "vmxonAddressInvalid"
-        case .smmGuestModeWithGuestMode: return "smmGuestModeWithGuestMode"
-        case .unknownSMMFlags: return "unknownSMMFlags"
-        case .unknownVMXHeaderFlags: return "unknownVMXHeaderFlags"
-        case .smmFlagsOutsideSMM: return "smmFlagsOutsideSMM"
-        case .guestModeInSMM: return "guestModeInSMM"
-        case .smmGuestModeWithoutSMMVMXON: return "smmGuestModeWithoutSMMVMXON"
-        case .evmcsNotEnabled: return "evmcsNotEnabled"
-        case .vmcs12Missing: return "vmcs12Missing"
-        case .vmcs12WithoutPointer: return "vmcs12WithoutPointer"
-        case .vmcs12AddressEqualsVMXON: return "vmcs12AddressEqualsVMXON"
-        case .vmcs12AddressInvalid: return "vmcs12AddressInvalid"
-        case .vmcs12BadRevision: return "vmcs12BadRevision"
-        case .shadowVMCS12Missing: return "shadowVMCS12Missing"
-        case .shadowVMCS12Invalid: return "shadowVMCS12Invalid"
-        case .svmDisabledInEFER: return "svmDisabledInEFER"
-        case .svmDisabledEmptyFlags: return "svmDisabledEmptyFlags"
-        case .eferUnknown: return "eferUnknown"
-        case .vmcbAddressInvalid: return "vmcbAddressInvalid"
-        case .vmcbMissing: return "vmcbMissing"
-        case .vmrunNotIntercepted: return "vmrunNotIntercepted"
-        case .asidZero: return "asidZero"
-        case .bitmapAddressInvalid: return "bitmapAddressInvalid"
-        case .l2CR0Invalid: return "l2CR0Invalid"
-        case .l1NotPagedProtectedMode: return "l1NotPagedProtectedMode"
-        case .l1InVirtual8086Mode: return "l1InVirtual8086Mode"
-        case .l1SVMEClear: return "l1SVMEClear"
-        case .l1CR0Invalid: return "l1CR0Invalid"
-        case .l1DebugRegistersInvalid: return "l1DebugRegistersInvalid"
-        case .l1LongModeWithoutPAE: return "l1LongModeWithoutPAE"
-        case .l1CR3Illegal: return "l1CR3Illegal"
-        }
-    }
-
+    public var name: String { entry.name }
     public var description: String { "\(severity.rawValue): \(message)" }
+    public var message: String { entry.message }
+    /// The kernel line that enforces the rule (or why userspace must).
+    public var kernelReference: String { entry.kernelReference }
 
-    public var message: String {
-        func hex(_ v: UInt64) -> String { NestedHex.string(v) }
-        switch self {
-        case .noNestedStateSupport:
-            return "KVM_CAP_NESTED_STATE = 0: host KVM has no nested state support"
-        case let .bufferTooSmall(n):
-            return "the buffer holds \(n) bytes, less than the \(NestedState.headerSize)-byte kvm_nested_state header"
-        case let .sizeTooSmall(size):
-            return "size \(size) is smaller than the \(NestedState.headerSize)-byte header"
-        case let .sizeExceedsBuffer(size, n):
-            return "size \(size) claims more bytes than the \(n) present; the kernel would read past the buffer"
-        case let .sizeExceedsCapability(size, cap):
-            return "size \(size) is larger than this host's KVM_CAP_NESTED_STATE (\(cap)); the excess is ignored"
-        case let .unknownFlags(bits):
-            return "unknown flag bits \(hex(UInt64(bits))) (known: GUEST_MODE, RUN_PENDING, EVMCS, MTF_PENDING, GIF_SET)"
-        case .runPendingWithoutGuestMode:
-            return "RUN_PENDING is set without GUEST_MODE"
-        case let .unknownFormat(f):
-            return "format \(f) is neither VMX (0) nor SVM (1)"
-        case let .formatMismatch(format, host):
-            return "the state's format is \(format) but the host uses \(host); nested state restores only on the same vendor"
-        case let .flagsNotForSVM(flags):
-            return "\(flags.description) are VMX-only flags; SVM accepts only GUEST_MODE, RUN_PENDING, GIF_SET"
-        case .gifSetOnVMX:
-            return "GIF_SET is an SVM flag; VMX ignores it"
-        case let .vmxOffWithSMMFlags(f):
-            return "vmxon_pa is -1 (VMX off) but SMM flags are set (\(f))"
-        case let .vmxOffWithVMCS12Pointer(pa):
-            return "vmxon_pa is -1 (VMX off) but vmcs12_pa is \(hex(pa)); it must be -1 too"
-        case let .vmxOffWithFlags(f):
-            return "vmxon_pa is -1 (VMX off) but flags \(f) are set; only EVMCS is allowed"
-        case .vmxNotExposedToGuest:
-            return "vmxon_pa is set but the guest CPUID does not advertise VMX (set CPUID before nested state)"
-        case let .vmxonAddressInvalid(pa):
-            return "vmxon_pa \(hex(pa)) is not a page-aligned, legal guest-physical address"
-        case .smmGuestModeWithGuestMode:
-            return "SMM GUEST_MODE and GUEST_MODE are both set"
-        case let .unknownSMMFlags(bits):
-            return "unknown SMM flag bits \(hex(UInt64(bits))) (known: GUEST_MODE, VMXON)"
-        case let .unknownVMXHeaderFlags(bits):
-            return "unknown VMX header flag bits \(hex(UInt64(bits))) (known: PREEMPTION_TIMER_DEADLINE)"
-        case let .smmFlagsOutsideSMM(f):
-            return "SMM flags (\(f)) are set but the vCPU is not in SMM (restore vCPU events first)"
-        case .guestModeInSMM:
-            return "the vCPU is in SMM, which cannot be combined with GUEST_MODE or RUN_PENDING"
-        case .smmGuestModeWithoutSMMVMXON:
-            return "SMM GUEST_MODE is set without SMM VMXON"
-        case .evmcsNotEnabled:
-            return "EVMCS is set but the enlightened VMCS capability is not enabled on the vCPU (or the guest lacks VMX)"
-        case let .vmcs12Missing(size):
-            return "size \(size) has no vmcs12 (needs \(NestedState.headerSize + VMCS12.pageSize)) but GUEST_MODE, EVMCS or vmcs12_pa says there is one"
-        case .vmcs12WithoutPointer:
-            return "a vmcs12 is present but vmcs12_pa is -1 and EVMCS is not set"
-        case let .vmcs12AddressEqualsVMXON(pa):
-            return "vmcs12_pa equals vmxon_pa (\(hex(pa)))"
-        case let .vmcs12AddressInvalid(pa):
-            return "vmcs12_pa \(hex(pa)) is not a page-aligned, legal guest-physical address"
-        case let .vmcs12BadRevision(rev):
-            return "vmcs12 revision \(hex(UInt64(rev))) is not VMCS12_REVISION \(hex(UInt64(VMCS12.revision)))"
-        case let .shadowVMCS12Missing(size):
-            return "vmcs12 enables VMCS shadowing with a link pointer but size \(size) has no shadow_vmcs12 (needs \(NestedState.headerSize + 2 * VMCS12.pageSize))"
-        case let .shadowVMCS12Invalid(rev, bit):
-            return "shadow_vmcs12 has revision \(hex(UInt64(rev)))\(bit ? "" : " and no shadow_vmcs bit"); it needs VMCS12_REVISION and the shadow bit"
-        case let .svmDisabledInEFER(f):
-            return "EFER.SVME is clear on the vCPU but flags are \(f); with SVME clear only GIF_SET (or nothing) is allowed — restore SREGS (EFER) first"
-        case .svmDisabledEmptyFlags:
-            return "EFER.SVME is clear and flags are 0: with SVM off the kernel accepts only GIF_SET (restore SREGS first)"
-        case .eferUnknown:
-            return "vCPU EFER unknown: GUEST_MODE needs EFER.SVME set, so restore SREGS before KVM_SET_NESTED_STATE"
-        case let .vmcbAddressInvalid(pa):
-            return "vmcb_pa \(hex(pa)) is not a page-aligned, legal guest-physical address"
-        case let .vmcbMissing(size):
-            return "GUEST_MODE is set but size \(size) has no vmcb12 (needs \(NestedState.headerSize + VMCB.pageSize))"
-        case .vmrunNotIntercepted:
-            return "vmcb12 control does not intercept VMRUN"
-        case .asidZero:
-            return "vmcb12 control has ASID 0"
-        case let .bitmapAddressInvalid(name, pa):
-            return "vmcb12 \(name) \(hex(pa)) is not a legal guest-physical address range"
-        case let .l2CR0Invalid(cr0):
-            return "the vCPU's (L2) CR0 \(hex(cr0)) has NW set with CD clear"
-        case let .l1NotPagedProtectedMode(cr0):
-            return "L1 save area CR0 \(hex(cr0)) lacks PG or PE (L1 must be in paged protected mode)"
-        case let .l1InVirtual8086Mode(rflags):
-            return "L1 save area RFLAGS \(hex(rflags)) has VM set"
-        case let .l1SVMEClear(efer):
-            return "L1 save area EFER \(hex(efer)) has SVME clear"
-        case let .l1CR0Invalid(cr0):
-            return "L1 save area CR0 \(hex(cr0)) has NW without CD, or bits above 31 set"
-        case let .l1DebugRegistersInvalid(dr6, dr7):
-            return "L1 save area DR6 \(hex(dr6)) / DR7 \(hex(dr7)) have bits above 31 set"
-        case let .l1LongModeWithoutPAE(cr4):
-            return "L1 save area has EFER.LME and CR0.PG but CR4 \(hex(cr4)) lacks PAE"
-        case let .l1CR3Illegal(cr3):
-            return "L1 save area CR3 \(hex(cr3)) exceeds the guest's physical address width"
+    /// Everything said about one violation, written once.
+    struct Entry {
+        let name: String
+        let severity: NestedStateSeverity
+        let message: String
+        let kernelReference: String
+
+        init(_ name: String, _ severity: NestedStateSeverity, _ message: String, kernel kernelReference: String) {
+            self.name = name
+            self.severity = severity
+            self.message = message
+            self.kernelReference = kernelReference
+        }
+
+        init(_ name: String, _ message: String, kernel kernelReference: String) {
+            self.init(name, .error, message, kernel: kernelReference)
         }
     }
 
-    /// The kernel line that enforces the rule (or why userspace must).
-    public var kernelReference: String {
-        let x86 = "arch/x86/kvm/x86.c kvm_arch_vcpu_ioctl(KVM_SET_NESTED_STATE): "
-        let vmx = "arch/x86/kvm/vmx/nested.c vmx_set_nested_state(): "
-        let svm = "arch/x86/kvm/svm/nested.c svm_set_nested_state(): "
-        let ctl = "arch/x86/kvm/svm/nested.c nested_vmcb_check_controls(): "
-        let save = "arch/x86/kvm/svm/nested.c nested_vmcb_check_save(): "
+    // Where the kernel checks live (each rule's reference starts with one).
+    private static let x86 = "arch/x86/kvm/x86.c kvm_arch_vcpu_ioctl(KVM_SET_NESTED_STATE): "
+    private static let vmx = "arch/x86/kvm/vmx/nested.c vmx_set_nested_state(): "
+    private static let svm = "arch/x86/kvm/svm/nested.c svm_set_nested_state(): "
+    private static let ctl = "arch/x86/kvm/svm/nested.c nested_vmcb_check_controls(): "
+    private static let save = "arch/x86/kvm/svm/nested.c nested_vmcb_check_save(): "
+    // Kernel lines that enforce two cases each.
+    private static let formatCheck = vmx + "if (kvm_state->format != KVM_STATE_NESTED_FORMAT_VMX); " + svm + "if (kvm_state->format != KVM_STATE_NESTED_FORMAT_SVM)"
+    private static let vmcs12AddressCheck = vmx + "if (kvm_state->hdr.vmx.vmcs12_pa == kvm_state->hdr.vmx.vmxon_pa || !page_address_valid(vcpu, kvm_state->hdr.vmx.vmcs12_pa))"
+    private static let svmEFERCheck = svm + "if (!(vcpu->arch.efer & EFER_SVME) && kvm_state->flags && kvm_state->flags != KVM_STATE_NESTED_GIF_SET) return -EINVAL;"
+
+    /// The table: one entry per case with its name, severity, message and the kernel
+    /// line it mirrors. The checks that report each case are `NestedStateValidator.rules`.
+    var entry: Entry {
+        typealias V = NestedStateViolation
+        func hex(_ v: UInt64) -> String { NestedHex.string(v) }
+        let header = NestedState.headerSize
         switch self {
+        // Generic (x86.c)
         case .noNestedStateSupport:
-            return x86 + "if (!kvm_x86_ops.nested_ops->set_state) (KVM_CAP_NESTED_STATE is 0 without nested ops)"
-        case .bufferTooSmall:
-            return x86 + "copy_from_user(&kvm_state, user_kvm_nested_state, sizeof(kvm_state)) -> EFAULT"
-        case .sizeTooSmall:
-            return x86 + "if (kvm_state.size < sizeof(kvm_state))"
-        case .sizeExceedsBuffer:
-            return "no kernel check: the vendor code copy_from_user()s the data region trusting kvm_state->size"
-        case .sizeExceedsCapability:
-            return "no kernel check: KVM reads only the pages it knows and ignores the rest"
-        case .unknownFlags:
-            return x86 + "if (kvm_state.flags & ~(KVM_STATE_NESTED_RUN_PENDING | KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_EVMCS | KVM_STATE_NESTED_MTF_PENDING | KVM_STATE_NESTED_GIF_SET))"
+            return Entry("noNestedStateSupport", "KVM_CAP_NESTED_STATE = 0: host KVM has no nested state support",
+                         kernel: V.x86 + "if (!kvm_x86_ops.nested_ops->set_state) (KVM_CAP_NESTED_STATE is 0 without nested ops)")
+        case let .bufferTooSmall(n):
+            return Entry("bufferTooSmall", "the buffer holds \(n) bytes, less than the \(header)-byte kvm_nested_state header",
+                         kernel: V.x86 + "copy_from_user(&kvm_state, user_kvm_nested_state, sizeof(kvm_state)) -> EFAULT")
+        case let .sizeTooSmall(size):
+            return Entry("sizeTooSmall", "size \(size) is smaller than the \(header)-byte header",
+                         kernel: V.x86 + "if (kvm_state.size < sizeof(kvm_state))")
+        case let .sizeExceedsBuffer(size, n):
+            return Entry("sizeExceedsBuffer", "size \(size) claims more bytes than the \(n) present; the kernel would read past the buffer",
+                         kernel: "no kernel check: the vendor code copy_from_user()s the data region trusting kvm_state->size")
+        case let .sizeExceedsCapability(size, cap):
+            return Entry("sizeExceedsCapability", .warning, "size \(size) is larger than this host's KVM_CAP_NESTED_STATE (\(cap)); the excess is ignored",
+                         kernel: "no kernel check: KVM reads only the pages it knows and ignores the rest")
+        case let .unknownFlags(bits):
+            return Entry("unknownFlags", "unknown flag bits \(hex(UInt64(bits))) (known: GUEST_MODE, RUN_PENDING, EVMCS, MTF_PENDING, GIF_SET)",
+                         kernel: V.x86 + "if (kvm_state.flags & ~(KVM_STATE_NESTED_RUN_PENDING | KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_EVMCS | KVM_STATE_NESTED_MTF_PENDING | KVM_STATE_NESTED_GIF_SET))")
         case .runPendingWithoutGuestMode:
-            return x86 + "if ((kvm_state.flags & KVM_STATE_NESTED_RUN_PENDING) && !(kvm_state.flags & KVM_STATE_NESTED_GUEST_MODE))"
-        case .unknownFormat, .formatMismatch:
-            return vmx + "if (kvm_state->format != KVM_STATE_NESTED_FORMAT_VMX); " + svm + "if (kvm_state->format != KVM_STATE_NESTED_FORMAT_SVM)"
-        case .flagsNotForSVM:
-            return svm + "if (kvm_state->flags & ~(KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_RUN_PENDING | KVM_STATE_NESTED_GIF_SET))"
+            return Entry("runPendingWithoutGuestMode", "RUN_PENDING is set without GUEST_MODE",
+                         kernel: V.x86 + "if ((kvm_state.flags & KVM_STATE_NESTED_RUN_PENDING) && !(kvm_state.flags & KVM_STATE_NESTED_GUEST_MODE))")
+        // Format
+        case let .unknownFormat(f):
+            return Entry("unknownFormat", "format \(f) is neither VMX (0) nor SVM (1)", kernel: V.formatCheck)
+        case let .formatMismatch(format, host):
+            return Entry("formatMismatch", "the state's format is \(format) but the host uses \(host); nested state restores only on the same vendor",
+                         kernel: V.formatCheck)
+        case let .flagsNotForSVM(flags):
+            return Entry("flagsNotForSVM", "\(flags.description) are VMX-only flags; SVM accepts only GUEST_MODE, RUN_PENDING, GIF_SET",
+                         kernel: V.svm + "if (kvm_state->flags & ~(KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_RUN_PENDING | KVM_STATE_NESTED_GIF_SET))")
         case .gifSetOnVMX:
-            return "vmx_set_nested_state() never reads KVM_STATE_NESTED_GIF_SET (rejected only via `if (kvm_state->flags & ~KVM_STATE_NESTED_EVMCS)` when vmxon_pa is -1)"
-        case .vmxOffWithSMMFlags:
-            return vmx + "if (kvm_state->hdr.vmx.vmxon_pa == INVALID_GPA) { if (kvm_state->hdr.vmx.smm.flags) return -EINVAL;"
-        case .vmxOffWithVMCS12Pointer:
-            return vmx + "if (kvm_state->hdr.vmx.vmxon_pa == INVALID_GPA) { … if (kvm_state->hdr.vmx.vmcs12_pa != INVALID_GPA) return -EINVAL;"
-        case .vmxOffWithFlags:
-            return vmx + "if (kvm_state->hdr.vmx.vmxon_pa == INVALID_GPA) { … if (kvm_state->flags & ~KVM_STATE_NESTED_EVMCS) return -EINVAL;"
+            return Entry("gifSetOnVMX", .warning, "GIF_SET is an SVM flag; VMX ignores it",
+                         kernel: "vmx_set_nested_state() never reads KVM_STATE_NESTED_GIF_SET (rejected only via `if (kvm_state->flags & ~KVM_STATE_NESTED_EVMCS)` when vmxon_pa is -1)")
+        // VMX
+        case let .vmxOffWithSMMFlags(f):
+            return Entry("vmxOffWithSMMFlags", "vmxon_pa is -1 (VMX off) but SMM flags are set (\(f))",
+                         kernel: V.vmx + "if (kvm_state->hdr.vmx.vmxon_pa == INVALID_GPA) { if (kvm_state->hdr.vmx.smm.flags) return -EINVAL;")
+        case let .vmxOffWithVMCS12Pointer(pa):
+            return Entry("vmxOffWithVMCS12Pointer", "vmxon_pa is -1 (VMX off) but vmcs12_pa is \(hex(pa)); it must be -1 too",
+                         kernel: V.vmx + "if (kvm_state->hdr.vmx.vmxon_pa == INVALID_GPA) { … if (kvm_state->hdr.vmx.vmcs12_pa != INVALID_GPA) return -EINVAL;")
+        case let .vmxOffWithFlags(f):
+            return Entry("vmxOffWithFlags", "vmxon_pa is -1 (VMX off) but flags \(f) are set; only EVMCS is allowed",
+                         kernel: V.vmx + "if (kvm_state->hdr.vmx.vmxon_pa == INVALID_GPA) { … if (kvm_state->flags & ~KVM_STATE_NESTED_EVMCS) return -EINVAL;")
         case .vmxNotExposedToGuest:
-            return vmx + "if (!guest_cpu_cap_has(vcpu, X86_FEATURE_VMX)) return -EINVAL; (older kernels: nested_vmx_allowed(vcpu))"
-        case .vmxonAddressInvalid:
-            return vmx + "if (!page_address_valid(vcpu, kvm_state->hdr.vmx.vmxon_pa))"
+            return Entry("vmxNotExposedToGuest", "vmxon_pa is set but the guest CPUID does not advertise VMX (set CPUID before nested state)",
+                         kernel: V.vmx + "if (!guest_cpu_cap_has(vcpu, X86_FEATURE_VMX)) return -EINVAL; (older kernels: nested_vmx_allowed(vcpu))")
+        case let .vmxonAddressInvalid(pa):
+            return Entry("vmxonAddressInvalid", "vmxon_pa \(hex(pa)) is not a page-aligned, legal guest-physical address",
+                         kernel: V.vmx + "if (!page_address_valid(vcpu, kvm_state->hdr.vmx.vmxon_pa))")
         case .smmGuestModeWithGuestMode:
-            return vmx + "if ((kvm_state->hdr.vmx.smm.flags & KVM_STATE_NESTED_SMM_GUEST_MODE) && (kvm_state->flags & KVM_STATE_NESTED_GUEST_MODE))"
-        case .unknownSMMFlags:
-            return vmx + "if (kvm_state->hdr.vmx.smm.flags & ~(KVM_STATE_NESTED_SMM_GUEST_MODE | KVM_STATE_NESTED_SMM_VMXON))"
-        case .unknownVMXHeaderFlags:
-            return vmx + "if (kvm_state->hdr.vmx.flags & ~KVM_STATE_VMX_PREEMPTION_TIMER_DEADLINE)"
-        case .smmFlagsOutsideSMM:
-            return vmx + "if (is_smm(vcpu) ? (kvm_state->flags & (KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_RUN_PENDING)) : kvm_state->hdr.vmx.smm.flags)"
+            return Entry("smmGuestModeWithGuestMode", "SMM GUEST_MODE and GUEST_MODE are both set",
+                         kernel: V.vmx + "if ((kvm_state->hdr.vmx.smm.flags & KVM_STATE_NESTED_SMM_GUEST_MODE) && (kvm_state->flags & KVM_STATE_NESTED_GUEST_MODE))")
+        case let .unknownSMMFlags(bits):
+            return Entry("unknownSMMFlags", "unknown SMM flag bits \(hex(UInt64(bits))) (known: GUEST_MODE, VMXON)",
+                         kernel: V.vmx + "if (kvm_state->hdr.vmx.smm.flags & ~(KVM_STATE_NESTED_SMM_GUEST_MODE | KVM_STATE_NESTED_SMM_VMXON))")
+        case let .unknownVMXHeaderFlags(bits):
+            return Entry("unknownVMXHeaderFlags", "unknown VMX header flag bits \(hex(UInt64(bits))) (known: PREEMPTION_TIMER_DEADLINE)",
+                         kernel: V.vmx + "if (kvm_state->hdr.vmx.flags & ~KVM_STATE_VMX_PREEMPTION_TIMER_DEADLINE)")
+        case let .smmFlagsOutsideSMM(f):
+            return Entry("smmFlagsOutsideSMM", "SMM flags (\(f)) are set but the vCPU is not in SMM (restore vCPU events first)",
+                         kernel: V.vmx + "if (is_smm(vcpu) ? (kvm_state->flags & (KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_RUN_PENDING)) : kvm_state->hdr.vmx.smm.flags)")
         case .guestModeInSMM:
-            return vmx + "if (is_smm(vcpu) ? (kvm_state->flags & (KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_RUN_PENDING)) : …); " + svm + "if (is_smm(vcpu) && (kvm_state->flags & KVM_STATE_NESTED_GUEST_MODE))"
+            return Entry("guestModeInSMM", "the vCPU is in SMM, which cannot be combined with GUEST_MODE or RUN_PENDING",
+                         kernel: V.vmx + "if (is_smm(vcpu) ? (kvm_state->flags & (KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_RUN_PENDING)) : …); " + V.svm + "if (is_smm(vcpu) && (kvm_state->flags & KVM_STATE_NESTED_GUEST_MODE))")
         case .smmGuestModeWithoutSMMVMXON:
-            return vmx + "if ((kvm_state->hdr.vmx.smm.flags & KVM_STATE_NESTED_SMM_GUEST_MODE) && !(kvm_state->hdr.vmx.smm.flags & KVM_STATE_NESTED_SMM_VMXON))"
+            return Entry("smmGuestModeWithoutSMMVMXON", "SMM GUEST_MODE is set without SMM VMXON",
+                         kernel: V.vmx + "if ((kvm_state->hdr.vmx.smm.flags & KVM_STATE_NESTED_SMM_GUEST_MODE) && !(kvm_state->hdr.vmx.smm.flags & KVM_STATE_NESTED_SMM_VMXON))")
         case .evmcsNotEnabled:
-            return vmx + "if ((kvm_state->flags & KVM_STATE_NESTED_EVMCS) && (!guest_cpu_cap_has(vcpu, X86_FEATURE_VMX) || !vmx->nested.enlightened_vmcs_enabled))"
-        case .vmcs12Missing:
-            return vmx + "if (kvm_state->size < sizeof(*kvm_state) + sizeof(*vmcs12)) { if ((kvm_state->flags & KVM_STATE_NESTED_GUEST_MODE) || (kvm_state->flags & KVM_STATE_NESTED_EVMCS) || (kvm_state->hdr.vmx.vmcs12_pa != INVALID_GPA)) return -EINVAL;"
+            return Entry("evmcsNotEnabled", "EVMCS is set but the enlightened VMCS capability is not enabled on the vCPU (or the guest lacks VMX)",
+                         kernel: V.vmx + "if ((kvm_state->flags & KVM_STATE_NESTED_EVMCS) && (!guest_cpu_cap_has(vcpu, X86_FEATURE_VMX) || !vmx->nested.enlightened_vmcs_enabled))")
+        case let .vmcs12Missing(size):
+            return Entry("vmcs12Missing", "size \(size) has no vmcs12 (needs \(header + VMCS12.pageSize)) but GUEST_MODE, EVMCS or vmcs12_pa says there is one",
+                         kernel: V.vmx + "if (kvm_state->size < sizeof(*kvm_state) + sizeof(*vmcs12)) { if ((kvm_state->flags & KVM_STATE_NESTED_GUEST_MODE) || (kvm_state->flags & KVM_STATE_NESTED_EVMCS) || (kvm_state->hdr.vmx.vmcs12_pa != INVALID_GPA)) return -EINVAL;")
         case .vmcs12WithoutPointer:
-            return vmx + "if (kvm_state->hdr.vmx.vmcs12_pa != INVALID_GPA) { … } else if (kvm_state->flags & KVM_STATE_NESTED_EVMCS) { … } else { return -EINVAL; }"
-        case .vmcs12AddressEqualsVMXON, .vmcs12AddressInvalid:
-            return vmx + "if (kvm_state->hdr.vmx.vmcs12_pa == kvm_state->hdr.vmx.vmxon_pa || !page_address_valid(vcpu, kvm_state->hdr.vmx.vmcs12_pa))"
-        case .vmcs12BadRevision:
-            return vmx + "if (vmcs12->hdr.revision_id != VMCS12_REVISION)"
-        case .shadowVMCS12Missing:
-            return vmx + "if (nested_cpu_has_shadow_vmcs(vmcs12) && vmcs12->vmcs_link_pointer != INVALID_GPA) { … if (kvm_state->size < sizeof(*kvm_state) + sizeof(user_vmx_nested_state->vmcs12) + sizeof(*shadow_vmcs12)) goto error_guest_mode;"
-        case .shadowVMCS12Invalid:
-            return "arch/x86/kvm/vmx/nested.c nested_vmx_check_restored_vmcs12(): if (shadow_vmcs12->hdr.revision_id != VMCS12_REVISION || !shadow_vmcs12->hdr.shadow_vmcs)"
-        case .svmDisabledInEFER, .eferUnknown:
-            return svm + "if (!(vcpu->arch.efer & EFER_SVME) && kvm_state->flags && kvm_state->flags != KVM_STATE_NESTED_GIF_SET) return -EINVAL;"
+            return Entry("vmcs12WithoutPointer", "a vmcs12 is present but vmcs12_pa is -1 and EVMCS is not set",
+                         kernel: V.vmx + "if (kvm_state->hdr.vmx.vmcs12_pa != INVALID_GPA) { … } else if (kvm_state->flags & KVM_STATE_NESTED_EVMCS) { … } else { return -EINVAL; }")
+        case let .vmcs12AddressEqualsVMXON(pa):
+            return Entry("vmcs12AddressEqualsVMXON", "vmcs12_pa equals vmxon_pa (\(hex(pa)))", kernel: V.vmcs12AddressCheck)
+        case let .vmcs12AddressInvalid(pa):
+            return Entry("vmcs12AddressInvalid", "vmcs12_pa \(hex(pa)) is not a page-aligned, legal guest-physical address",
+                         kernel: V.vmcs12AddressCheck)
+        case let .vmcs12BadRevision(rev):
+            return Entry("vmcs12BadRevision", "vmcs12 revision \(hex(UInt64(rev))) is not VMCS12_REVISION \(hex(UInt64(VMCS12.revision)))",
+                         kernel: V.vmx + "if (vmcs12->hdr.revision_id != VMCS12_REVISION)")
+        case let .shadowVMCS12Missing(size):
+            return Entry("shadowVMCS12Missing", "vmcs12 enables VMCS shadowing with a link pointer but size \(size) has no shadow_vmcs12 (needs \(header + 2 * VMCS12.pageSize))",
+                         kernel: V.vmx + "if (nested_cpu_has_shadow_vmcs(vmcs12) && vmcs12->vmcs_link_pointer != INVALID_GPA) { … if (kvm_state->size < sizeof(*kvm_state) + sizeof(user_vmx_nested_state->vmcs12) + sizeof(*shadow_vmcs12)) goto error_guest_mode;")
+        case let .shadowVMCS12Invalid(rev, bit):
+            return Entry("shadowVMCS12Invalid", "shadow_vmcs12 has revision \(hex(UInt64(rev)))\(bit ? "" : " and no shadow_vmcs bit"); it needs VMCS12_REVISION and the shadow bit",
+                         kernel: "arch/x86/kvm/vmx/nested.c nested_vmx_check_restored_vmcs12(): if (shadow_vmcs12->hdr.revision_id != VMCS12_REVISION || !shadow_vmcs12->hdr.shadow_vmcs)")
+        // SVM
+        case let .svmDisabledInEFER(f):
+            return Entry("svmDisabledInEFER", "EFER.SVME is clear on the vCPU but flags are \(f); with SVME clear only GIF_SET (or nothing) is allowed — restore SREGS (EFER) first",
+                         kernel: V.svmEFERCheck)
         case .svmDisabledEmptyFlags:
-            return svm + "if (!(vcpu->arch.efer & EFER_SVME)) { if (kvm_state->flags != KVM_STATE_NESTED_GIF_SET) return -EINVAL; } (measured on 6.1 in the nested lab)"
-        case .vmcbAddressInvalid:
-            return svm + "if (!page_address_valid(vcpu, kvm_state->hdr.svm.vmcb_pa))"
-        case .vmcbMissing:
-            return svm + "if (kvm_state->size < sizeof(*kvm_state) + KVM_STATE_NESTED_SVM_VMCB_SIZE)"
+            return Entry("svmDisabledEmptyFlags", "EFER.SVME is clear and flags are 0: with SVM off the kernel accepts only GIF_SET (restore SREGS first)",
+                         kernel: V.svm + "if (!(vcpu->arch.efer & EFER_SVME)) { if (kvm_state->flags != KVM_STATE_NESTED_GIF_SET) return -EINVAL; } (measured on 6.1 in the nested lab)")
+        case .eferUnknown:
+            return Entry("eferUnknown", .warning, "vCPU EFER unknown: GUEST_MODE needs EFER.SVME set, so restore SREGS before KVM_SET_NESTED_STATE",
+                         kernel: V.svmEFERCheck)
+        case let .vmcbAddressInvalid(pa):
+            return Entry("vmcbAddressInvalid", "vmcb_pa \(hex(pa)) is not a page-aligned, legal guest-physical address",
+                         kernel: V.svm + "if (!page_address_valid(vcpu, kvm_state->hdr.svm.vmcb_pa))")
+        case let .vmcbMissing(size):
+            return Entry("vmcbMissing", "GUEST_MODE is set but size \(size) has no vmcb12 (needs \(header + VMCB.pageSize))",
+                         kernel: V.svm + "if (kvm_state->size < sizeof(*kvm_state) + KVM_STATE_NESTED_SVM_VMCB_SIZE)")
         case .vmrunNotIntercepted:
-            return ctl + "if (CC(!vmcb12_is_intercept(control, INTERCEPT_VMRUN)))"
+            return Entry("vmrunNotIntercepted", "vmcb12 control does not intercept VMRUN",
+                         kernel: V.ctl + "if (CC(!vmcb12_is_intercept(control, INTERCEPT_VMRUN)))")
         case .asidZero:
-            return ctl + "if (CC(control->asid == 0))"
-        case .bitmapAddressInvalid:
-            return ctl + "if (CC(!nested_svm_check_bitmap_pa(vcpu, control->msrpm_base_pa, MSRPM_SIZE))) / (…iopm_base_pa, IOPM_SIZE)"
-        case .l2CR0Invalid:
-            return svm + "cr0 = kvm_read_cr0(vcpu); if (((cr0 & X86_CR0_CD) == 0) && (cr0 & X86_CR0_NW)) goto out_free;"
-        case .l1NotPagedProtectedMode:
-            return svm + "if (!(save->cr0 & X86_CR0_PG) || !(save->cr0 & X86_CR0_PE) || …"
-        case .l1InVirtual8086Mode:
-            return svm + "if (… || (save->rflags & X86_EFLAGS_VM) || …"
-        case .l1SVMEClear:
-            return save + "if (CC(!(save->efer & EFER_SVME)))"
-        case .l1CR0Invalid:
-            return save + "if (CC((save->cr0 & X86_CR0_CD) == 0 && (save->cr0 & X86_CR0_NW)) || CC(save->cr0 & ~0xffffffffULL))"
-        case .l1DebugRegistersInvalid:
-            return save + "if (CC(!kvm_dr6_valid(save->dr6)) || CC(!kvm_dr7_valid(save->dr7)))"
-        case .l1LongModeWithoutPAE:
-            return save + "if ((save->efer & EFER_LME) && (save->cr0 & X86_CR0_PG)) { if (CC(!(save->cr4 & X86_CR4_PAE)) || CC(!(save->cr0 & X86_CR0_PE)) || …"
-        case .l1CR3Illegal:
-            return save + "… || CC(kvm_vcpu_is_illegal_gpa(vcpu, save->cr3)) (newer: !kvm_vcpu_is_legal_cr3)"
+            return Entry("asidZero", "vmcb12 control has ASID 0", kernel: V.ctl + "if (CC(control->asid == 0))")
+        case let .bitmapAddressInvalid(name, pa):
+            return Entry("bitmapAddressInvalid", "vmcb12 \(name) \(hex(pa)) is not a legal guest-physical address range",
+                         kernel: V.ctl + "if (CC(!nested_svm_check_bitmap_pa(vcpu, control->msrpm_base_pa, MSRPM_SIZE))) / (…iopm_base_pa, IOPM_SIZE)")
+        case let .l2CR0Invalid(cr0):
+            return Entry("l2CR0Invalid", "the vCPU's (L2) CR0 \(hex(cr0)) has NW set with CD clear",
+                         kernel: V.svm + "cr0 = kvm_read_cr0(vcpu); if (((cr0 & X86_CR0_CD) == 0) && (cr0 & X86_CR0_NW)) goto out_free;")
+        case let .l1NotPagedProtectedMode(cr0):
+            return Entry("l1NotPagedProtectedMode", "L1 save area CR0 \(hex(cr0)) lacks PG or PE (L1 must be in paged protected mode)",
+                         kernel: V.svm + "if (!(save->cr0 & X86_CR0_PG) || !(save->cr0 & X86_CR0_PE) || …")
+        case let .l1InVirtual8086Mode(rflags):
+            return Entry("l1InVirtual8086Mode", "L1 save area RFLAGS \(hex(rflags)) has VM set",
+                         kernel: V.svm + "if (… || (save->rflags & X86_EFLAGS_VM) || …")
+        case let .l1SVMEClear(efer):
+            return Entry("l1SVMEClear", "L1 save area EFER \(hex(efer)) has SVME clear", kernel: V.save + "if (CC(!(save->efer & EFER_SVME)))")
+        case let .l1CR0Invalid(cr0):
+            return Entry("l1CR0Invalid", "L1 save area CR0 \(hex(cr0)) has NW without CD, or bits above 31 set",
+                         kernel: V.save + "if (CC((save->cr0 & X86_CR0_CD) == 0 && (save->cr0 & X86_CR0_NW)) || CC(save->cr0 & ~0xffffffffULL))")
+        case let .l1DebugRegistersInvalid(dr6, dr7):
+            return Entry("l1DebugRegistersInvalid", "L1 save area DR6 \(hex(dr6)) / DR7 \(hex(dr7)) have bits above 31 set",
+                         kernel: V.save + "if (CC(!kvm_dr6_valid(save->dr6)) || CC(!kvm_dr7_valid(save->dr7)))")
+        case let .l1LongModeWithoutPAE(cr4):
+            return Entry("l1LongModeWithoutPAE", "L1 save area has EFER.LME and CR0.PG but CR4 \(hex(cr4)) lacks PAE",
+                         kernel: V.save + "if ((save->efer & EFER_LME) && (save->cr0 & X86_CR0_PG)) { if (CC(!(save->cr4 & X86_CR4_PAE)) || CC(!(save->cr0 & X86_CR0_PE)) || …")
+        case let .l1CR3Illegal(cr3):
+            return Entry("l1CR3Illegal", "L1 save area CR3 \(hex(cr3)) exceeds the guest's physical address width",
+                         kernel: V.save + "… || CC(kvm_vcpu_is_illegal_gpa(vcpu, save->cr3)) (newer: !kvm_vcpu_is_legal_cr3)")
         }
     }
 }
@@ -452,9 +382,7 @@ public enum NestedStateValidator {
     static func isSVM(_ s: NestedState) -> Bool { s.svm != nil }
     static func isVMX(_ s: NestedState) -> Bool { s.vmx != nil }
 
-    static let cr0PE: UInt64 = 1 << 0, cr0NW: UInt64 = 1 << 29, cr0CD: UInt64 = 1 << 30, cr0PG: UInt64 = 1 << 31
-    static let cr4PAE: UInt64 = 1 << 5
-    static let eferLME: UInt64 = 1 << 8, eferSVME: UInt64 = 1 << 12
+    // CR0, CR4 and EFER bits: `ControlRegister` and `EFER` (CPU/ModeSetup.swift).
     static let rflagsVM: UInt64 = 1 << 17
 
     // MARK: Rules
@@ -590,7 +518,7 @@ public enum NestedStateValidator {
 
     static let svmRules: [NestedStateRule] = [
         NestedStateRule("svm-efer-svme") { s, c in
-            guard isSVM(s), let efer = c.efer, efer & eferSVME == 0 else { return nil }
+            guard isSVM(s), let efer = c.efer, efer & EFER.svme == 0 else { return nil }
             if s.flags.isEmpty { return .svmDisabledEmptyFlags }
             return s.flags != .gifSet ? .svmDisabledInEFER(s.flags) : nil
         },
@@ -617,11 +545,11 @@ public enum NestedStateValidator {
         NestedStateRule("vmcb-msrpm") { s, c in bitmapRule(s, c, "msrpm_base_pa", \.msrpmBasePA, 0x2000) },
         NestedStateRule("vmcb-iopm") { s, c in bitmapRule(s, c, "iopm_base_pa", \.iopmBasePA, 0x3000) },
         NestedStateRule("l2-cr0") { s, c in
-            guard loadedVMCB(s) != nil, let cr0 = c.cr0, cr0 & cr0CD == 0, cr0 & cr0NW != 0 else { return nil }
+            guard loadedVMCB(s) != nil, let cr0 = c.cr0, cr0 & ControlRegister.cd == 0, cr0 & ControlRegister.nw != 0 else { return nil }
             return .l2CR0Invalid(cr0)
         },
         NestedStateRule("l1-paged-protected") { s, _ in
-            guard let v = loadedVMCB(s), v.save.cr0 & cr0PG == 0 || v.save.cr0 & cr0PE == 0 else { return nil }
+            guard let v = loadedVMCB(s), v.save.cr0 & ControlRegister.pg == 0 || v.save.cr0 & ControlRegister.pe == 0 else { return nil }
             return .l1NotPagedProtectedMode(cr0: v.save.cr0)
         },
         NestedStateRule("l1-not-vm86") { s, _ in
@@ -629,25 +557,25 @@ public enum NestedStateValidator {
             return .l1InVirtual8086Mode(rflags: v.save.rflags)
         },
         NestedStateRule("l1-svme") { s, _ in
-            guard let v = loadedVMCB(s), v.save.efer & eferSVME == 0 else { return nil }
+            guard let v = loadedVMCB(s), v.save.efer & EFER.svme == 0 else { return nil }
             return .l1SVMEClear(efer: v.save.efer)
         },
         NestedStateRule("l1-cr0") { s, _ in
             guard let v = loadedVMCB(s) else { return nil }
             let cr0 = v.save.cr0
-            return (cr0 & cr0CD == 0 && cr0 & cr0NW != 0) || cr0 >> 32 != 0 ? .l1CR0Invalid(cr0) : nil
+            return (cr0 & ControlRegister.cd == 0 && cr0 & ControlRegister.nw != 0) || cr0 >> 32 != 0 ? .l1CR0Invalid(cr0) : nil
         },
         NestedStateRule("l1-debug-registers") { s, _ in
             guard let v = loadedVMCB(s), v.save.dr6 >> 32 != 0 || v.save.dr7 >> 32 != 0 else { return nil }
             return .l1DebugRegistersInvalid(dr6: v.save.dr6, dr7: v.save.dr7)
         },
         NestedStateRule("l1-long-mode-pae") { s, _ in
-            guard let v = loadedVMCB(s), v.save.efer & eferLME != 0, v.save.cr0 & cr0PG != 0,
-                  v.save.cr4 & cr4PAE == 0 else { return nil }
+            guard let v = loadedVMCB(s), v.save.efer & EFER.lme != 0, v.save.cr0 & ControlRegister.pg != 0,
+                  v.save.cr4 & ControlRegister.pae == 0 else { return nil }
             return .l1LongModeWithoutPAE(cr4: v.save.cr4)
         },
         NestedStateRule("l1-cr3") { s, c in
-            guard let v = loadedVMCB(s), v.save.efer & eferLME != 0, v.save.cr0 & cr0PG != 0,
+            guard let v = loadedVMCB(s), v.save.efer & EFER.lme != 0, v.save.cr0 & ControlRegister.pg != 0,
                   let bits = c.maxPhysAddrBits, bits > 0, bits < 64, v.save.cr3 >> UInt64(bits) != 0 else { return nil }
             return .l1CR3Illegal(v.save.cr3)
         },
