@@ -27,9 +27,6 @@ struct ValidatorCase {
     var editBytes: ((inout [UInt8]) -> Void)? = nil
 }
 
-private let svme: UInt64 = 1 << 12
-private let cr0PE: UInt64 = 1, cr0NW: UInt64 = 1 << 29, cr0CD: UInt64 = 1 << 30, cr0PG: UInt64 = 1 << 31
-
 private func svm(_ s: inout NestedState, _ f: (inout SVMNestedState) -> Void) {
     guard case .svm(var p) = s.payload else { return }
     f(&p)
@@ -57,7 +54,7 @@ let validatorCases: [ValidatorCase] = [
     ValidatorCase(name: "size 8320 > KVM_CAP_NESTED_STATE (zero bytes follow)", base: .l2Running, kernelAccepts: true,
                   edit: { s, _ in s.trailing = [UInt8](repeating: 0, count: 4096); s.size = 128 + 8192 }),
     ValidatorCase(name: "EFER.SVME clear, GIF_SET only", base: .beforeVMRUN, kernelAccepts: true,
-                  sregs: { $0.efer &= ~svme }, edit: { s, _ in s.flags = .gifSet; s.size = 128 }),
+                  sregs: { $0.efer &= ~EFER.svme }, edit: { s, _ in s.flags = .gifSet; s.size = 128 }),
     ValidatorCase(name: "vmcb_pa 0 (page aligned, legal)", base: .l2Running, kernelAccepts: true,
                   edit: { s, _ in svm(&s) { $0.header.vmcbPA = 0 } }),
     // Generic rules (x86.c).
@@ -80,9 +77,9 @@ let validatorCases: [ValidatorCase] = [
                   edit: { s, _ in s.flags.insert(.mtfPending) }),
     // EFER.SVME of the vCPU.
     ValidatorCase(name: "GUEST_MODE with EFER.SVME clear", base: .l2Running, kernelAccepts: false,
-                  sregs: { $0.efer &= ~svme }),
+                  sregs: { $0.efer &= ~EFER.svme }),
     ValidatorCase(name: "EFER.SVME clear, flags 0", base: .beforeVMRUN, kernelAccepts: false,
-                  sregs: { $0.efer &= ~svme }, edit: { s, _ in s.flags = []; s.size = 128 }),
+                  sregs: { $0.efer &= ~EFER.svme }, edit: { s, _ in s.flags = []; s.size = 128 }),
     // Guest mode: header and vmcb12.
     ValidatorCase(name: "GUEST_MODE, size 128 (no vmcb12)", base: .l2Running, kernelAccepts: false,
                   edit: { s, _ in s.size = 128 }),
@@ -99,18 +96,18 @@ let validatorCases: [ValidatorCase] = [
     ValidatorCase(name: "iopm_base_pa ends above MAXPHYADDR", base: .l2Running, kernelAccepts: false,
                   edit: { s, bits in vmcb(&s) { $0.control.iopmBasePA = (1 << UInt64(bits)) - 0x2000 } }),
     ValidatorCase(name: "L2 (vCPU) CR0 NW without CD", base: .l2Running, kernelAccepts: false,
-                  sregs: { $0.cr0 = ($0.cr0 | cr0NW) & ~cr0CD }),
+                  sregs: { $0.cr0 = ($0.cr0 | ControlRegister.nw) & ~ControlRegister.cd }),
     // L1's save area (vmcb01.save).
     ValidatorCase(name: "L1 CR0 without PG", base: .l2Running, kernelAccepts: false,
-                  edit: { s, _ in vmcb(&s) { $0.save.cr0 &= ~cr0PG } }),
+                  edit: { s, _ in vmcb(&s) { $0.save.cr0 &= ~ControlRegister.pg } }),
     ValidatorCase(name: "L1 CR0 without PE", base: .l2Running, kernelAccepts: false,
-                  edit: { s, _ in vmcb(&s) { $0.save.cr0 &= ~cr0PE } }),
+                  edit: { s, _ in vmcb(&s) { $0.save.cr0 &= ~ControlRegister.pe } }),
     ValidatorCase(name: "L1 RFLAGS.VM", base: .l2Running, kernelAccepts: false,
                   edit: { s, _ in vmcb(&s) { $0.save.rflags |= 1 << 17 } }),
     ValidatorCase(name: "L1 EFER.SVME clear", base: .l2Running, kernelAccepts: false,
-                  edit: { s, _ in vmcb(&s) { $0.save.efer &= ~svme } }),
+                  edit: { s, _ in vmcb(&s) { $0.save.efer &= ~EFER.svme } }),
     ValidatorCase(name: "L1 CR0 NW without CD", base: .l2Running, kernelAccepts: false,
-                  edit: { s, _ in vmcb(&s) { $0.save.cr0 = ($0.save.cr0 | cr0NW) & ~cr0CD } }),
+                  edit: { s, _ in vmcb(&s) { $0.save.cr0 = ($0.save.cr0 | ControlRegister.nw) & ~ControlRegister.cd } }),
     ValidatorCase(name: "L1 CR0 bit 32", base: .l2Running, kernelAccepts: false,
                   edit: { s, _ in vmcb(&s) { $0.save.cr0 |= 1 << 32 } }),
     ValidatorCase(name: "L1 DR6 bit 32", base: .l2Running, kernelAccepts: false,

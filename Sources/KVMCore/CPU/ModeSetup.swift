@@ -73,14 +73,18 @@ extension VCPU {
     }
 }
 
-/// CR0 and CR4 bits the set-up uses.
+/// CR0 and CR4 bits the set-up and the nested state validator use.
 public enum ControlRegister {
+    // CR0
     public static let pe: UInt64 = 1 << 0
     public static let mp: UInt64 = 1 << 1
     public static let et: UInt64 = 1 << 4
     public static let ne: UInt64 = 1 << 5
     public static let wp: UInt64 = 1 << 16
+    public static let nw: UInt64 = 1 << 29
+    public static let cd: UInt64 = 1 << 30
     public static let pg: UInt64 = 1 << 31
+    // CR4
     public static let pse: UInt64 = 1 << 4
     public static let pae: UInt64 = 1 << 5
     public static let osfxsr: UInt64 = 1 << 9

@@ -48,87 +48,46 @@ extension VCPU {
         defer { ckvm_timer_stop(haltTimer) }
         if ckvm_atomic_exchange(control, 0) != 0 { return .stopped }
 
-        // Per-exit bookkeeping goes to locals, added to `statistics` when the loop
-        // returns or throws, and before each `trace` call (so a trace sees the same
-        // counts as before): a class property updated per exit costs a dynamic
-        // exclusivity check and an array uniqueness check every time.
-        let measure = statistics.measureTime
-        var left = measure ? monotonicNanoseconds() : 0
-        var guestNanoseconds: UInt64 = 0
-        var vmmNanoseconds: UInt64 = 0
         return try withUnsafeTemporaryAllocation(of: Int.self, capacity: 64) { counts in
-            counts.initialize(repeating: 0)
-            func flush() {
-                for i in 0..<64 where counts[i] != 0 {
-                    statistics.exits[i] &+= counts[i]
-                    counts[i] = 0
-                }
-                if measure {
-                    statistics.guestNanoseconds &+= guestNanoseconds
-                    statistics.vmmNanoseconds &+= vmmNanoseconds
-                    guestNanoseconds = 0
-                    vmmNanoseconds = 0
-                }
-            }
-            defer { flush() }
-            // Each exit's handling ends here: the time since the exit counts as VMM time.
-            @inline(__always) func handled() {
-                if measure {
-                    let now = monotonicNanoseconds()
-                    vmmNanoseconds &+= now &- left
-                    left = now
-                }
-            }
+            var tally = ExitTally(counts: counts, measure: statistics.measureTime)
+            defer { tally.flush(into: &statistics) }
             while true {
                 let exit = try run()
-                if measure {
-                    let now = monotonicNanoseconds()
-                    guestNanoseconds &+= now &- left
-                    left = now
-                }
-                counts[Int(min(exit.reason, 63))] &+= 1
+                tally.exited(reason: exit.reason)
                 if let trace {
-                    flush()
+                    tally.flush(into: &statistics)
                     trace(self, exit)
                 }
                 // Port and MMIO exits test the device's answer where it is made, so a
                 // `.proceed` is never copied (DeviceAction holds a whole StopReason).
+                let stop: StopReason?
                 switch exit {
                 case .io(let io):
-                    if case .stop(let reason) = bus.dispatch(io) {
-                        handled()
-                        return reason
-                    }
+                    if case .stop(let reason) = bus.dispatch(io) { stop = reason } else { stop = nil }
                 case .mmio(let access):
-                    if case .stop(let reason) = bus.dispatch(access) {
-                        handled()
-                        return reason
-                    }
+                    if case .stop(let reason) = bus.dispatch(access) { stop = reason } else { stop = nil }
                 case .irqWindowOpen:
-                    break
+                    stop = nil
                 case .interrupted:
-                    runPage.pointee.immediate_exit = 0
-                    if ckvm_atomic_exchange(control, 0) != 0 {
-                        handled()
-                        return .stopped
-                    }
-                    if monotonicNanoseconds() >= deadline {
-                        let reason = StopReason.timedOut(rip: try registers().rip)
-                        handled()
-                        return reason
-                    }
-                    if haltCheck != nil, try isHaltedForGood() {
-                        handled()
-                        return .halted
-                    }
+                    stop = try kicked(deadline: deadline, haltCheck: haltCheck != nil)
                 default:
-                    let reason = try stopReason(for: exit)
-                    handled()
-                    return reason
+                    stop = try stopReason(for: exit)
                 }
-                handled()
+                tally.handled()
+                if let stop { return stop }
             }
         }
+    }
+
+    /// Why the loop stops after the kick signal interrupted KVM_RUN: a `stop()`, the
+    /// timeout, or (with `haltCheck`) a vCPU halted for good; nil to run on.
+    @inline(never)
+    private func kicked(deadline: UInt64, haltCheck: Bool) throws -> StopReason? {
+        runPage.pointee.immediate_exit = 0
+        if ckvm_atomic_exchange(control, 0) != 0 { return .stopped }
+        if monotonicNanoseconds() >= deadline { return .timedOut(rip: try registers().rip) }
+        if haltCheck, try isHaltedForGood() { return .halted }
+        return nil
     }
 
     /// Why the loop stops at `exit`, one that is not port I/O, MMIO or a kick.
@@ -157,6 +116,67 @@ extension VCPU {
         ckvm_atomic_store(control, 1)
         let tid = ckvm_atomic_load(control + 1)
         if tid != 0 { _ = ckvm_tgkill(tid, vcpuKickSignal) }
+    }
+}
+
+/// The run loop's per-exit bookkeeping, kept in locals and added to `RunStatistics`
+/// by `flush` (when the loop returns or throws, and before each `trace` call, so a
+/// trace sees the same counts as before): a class property updated per exit costs
+/// a dynamic exclusivity check and an array uniqueness check every time.
+///
+/// The loop calls `exited` right after KVM_RUN returns and `handled` when the exit
+/// has been dealt with: with `measure`, the time before `exited` counts as guest
+/// time and the time between the two as VMM time.
+struct ExitTally {
+    /// Exits by KVM_EXIT_* reason (64 slots, reasons above 63 counted in the last).
+    let counts: UnsafeMutableBufferPointer<Int>
+    let measure: Bool
+    /// When the last `exited` or `handled` was recorded.
+    var mark: UInt64
+    var guestNanoseconds: UInt64 = 0
+    var vmmNanoseconds: UInt64 = 0
+
+    @inline(__always)
+    init(counts: UnsafeMutableBufferPointer<Int>, measure: Bool) {
+        counts.initialize(repeating: 0)
+        self.counts = counts
+        self.measure = measure
+        self.mark = measure ? monotonicNanoseconds() : 0
+    }
+
+    /// KVM_RUN returned with `reason`.
+    @inline(__always)
+    mutating func exited(reason: UInt32) {
+        if measure {
+            let now = monotonicNanoseconds()
+            guestNanoseconds &+= now &- mark
+            mark = now
+        }
+        counts[Int(min(reason, 63))] &+= 1
+    }
+
+    /// The exit's handling ends here: the time since `exited` counts as VMM time.
+    @inline(__always)
+    mutating func handled() {
+        if measure {
+            let now = monotonicNanoseconds()
+            vmmNanoseconds &+= now &- mark
+            mark = now
+        }
+    }
+
+    /// Adds what was counted since the last flush to `statistics`.
+    mutating func flush(into statistics: inout RunStatistics) {
+        for i in 0..<64 where counts[i] != 0 {
+            statistics.exits[i] &+= counts[i]
+            counts[i] = 0
+        }
+        if measure {
+            statistics.guestNanoseconds &+= guestNanoseconds
+            statistics.vmmNanoseconds &+= vmmNanoseconds
+            guestNanoseconds = 0
+            vmmNanoseconds = 0
+        }
     }
 }
 

@@ -111,259 +111,73 @@ public enum NestedStateViolation: Equatable, Sendable, CustomStringConvertible {
     case l1LongModeWithoutPAE(cr4: UInt64)
     case l1CR3Illegal(UInt64)
 
-    public var severity: NestedStateSeverity {
-        switch self {
-        case .sizeExceedsCapability, .gifSetOnVMX, .eferUnknown: return .warning
-        default: return .error
-        }
-    }
-
+    public var severity: NestedStateSeverity { entry.severity }
     /// The case name, e.g. "runPendingWithoutGuestMode".
-    public var name: String {
-        switch self {
-        case .noNestedStateSupport: return "noNestedStateSupport"
-        case .bufferTooSmall: return "bufferTooSmall"
-        case .sizeTooSmall: return "sizeTooSmall"
-        case .sizeExceedsBuffer: return "sizeExceedsBuffer"
-        case .sizeExceedsCapability: return "sizeExceedsCapability"
-        case .unknownFlags: return "unknownFlags"
-        case .runPendingWithoutGuestMode: return "runPendingWithoutGuestMode"
-        case .unknownFormat: return "unknownFormat"
-        case .formatMismatch: return "formatMismatch"
-        case .flagsNotForSVM: return "flagsNotForSVM"
-        case .gifSetOnVMX: return "gifSetOnVMX"
-        case .vmxOffWithSMMFlags: return "vmxOffWithSMMFlags"
-        case .vmxOffWithVMCS12Pointer: return "vmxOffWithVMCS12Pointer"
-        case .vmxOffWithFlags: return "vmxOffWithFlags"
-        case .vmxNotExposedToGuest: return "vmxNotExposedToGuest"
-        case .vmxonAddressInvalid: return "vmxonAddressInvalid"
-        case .smmGuestModeWithGuestMode: return "smmGuestModeWithGuestMode"
-        case .unknownSMMFlags: return "unknownSMMFlags"
-        case .unknownVMXHeaderFlags: return "unknownVMXHeaderFlags"
-        case .smmFlagsOutsideSMM: return "smmFlagsOutsideSMM"
-        case .guestModeInSMM: return "guestModeInSMM"
-        case .smmGuestModeWithoutSMMVMXON: return "smmGuestModeWithoutSMMVMXON"
-        case .evmcsNotEnabled: return "evmcsNotEnabled"
-        case .vmcs12Missing: return "vmcs12Missing"
-        case .vmcs12WithoutPointer: return "vmcs12WithoutPointer"
-        case .vmcs12AddressEqualsVMXON: return "vmcs12AddressEqualsVMXON"
-        case .vmcs12AddressInvalid: return "vmcs12AddressInvalid"
-        case .vmcs12BadRevision: return "vmcs12BadRevision"
-        case .shadowVMCS12Missing: return "shadowVMCS12Missing"
-        case .shadowVMCS12Invalid: return "shadowVMCS12Invalid"
-        case .svmDisabledInEFER: return "svmDisabledInEFER"
-        case .svmDisabledEmptyFlags: return "svmDisabledEmptyFlags"
-        case .eferUnknown: return "eferUnknown"
-        case .vmcbAddressInvalid: return "vmcbAddressInvalid"
-        case .vmcbMissing: return "vmcbMissing"
-        case .vmrunNotIntercepted: return "vmrunNotIntercepted"
-        case .asidZero: return "asidZero"
-        case .bitmapAddressInvalid: return "bitmapAddressInvalid"
-        case .l2CR0Invalid: return "l2CR0Invalid"
-        case .l1NotPagedProtectedMode: return "l1NotPagedProtectedMode"
-        case .l1InVirtual8086Mode: return "l1InVirtual8086Mode"
-        case .l1SVMEClear: return "l1SVMEClear"
-        case .l1CR0Invalid: return "l1CR0Invalid"
-        case .l1DebugRegistersInvalid: return "l1DebugRegistersInvalid"
-        case .l1LongModeWithoutPAE: return "l1LongModeWithoutPAE"
-        case .l1CR3Illegal: return "l1CR3Illegal"
-        }
-    }
-
+    public var name: String { entry.name }
     public var description: String { "\(severity.rawValue): \(message)" }
+    public var message: String { entry.message }
+    /// The kernel line that enforces the rule (or why userspace must).
+    public var kernelReference: String { entry.kernelReference }
 
-    public var message: String {
-        func hex(_ v: UInt64) -> String { NestedHex.string(v) }
-        switch self {
-        case .noNestedStateSupport:
-            return "KVM_CAP_NESTED_STATE = 0: host KVM has no nested state support"
-        case let .bufferTooSmall(n):
-            return "the buffer holds \(n) bytes, less than the \(NestedState.headerSize)-byte kvm_nested_state header"
-        case let .sizeTooSmall(size):
-            return "size \(size) is smaller than the \(NestedState.headerSize)-byte header"
-        case let .sizeExceedsBuffer(size, n):
-            return "size \(size) claims more bytes than the \(n) present; the kernel would read past the buffer"
-        case let .sizeExceedsCapability(size, cap):
-            return "size \(size) is larger than this host's KVM_CAP_NESTED_STATE (\(cap)); the excess is ignored"
-        case let .unknownFlags(bits):
-            return "unknown flag bits \(hex(UInt64(bits))) (known: GUEST_MODE, RUN_PENDING, EVMCS, MTF_PENDING, GIF_SET)"
-        case .runPendingWithoutGuestMode:
-            return "RUN_PENDING is set without GUEST_MODE"
-        case let .unknownFormat(f):
-            return "format \(f) is neither VMX (0) nor SVM (1)"
-        case let .formatMismatch(format, host):
-            return "the state's format is \(format) but the host uses \(host); nested state restores only on the same vendor"
-        case let .flagsNotForSVM(flags):
-            return "\(flags.description) are VMX-only flags; SVM accepts only GUEST_MODE, RUN_PENDING, GIF_SET"
-        case .gifSetOnVMX:
-            return "GIF_SET is an SVM flag; VMX ignores it"
-        case let .vmxOffWithSMMFlags(f):
-            return "vmxon_pa is -1 (VMX off) but SMM flags are set (\(f))"
-        case let .vmxOffWithVMCS12Pointer(pa):
-            return "vmxon_pa is -1 (VMX off) but vmcs12_pa is \(hex(pa)); it must be -1 too"
-        case let .vmxOffWithFlags(f):
-            return "vmxon_pa is -1 (VMX off) but flags \(f) are set; only EVMCS is allowed"
-        case .vmxNotExposedToGuest:
-            return "vmxon_pa is set but the guest CPUID does not advertise VMX (set CPUID before nested state)"
-        case let .vmxonAddressInvalid(pa):
-            return "vmxon_pa \(hex(pa)) is not a page-aligned, legal guest-physical address"
-        case .smmGuestModeWithGuestMode:
-            return "SMM GUEST_MODE and GUEST_MODE are both set"
-        case let .unknownSMMFlags(bits):
-            return "unknown SMM flag bits \(hex(UInt64(bits))) (known: GUEST_MODE, VMXON)"
-        case let .unknownVMXHeaderFlags(bits):
-            return "unknown VMX header flag bits \(hex(UInt64(bits))) (known: PREEMPTION_TIMER_DEADLINE)"
-        case let .smmFlagsOutsideSMM(f):
-            return "SMM flags (\(f)) are set but the vCPU is not in SMM (restore vCPU events first)"
-        case .guestModeInSMM:
-            return "the vCPU is in SMM, which cannot be combined with GUEST_MODE or RUN_PENDING"
-        case .smmGuestModeWithoutSMMVMXON:
-            return "SMM GUEST_MODE is set without SMM VMXON"
-        case .evmcsNotEnabled:
-            return "EVMCS is set but the enlightened VMCS capability is not enabled on the vCPU (or the guest lacks VMX)"
-        case let .vmcs12Missing(size):
-            return "size \(size) has no vmcs12 (needs \(NestedState.headerSize + VMCS12.pageSize)) but GUEST_MODE, EVMCS or vmcs12_pa says there is one"
-        case .vmcs12WithoutPointer:
-            return "a vmcs12 is present but vmcs12_pa is -1 and EVMCS is not set"
-        case let .vmcs12AddressEqualsVMXON(pa):
-            return "vmcs12_pa equals vmxon_pa (\(hex(pa)))"
-        case let .vmcs12AddressInvalid(pa):
-            return "vmcs12_pa \(hex(pa)) is not a page-aligned, legal guest-physical address"
-        case let .vmcs12BadRevision(rev):
-            return "vmcs12 revision \(hex(UInt64(rev))) is not VMCS12_REVISION \(hex(UInt64(VMCS12.revision)))"
-        case let .shadowVMCS12Missing(size):
-            return "vmcs12 enables VMCS shadowing with a link pointer but size \(size) has no shadow_vmcs12 (needs \(NestedState.headerSize + 2 * VMCS12.pageSize))"
-        case let .shadowVMCS12Invalid(rev, bit):
-            return "shadow_vmcs12 has revision \(hex(UInt64(rev)))\(bit ? "" : " and no shadow_vmcs bit"); it needs VMCS12_REVISION and the shadow bit"
-        case let .svmDisabledInEFER(f):
-            return "EFER.SVME is clear on the vCPU but flags are \(f); with SVME clear only GIF_SET (or nothing) is allowed — restore SREGS (EFER) first"
-        case .svmDisabledEmptyFlags:
-            return "EFER.SVME is clear and flags are 0: with SVM off the kernel accepts only GIF_SET (restore SREGS first)"
-        case .eferUnknown:
-            return "vCPU EFER unknown: GUEST_MODE needs EFER.SVME set, so restore SREGS before KVM_SET_NESTED_STATE"
-        case let .vmcbAddressInvalid(pa):
-            return "vmcb_pa \(hex(pa)) is not a page-aligned, legal guest-physical address"
-        case let .vmcbMissing(size):
-            return "GUEST_MODE is set but size \(size) has no vmcb12 (needs \(NestedState.headerSize + VMCB.pageSize))"
-        case .vmrunNotIntercepted:
-            return "vmcb12 control does not intercept VMRUN"
-        case .asidZero:
-            return "vmcb12 control has ASID 0"
-        case let .bitmapAddressInvalid(name, pa):
-            return "vmcb12 \(name) \(hex(pa)) is not a legal guest-physical address range"
-        case let .l2CR0Invalid(cr0):
-            return "the vCPU's (L2) CR0 \(hex(cr0)) has NW set with CD clear"
-        case let .l1NotPagedProtectedMode(cr0):
-            return "L1 save area CR0 \(hex(cr0)) lacks PG or PE (L1 must be in paged protected mode)"
-        case let .l1InVirtual8086Mode(rflags):
-            return "L1 save area RFLAGS \(hex(rflags)) has VM set"
-        case let .l1SVMEClear(efer):
-            return "L1 save area EFER \(hex(efer)) has SVME clear"
-        case let .l1CR0Invalid(cr0):
-            return "L1 save area CR0 \(hex(cr0)) has NW without CD, or bits above 31 set"
-        case let .l1DebugRegistersInvalid(dr6, dr7):
-            return "L1 save area DR6 \(hex(dr6)) / DR7 \(hex(dr7)) have bits above 31 set"
-        case let .l1LongModeWithoutPAE(cr4):
-            return "L1 save area has EFER.LME and CR0.PG but CR4 \(hex(cr4)) lacks PAE"
-        case let .l1CR3Illegal(cr3):
-            return "L1 save area CR3 \(hex(cr3)) exceeds the guest's physical address width"
-        }
+    /// What is said about one violation: its rule's row in the table
+    /// (`NestedStateValidator.rules`), filled in with the violation's values.
+    struct Entry {
+        let name: String
+        let severity: NestedStateSeverity
+        let message: String
+        let kernelReference: String
     }
 
-    /// The kernel line that enforces the rule (or why userspace must).
-    public var kernelReference: String {
-        let x86 = "arch/x86/kvm/x86.c kvm_arch_vcpu_ioctl(KVM_SET_NESTED_STATE): "
-        let vmx = "arch/x86/kvm/vmx/nested.c vmx_set_nested_state(): "
-        let svm = "arch/x86/kvm/svm/nested.c svm_set_nested_state(): "
-        let ctl = "arch/x86/kvm/svm/nested.c nested_vmcb_check_controls(): "
-        let save = "arch/x86/kvm/svm/nested.c nested_vmcb_check_save(): "
+    /// The table row of each case (the two bitmap rules share one message and reference).
+    var entry: Entry {
+        typealias V = NestedStateValidator
         switch self {
-        case .noNestedStateSupport:
-            return x86 + "if (!kvm_x86_ops.nested_ops->set_state) (KVM_CAP_NESTED_STATE is 0 without nested ops)"
-        case .bufferTooSmall:
-            return x86 + "copy_from_user(&kvm_state, user_kvm_nested_state, sizeof(kvm_state)) -> EFAULT"
-        case .sizeTooSmall:
-            return x86 + "if (kvm_state.size < sizeof(kvm_state))"
-        case .sizeExceedsBuffer:
-            return "no kernel check: the vendor code copy_from_user()s the data region trusting kvm_state->size"
-        case .sizeExceedsCapability:
-            return "no kernel check: KVM reads only the pages it knows and ignores the rest"
-        case .unknownFlags:
-            return x86 + "if (kvm_state.flags & ~(KVM_STATE_NESTED_RUN_PENDING | KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_EVMCS | KVM_STATE_NESTED_MTF_PENDING | KVM_STATE_NESTED_GIF_SET))"
-        case .runPendingWithoutGuestMode:
-            return x86 + "if ((kvm_state.flags & KVM_STATE_NESTED_RUN_PENDING) && !(kvm_state.flags & KVM_STATE_NESTED_GUEST_MODE))"
-        case .unknownFormat, .formatMismatch:
-            return vmx + "if (kvm_state->format != KVM_STATE_NESTED_FORMAT_VMX); " + svm + "if (kvm_state->format != KVM_STATE_NESTED_FORMAT_SVM)"
-        case .flagsNotForSVM:
-            return svm + "if (kvm_state->flags & ~(KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_RUN_PENDING | KVM_STATE_NESTED_GIF_SET))"
-        case .gifSetOnVMX:
-            return "vmx_set_nested_state() never reads KVM_STATE_NESTED_GIF_SET (rejected only via `if (kvm_state->flags & ~KVM_STATE_NESTED_EVMCS)` when vmxon_pa is -1)"
-        case .vmxOffWithSMMFlags:
-            return vmx + "if (kvm_state->hdr.vmx.vmxon_pa == INVALID_GPA) { if (kvm_state->hdr.vmx.smm.flags) return -EINVAL;"
-        case .vmxOffWithVMCS12Pointer:
-            return vmx + "if (kvm_state->hdr.vmx.vmxon_pa == INVALID_GPA) { … if (kvm_state->hdr.vmx.vmcs12_pa != INVALID_GPA) return -EINVAL;"
-        case .vmxOffWithFlags:
-            return vmx + "if (kvm_state->hdr.vmx.vmxon_pa == INVALID_GPA) { … if (kvm_state->flags & ~KVM_STATE_NESTED_EVMCS) return -EINVAL;"
-        case .vmxNotExposedToGuest:
-            return vmx + "if (!guest_cpu_cap_has(vcpu, X86_FEATURE_VMX)) return -EINVAL; (older kernels: nested_vmx_allowed(vcpu))"
-        case .vmxonAddressInvalid:
-            return vmx + "if (!page_address_valid(vcpu, kvm_state->hdr.vmx.vmxon_pa))"
-        case .smmGuestModeWithGuestMode:
-            return vmx + "if ((kvm_state->hdr.vmx.smm.flags & KVM_STATE_NESTED_SMM_GUEST_MODE) && (kvm_state->flags & KVM_STATE_NESTED_GUEST_MODE))"
-        case .unknownSMMFlags:
-            return vmx + "if (kvm_state->hdr.vmx.smm.flags & ~(KVM_STATE_NESTED_SMM_GUEST_MODE | KVM_STATE_NESTED_SMM_VMXON))"
-        case .unknownVMXHeaderFlags:
-            return vmx + "if (kvm_state->hdr.vmx.flags & ~KVM_STATE_VMX_PREEMPTION_TIMER_DEADLINE)"
-        case .smmFlagsOutsideSMM:
-            return vmx + "if (is_smm(vcpu) ? (kvm_state->flags & (KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_RUN_PENDING)) : kvm_state->hdr.vmx.smm.flags)"
-        case .guestModeInSMM:
-            return vmx + "if (is_smm(vcpu) ? (kvm_state->flags & (KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_RUN_PENDING)) : …); " + svm + "if (is_smm(vcpu) && (kvm_state->flags & KVM_STATE_NESTED_GUEST_MODE))"
-        case .smmGuestModeWithoutSMMVMXON:
-            return vmx + "if ((kvm_state->hdr.vmx.smm.flags & KVM_STATE_NESTED_SMM_GUEST_MODE) && !(kvm_state->hdr.vmx.smm.flags & KVM_STATE_NESTED_SMM_VMXON))"
-        case .evmcsNotEnabled:
-            return vmx + "if ((kvm_state->flags & KVM_STATE_NESTED_EVMCS) && (!guest_cpu_cap_has(vcpu, X86_FEATURE_VMX) || !vmx->nested.enlightened_vmcs_enabled))"
-        case .vmcs12Missing:
-            return vmx + "if (kvm_state->size < sizeof(*kvm_state) + sizeof(*vmcs12)) { if ((kvm_state->flags & KVM_STATE_NESTED_GUEST_MODE) || (kvm_state->flags & KVM_STATE_NESTED_EVMCS) || (kvm_state->hdr.vmx.vmcs12_pa != INVALID_GPA)) return -EINVAL;"
-        case .vmcs12WithoutPointer:
-            return vmx + "if (kvm_state->hdr.vmx.vmcs12_pa != INVALID_GPA) { … } else if (kvm_state->flags & KVM_STATE_NESTED_EVMCS) { … } else { return -EINVAL; }"
-        case .vmcs12AddressEqualsVMXON, .vmcs12AddressInvalid:
-            return vmx + "if (kvm_state->hdr.vmx.vmcs12_pa == kvm_state->hdr.vmx.vmxon_pa || !page_address_valid(vcpu, kvm_state->hdr.vmx.vmcs12_pa))"
-        case .vmcs12BadRevision:
-            return vmx + "if (vmcs12->hdr.revision_id != VMCS12_REVISION)"
-        case .shadowVMCS12Missing:
-            return vmx + "if (nested_cpu_has_shadow_vmcs(vmcs12) && vmcs12->vmcs_link_pointer != INVALID_GPA) { … if (kvm_state->size < sizeof(*kvm_state) + sizeof(user_vmx_nested_state->vmcs12) + sizeof(*shadow_vmcs12)) goto error_guest_mode;"
-        case .shadowVMCS12Invalid:
-            return "arch/x86/kvm/vmx/nested.c nested_vmx_check_restored_vmcs12(): if (shadow_vmcs12->hdr.revision_id != VMCS12_REVISION || !shadow_vmcs12->hdr.shadow_vmcs)"
-        case .svmDisabledInEFER, .eferUnknown:
-            return svm + "if (!(vcpu->arch.efer & EFER_SVME) && kvm_state->flags && kvm_state->flags != KVM_STATE_NESTED_GIF_SET) return -EINVAL;"
-        case .svmDisabledEmptyFlags:
-            return svm + "if (!(vcpu->arch.efer & EFER_SVME)) { if (kvm_state->flags != KVM_STATE_NESTED_GIF_SET) return -EINVAL; } (measured on 6.1 in the nested lab)"
-        case .vmcbAddressInvalid:
-            return svm + "if (!page_address_valid(vcpu, kvm_state->hdr.svm.vmcb_pa))"
-        case .vmcbMissing:
-            return svm + "if (kvm_state->size < sizeof(*kvm_state) + KVM_STATE_NESTED_SVM_VMCB_SIZE)"
-        case .vmrunNotIntercepted:
-            return ctl + "if (CC(!vmcb12_is_intercept(control, INTERCEPT_VMRUN)))"
-        case .asidZero:
-            return ctl + "if (CC(control->asid == 0))"
-        case .bitmapAddressInvalid:
-            return ctl + "if (CC(!nested_svm_check_bitmap_pa(vcpu, control->msrpm_base_pa, MSRPM_SIZE))) / (…iopm_base_pa, IOPM_SIZE)"
-        case .l2CR0Invalid:
-            return svm + "cr0 = kvm_read_cr0(vcpu); if (((cr0 & X86_CR0_CD) == 0) && (cr0 & X86_CR0_NW)) goto out_free;"
-        case .l1NotPagedProtectedMode:
-            return svm + "if (!(save->cr0 & X86_CR0_PG) || !(save->cr0 & X86_CR0_PE) || …"
-        case .l1InVirtual8086Mode:
-            return svm + "if (… || (save->rflags & X86_EFLAGS_VM) || …"
-        case .l1SVMEClear:
-            return save + "if (CC(!(save->efer & EFER_SVME)))"
-        case .l1CR0Invalid:
-            return save + "if (CC((save->cr0 & X86_CR0_CD) == 0 && (save->cr0 & X86_CR0_NW)) || CC(save->cr0 & ~0xffffffffULL))"
-        case .l1DebugRegistersInvalid:
-            return save + "if (CC(!kvm_dr6_valid(save->dr6)) || CC(!kvm_dr7_valid(save->dr7)))"
-        case .l1LongModeWithoutPAE:
-            return save + "if ((save->efer & EFER_LME) && (save->cr0 & X86_CR0_PG)) { if (CC(!(save->cr4 & X86_CR4_PAE)) || CC(!(save->cr0 & X86_CR0_PE)) || …"
-        case .l1CR3Illegal:
-            return save + "… || CC(kvm_vcpu_is_illegal_gpa(vcpu, save->cr3)) (newer: !kvm_vcpu_is_legal_cr3)"
+        case .noNestedStateSupport: return V.noNestedStateSupport.entry(())
+        case let .bufferTooSmall(p): return V.bufferTooSmall.entry(p)
+        case let .sizeTooSmall(p): return V.sizeTooSmall.entry(p)
+        case let .sizeExceedsBuffer(p0, p1): return V.sizeExceedsBuffer.entry((p0, p1))
+        case let .sizeExceedsCapability(p0, p1): return V.sizeExceedsCapability.entry((p0, p1))
+        case let .unknownFlags(p): return V.unknownFlags.entry(p)
+        case .runPendingWithoutGuestMode: return V.runPendingWithoutGuestMode.entry(())
+        case let .unknownFormat(p): return V.unknownFormat.entry(p)
+        case let .formatMismatch(p0, p1): return V.formatMismatch.entry((p0, p1))
+        case let .flagsNotForSVM(p): return V.flagsNotForSVM.entry(p)
+        case .gifSetOnVMX: return V.gifSetOnVMX.entry(())
+        case let .vmxOffWithSMMFlags(p): return V.vmxOffWithSMMFlags.entry(p)
+        case let .vmxOffWithVMCS12Pointer(p): return V.vmxOffWithVMCS12Pointer.entry(p)
+        case let .vmxOffWithFlags(p): return V.vmxOffWithFlags.entry(p)
+        case .vmxNotExposedToGuest: return V.vmxNotExposedToGuest.entry(())
+        case let .vmxonAddressInvalid(p): return V.vmxonAddressInvalid.entry(p)
+        case .smmGuestModeWithGuestMode: return V.smmGuestModeWithGuestMode.entry(())
+        case let .unknownSMMFlags(p): return V.unknownSMMFlags.entry(p)
+        case let .unknownVMXHeaderFlags(p): return V.unknownVMXHeaderFlags.entry(p)
+        case let .smmFlagsOutsideSMM(p): return V.smmFlagsOutsideSMM.entry(p)
+        case .guestModeInSMM: return V.guestModeInSMM.entry(())
+        case .smmGuestModeWithoutSMMVMXON: return V.smmGuestModeWithoutSMMVMXON.entry(())
+        case .evmcsNotEnabled: return V.evmcsNotEnabled.entry(())
+        case let .vmcs12Missing(p): return V.vmcs12Missing.entry(p)
+        case .vmcs12WithoutPointer: return V.vmcs12WithoutPointer.entry(())
+        case let .vmcs12AddressEqualsVMXON(p): return V.vmcs12AddressEqualsVMXON.entry(p)
+        case let .vmcs12AddressInvalid(p): return V.vmcs12AddressInvalid.entry(p)
+        case let .vmcs12BadRevision(p): return V.vmcs12BadRevision.entry(p)
+        case let .shadowVMCS12Missing(p): return V.shadowVMCS12Missing.entry(p)
+        case let .shadowVMCS12Invalid(p0, p1): return V.shadowVMCS12Invalid.entry((p0, p1))
+        case let .svmDisabledInEFER(p): return V.svmDisabledInEFER.entry(p)
+        case .svmDisabledEmptyFlags: return V.svmDisabledEmptyFlags.entry(())
+        case .eferUnknown: return V.eferUnknown.entry(())
+        case let .vmcbAddressInvalid(p): return V.vmcbAddressInvalid.entry(p)
+        case let .vmcbMissing(p): return V.vmcbMissing.entry(p)
+        case .vmrunNotIntercepted: return V.vmrunNotIntercepted.entry(())
+        case .asidZero: return V.asidZero.entry(())
+        case let .bitmapAddressInvalid(p0, p1): return V.msrpmAddressInvalid.entry((p0, p1))
+        case let .l2CR0Invalid(p): return V.l2CR0Invalid.entry(p)
+        case let .l1NotPagedProtectedMode(p): return V.l1NotPagedProtectedMode.entry(p)
+        case let .l1InVirtual8086Mode(p): return V.l1InVirtual8086Mode.entry(p)
+        case let .l1SVMEClear(p): return V.l1SVMEClear.entry(p)
+        case let .l1CR0Invalid(p): return V.l1CR0Invalid.entry(p)
+        case let .l1DebugRegistersInvalid(p0, p1): return V.l1DebugRegistersInvalid.entry((p0, p1))
+        case let .l1LongModeWithoutPAE(p): return V.l1LongModeWithoutPAE.entry(p)
+        case let .l1CR3Illegal(p): return V.l1CR3Illegal.entry(p)
         }
     }
 }
@@ -452,216 +266,553 @@ public enum NestedStateValidator {
     static func isSVM(_ s: NestedState) -> Bool { s.svm != nil }
     static func isVMX(_ s: NestedState) -> Bool { s.vmx != nil }
 
-    static let cr0PE: UInt64 = 1 << 0, cr0NW: UInt64 = 1 << 29, cr0CD: UInt64 = 1 << 30, cr0PG: UInt64 = 1 << 31
-    static let cr4PAE: UInt64 = 1 << 5
-    static let eferLME: UInt64 = 1 << 8, eferSVME: UInt64 = 1 << 12
+    // CR0, CR4 and EFER bits: `ControlRegister` and `EFER` (CPU/ModeSetup.swift).
     static let rflagsVM: UInt64 = 1 << 17
+}
 
-    // MARK: Rules
+// MARK: - The rule table
 
+extension NestedStateValidator {
     /// The rules, in the order the kernel applies them.
-    public static let rules: [NestedStateRule] = generic + vmxRules + svmRules
-
-    static let generic: [NestedStateRule] = [
-        NestedStateRule("capability") { _, c in c.capabilitySize == 0 ? .noNestedStateSupport : nil },
-        NestedStateRule("size-min") { s, _ in s.size < UInt32(NestedState.headerSize) ? .sizeTooSmall(size: s.size) : nil },
-        NestedStateRule("size-buffer") { s, _ in
-            let have = NestedState.headerSize + s.dataBytes.count + s.trailing.count
-            return Int(s.size) > have ? .sizeExceedsBuffer(size: s.size, available: have) : nil
-        },
-        NestedStateRule("size-capability") { s, c in
-            c.capabilitySize > 0 && Int(s.size) > c.capabilitySize ? .sizeExceedsCapability(size: s.size, capability: c.capabilitySize) : nil
-        },
-        NestedStateRule("flags-known") { s, _ in
-            let extra = s.flags.rawValue & ~NestedStateFlags.known.rawValue
-            return extra != 0 ? .unknownFlags(extra) : nil
-        },
-        NestedStateRule("run-pending-guest-mode") { s, _ in
-            s.flags.contains(.runPending) && !s.flags.contains(.guestMode) ? .runPendingWithoutGuestMode : nil
-        },
-        NestedStateRule("format-known") { s, _ in
-            if case .unknown = s.payload { return .unknownFormat(s.format.rawValue) }
-            return nil
-        },
-        NestedStateRule("format-vendor") { s, c in
-            switch (s.format, c.vendor) {
-            case (.vmx, .svm), (.svm, .vmx): return .formatMismatch(format: s.format, host: c.vendor)
-            default: return nil
-            }
-        },
-        NestedStateRule("flags-svm") { s, _ in
-            let vmxOnly = s.flags.intersection([.evmcs, .mtfPending])
-            return isSVM(s) && !vmxOnly.isEmpty ? .flagsNotForSVM(vmxOnly) : nil
-        },
-        NestedStateRule("flags-vmx-gif") { s, _ in
-            isVMX(s) && vmxOn(s) && s.flags.contains(.gifSet) ? .gifSetOnVMX : nil
-        },
+    public static let rules: [NestedStateRule] = [
+        // Generic (x86.c)
+        noNestedStateSupport.rule, sizeTooSmall.rule, sizeExceedsBuffer.rule, sizeExceedsCapability.rule,
+        unknownFlags.rule, runPendingWithoutGuestMode.rule, unknownFormat.rule, formatMismatch.rule,
+        flagsNotForSVM.rule, gifSetOnVMX.rule,
+        // VMX
+        vmxOffWithSMMFlags.rule, vmxOffWithVMCS12Pointer.rule, vmxOffWithFlags.rule, vmxNotExposedToGuest.rule,
+        vmxonAddressInvalid.rule, smmGuestModeWithGuestMode.rule, unknownSMMFlags.rule, unknownVMXHeaderFlags.rule,
+        smmFlagsOutsideSMM.rule, guestModeInSMM.rule, smmGuestModeWithoutSMMVMXON.rule, evmcsNotEnabled.rule,
+        vmcs12Missing.rule, vmcs12WithoutPointer.rule, vmcs12AddressEqualsVMXON.rule, vmcs12AddressInvalid.rule,
+        vmcs12BadRevision.rule, shadowVMCS12Missing.rule, shadowVMCS12Invalid.rule,
+        // SVM
+        svmDisabledInEFER.rule, eferUnknown.rule, vmcbAddressInvalid.rule, vmcbMissing.rule, vmrunNotIntercepted.rule,
+        asidZero.rule, msrpmAddressInvalid.rule, iopmAddressInvalid.rule, l2CR0Invalid.rule,
+        l1NotPagedProtectedMode.rule, l1InVirtual8086Mode.rule, l1SVMEClear.rule, l1CR0Invalid.rule,
+        l1DebugRegistersInvalid.rule, l1LongModeWithoutPAE.rule, l1CR3Illegal.rule,
     ]
 
-    static let vmxRules: [NestedStateRule] = [
-        NestedStateRule("vmx-off-smm") { s, _ in
-            guard let h = vmxHeader(s), h.vmxonPA == NestedState.invalidGPA, !h.smmFlags.isEmpty else { return nil }
-            return .vmxOffWithSMMFlags(h.smmFlags)
-        },
-        NestedStateRule("vmx-off-vmcs12") { s, _ in
-            guard let h = vmxHeader(s), h.vmxonPA == NestedState.invalidGPA, h.vmcs12PA != NestedState.invalidGPA else { return nil }
-            return .vmxOffWithVMCS12Pointer(h.vmcs12PA)
-        },
-        NestedStateRule("vmx-off-flags") { s, _ in
-            guard let h = vmxHeader(s), h.vmxonPA == NestedState.invalidGPA else { return nil }
-            let bad = s.flags.subtracting(.evmcs)
-            return bad.isEmpty ? nil : .vmxOffWithFlags(bad)
-        },
-        NestedStateRule("vmx-cpuid") { s, c in vmxOn(s) && c.guestHasVMX == false ? .vmxNotExposedToGuest : nil },
-        NestedStateRule("vmxon-address") { s, c in
-            guard vmxOn(s), let h = vmxHeader(s), !pageAddressValid(h.vmxonPA, c) else { return nil }
-            return .vmxonAddressInvalid(h.vmxonPA)
-        },
-        NestedStateRule("smm-guest-mode-exclusive") { s, _ in
-            guard let h = vmxHeader(s) else { return nil }
-            return h.smmFlags.contains(.guestMode) && s.flags.contains(.guestMode) ? .smmGuestModeWithGuestMode : nil
-        },
-        NestedStateRule("smm-flags-known") { s, _ in
-            guard let h = vmxHeader(s) else { return nil }
-            let extra = h.smmFlags.rawValue & ~NestedSMMFlags.known.rawValue
-            return extra != 0 ? .unknownSMMFlags(extra) : nil
-        },
-        NestedStateRule("vmx-header-flags-known") { s, _ in
-            guard let h = vmxHeader(s) else { return nil }
-            let extra = h.flags.rawValue & ~NestedVMXHeaderFlags.known.rawValue
-            return extra != 0 ? .unknownVMXHeaderFlags(extra) : nil
-        },
-        NestedStateRule("smm-flags-outside-smm") { s, c in
-            guard let h = vmxHeader(s), c.inSMM == false, !h.smmFlags.isEmpty else { return nil }
-            return .smmFlagsOutsideSMM(h.smmFlags)
-        },
-        NestedStateRule("guest-mode-in-smm") { s, c in
-            guard c.inSMM == true else { return nil }
-            if isVMX(s), !s.flags.intersection([.guestMode, .runPending]).isEmpty { return .guestModeInSMM }
-            if isSVM(s), s.flags.contains(.guestMode) { return .guestModeInSMM }
-            return nil
-        },
-        NestedStateRule("smm-guest-mode-needs-vmxon") { s, _ in
-            guard let h = vmxHeader(s) else { return nil }
-            return h.smmFlags.contains(.guestMode) && !h.smmFlags.contains(.vmxon) ? .smmGuestModeWithoutSMMVMXON : nil
-        },
-        NestedStateRule("evmcs-enabled") { s, c in
-            guard isVMX(s), s.flags.contains(.evmcs) else { return nil }
-            return !c.evmcsEnabled || c.guestHasVMX == false ? .evmcsNotEnabled : nil
-        },
-        NestedStateRule("vmcs12-present") { s, _ in
-            guard vmxOn(s), let h = vmxHeader(s), !hasVMCS12(s) else { return nil }
-            let needs = s.flags.contains(.guestMode) || s.flags.contains(.evmcs) || h.vmcs12PA != NestedState.invalidGPA
-            return needs ? .vmcs12Missing(size: s.size) : nil
-        },
-        NestedStateRule("vmcs12-pointer") { s, _ in
-            guard vmxOn(s), hasVMCS12(s), let h = vmxHeader(s) else { return nil }
-            return h.vmcs12PA == NestedState.invalidGPA && !s.flags.contains(.evmcs) ? .vmcs12WithoutPointer : nil
-        },
-        NestedStateRule("vmcs12-not-vmxon") { s, _ in
-            guard vmxOn(s), hasVMCS12(s), let h = vmxHeader(s), h.vmcs12PA != NestedState.invalidGPA,
-                  h.vmcs12PA == h.vmxonPA else { return nil }
-            return .vmcs12AddressEqualsVMXON(h.vmcs12PA)
-        },
-        NestedStateRule("vmcs12-address") { s, c in
-            guard vmxOn(s), hasVMCS12(s), let h = vmxHeader(s), h.vmcs12PA != NestedState.invalidGPA,
-                  !pageAddressValid(h.vmcs12PA, c) else { return nil }
-            return .vmcs12AddressInvalid(h.vmcs12PA)
-        },
-        NestedStateRule("vmcs12-revision") { s, _ in
-            guard let v = loadedVMCS12(s), v.revisionID != VMCS12.revision else { return nil }
-            return .vmcs12BadRevision(v.revisionID)
-        },
-        NestedStateRule("shadow-vmcs12-present") { s, _ in
-            guard s.flags.contains(.guestMode), let v = loadedVMCS12(s), v.usesShadowVMCS,
-                  v.vmcsLinkPointer != NestedState.invalidGPA,
-                  Int(s.size) < NestedState.headerSize + 2 * VMCS12.pageSize else { return nil }
-            return .shadowVMCS12Missing(size: s.size)
-        },
-        NestedStateRule("shadow-vmcs12-valid") { s, _ in
-            guard s.flags.contains(.guestMode), let v = loadedVMCS12(s), v.usesShadowVMCS,
-                  v.vmcsLinkPointer != NestedState.invalidGPA,
-                  Int(s.size) >= NestedState.headerSize + 2 * VMCS12.pageSize,
-                  let shadow = s.vmx?.shadowVMCS12 else { return nil }
-            guard shadow.revisionID != VMCS12.revision || !shadow.isShadow else { return nil }
-            return .shadowVMCS12Invalid(revision: shadow.revisionID, shadowBit: shadow.isShadow)
-        },
-    ]
+    /// One rule, written once: its id, the check (what it finds when the rule is
+    /// broken: the violation's payload), the violation it reports, and that
+    /// violation's name, severity, message and the kernel line the rule mirrors.
+    struct Row<Found>: Sendable {
+        let id: String
+        let name: String
+        let severity: NestedStateSeverity
+        let kernelReference: String
+        let message: @Sendable (Found) -> String
+        let report: @Sendable (Found) -> NestedStateViolation
+        let check: @Sendable (NestedState, NestedStateHostContext) -> Found?
 
-    static let svmRules: [NestedStateRule] = [
-        NestedStateRule("svm-efer-svme") { s, c in
-            guard isSVM(s), let efer = c.efer, efer & eferSVME == 0 else { return nil }
-            if s.flags.isEmpty { return .svmDisabledEmptyFlags }
-            return s.flags != .gifSet ? .svmDisabledInEFER(s.flags) : nil
-        },
-        NestedStateRule("svm-efer-known") { s, c in
-            isSVM(s) && c.efer == nil && s.flags.contains(.guestMode) ? .eferUnknown : nil
-        },
-        NestedStateRule("vmcb-address") { s, c in
-            guard let h = s.svm?.header, s.flags.contains(.guestMode), !pageAddressValid(h.vmcbPA, c) else { return nil }
-            return .vmcbAddressInvalid(h.vmcbPA)
-        },
-        NestedStateRule("vmcb-present") { s, _ in
-            guard isSVM(s), s.flags.contains(.guestMode),
-                  Int(s.size) < NestedState.headerSize + VMCB.pageSize else { return nil }
-            return .vmcbMissing(size: s.size)
-        },
-        NestedStateRule("vmcb-vmrun-intercept") { s, _ in
-            guard let v = loadedVMCB(s), !v.control.interceptsVMRUN else { return nil }
-            return .vmrunNotIntercepted
-        },
-        NestedStateRule("vmcb-asid") { s, _ in
-            guard let v = loadedVMCB(s), v.control.asid == 0 else { return nil }
-            return .asidZero
-        },
-        NestedStateRule("vmcb-msrpm") { s, c in bitmapRule(s, c, "msrpm_base_pa", \.msrpmBasePA, 0x2000) },
-        NestedStateRule("vmcb-iopm") { s, c in bitmapRule(s, c, "iopm_base_pa", \.iopmBasePA, 0x3000) },
-        NestedStateRule("l2-cr0") { s, c in
-            guard loadedVMCB(s) != nil, let cr0 = c.cr0, cr0 & cr0CD == 0, cr0 & cr0NW != 0 else { return nil }
-            return .l2CR0Invalid(cr0)
-        },
-        NestedStateRule("l1-paged-protected") { s, _ in
-            guard let v = loadedVMCB(s), v.save.cr0 & cr0PG == 0 || v.save.cr0 & cr0PE == 0 else { return nil }
-            return .l1NotPagedProtectedMode(cr0: v.save.cr0)
-        },
-        NestedStateRule("l1-not-vm86") { s, _ in
-            guard let v = loadedVMCB(s), v.save.rflags & rflagsVM != 0 else { return nil }
-            return .l1InVirtual8086Mode(rflags: v.save.rflags)
-        },
-        NestedStateRule("l1-svme") { s, _ in
-            guard let v = loadedVMCB(s), v.save.efer & eferSVME == 0 else { return nil }
-            return .l1SVMEClear(efer: v.save.efer)
-        },
-        NestedStateRule("l1-cr0") { s, _ in
-            guard let v = loadedVMCB(s) else { return nil }
-            let cr0 = v.save.cr0
-            return (cr0 & cr0CD == 0 && cr0 & cr0NW != 0) || cr0 >> 32 != 0 ? .l1CR0Invalid(cr0) : nil
-        },
-        NestedStateRule("l1-debug-registers") { s, _ in
-            guard let v = loadedVMCB(s), v.save.dr6 >> 32 != 0 || v.save.dr7 >> 32 != 0 else { return nil }
-            return .l1DebugRegistersInvalid(dr6: v.save.dr6, dr7: v.save.dr7)
-        },
-        NestedStateRule("l1-long-mode-pae") { s, _ in
-            guard let v = loadedVMCB(s), v.save.efer & eferLME != 0, v.save.cr0 & cr0PG != 0,
-                  v.save.cr4 & cr4PAE == 0 else { return nil }
-            return .l1LongModeWithoutPAE(cr4: v.save.cr4)
-        },
-        NestedStateRule("l1-cr3") { s, c in
-            guard let v = loadedVMCB(s), v.save.efer & eferLME != 0, v.save.cr0 & cr0PG != 0,
-                  let bits = c.maxPhysAddrBits, bits > 0, bits < 64, v.save.cr3 >> UInt64(bits) != 0 else { return nil }
-            return .l1CR3Illegal(v.save.cr3)
-        },
-    ]
+        init(_ id: String, _ name: String, _ severity: NestedStateSeverity = .error, kernel: String,
+             message: @escaping @Sendable (Found) -> String, report: @escaping @Sendable (Found) -> NestedStateViolation,
+             check: @escaping @Sendable (NestedState, NestedStateHostContext) -> Found?) {
+            self.id = id
+            self.name = name
+            self.severity = severity
+            self.kernelReference = kernel
+            self.message = message
+            self.report = report
+            self.check = check
+        }
+
+        var rule: NestedStateRule {
+            let check = check, report = report
+            return NestedStateRule(id) { s, c in check(s, c).map(report) }
+        }
+
+        func entry(_ found: Found) -> NestedStateViolation.Entry {
+            NestedStateViolation.Entry(name: name, severity: severity, message: message(found), kernelReference: kernelReference)
+        }
+    }
+
+    // Where the kernel checks live (each reference starts with one).
+    static let x86 = "arch/x86/kvm/x86.c kvm_arch_vcpu_ioctl(KVM_SET_NESTED_STATE): "
+    static let vmx = "arch/x86/kvm/vmx/nested.c vmx_set_nested_state(): "
+    static let svm = "arch/x86/kvm/svm/nested.c svm_set_nested_state(): "
+    static let ctl = "arch/x86/kvm/svm/nested.c nested_vmcb_check_controls(): "
+    static let save = "arch/x86/kvm/svm/nested.c nested_vmcb_check_save(): "
+    static func hex(_ v: UInt64) -> String { NestedHex.string(v) }
+
+    // MARK: Generic (x86.c)
+
+    static let noNestedStateSupport = Row<Void>(
+        "capability", "noNestedStateSupport",
+        kernel: x86 + "if (!kvm_x86_ops.nested_ops->set_state) (KVM_CAP_NESTED_STATE is 0 without nested ops)",
+        message: { "KVM_CAP_NESTED_STATE = 0: host KVM has no nested state support" },
+        report: { .noNestedStateSupport }
+    ) { _, c in c.capabilitySize == 0 ? () : nil }
+
+    /// Not a rule of `rules`: `validate(bytes:)` reports it for a blob shorter than the header.
+    static let bufferTooSmall = Row<Int>(
+        "buffer", "bufferTooSmall",
+        kernel: x86 + "copy_from_user(&kvm_state, user_kvm_nested_state, sizeof(kvm_state)) -> EFAULT",
+        message: { n in "the buffer holds \(n) bytes, less than the \(NestedState.headerSize)-byte kvm_nested_state header" },
+        report: { .bufferTooSmall(available: $0) }
+    ) { _, _ in nil }
+
+    static let sizeTooSmall = Row<UInt32>(
+        "size-min", "sizeTooSmall",
+        kernel: x86 + "if (kvm_state.size < sizeof(kvm_state))",
+        message: { size in "size \(size) is smaller than the \(NestedState.headerSize)-byte header" },
+        report: { .sizeTooSmall(size: $0) }
+    ) { s, _ in s.size < UInt32(NestedState.headerSize) ? s.size : nil }
+
+    static let sizeExceedsBuffer = Row<(size: UInt32, available: Int)>(
+        "size-buffer", "sizeExceedsBuffer",
+        kernel: "no kernel check: the vendor code copy_from_user()s the data region trusting kvm_state->size",
+        message: { f in "size \(f.size) claims more bytes than the \(f.available) present; the kernel would read past the buffer" },
+        report: { .sizeExceedsBuffer(size: $0.size, available: $0.available) }
+    ) { s, _ in
+        let have = NestedState.headerSize + s.dataBytes.count + s.trailing.count
+        return Int(s.size) > have ? (s.size, have) : nil
+    }
+
+    static let sizeExceedsCapability = Row<(size: UInt32, capability: Int)>(
+        "size-capability", "sizeExceedsCapability", .warning,
+        kernel: "no kernel check: KVM reads only the pages it knows and ignores the rest",
+        message: { f in "size \(f.size) is larger than this host's KVM_CAP_NESTED_STATE (\(f.capability)); the excess is ignored" },
+        report: { .sizeExceedsCapability(size: $0.size, capability: $0.capability) }
+    ) { s, c in c.capabilitySize > 0 && Int(s.size) > c.capabilitySize ? (s.size, c.capabilitySize) : nil }
+
+    static let unknownFlags = Row<UInt16>(
+        "flags-known", "unknownFlags",
+        kernel: x86 + "if (kvm_state.flags & ~(KVM_STATE_NESTED_RUN_PENDING | KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_EVMCS | KVM_STATE_NESTED_MTF_PENDING | KVM_STATE_NESTED_GIF_SET))",
+        message: { bits in "unknown flag bits \(hex(UInt64(bits))) (known: GUEST_MODE, RUN_PENDING, EVMCS, MTF_PENDING, GIF_SET)" },
+        report: { .unknownFlags($0) }
+    ) { s, _ in
+        let extra = s.flags.rawValue & ~NestedStateFlags.known.rawValue
+        return extra != 0 ? extra : nil
+    }
+
+    static let runPendingWithoutGuestMode = Row<Void>(
+        "run-pending-guest-mode", "runPendingWithoutGuestMode",
+        kernel: x86 + "if ((kvm_state.flags & KVM_STATE_NESTED_RUN_PENDING) && !(kvm_state.flags & KVM_STATE_NESTED_GUEST_MODE))",
+        message: { "RUN_PENDING is set without GUEST_MODE" },
+        report: { .runPendingWithoutGuestMode }
+    ) { s, _ in s.flags.contains(.runPending) && !s.flags.contains(.guestMode) ? () : nil }
+
+    /// The kernel line behind both format rules.
+    static let formatCheck = vmx + "if (kvm_state->format != KVM_STATE_NESTED_FORMAT_VMX); " + svm + "if (kvm_state->format != KVM_STATE_NESTED_FORMAT_SVM)"
+
+    static let unknownFormat = Row<UInt16>(
+        "format-known", "unknownFormat",
+        kernel: formatCheck,
+        message: { f in "format \(f) is neither VMX (0) nor SVM (1)" },
+        report: { .unknownFormat($0) }
+    ) { s, _ in
+        if case .unknown = s.payload { return s.format.rawValue }
+        return nil
+    }
+
+    static let formatMismatch = Row<(format: NestedStateFormat, host: NestedVendor)>(
+        "format-vendor", "formatMismatch",
+        kernel: formatCheck,
+        message: { f in "the state's format is \(f.format) but the host uses \(f.host); nested state restores only on the same vendor" },
+        report: { .formatMismatch(format: $0.format, host: $0.host) }
+    ) { s, c in
+        switch (s.format, c.vendor) {
+        case (.vmx, .svm), (.svm, .vmx): return (s.format, c.vendor)
+        default: return nil
+        }
+    }
+
+    static let flagsNotForSVM = Row<NestedStateFlags>(
+        "flags-svm", "flagsNotForSVM",
+        kernel: svm + "if (kvm_state->flags & ~(KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_RUN_PENDING | KVM_STATE_NESTED_GIF_SET))",
+        message: { flags in "\(flags.description) are VMX-only flags; SVM accepts only GUEST_MODE, RUN_PENDING, GIF_SET" },
+        report: { .flagsNotForSVM($0) }
+    ) { s, _ in
+        let vmxOnly = s.flags.intersection([.evmcs, .mtfPending])
+        return isSVM(s) && !vmxOnly.isEmpty ? vmxOnly : nil
+    }
+
+    static let gifSetOnVMX = Row<Void>(
+        "flags-vmx-gif", "gifSetOnVMX", .warning,
+        kernel: "vmx_set_nested_state() never reads KVM_STATE_NESTED_GIF_SET (rejected only via `if (kvm_state->flags & ~KVM_STATE_NESTED_EVMCS)` when vmxon_pa is -1)",
+        message: { "GIF_SET is an SVM flag; VMX ignores it" },
+        report: { .gifSetOnVMX }
+    ) { s, _ in isVMX(s) && vmxOn(s) && s.flags.contains(.gifSet) ? () : nil }
+
+    // MARK: VMX (vmx/nested.c)
+
+    static let vmxOffWithSMMFlags = Row<NestedSMMFlags>(
+        "vmx-off-smm", "vmxOffWithSMMFlags",
+        kernel: vmx + "if (kvm_state->hdr.vmx.vmxon_pa == INVALID_GPA) { if (kvm_state->hdr.vmx.smm.flags) return -EINVAL;",
+        message: { f in "vmxon_pa is -1 (VMX off) but SMM flags are set (\(f))" },
+        report: { .vmxOffWithSMMFlags($0) }
+    ) { s, _ in
+        guard let h = vmxHeader(s), h.vmxonPA == NestedState.invalidGPA, !h.smmFlags.isEmpty else { return nil }
+        return h.smmFlags
+    }
+
+    static let vmxOffWithVMCS12Pointer = Row<UInt64>(
+        "vmx-off-vmcs12", "vmxOffWithVMCS12Pointer",
+        kernel: vmx + "if (kvm_state->hdr.vmx.vmxon_pa == INVALID_GPA) { … if (kvm_state->hdr.vmx.vmcs12_pa != INVALID_GPA) return -EINVAL;",
+        message: { pa in "vmxon_pa is -1 (VMX off) but vmcs12_pa is \(hex(pa)); it must be -1 too" },
+        report: { .vmxOffWithVMCS12Pointer($0) }
+    ) { s, _ in
+        guard let h = vmxHeader(s), h.vmxonPA == NestedState.invalidGPA, h.vmcs12PA != NestedState.invalidGPA else { return nil }
+        return h.vmcs12PA
+    }
+
+    static let vmxOffWithFlags = Row<NestedStateFlags>(
+        "vmx-off-flags", "vmxOffWithFlags",
+        kernel: vmx + "if (kvm_state->hdr.vmx.vmxon_pa == INVALID_GPA) { … if (kvm_state->flags & ~KVM_STATE_NESTED_EVMCS) return -EINVAL;",
+        message: { f in "vmxon_pa is -1 (VMX off) but flags \(f) are set; only EVMCS is allowed" },
+        report: { .vmxOffWithFlags($0) }
+    ) { s, _ in
+        guard let h = vmxHeader(s), h.vmxonPA == NestedState.invalidGPA else { return nil }
+        let bad = s.flags.subtracting(.evmcs)
+        return bad.isEmpty ? nil : bad
+    }
+
+    static let vmxNotExposedToGuest = Row<Void>(
+        "vmx-cpuid", "vmxNotExposedToGuest",
+        kernel: vmx + "if (!guest_cpu_cap_has(vcpu, X86_FEATURE_VMX)) return -EINVAL; (older kernels: nested_vmx_allowed(vcpu))",
+        message: { "vmxon_pa is set but the guest CPUID does not advertise VMX (set CPUID before nested state)" },
+        report: { .vmxNotExposedToGuest }
+    ) { s, c in vmxOn(s) && c.guestHasVMX == false ? () : nil }
+
+    static let vmxonAddressInvalid = Row<UInt64>(
+        "vmxon-address", "vmxonAddressInvalid",
+        kernel: vmx + "if (!page_address_valid(vcpu, kvm_state->hdr.vmx.vmxon_pa))",
+        message: { pa in "vmxon_pa \(hex(pa)) is not a page-aligned, legal guest-physical address" },
+        report: { .vmxonAddressInvalid($0) }
+    ) { s, c in
+        guard vmxOn(s), let h = vmxHeader(s), !pageAddressValid(h.vmxonPA, c) else { return nil }
+        return h.vmxonPA
+    }
+
+    static let smmGuestModeWithGuestMode = Row<Void>(
+        "smm-guest-mode-exclusive", "smmGuestModeWithGuestMode",
+        kernel: vmx + "if ((kvm_state->hdr.vmx.smm.flags & KVM_STATE_NESTED_SMM_GUEST_MODE) && (kvm_state->flags & KVM_STATE_NESTED_GUEST_MODE))",
+        message: { "SMM GUEST_MODE and GUEST_MODE are both set" },
+        report: { .smmGuestModeWithGuestMode }
+    ) { s, _ in
+        guard let h = vmxHeader(s) else { return nil }
+        return h.smmFlags.contains(.guestMode) && s.flags.contains(.guestMode) ? () : nil
+    }
+
+    static let unknownSMMFlags = Row<UInt16>(
+        "smm-flags-known", "unknownSMMFlags",
+        kernel: vmx + "if (kvm_state->hdr.vmx.smm.flags & ~(KVM_STATE_NESTED_SMM_GUEST_MODE | KVM_STATE_NESTED_SMM_VMXON))",
+        message: { bits in "unknown SMM flag bits \(hex(UInt64(bits))) (known: GUEST_MODE, VMXON)" },
+        report: { .unknownSMMFlags($0) }
+    ) { s, _ in
+        guard let h = vmxHeader(s) else { return nil }
+        let extra = h.smmFlags.rawValue & ~NestedSMMFlags.known.rawValue
+        return extra != 0 ? extra : nil
+    }
+
+    static let unknownVMXHeaderFlags = Row<UInt32>(
+        "vmx-header-flags-known", "unknownVMXHeaderFlags",
+        kernel: vmx + "if (kvm_state->hdr.vmx.flags & ~KVM_STATE_VMX_PREEMPTION_TIMER_DEADLINE)",
+        message: { bits in "unknown VMX header flag bits \(hex(UInt64(bits))) (known: PREEMPTION_TIMER_DEADLINE)" },
+        report: { .unknownVMXHeaderFlags($0) }
+    ) { s, _ in
+        guard let h = vmxHeader(s) else { return nil }
+        let extra = h.flags.rawValue & ~NestedVMXHeaderFlags.known.rawValue
+        return extra != 0 ? extra : nil
+    }
+
+    static let smmFlagsOutsideSMM = Row<NestedSMMFlags>(
+        "smm-flags-outside-smm", "smmFlagsOutsideSMM",
+        kernel: vmx + "if (is_smm(vcpu) ? (kvm_state->flags & (KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_RUN_PENDING)) : kvm_state->hdr.vmx.smm.flags)",
+        message: { f in "SMM flags (\(f)) are set but the vCPU is not in SMM (restore vCPU events first)" },
+        report: { .smmFlagsOutsideSMM($0) }
+    ) { s, c in
+        guard let h = vmxHeader(s), c.inSMM == false, !h.smmFlags.isEmpty else { return nil }
+        return h.smmFlags
+    }
+
+    static let guestModeInSMM = Row<Void>(
+        "guest-mode-in-smm", "guestModeInSMM",
+        kernel: vmx + "if (is_smm(vcpu) ? (kvm_state->flags & (KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_RUN_PENDING)) : …); " + svm + "if (is_smm(vcpu) && (kvm_state->flags & KVM_STATE_NESTED_GUEST_MODE))",
+        message: { "the vCPU is in SMM, which cannot be combined with GUEST_MODE or RUN_PENDING" },
+        report: { .guestModeInSMM }
+    ) { s, c in
+        guard c.inSMM == true else { return nil }
+        if isVMX(s), !s.flags.intersection([.guestMode, .runPending]).isEmpty { return () }
+        if isSVM(s), s.flags.contains(.guestMode) { return () }
+        return nil
+    }
+
+    static let smmGuestModeWithoutSMMVMXON = Row<Void>(
+        "smm-guest-mode-needs-vmxon", "smmGuestModeWithoutSMMVMXON",
+        kernel: vmx + "if ((kvm_state->hdr.vmx.smm.flags & KVM_STATE_NESTED_SMM_GUEST_MODE) && !(kvm_state->hdr.vmx.smm.flags & KVM_STATE_NESTED_SMM_VMXON))",
+        message: { "SMM GUEST_MODE is set without SMM VMXON" },
+        report: { .smmGuestModeWithoutSMMVMXON }
+    ) { s, _ in
+        guard let h = vmxHeader(s) else { return nil }
+        return h.smmFlags.contains(.guestMode) && !h.smmFlags.contains(.vmxon) ? () : nil
+    }
+
+    static let evmcsNotEnabled = Row<Void>(
+        "evmcs-enabled", "evmcsNotEnabled",
+        kernel: vmx + "if ((kvm_state->flags & KVM_STATE_NESTED_EVMCS) && (!guest_cpu_cap_has(vcpu, X86_FEATURE_VMX) || !vmx->nested.enlightened_vmcs_enabled))",
+        message: { "EVMCS is set but the enlightened VMCS capability is not enabled on the vCPU (or the guest lacks VMX)" },
+        report: { .evmcsNotEnabled }
+    ) { s, c in
+        guard isVMX(s), s.flags.contains(.evmcs) else { return nil }
+        return !c.evmcsEnabled || c.guestHasVMX == false ? () : nil
+    }
+
+    static let vmcs12Missing = Row<UInt32>(
+        "vmcs12-present", "vmcs12Missing",
+        kernel: vmx + "if (kvm_state->size < sizeof(*kvm_state) + sizeof(*vmcs12)) { if ((kvm_state->flags & KVM_STATE_NESTED_GUEST_MODE) || (kvm_state->flags & KVM_STATE_NESTED_EVMCS) || (kvm_state->hdr.vmx.vmcs12_pa != INVALID_GPA)) return -EINVAL;",
+        message: { size in "size \(size) has no vmcs12 (needs \(NestedState.headerSize + VMCS12.pageSize)) but GUEST_MODE, EVMCS or vmcs12_pa says there is one" },
+        report: { .vmcs12Missing(size: $0) }
+    ) { s, _ in
+        guard vmxOn(s), let h = vmxHeader(s), !hasVMCS12(s) else { return nil }
+        let needs = s.flags.contains(.guestMode) || s.flags.contains(.evmcs) || h.vmcs12PA != NestedState.invalidGPA
+        return needs ? s.size : nil
+    }
+
+    static let vmcs12WithoutPointer = Row<Void>(
+        "vmcs12-pointer", "vmcs12WithoutPointer",
+        kernel: vmx + "if (kvm_state->hdr.vmx.vmcs12_pa != INVALID_GPA) { … } else if (kvm_state->flags & KVM_STATE_NESTED_EVMCS) { … } else { return -EINVAL; }",
+        message: { "a vmcs12 is present but vmcs12_pa is -1 and EVMCS is not set" },
+        report: { .vmcs12WithoutPointer }
+    ) { s, _ in
+        guard vmxOn(s), hasVMCS12(s), let h = vmxHeader(s) else { return nil }
+        return h.vmcs12PA == NestedState.invalidGPA && !s.flags.contains(.evmcs) ? () : nil
+    }
+
+    /// The kernel line behind both vmcs12_pa rules.
+    static let vmcs12AddressCheck = vmx + "if (kvm_state->hdr.vmx.vmcs12_pa == kvm_state->hdr.vmx.vmxon_pa || !page_address_valid(vcpu, kvm_state->hdr.vmx.vmcs12_pa))"
+
+    static let vmcs12AddressEqualsVMXON = Row<UInt64>(
+        "vmcs12-not-vmxon", "vmcs12AddressEqualsVMXON",
+        kernel: vmcs12AddressCheck,
+        message: { pa in "vmcs12_pa equals vmxon_pa (\(hex(pa)))" },
+        report: { .vmcs12AddressEqualsVMXON($0) }
+    ) { s, _ in
+        guard vmxOn(s), hasVMCS12(s), let h = vmxHeader(s), h.vmcs12PA != NestedState.invalidGPA,
+              h.vmcs12PA == h.vmxonPA else { return nil }
+        return h.vmcs12PA
+    }
+
+    static let vmcs12AddressInvalid = Row<UInt64>(
+        "vmcs12-address", "vmcs12AddressInvalid",
+        kernel: vmcs12AddressCheck,
+        message: { pa in "vmcs12_pa \(hex(pa)) is not a page-aligned, legal guest-physical address" },
+        report: { .vmcs12AddressInvalid($0) }
+    ) { s, c in
+        guard vmxOn(s), hasVMCS12(s), let h = vmxHeader(s), h.vmcs12PA != NestedState.invalidGPA,
+              !pageAddressValid(h.vmcs12PA, c) else { return nil }
+        return h.vmcs12PA
+    }
+
+    static let vmcs12BadRevision = Row<UInt32>(
+        "vmcs12-revision", "vmcs12BadRevision",
+        kernel: vmx + "if (vmcs12->hdr.revision_id != VMCS12_REVISION)",
+        message: { rev in "vmcs12 revision \(hex(UInt64(rev))) is not VMCS12_REVISION \(hex(UInt64(VMCS12.revision)))" },
+        report: { .vmcs12BadRevision($0) }
+    ) { s, _ in
+        guard let v = loadedVMCS12(s), v.revisionID != VMCS12.revision else { return nil }
+        return v.revisionID
+    }
+
+    static let shadowVMCS12Missing = Row<UInt32>(
+        "shadow-vmcs12-present", "shadowVMCS12Missing",
+        kernel: vmx + "if (nested_cpu_has_shadow_vmcs(vmcs12) && vmcs12->vmcs_link_pointer != INVALID_GPA) { … if (kvm_state->size < sizeof(*kvm_state) + sizeof(user_vmx_nested_state->vmcs12) + sizeof(*shadow_vmcs12)) goto error_guest_mode;",
+        message: { size in "vmcs12 enables VMCS shadowing with a link pointer but size \(size) has no shadow_vmcs12 (needs \(NestedState.headerSize + 2 * VMCS12.pageSize))" },
+        report: { .shadowVMCS12Missing(size: $0) }
+    ) { s, _ in
+        guard s.flags.contains(.guestMode), let v = loadedVMCS12(s), v.usesShadowVMCS,
+              v.vmcsLinkPointer != NestedState.invalidGPA,
+              Int(s.size) < NestedState.headerSize + 2 * VMCS12.pageSize else { return nil }
+        return s.size
+    }
+
+    static let shadowVMCS12Invalid = Row<(revision: UInt32, shadowBit: Bool)>(
+        "shadow-vmcs12-valid", "shadowVMCS12Invalid",
+        kernel: "arch/x86/kvm/vmx/nested.c nested_vmx_check_restored_vmcs12(): if (shadow_vmcs12->hdr.revision_id != VMCS12_REVISION || !shadow_vmcs12->hdr.shadow_vmcs)",
+        message: { f in "shadow_vmcs12 has revision \(hex(UInt64(f.revision)))\(f.shadowBit ? "" : " and no shadow_vmcs bit"); it needs VMCS12_REVISION and the shadow bit" },
+        report: { .shadowVMCS12Invalid(revision: $0.revision, shadowBit: $0.shadowBit) }
+    ) { s, _ in
+        guard s.flags.contains(.guestMode), let v = loadedVMCS12(s), v.usesShadowVMCS,
+              v.vmcsLinkPointer != NestedState.invalidGPA,
+              Int(s.size) >= NestedState.headerSize + 2 * VMCS12.pageSize,
+              let shadow = s.vmx?.shadowVMCS12 else { return nil }
+        guard shadow.revisionID != VMCS12.revision || !shadow.isShadow else { return nil }
+        return (shadow.revisionID, shadow.isShadow)
+    }
+
+    // MARK: SVM (svm/nested.c)
+
+    /// The kernel line behind the EFER.SVME rules.
+    static let svmEFERCheck = svm + "if (!(vcpu->arch.efer & EFER_SVME) && kvm_state->flags && kvm_state->flags != KVM_STATE_NESTED_GIF_SET) return -EINVAL;"
+
+    /// Reports `svmDisabledEmptyFlags` instead when the flags are 0.
+    static let svmDisabledInEFER = Row<NestedStateFlags>(
+        "svm-efer-svme", "svmDisabledInEFER",
+        kernel: svmEFERCheck,
+        message: { f in "EFER.SVME is clear on the vCPU but flags are \(f); with SVME clear only GIF_SET (or nothing) is allowed — restore SREGS (EFER) first" },
+        report: { $0.isEmpty ? .svmDisabledEmptyFlags : .svmDisabledInEFER($0) }
+    ) { s, c in
+        guard isSVM(s), let efer = c.efer, efer & EFER.svme == 0 else { return nil }
+        return s.flags != .gifSet ? s.flags : nil
+    }
+
+    /// Not a rule of `rules`: `svmDisabledInEFER`'s check reports it for flags 0.
+    static let svmDisabledEmptyFlags = Row<Void>(
+        "svm-efer-svme", "svmDisabledEmptyFlags",
+        kernel: svm + "if (!(vcpu->arch.efer & EFER_SVME)) { if (kvm_state->flags != KVM_STATE_NESTED_GIF_SET) return -EINVAL; } (measured on 6.1 in the nested lab)",
+        message: { "EFER.SVME is clear and flags are 0: with SVM off the kernel accepts only GIF_SET (restore SREGS first)" },
+        report: { .svmDisabledEmptyFlags }
+    ) { _, _ in nil }
+
+    static let eferUnknown = Row<Void>(
+        "svm-efer-known", "eferUnknown", .warning,
+        kernel: svmEFERCheck,
+        message: { "vCPU EFER unknown: GUEST_MODE needs EFER.SVME set, so restore SREGS before KVM_SET_NESTED_STATE" },
+        report: { .eferUnknown }
+    ) { s, c in isSVM(s) && c.efer == nil && s.flags.contains(.guestMode) ? () : nil }
+
+    static let vmcbAddressInvalid = Row<UInt64>(
+        "vmcb-address", "vmcbAddressInvalid",
+        kernel: svm + "if (!page_address_valid(vcpu, kvm_state->hdr.svm.vmcb_pa))",
+        message: { pa in "vmcb_pa \(hex(pa)) is not a page-aligned, legal guest-physical address" },
+        report: { .vmcbAddressInvalid($0) }
+    ) { s, c in
+        guard let h = s.svm?.header, s.flags.contains(.guestMode), !pageAddressValid(h.vmcbPA, c) else { return nil }
+        return h.vmcbPA
+    }
+
+    static let vmcbMissing = Row<UInt32>(
+        "vmcb-present", "vmcbMissing",
+        kernel: svm + "if (kvm_state->size < sizeof(*kvm_state) + KVM_STATE_NESTED_SVM_VMCB_SIZE)",
+        message: { size in "GUEST_MODE is set but size \(size) has no vmcb12 (needs \(NestedState.headerSize + VMCB.pageSize))" },
+        report: { .vmcbMissing(size: $0) }
+    ) { s, _ in
+        guard isSVM(s), s.flags.contains(.guestMode),
+              Int(s.size) < NestedState.headerSize + VMCB.pageSize else { return nil }
+        return s.size
+    }
+
+    static let vmrunNotIntercepted = Row<Void>(
+        "vmcb-vmrun-intercept", "vmrunNotIntercepted",
+        kernel: ctl + "if (CC(!vmcb12_is_intercept(control, INTERCEPT_VMRUN)))",
+        message: { "vmcb12 control does not intercept VMRUN" },
+        report: { .vmrunNotIntercepted }
+    ) { s, _ in
+        guard let v = loadedVMCB(s), !v.control.interceptsVMRUN else { return nil }
+        return ()
+    }
+
+    static let asidZero = Row<Void>(
+        "vmcb-asid", "asidZero",
+        kernel: ctl + "if (CC(control->asid == 0))",
+        message: { "vmcb12 control has ASID 0" },
+        report: { .asidZero }
+    ) { s, _ in
+        guard let v = loadedVMCB(s), v.control.asid == 0 else { return nil }
+        return ()
+    }
+
+    static let msrpmAddressInvalid = bitmapAddressInvalid("vmcb-msrpm", "msrpm_base_pa", \.msrpmBasePA, 0x2000)
+    static let iopmAddressInvalid = bitmapAddressInvalid("vmcb-iopm", "iopm_base_pa", \.iopmBasePA, 0x3000)
 
     /// nested_svm_check_bitmap_pa(): PAGE_ALIGN(pa) and its last byte are legal GPAs.
-    static func bitmapRule(_ s: NestedState, _ c: NestedStateHostContext, _ name: String,
-                           _ field: KeyPath<VMCBControl, UInt64>, _ size: UInt64) -> NestedStateViolation? {
-        guard let v = loadedVMCB(s), let bits = c.maxPhysAddrBits, bits > 0, bits < 64 else { return nil }
-        let pa = v.control[keyPath: field]
-        let (aligned, o1) = pa.addingReportingOverflow(0xFFF)
-        let start = aligned & ~0xFFF
-        let (end, o2) = start.addingReportingOverflow(size - 1)
-        let legal = !o1 && !o2 && start >> UInt64(bits) == 0 && end >> UInt64(bits) == 0
-        return legal ? nil : .bitmapAddressInvalid(name: name, address: pa)
+    static func bitmapAddressInvalid(_ id: String, _ field: String, _ keyPath: KeyPath<VMCBControl, UInt64> & Sendable,
+                                     _ size: UInt64) -> Row<(name: String, address: UInt64)> {
+        Row(id, "bitmapAddressInvalid",
+            kernel: ctl + "if (CC(!nested_svm_check_bitmap_pa(vcpu, control->msrpm_base_pa, MSRPM_SIZE))) / (…iopm_base_pa, IOPM_SIZE)",
+            message: { f in "vmcb12 \(f.name) \(hex(f.address)) is not a legal guest-physical address range" },
+            report: { .bitmapAddressInvalid(name: $0.name, address: $0.address) }
+        ) { s, c in
+            guard let v = loadedVMCB(s), let bits = c.maxPhysAddrBits, bits > 0, bits < 64 else { return nil }
+            let pa = v.control[keyPath: keyPath]
+            let (aligned, o1) = pa.addingReportingOverflow(0xFFF)
+            let start = aligned & ~0xFFF
+            let (end, o2) = start.addingReportingOverflow(size - 1)
+            let legal = !o1 && !o2 && start >> UInt64(bits) == 0 && end >> UInt64(bits) == 0
+            return legal ? nil : (field, pa)
+        }
+    }
+
+    static let l2CR0Invalid = Row<UInt64>(
+        "l2-cr0", "l2CR0Invalid",
+        kernel: svm + "cr0 = kvm_read_cr0(vcpu); if (((cr0 & X86_CR0_CD) == 0) && (cr0 & X86_CR0_NW)) goto out_free;",
+        message: { cr0 in "the vCPU's (L2) CR0 \(hex(cr0)) has NW set with CD clear" },
+        report: { .l2CR0Invalid($0) }
+    ) { s, c in
+        guard loadedVMCB(s) != nil, let cr0 = c.cr0, cr0 & ControlRegister.cd == 0, cr0 & ControlRegister.nw != 0 else { return nil }
+        return cr0
+    }
+
+    static let l1NotPagedProtectedMode = Row<UInt64>(
+        "l1-paged-protected", "l1NotPagedProtectedMode",
+        kernel: svm + "if (!(save->cr0 & X86_CR0_PG) || !(save->cr0 & X86_CR0_PE) || …",
+        message: { cr0 in "L1 save area CR0 \(hex(cr0)) lacks PG or PE (L1 must be in paged protected mode)" },
+        report: { .l1NotPagedProtectedMode(cr0: $0) }
+    ) { s, _ in
+        guard let v = loadedVMCB(s), v.save.cr0 & ControlRegister.pg == 0 || v.save.cr0 & ControlRegister.pe == 0 else { return nil }
+        return v.save.cr0
+    }
+
+    static let l1InVirtual8086Mode = Row<UInt64>(
+        "l1-not-vm86", "l1InVirtual8086Mode",
+        kernel: svm + "if (… || (save->rflags & X86_EFLAGS_VM) || …",
+        message: { rflags in "L1 save area RFLAGS \(hex(rflags)) has VM set" },
+        report: { .l1InVirtual8086Mode(rflags: $0) }
+    ) { s, _ in
+        guard let v = loadedVMCB(s), v.save.rflags & rflagsVM != 0 else { return nil }
+        return v.save.rflags
+    }
+
+    static let l1SVMEClear = Row<UInt64>(
+        "l1-svme", "l1SVMEClear",
+        kernel: save + "if (CC(!(save->efer & EFER_SVME)))",
+        message: { efer in "L1 save area EFER \(hex(efer)) has SVME clear" },
+        report: { .l1SVMEClear(efer: $0) }
+    ) { s, _ in
+        guard let v = loadedVMCB(s), v.save.efer & EFER.svme == 0 else { return nil }
+        return v.save.efer
+    }
+
+    static let l1CR0Invalid = Row<UInt64>(
+        "l1-cr0", "l1CR0Invalid",
+        kernel: save + "if (CC((save->cr0 & X86_CR0_CD) == 0 && (save->cr0 & X86_CR0_NW)) || CC(save->cr0 & ~0xffffffffULL))",
+        message: { cr0 in "L1 save area CR0 \(hex(cr0)) has NW without CD, or bits above 31 set" },
+        report: { .l1CR0Invalid($0) }
+    ) { s, _ in
+        guard let v = loadedVMCB(s) else { return nil }
+        let cr0 = v.save.cr0
+        return (cr0 & ControlRegister.cd == 0 && cr0 & ControlRegister.nw != 0) || cr0 >> 32 != 0 ? cr0 : nil
+    }
+
+    static let l1DebugRegistersInvalid = Row<(dr6: UInt64, dr7: UInt64)>(
+        "l1-debug-registers", "l1DebugRegistersInvalid",
+        kernel: save + "if (CC(!kvm_dr6_valid(save->dr6)) || CC(!kvm_dr7_valid(save->dr7)))",
+        message: { f in "L1 save area DR6 \(hex(f.dr6)) / DR7 \(hex(f.dr7)) have bits above 31 set" },
+        report: { .l1DebugRegistersInvalid(dr6: $0.dr6, dr7: $0.dr7) }
+    ) { s, _ in
+        guard let v = loadedVMCB(s), v.save.dr6 >> 32 != 0 || v.save.dr7 >> 32 != 0 else { return nil }
+        return (v.save.dr6, v.save.dr7)
+    }
+
+    static let l1LongModeWithoutPAE = Row<UInt64>(
+        "l1-long-mode-pae", "l1LongModeWithoutPAE",
+        kernel: save + "if ((save->efer & EFER_LME) && (save->cr0 & X86_CR0_PG)) { if (CC(!(save->cr4 & X86_CR4_PAE)) || CC(!(save->cr0 & X86_CR0_PE)) || …",
+        message: { cr4 in "L1 save area has EFER.LME and CR0.PG but CR4 \(hex(cr4)) lacks PAE" },
+        report: { .l1LongModeWithoutPAE(cr4: $0) }
+    ) { s, _ in
+        guard let v = loadedVMCB(s), v.save.efer & EFER.lme != 0, v.save.cr0 & ControlRegister.pg != 0,
+              v.save.cr4 & ControlRegister.pae == 0 else { return nil }
+        return v.save.cr4
+    }
+
+    static let l1CR3Illegal = Row<UInt64>(
+        "l1-cr3", "l1CR3Illegal",
+        kernel: save + "… || CC(kvm_vcpu_is_illegal_gpa(vcpu, save->cr3)) (newer: !kvm_vcpu_is_legal_cr3)",
+        message: { cr3 in "L1 save area CR3 \(hex(cr3)) exceeds the guest's physical address width" },
+        report: { .l1CR3Illegal($0) }
+    ) { s, c in
+        guard let v = loadedVMCB(s), v.save.efer & EFER.lme != 0, v.save.cr0 & ControlRegister.pg != 0,
+              let bits = c.maxPhysAddrBits, bits > 0, bits < 64, v.save.cr3 >> UInt64(bits) != 0 else { return nil }
+        return v.save.cr3
     }
 }
