@@ -35,9 +35,10 @@ extension VCPU {
         case .vmx:
             table[1]?.ecx |= 1 << 5
             try setCPUID(table)
-            // The capability MSRs KVM emulates for this vCPU (0x480–0x493), read as feature MSRs.
+            // The capability MSRs KVM emulates for this vCPU (0x480–0x493), read as feature MSRs,
+            // less those KVM derives itself and refuses to have set (see vmxCapabilityMSRsToCopy).
             let features = (try? vm.kvm.msrFeatureIndexList()) ?? []
-            let vmxIndices = features.filter { (0x480...0x493).contains($0) }
+            let vmxIndices = VCPU.vmxCapabilityMSRsToCopy(features)
             if vmxIndices.isEmpty { warnings.append("KVM lists no VMX capability MSRs (0x480–0x493) among its feature MSRs") }
             for index in vmxIndices {
                 do {
@@ -73,6 +74,23 @@ extension VCPU {
             warnings.insert("nesting forced on although \(report.summary)", at: 0)
         }
         return warnings
+    }
+}
+
+extension VCPU {
+    /// VMX capability MSRs KVM computes itself and refuses to have set
+    /// (arch/x86/kvm/vmx/nested.c vmx_set_vmx_msr(): -EINVAL): the non-TRUE control
+    /// MSRs IA32_VMX_PINBASED/PROCBASED/EXIT/ENTRY_CTLS (0x481–0x484, "generated from
+    /// the TRUE MSRs") and IA32_VMX_CR0_FIXED1 / CR4_FIXED1 (0x487, 0x489, "generated
+    /// based on the vCPU's CPUID"). KVM still lists them among its feature MSRs.
+    /// Seen on Debian 6.1's kvm_intel (Tools/vmx-lab/run --linux): copying them made
+    /// every nested run print six KVM_SET_MSRS EINVAL warnings.
+    public static let derivedVMXCapabilityMSRs: Set<UInt32> = [0x481, 0x482, 0x483, 0x484, 0x487, 0x489]
+
+    /// The VMX capability MSRs `enableNesting` copies from KVM's feature MSR indices:
+    /// those in 0x480–0x493, in the given order, minus `derivedVMXCapabilityMSRs`.
+    public static func vmxCapabilityMSRsToCopy(_ featureIndices: [UInt32]) -> [UInt32] {
+        featureIndices.filter { (0x480...0x493).contains($0) && !derivedVMXCapabilityMSRs.contains($0) }
     }
 }
 
