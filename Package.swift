@@ -22,8 +22,9 @@ let package = Package(
         // <linux/kvm.h> for Swift: ioctl request numbers and non-variadic ioctl wrappers.
         .target(name: "CKVM"),
         // The library. Imports Glibc and CKVM only (no Foundation), so kvmrun starts fast.
-        .target(name: "KVMCore", dependencies: ["CKVM"]),
-        // A guest program embedded as bytes; no dependencies.
+        .target(name: "KVMCore", dependencies: ["CKVM", "KVMGuestImage"]),
+        // A guest program embedded as bytes (what the GuestBuilder plugin makes); no
+        // dependencies. KVMCore loads it (`GuestImage.bootImage()`).
         .target(name: "KVMGuestImage"),
         // Test guests, built from source by the GuestBuilder plugin and embedded as bytes.
         .target(name: "Guests", dependencies: ["KVMGuestImage"], path: "Guests",

@@ -150,11 +150,7 @@ struct GuestOptions: ParsableArguments {
             throw CLIError(.usage, "--builtin \(name): no such built-in guest (see --list-builtins)")
         }
         do {
-            switch image.format {
-            case .elf: return try ELFImage.parse(image.bytes)
-            case .flat(let mode, let load, let entry):
-                return try .flat(image.bytes, mode: CPUMode(rawValue: mode.rawValue)!, load: load, entry: entry)
-            }
+            return try image.bootImage()
         } catch {
             throw CLIError(.badImage, "built-in \(name): \(error)")
         }

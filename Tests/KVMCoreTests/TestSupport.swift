@@ -31,20 +31,6 @@ func requirePagingOutsideLongMode() throws {
 }
 
 extension GuestImage {
-    /// The guest as the library loads it: `.flat` for raw binaries (in the
-    /// manifest's mode, at its load and entry addresses), `ELFImage.parse` for ELF.
-    func bootImage() throws -> BootImage {
-        switch format {
-        case .elf:
-            return try ELFImage.parse(bytes)
-        case .flat(let mode, let load, let entry):
-            guard let cpuMode = CPUMode(rawValue: mode.rawValue) else {
-                throw ConfigurationError("guest \(name): mode \(mode.rawValue) has no CPUMode")
-            }
-            return try .flat(bytes, mode: cpuMode, load: load, entry: entry)
-        }
-    }
-
     /// A built-in guest by name, failing the test (not crashing) when it is missing.
     static func require(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> GuestImage {
         guard let image = GuestImage.all.first(where: { $0.name == name }) else {

@@ -25,7 +25,7 @@ final class SnapshotCLITests: XCTestCase {
     /// exits when it ran to the end.
     private func runInProcess(_ image: GuestImage, exits limit: Int? = nil) throws -> (serial: String, registers: Registers, exits: Int) {
         let machine = try Machine(memorySize: 64 << 20, serial: .buffer)
-        try machine.load(try bootImage(image))
+        try machine.load(try image.bootImage())
         var count = 0
         let trace: (VCPU, VMExit) -> Void = { vcpu, exit in
             if case .interrupted = exit { return }
@@ -39,14 +39,6 @@ final class SnapshotCLITests: XCTestCase {
             break
         }
         return (machine.serial.text, try machine.vcpu.registers(), count)
-    }
-
-    private func bootImage(_ image: GuestImage) throws -> BootImage {
-        switch image.format {
-        case .elf: return try ELFImage.parse(image.bytes)
-        case .flat(let mode, let load, let entry):
-            return try .flat(image.bytes, mode: CPUMode(rawValue: mode.rawValue)!, load: load, entry: entry)
-        }
     }
 
     private func registerList(_ r: Registers) -> [UInt64] {
