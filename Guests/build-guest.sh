@@ -108,6 +108,7 @@ if [ "$KIND" = multiboot ]; then
         objs="$objs $mbstart"
     fi
     compile "$(lib guest.c)"
+    compile "$(lib string.c)"
     compile "$(lib mb.c)"
 else
 case $SOURCE in
@@ -115,6 +116,7 @@ case $SOURCE in
         [ $bits = 64 ] || die "$NAME: C guests are 64-bit only for now (add lib/start32.S)"
         compile "$(lib start64.S)"
         compile "$(lib guest.c)"
+        compile "$(lib string.c)"
         # Optional libraries (IDT, probe lines, VMX, SVM): every function has
         # its own section, so --gc-sections drops what a guest does not use.
         std="idt.c idt-stubs.S probe.c svm.c svm-run.S vmx.c vmx-run.S"
@@ -125,7 +127,7 @@ case $SOURCE in
         if [ "$LIBDIR" != "$GDIR" ]; then
             for f in "$GDIR"/lib/*.c "$GDIR"/lib/*.S; do
                 [ -f "$f" ] || continue
-                case " start64.S guest.c $std " in *" $(basename "$f") "*) continue ;; esac
+                case " start64.S guest.c string.c $std " in *" $(basename "$f") "*) continue ;; esac
                 compile "$f"
             done
         fi ;;
