@@ -18,12 +18,9 @@ public final class KVM {
     /// KVM_CHECK_EXTENSION answers by capability number, -1 until asked: they
     /// cannot change while the module is loaded, and a snapshot reset asks
     /// several on every call. Atomic loads and stores: two threads that ask at
-    /// once both ask KVM and store the same answer.
-    private let capabilityAnswers: UnsafeMutablePointer<Int32> = {
-        let answers = UnsafeMutablePointer<Int32>.allocate(capacity: KVM.cachedCapabilityLimit)
-        answers.initialize(repeating: -1, count: KVM.cachedCapabilityLimit)
-        return answers
-    }()
+    /// once both ask KVM and store the same answer. Allocated last in `init`, so
+    /// an init that throws leaves nothing behind (deinit frees it otherwise).
+    private let capabilityAnswers: UnsafeMutablePointer<Int32>
     private static let cachedCapabilityLimit = 256
 
     /// Opens `path` and checks the API version. Errors name the cause a user can fix:
@@ -47,6 +44,8 @@ public final class KVM {
                            hint: "KVM API version \(version), this library needs \(KVM.apiVersion)")
         }
         self.vcpuMmapSize = Int(try handle.ioctl(.getVCPUMmapSize, value: 0))
+        capabilityAnswers = .allocate(capacity: KVM.cachedCapabilityLimit)
+        capabilityAnswers.initialize(repeating: -1, count: KVM.cachedCapabilityLimit)
     }
 
     deinit { capabilityAnswers.deallocate() }
