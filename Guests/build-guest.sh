@@ -108,6 +108,7 @@ if [ "$KIND" = multiboot ]; then
         objs="$objs $mbstart"
     fi
     compile "$(lib guest.c)"
+    compile "$(lib hostcall.c)"
     compile "$(lib string.c)"
     compile "$(lib mb.c)"
 else
@@ -116,6 +117,7 @@ case $SOURCE in
         [ $bits = 64 ] || die "$NAME: C guests are 64-bit only for now (add lib/start32.S)"
         compile "$(lib start64.S)"
         compile "$(lib guest.c)"
+        compile "$(lib hostcall.c)"
         compile "$(lib string.c)"
         # Optional libraries (IDT, probe lines, VMX, SVM): every function has
         # its own section, so --gc-sections drops what a guest does not use.
@@ -127,7 +129,7 @@ case $SOURCE in
         if [ "$LIBDIR" != "$GDIR" ]; then
             for f in "$GDIR"/lib/*.c "$GDIR"/lib/*.S; do
                 [ -f "$f" ] || continue
-                case " start64.S guest.c string.c $std " in *" $(basename "$f") "*) continue ;; esac
+                case " start64.S guest.c hostcall.c string.c $std " in *" $(basename "$f") "*) continue ;; esac
                 compile "$f"
             done
         fi ;;
