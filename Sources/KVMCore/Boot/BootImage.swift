@@ -19,16 +19,19 @@ public struct BootImage: Sendable {
     public var mode: CPUMode
     /// Register values a boot protocol hands the kernel (multiboot: EAX, EBX).
     public var arguments: EntryArguments
-    /// Where the mode set-up writes its GDT (outside real mode).
+    /// Where the mode set-up writes its GDT (outside real mode) ...
     public var gdt: UInt64
+    /// ... and which GDT.
+    public var selectors: GDT
 
     public init(segments: [Segment], entry: UInt64, mode: CPUMode, arguments: EntryArguments = EntryArguments(),
-                gdt: UInt64 = BootLayout.gdt) {
+                gdt: UInt64 = BootLayout.gdt, selectors: GDT = .standard) {
         self.segments = segments
         self.entry = entry
         self.mode = mode
         self.arguments = arguments
         self.gdt = gdt
+        self.selectors = selectors
     }
 
     /// The guest memory the mode set-up owns, which no segment may overlap: none
@@ -37,7 +40,7 @@ public struct BootImage: Sendable {
     /// boot, which needs no page tables).
     public var setupArea: Range<UInt64>? {
         guard mode != .real else { return nil }
-        return gdt == BootLayout.gdt ? BootLayout.gdt..<BootLayout.systemEnd : gdt..<gdt + GDT.size
+        return gdt == BootLayout.gdt ? BootLayout.gdt..<BootLayout.systemEnd : gdt..<gdt + selectors.size
     }
 
     /// A raw binary loaded at `load`.

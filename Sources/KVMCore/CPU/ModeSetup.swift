@@ -25,22 +25,26 @@ extension VCPU {
     /// memory, loads the segment and control registers, and sets RIP = `entry`,
     /// RSP = `stack`.
     public func setUp(mode: CPUMode, entry: UInt64, stack: UInt64 = BootLayout.stackTop,
-                      arguments: EntryArguments = EntryArguments(), gdt: UInt64 = BootLayout.gdt) throws {
+                      arguments: EntryArguments = EntryArguments(), gdt: UInt64 = BootLayout.gdt,
+                      selectors: GDT = .standard) throws {
         guard mode != .real else {
             guard entry < 0x10_0000 else { throw ConfigurationError("real-mode entry \(hex(entry)) is above 1 MiB") }
             return try setUpRealMode(segment: UInt16(entry >> 4) & 0xF000, ip: UInt16(entry & 0xFFFF))
         }
         let memory = vm.memory
-        try GDT.write(to: memory, at: gdt)
+        try selectors.write(to: memory, at: gdt)
         var sregs = try specialRegisters()
         let long = mode == .long
-        sregs.cs = GDT.segment(long ? BootLayout.code64 : BootLayout.code32)
-        for keyPath in [\SpecialRegisters.ds, \.es, \.fs, \.gs, \.ss] {
-            sregs[keyPath: keyPath] = GDT.segment(BootLayout.data)
+        guard let code = long ? selectors.code64 : selectors.code32 else {
+            throw ConfigurationError("this GDT has no \(long ? 64 : 32)-bit code segment")
         }
-        sregs.tr = GDT.segment(BootLayout.tss)
+        sregs.cs = selectors.segment(code)
+        for keyPath in [\SpecialRegisters.ds, \.es, \.fs, \.gs, \.ss] {
+            sregs[keyPath: keyPath] = selectors.segment(selectors.data)
+        }
+        sregs.tr = selectors.segment(selectors.tss)
         sregs.gdt.base = gdt
-        sregs.gdt.limit = UInt16(GDT.entries.count * 8 - 1)
+        sregs.gdt.limit = UInt16(selectors.entries.count * 8 - 1)
         sregs.idt.base = BootLayout.idt
         sregs.idt.limit = 0
         sregs.cr0 = ControlRegister.pe | ControlRegister.et | ControlRegister.ne
@@ -101,28 +105,47 @@ public enum EFER {
     public static let svme: UInt64 = 1 << 12
 }
 
-/// The flat GDT every non-real mode starts with.
-enum GDT {
-    static let entries: [UInt64] = [
+/// A flat GDT a non-real mode starts with, and which of its selectors the
+/// set-up loads.
+public struct GDT: Equatable, Sendable {
+    public let entries: [UInt64]
+    public let code32: UInt16?
+    public let code64: UInt16?
+    public let data: UInt16
+    public let tss: UInt16
+
+    /// Flat 4 GiB segments: 0x08 code32, 0x10 data, 0x18 code64, 0x20 TSS (`BootLayout`'s selectors).
+    public static let standard = GDT(entries: [
         0,
         0x00CF_9B00_0000_FFFF,   // 0x08 code32: base 0, limit 4 GiB, D=1
         0x00CF_9300_0000_FFFF,   // 0x10 data
         0x00AF_9B00_0000_FFFF,   // 0x18 code64: L=1
         0x0000_8B00_0000_0067,   // 0x20 TSS (busy), base 0, limit 0x67
         0,                       //      upper half of the 64-bit TSS descriptor
-    ]
+    ], code32: BootLayout.code32, code64: BootLayout.code64, data: BootLayout.data, tss: BootLayout.tss)
+
+    /// The Linux boot protocol's 64-bit entry: __BOOT_CS = 0x10 (64-bit code),
+    /// __BOOT_DS = 0x18 (boot.rst, "64-bit Boot Protocol").
+    public static let linuxBoot = GDT(entries: [
+        0,
+        0,
+        0x00AF_9B00_0000_FFFF,   // 0x10 __BOOT_CS: 64-bit code
+        0x00CF_9300_0000_FFFF,   // 0x18 __BOOT_DS
+        0x0000_8B00_0000_0067,   // 0x20 TSS (busy)
+        0,
+    ], code32: nil, code64: 0x10, data: 0x18, tss: 0x20)
 
     /// Bytes the table takes in memory.
-    static var size: UInt64 { UInt64(entries.count * 8) }
+    public var size: UInt64 { UInt64(entries.count * 8) }
 
-    static func write(to memory: GuestMemory, at base: UInt64) throws {
+    func write(to memory: GuestMemory, at base: UInt64) throws {
         for (i, entry) in entries.enumerated() {
             try memory.write(entry, at: base + UInt64(i * 8))
         }
     }
 
     /// The hidden part of a segment register as the CPU loads it from `entries`.
-    static func segment(_ selector: UInt16) -> Segment {
+    func segment(_ selector: UInt16) -> Segment {
         let d = entries[Int(selector) / 8]
         var s = Segment()
         s.selector = selector

@@ -99,6 +99,7 @@ public final class Machine {
     /// Copies `image` into RAM and sets the bootstrap vCPU up in the image's mode at its entry.
     public func load(_ image: BootImage) throws {
         try image.load(into: memory)
-        try vcpu.setUp(mode: image.mode, entry: image.entry, arguments: image.arguments, gdt: image.gdt)
+        try vcpu.setUp(mode: image.mode, entry: image.entry, arguments: image.arguments, gdt: image.gdt,
+                         selectors: image.selectors)
     }
 }
