@@ -93,12 +93,16 @@ struct GuestOptions: ParsableArguments {
         if guest != nil && kernel != nil { throw CLIError(.usage, "give the guest once: as an argument or with -kernel") }
         if guestPath != nil && builtin != nil { throw CLIError(.usage, "give a guest file or --builtin, not both") }
         let file = try guestPath.map { (path: $0, bytes: try readGuest($0, memorySize: memorySize)) }
+        if let file, let machine = try makeLinuxMachine(
+            path: file.path, bytes: file.bytes, memorySize: memorySize, vcpus: vcpus, serial: serial, nesting: policy) {
+            return machine
+        }
         if let file, let machine = try makeMultibootMachine(
             path: file.path, bytes: file.bytes, memorySize: memorySize, vcpus: vcpus, serial: serial, nesting: policy) {
             return machine
         }
         if append != nil || initrd != nil {
-            throw CLIError(.usage, "-append and -initrd are for multiboot kernels; \(guestName) has no multiboot header")
+            throw CLIError(.usage, "-append and -initrd are for Linux and multiboot kernels; \(guestName) is neither")
         }
         try qemu.refuseTestDevices(for: guestName)
         let loadAddress = try address(load, "--load")

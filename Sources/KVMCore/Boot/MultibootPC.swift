@@ -20,12 +20,19 @@ extension Machine {
         let boot = try Multiboot.load(kernel: kernel, commandLine: commandLine, modules: modules,
                                       initrdText: initrdText, memoryMap: map, into: memory)
         try load(boot.image)
+        try attachPCDevices(memoryMap: map, fwCfg: boot.fwCfg)
+        return boot
+    }
+
+    /// QEMU pc's devices every `-kernel` boot has: fw_cfg with the machine's
+    /// items and `fwCfg`, CMOS/RTC, ports 0x80 and 0x92, and the PCI host
+    /// bridge with bus 0's chipset functions.
+    func attachPCDevices(memoryMap map: PCMemoryMap, fwCfg: FwCfgItems = FwCfgItems()) throws {
         var items = FwCfgItems.qemuPC(memoryMap: map, cpus: vcpus.count)
-        items.merge(boot.fwCfg)
+        items.merge(fwCfg)
         try FwCfg(items: items, memory: memory).attach(to: bus)
         try bus.attach(CMOS(memorySize: memory.totalSize, cpus: vcpus.count), ports: CMOS.ports)
         try PCPorts().attach(to: bus)
         try attachPCIHost()
-        return boot
     }
 }

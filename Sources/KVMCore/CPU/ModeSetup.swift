@@ -126,14 +126,20 @@ public struct GDT: Equatable, Sendable {
 
     /// The Linux boot protocol's 64-bit entry: __BOOT_CS = 0x10 (64-bit code),
     /// __BOOT_DS = 0x18 (boot.rst, "64-bit Boot Protocol").
-    public static let linuxBoot = GDT(entries: [
-        0,
-        0,
-        0x00AF_9B00_0000_FFFF,   // 0x10 __BOOT_CS: 64-bit code
-        0x00CF_9300_0000_FFFF,   // 0x18 __BOOT_DS
-        0x0000_8B00_0000_0067,   // 0x20 TSS (busy)
-        0,
-    ], code32: nil, code64: 0x10, data: 0x18, tss: 0x20)
+    public static let linuxBoot64 = linuxBoot(code: 0x00AF_9B00_0000_FFFF, long: true)
+    /// Its 32-bit entry: __BOOT_CS = 0x10 (32-bit code), __BOOT_DS = 0x18.
+    public static let linuxBoot32 = linuxBoot(code: 0x00CF_9B00_0000_FFFF, long: false)
+
+    private static func linuxBoot(code: UInt64, long: Bool) -> GDT {
+        GDT(entries: [
+            0,
+            0,
+            code,                    // 0x10 __BOOT_CS
+            0x00CF_9300_0000_FFFF,   // 0x18 __BOOT_DS
+            0x0000_8B00_0000_0067,   // 0x20 TSS (busy)
+            0,
+        ], code32: long ? nil : 0x10, code64: long ? 0x10 : nil, data: 0x18, tss: 0x20)
+    }
 
     /// Bytes the table takes in memory.
     public var size: UInt64 { UInt64(entries.count * 8) }

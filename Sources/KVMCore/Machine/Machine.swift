@@ -75,12 +75,7 @@ public final class Machine {
         if image != nil {
             vcpus = try (0..<count).map { try vm.createVCPUWithoutCPUID(id: UInt32($0)) }
         } else {
-            var cpuid = try kvm.supportedCPUID()
-            if hasIRQChip {
-                // The in-kernel LAPIC does x2APIC and, where KVM says so, the TSC-deadline timer.
-                cpuid[1]?.ecx |= 1 << 21
-                if kvm.check(.tscDeadlineTimer) != 0 { cpuid[1]?.ecx |= 1 << 24 }
-            }
+            let cpuid = try Machine.supportedCPUID(kvm: kvm, irqchip: hasIRQChip)
             vcpus = try (0..<count).map { try vm.createVCPU(id: UInt32($0), cpuid: cpuid) }
             if hasIRQChip {
                 for ap in vcpus.dropFirst() { try ap.setMPState(.uninitialized) }

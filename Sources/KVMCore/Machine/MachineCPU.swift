@@ -2,11 +2,18 @@ extension Machine {
     /// What this machine can give a vCPU's CPUID: KVM_GET_SUPPORTED_CPUID,
     /// with x2APIC and (KVM_CAP_TSC_DEADLINE_TIMER) the TSC-deadline timer only
     /// where the in-kernel irqchip emulates the LAPIC, and the hypervisor bit.
+    /// Every vCPU starts with it. The hypervisor bit is what tells a guest
+    /// to look for the KVM leaves (40000000h: kvm-clock, PV EOI, …), as
+    /// QEMU's CPU models always set it.
     public func supportedCPUID() throws -> CPUID {
+        try Machine.supportedCPUID(kvm: kvm, irqchip: hasIRQChip)
+    }
+
+    static func supportedCPUID(kvm: KVM, irqchip: Bool) throws -> CPUID {
         var table = try kvm.supportedCPUID()
         let apicBits = CPUFeatures.x2apic.mask | CPUFeatures.tscDeadline.mask
         table[1]?.ecx &= ~apicBits
-        if hasIRQChip {
+        if irqchip {
             table[1]?.ecx |= CPUFeatures.x2apic.mask
             if kvm.check(.tscDeadlineTimer) != 0 { table[1]?.ecx |= CPUFeatures.tscDeadline.mask }
         }
