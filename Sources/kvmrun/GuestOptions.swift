@@ -93,11 +93,7 @@ struct GuestOptions: ParsableArguments {
         if guest != nil && kernel != nil { throw CLIError(.usage, "give the guest once: as an argument or with -kernel") }
         if guestPath != nil && builtin != nil { throw CLIError(.usage, "give a guest file or --builtin, not both") }
         let file = try guestPath.map { (path: $0, bytes: try readGuest($0, memorySize: memorySize)) }
-        if let file, let machine = try makeLinuxMachine(
-            path: file.path, bytes: file.bytes, memorySize: memorySize, vcpus: vcpus, serial: serial, nesting: policy) {
-            return machine
-        }
-        if let file, let machine = try makeMultibootMachine(
+        if let file, let machine = try makePCMachine(
             path: file.path, bytes: file.bytes, memorySize: memorySize, vcpus: vcpus, serial: serial, nesting: policy) {
             return machine
         }

@@ -81,12 +81,16 @@ final class ACPITablesTests: XCTestCase {
         }
     }
 
-    func testRSDTAndXSDTListTheFADTAndTheMADT() throws {
+    func testRSDTAndXSDTListTheFADTTheMADTAndTheWAET() throws {
         let t = try Built(cpus: 4)
         let xsdtEntries = stride(from: 36, to: t.xsdt.count, by: 8).map { u64(t.xsdt, $0) }
-        XCTAssertEqual(t.entries.count, 2)
+        XCTAssertEqual(t.entries.count, 3)
         XCTAssertEqual(xsdtEntries, t.entries)
-        XCTAssertEqual(t.entries.map { Built.signature(t.table(at: $0)) }, ["FACP", "APIC"])
+        XCTAssertEqual(t.entries.map { Built.signature(t.table(at: $0)) }, ["FACP", "APIC", "WAET"])
+        let waet = t.table(at: t.entries[2])
+        XCTAssertEqual(waet.count, 40)
+        XCTAssertEqual(waet.reduce(0) { $0 &+ $1 }, 0, "WAET checksum")
+        XCTAssertEqual(u32(waet, 36), 2, "WAET: ACPI PM timer good")
     }
 
     func testFADTPointsAtTheDSDTAndTheFACS() throws {

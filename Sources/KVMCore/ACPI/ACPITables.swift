@@ -1,6 +1,8 @@
 /// The ACPI tables of QEMU's `-M pc` as a guest kernel booted directly (no
 /// firmware) needs them: an RSDP (revision 2) pointing at an RSDT and an XSDT,
-/// which list the FADT and the MADT; the FADT points at the FACS and the DSDT.
+/// which list the FADT, the MADT and the WAET; the FADT points at the FACS and
+/// the DSDT. QEMU's HPET table is left out: kvmrun has no HPET (KVM has none
+/// in the kernel), as Firecracker has none.
 ///
 /// The contents follow QEMU (hw/i386/acpi-build.c `init_common_fadt_data`,
 /// hw/acpi/aml-build.c `build_fadt`/`build_facs`, hw/i386/acpi-common.c
@@ -45,8 +47,9 @@ public struct ACPITables: Sendable {
         let dsdt = area.append(Self.dsdt().bytes, alignment: 16)
         let fadt = area.append(Self.fadt(facs: facs, dsdt: dsdt, cpus: cpus).bytes, alignment: 16)
         let madt = area.append(Self.madt(cpus: cpus).bytes, alignment: 16)
-        let rsdt = area.append(Self.rsdt([fadt, madt]).bytes, alignment: 16)
-        let xsdt = area.append(Self.xsdt([fadt, madt]).bytes, alignment: 16)
+        let waet = area.append(Self.waet().bytes, alignment: 16)
+        let rsdt = area.append(Self.rsdt([fadt, madt, waet]).bytes, alignment: 16)
+        let xsdt = area.append(Self.xsdt([fadt, madt, waet]).bytes, alignment: 16)
         return (Self.rsdp(rsdt: rsdt, xsdt: xsdt), area.bytes)
     }
 
@@ -112,6 +115,13 @@ extension ACPITables {
     /// (revision 2) gives its address.
     static func xsdt(_ tables: [UInt64]) -> ACPITable {
         ACPITable(signature: "XSDT", revision: 1, body: tables.flatMap { littleEndianBytes($0) })
+    }
+
+    /// WAET (Windows ACPI Emulated devices table), as QEMU's `build_waet`:
+    /// the PM timer is good (one read gives a right value), so an OS need not
+    /// read it repeatedly. QEMU's pc lists it; so does kvmrun.
+    static func waet() -> ACPITable {
+        ACPITable(signature: "WAET", revision: 1, body: littleEndianBytes(UInt32(1 << 1)))
     }
 
     /// FACS (§5.2.10): 64 bytes, no checksum; all zero after the length, as
