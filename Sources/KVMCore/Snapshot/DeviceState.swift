@@ -22,8 +22,12 @@ extension SnapshotDevice {
 enum SnapshotDevices {
     static let creatable: [String: (Snapshot.DeviceState, Machine) throws -> SnapshotDevice] = [
         FwCfg.kind: { state, machine in try FwCfg(restoring: state.bytes, memory: machine.memory) },
-        CMOS.kind: { state, _ in
+        CMOS.kind: { state, machine in
             let cmos = CMOS(lowMemory: 0)
+            if machine.hasIRQChip {
+                let vm = machine.vm
+                cmos.interruptLine = { level in try? vm.setIRQLine(CMOS.irq, level: level) }
+            }
             try cmos.restoreSnapshotState(state.bytes)
             return cmos
         },
@@ -241,30 +245,43 @@ extension CMOS: SnapshotDevice {
     static let kind = "cmos"
     public var snapshotKind: String { CMOS.kind }
 
-    /// The 128 bytes, the selected index, and how far the guest set the clock
-    /// from the host's (the clock itself follows the host's, as on QEMU).
+    /// The 128 bytes (register C with the RTC's events up to now), the
+    /// selected index, how far the guest set the clock from the host's (the
+    /// clock itself follows the host's, as on QEMU), and IRQ 8's level.
     public func saveSnapshotState() -> [UInt8] {
+        var cells = bytes
+        let rtcState = rtc.saved()
+        cells[Int(Register.c)] = rtcState.flags
         var w = SnapshotWriter()
-        w.blob(bytes)
+        w.blob(cells)
         w.u8(index)
         w.u64(UInt64(bitPattern: offset))
+        w.bool(rtcState.level)
         return w.bytes
     }
 
-    private static func decode(_ bytes: [UInt8]) throws -> (bytes: [UInt8], index: UInt8, offset: Int64) {
+    private static func decode(_ bytes: [UInt8]) throws -> (bytes: [UInt8], index: UInt8, offset: Int64, level: Bool) {
         var r = SnapshotReader(bytes, what: "cmos state")
         let cells = try r.blob()
         guard cells.count == 128 else { throw SnapshotError(.corrupt, "cmos state has \(cells.count) bytes, not 128") }
         let index = try r.u8()
         let offset = Int64(bitPattern: try r.u64())
+        // Snapshots from before the RTC raised interrupts end here: the line was low.
+        let level = r.isAtEnd ? false : try r.bool()
         try r.expectEnd()
-        return (cells, index, offset)
+        return (cells, index, offset, level)
     }
 
     public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try CMOS.decode(bytes) }
 
+    /// Puts the registers back; the periodic interrupt counts its ticks again
+    /// from the restore.
     public func restoreSnapshotState(_ bytes: [UInt8]) throws {
-        (self.bytes, index, offset) = try CMOS.decode(bytes)
+        let d = try CMOS.decode(bytes)
+        (self.bytes, index, offset) = (d.bytes, d.index, d.offset)
+        let flags = self.bytes[Int(Register.c)]
+        self.bytes[Int(Register.c)] = 0     // register C lives in `rtc`
+        rtc.restore(settings: rtcSettings, flags: flags, level: d.level)
     }
 }
 
