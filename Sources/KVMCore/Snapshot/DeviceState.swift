@@ -42,6 +42,15 @@ enum SnapshotDevices {
             try ports.restoreSnapshotState(state.bytes)
             return ports
         },
+        ACPIPowerManagement.kind: { state, machine in
+            let pm = ACPIPowerManagement()
+            if machine.hasIRQChip {
+                let vm = machine.vm
+                pm.interruptLine = { level in try? vm.setIRQLine(ACPIPowerManagement.sciIRQ, level: level) }
+            }
+            try pm.restoreSnapshotState(state.bytes)
+            return pm
+        },
     ]
 
     /// The kinds `Machine` attaches itself.
@@ -308,5 +317,52 @@ extension PCPorts: SnapshotDevice {
 
     public func restoreSnapshotState(_ bytes: [UInt8]) throws {
         systemControl = try PCPorts.decode(bytes)
+    }
+}
+
+// MARK: - ACPI power management
+
+extension ACPIPowerManagement: SnapshotDevice {
+    static let kind = "acpi-pm"
+    public var snapshotKind: String { ACPIPowerManagement.kind }
+
+    /// The registers, the SCI's level, and the PM timer's count, which a
+    /// restore continues from (as QEMU's virtual clock does).
+    public func saveSnapshotState() -> [UInt8] {
+        lock.withLock {
+            var w = SnapshotWriter()
+            for r in [currentStatus, enable, control, gpeStatus, gpeEnable] { w.u16(r) }
+            w.bool(sciLevel)
+            w.u64(ticks)
+            w.u64(overflowTick)
+            return w.bytes
+        }
+    }
+
+    private struct Decoded {
+        var registers: [UInt16], level: Bool, ticks: UInt64, overflowTick: UInt64
+    }
+
+    private static func decode(_ bytes: [UInt8]) throws -> Decoded {
+        var r = SnapshotReader(bytes, what: "acpi-pm state")
+        let registers = try (0..<5).map { _ in try r.u16() }
+        let d = Decoded(registers: registers, level: try r.bool(), ticks: try r.u64(), overflowTick: try r.u64())
+        try r.expectEnd()
+        return d
+    }
+
+    public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try ACPIPowerManagement.decode(bytes) }
+
+    public func restoreSnapshotState(_ bytes: [UInt8]) throws {
+        let d = try ACPIPowerManagement.decode(bytes)
+        lock.withLock {
+            (status, enable, control, gpeStatus, gpeEnable) = (d.registers[0], d.registers[1], d.registers[2], d.registers[3], d.registers[4])
+            clockBase = clock()
+            tickBase = d.ticks
+            overflowTick = d.overflowTick
+            sciLevel = d.level
+            // KVM's record of the line's level is not in the irqchip state: drive it.
+            interruptLine?(d.level)
+        }
     }
 }
