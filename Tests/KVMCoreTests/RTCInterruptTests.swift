@@ -276,4 +276,19 @@ final class RTCInterruptTests: XCTestCase {
             usleep(1000)
         }
     }
+
+    /// A restore into a machine without a CMOS creates it, IRQ 8 wired.
+    func testTravelsInAMachineSnapshot() throws {
+        let kvm = try requireKVM()
+        let machine = try SnapshotHarness.boot(.hostcall, kvm: kvm, irqchip: true)
+        let cmos = CMOS(memorySize: 16 << 20)
+        try machine.bus.attach(cmos, ports: CMOS.ports)
+        write(cmos, 0x0B, 0x22)
+        write(cmos, 0x01, 0xC5)
+        let restored = try Machine(restoring: try machine.snapshot(), kvm: kvm)
+        let copy = try XCTUnwrap(restored.bus.attachedPorts.lazy.compactMap { $0.device as? CMOS }.first)
+        XCTAssertNotNil(copy.interruptLine, "IRQ 8 is wired to the restored irqchip")
+        XCTAssertEqual(read(copy, 0x0B), 0x22)
+        XCTAssertEqual(copy.rtcSettings.secondsAlarm, 0xC5)
+    }
 }

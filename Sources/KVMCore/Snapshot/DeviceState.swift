@@ -51,6 +51,15 @@ enum SnapshotDevices {
             try pm.restoreSnapshotState(state.bytes)
             return pm
         },
+        I8042.kind: { state, machine in
+            let controller = I8042()
+            if machine.hasIRQChip {
+                let vm = machine.vm
+                controller.interruptLine = { irq, level in try? vm.setIRQLine(irq, level: level) }
+            }
+            try controller.restoreSnapshotState(state.bytes)
+            return controller
+        },
     ]
 
     /// The kinds `Machine` attaches itself.
@@ -364,5 +373,78 @@ extension ACPIPowerManagement: SnapshotDevice {
             // KVM's record of the line's level is not in the irqchip state: drive it.
             interruptLine?(d.level)
         }
+    }
+}
+
+// MARK: - i8042
+
+extension I8042: SnapshotDevice {
+    static let kind = "i8042"
+    public var snapshotKind: String { I8042.kind }
+
+    /// The controller's registers and output buffer, both lines' levels, and
+    /// the keyboard's and mouse's settings and unread replies.
+    public func saveSnapshotState() -> [UInt8] {
+        var w = SnapshotWriter()
+        for r in [status, mode, outputPort, pendingCommand, pending, controllerByte, source, outputByte] { w.u8(r) }
+        w.bool(keyboardLevel)
+        w.bool(mouseLevel)
+        w.blob(keyboard.queue)
+        w.bool(keyboard.pendingCommand != nil)
+        w.u8(keyboard.pendingCommand ?? 0)
+        w.bool(keyboard.scanning)
+        w.u8(keyboard.scancodeSet)
+        w.bool(keyboard.translated)
+        w.u8(keyboard.leds)
+        w.blob(mouse.queue)
+        w.bool(mouse.pendingCommand != nil)
+        w.u8(mouse.pendingCommand ?? 0)
+        for r in [mouse.status, mouse.resolution, mouse.sampleRate, mouse.type, mouse.detectState] { w.u8(r) }
+        w.bool(mouse.wrap)
+        return w.bytes
+    }
+
+    private struct Decoded {
+        var registers: [UInt8], keyboardLevel: Bool, mouseLevel: Bool, keyboard: PS2Keyboard, mouse: PS2Mouse
+    }
+
+    private static func decode(_ bytes: [UInt8]) throws -> Decoded {
+        var r = SnapshotReader(bytes, what: "i8042 state")
+        let registers = try (0..<8).map { _ in try r.u8() }
+        let keyboardLevel = try r.bool(), mouseLevel = try r.bool()
+        var keyboard = PS2Keyboard()
+        keyboard.queue = try r.blob()
+        let keyboardCommand = try (r.bool(), r.u8())
+        keyboard.pendingCommand = keyboardCommand.0 ? keyboardCommand.1 : nil
+        keyboard.scanning = try r.bool()
+        keyboard.scancodeSet = try r.u8()
+        keyboard.translated = try r.bool()
+        keyboard.leds = try r.u8()
+        var mouse = PS2Mouse()
+        mouse.queue = try r.blob()
+        let mouseCommand = try (r.bool(), r.u8())
+        mouse.pendingCommand = mouseCommand.0 ? mouseCommand.1 : nil
+        (mouse.status, mouse.resolution, mouse.sampleRate, mouse.type, mouse.detectState) =
+            (try r.u8(), try r.u8(), try r.u8(), try r.u8(), try r.u8())
+        mouse.wrap = try r.bool()
+        try r.expectEnd()
+        guard keyboard.queue.count <= PS2Mouse.queueSize, mouse.queue.count <= PS2Mouse.queueSize else {
+            throw SnapshotError(.corrupt, "corrupt: i8042 state has \(keyboard.queue.count) and \(mouse.queue.count) queued bytes, more than 16")
+        }
+        return Decoded(registers: registers, keyboardLevel: keyboardLevel, mouseLevel: mouseLevel, keyboard: keyboard, mouse: mouse)
+    }
+
+    public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try I8042.decode(bytes) }
+
+    public func restoreSnapshotState(_ bytes: [UInt8]) throws {
+        let d = try I8042.decode(bytes)
+        let g = d.registers
+        (status, mode, outputPort, pendingCommand, pending, controllerByte, source, outputByte) =
+            (g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7])
+        (keyboard, mouse) = (d.keyboard, d.mouse)
+        (keyboardLevel, mouseLevel) = (d.keyboardLevel, d.mouseLevel)
+        // KVM's record of the lines' levels is not in the irqchip state: drive them.
+        interruptLine?(I8042.keyboardIRQ, keyboardLevel)
+        interruptLine?(I8042.mouseIRQ, mouseLevel)
     }
 }
