@@ -16,10 +16,24 @@ import Glibc
 /// - port 0x70 selects a register (bit 7, NMI disable, is dropped) and reads
 ///   0xff; 0x71 reads or writes the selected one. 128 bytes.
 ///
-/// The RTC raises no interrupts (periodic, alarm and update-ended interrupt
-/// enables in register B are kept but do nothing).
+/// The RTC's interrupts are QEMU's (`RTCInterrupts`): register B's PIE, AIE
+/// and UIE enable the periodic (rate from register A's low 4 bits), alarm (0xc0
+/// and above in an alarm register matching any value) and update-ended (once a
+/// second) interrupts; register C's flags (IRQF 0x80, PF 0x40, AF 0x20, UF
+/// 0x10) are set as the events happen, read and cleared through C, and IRQ 8 is
+/// raised through `interruptLine` until C is read, as QEMU with KVM's irqchip
+/// does. A background thread raises the line while no vCPU exits; it starts at
+/// the first interrupt enabled with a line set and ends with the device.
 public final class CMOS: PortDevice {
     public static let ports: ClosedRange<UInt16> = 0x70...0x71
+    /// The RTC's ISA interrupt.
+    public static let irq: UInt32 = 8
+
+    /// Raises (true) or lowers IRQ 8; nil without an irqchip. Set it before the
+    /// guest runs (it is not meant to change under a running guest).
+    public var interruptLine: ((Bool) -> Void)? {
+        didSet { rtc.setLine(interruptLine) }
+    }
 
     public enum Register {
         public static let seconds: UInt8 = 0x00, secondsAlarm: UInt8 = 0x01
@@ -39,16 +53,23 @@ public final class CMOS: PortDevice {
     var offset: Int64 = 0
     /// The host clock, seconds and nanoseconds since the epoch (tests replace it).
     private let now: () -> (seconds: Int64, nanoseconds: Int64)
+    /// Register C and IRQ 8.
+    let rtc: RTCInterrupts
 
     /// CMOS for a PC with `lowMemory` bytes of RAM below 4 GiB, `highMemory`
-    /// from 4 GiB, and `cpus` CPUs.
+    /// from 4 GiB, and `cpus` CPUs. With `clock` (tests) no thread raises the
+    /// RTC's interrupts: they come on register accesses and `checkRTCEvents()`.
     public init(lowMemory: UInt64, highMemory: UInt64 = 0, cpus: Int = 1,
                 clock: (() -> (seconds: Int64, nanoseconds: Int64))? = nil) {
-        now = clock ?? {
+        let now = clock ?? {
             var ts = timespec()
             clock_gettime(CLOCK_REALTIME, &ts)
             return (Int64(ts.tv_sec), Int64(ts.tv_nsec))
         }
+        self.now = now
+        rtc = RTCInterrupts(settings: RTCInterrupts.Settings(),
+                            clock: { let t = now(); return t.seconds &* RTCInterrupts.nanosecondsPerSecond &+ t.nanoseconds },
+                            usesThread: clock == nil)
         bytes[Int(Register.a)] = 0x26
         bytes[Int(Register.b)] = 0x02
         bytes[Int(Register.d)] = 0x80
@@ -73,6 +94,12 @@ public final class CMOS: PortDevice {
         bytes[0x3D] = 0x12                  // boot order "cad": first disk (2), then floppy (1)
         bytes[0x38] = 0x30                  // third: CD-ROM (3); floppy boot signature check on
     }
+
+    deinit { rtc.stop() }
+
+    /// Accounts the RTC events up to now, raising IRQ 8 if one is due: what the
+    /// background thread does, for a CMOS built with a test clock.
+    func checkRTCEvents() { rtc.poll() }
 
     /// CMOS for `memorySize` bytes of RAM split as QEMU's `-M pc` splits it
     /// (`PCLayout.ramSplit`).
@@ -119,8 +146,7 @@ public final class CMOS: PortDevice {
             let uip: UInt8 = !setting && now().nanoseconds >= 1_000_000_000 - 244_000 ? 0x80 : 0
             return bytes[Int(reg)] & 0x7F | uip
         case Register.c:
-            defer { bytes[Int(reg)] = 0 }
-            return bytes[Int(reg)]
+            return rtc.readC()
         default:
             return bytes[Int(reg)]
         }
@@ -140,13 +166,21 @@ public final class CMOS: PortDevice {
             } else {
                 bytes[Int(reg)] = value
             }
+        case Register.secondsAlarm, Register.minutesAlarm, Register.hoursAlarm:
+            bytes[Int(reg)] = value
+            rtc.update { [bytes] in
+                ($0.secondsAlarm, $0.minutesAlarm, $0.hoursAlarm) =
+                    (bytes[Int(Register.secondsAlarm)], bytes[Int(Register.minutesAlarm)], bytes[Int(Register.hoursAlarm)])
+            }
         case Register.a:
             bytes[Int(reg)] = value & 0x7F
+            rtc.update { $0.a = value & 0x7F }
         case Register.b:
             let wasSetting = setting
             if !wasSetting && value & 0x80 != 0 { freezeClock() }
             bytes[Int(reg)] = value & 0x80 != 0 ? value & ~0x10 : value   // SET clears UIE
             if wasSetting && value & 0x80 == 0 { thawClock() }
+            rtc.writeB(bytes[Int(reg)])
         case Register.c, Register.d:
             break   // read-only
         default:
@@ -175,6 +209,15 @@ public final class CMOS: PortDevice {
                              hour: hour, minute: decode(bytes[Int(Register.minutes)]),
                              second: decode(bytes[Int(Register.seconds)]))
         offset = t.epochSeconds - now().seconds
+        rtc.update { [offset] in $0.offset = offset }
+    }
+
+    /// What of the registers the RTC's interrupts depend on.
+    var rtcSettings: RTCInterrupts.Settings {
+        RTCInterrupts.Settings(a: bytes[Int(Register.a)], b: bytes[Int(Register.b)],
+                               secondsAlarm: bytes[Int(Register.secondsAlarm)],
+                               minutesAlarm: bytes[Int(Register.minutesAlarm)],
+                               hoursAlarm: bytes[Int(Register.hoursAlarm)], offset: offset)
     }
 
     public func read(port: UInt16, size: Int) -> UInt32 {

@@ -22,8 +22,12 @@ extension SnapshotDevice {
 enum SnapshotDevices {
     static let creatable: [String: (Snapshot.DeviceState, Machine) throws -> SnapshotDevice] = [
         FwCfg.kind: { state, machine in try FwCfg(restoring: state.bytes, memory: machine.memory) },
-        CMOS.kind: { state, _ in
+        CMOS.kind: { state, machine in
             let cmos = CMOS(lowMemory: 0)
+            if machine.hasIRQChip {
+                let vm = machine.vm
+                cmos.interruptLine = { level in try? vm.setIRQLine(CMOS.irq, level: level) }
+            }
             try cmos.restoreSnapshotState(state.bytes)
             return cmos
         },
@@ -37,6 +41,24 @@ enum SnapshotDevices {
             let ports = PCPorts()
             try ports.restoreSnapshotState(state.bytes)
             return ports
+        },
+        ACPIPowerManagement.kind: { state, machine in
+            let pm = ACPIPowerManagement()
+            if machine.hasIRQChip {
+                let vm = machine.vm
+                pm.interruptLine = { level in try? vm.setIRQLine(ACPIPowerManagement.sciIRQ, level: level) }
+            }
+            try pm.restoreSnapshotState(state.bytes)
+            return pm
+        },
+        I8042.kind: { state, machine in
+            let controller = I8042()
+            if machine.hasIRQChip {
+                let vm = machine.vm
+                controller.interruptLine = { irq, level in try? vm.setIRQLine(irq, level: level) }
+            }
+            try controller.restoreSnapshotState(state.bytes)
+            return controller
         },
     ]
 
@@ -241,30 +263,43 @@ extension CMOS: SnapshotDevice {
     static let kind = "cmos"
     public var snapshotKind: String { CMOS.kind }
 
-    /// The 128 bytes, the selected index, and how far the guest set the clock
-    /// from the host's (the clock itself follows the host's, as on QEMU).
+    /// The 128 bytes (register C with the RTC's events up to now), the
+    /// selected index, how far the guest set the clock from the host's (the
+    /// clock itself follows the host's, as on QEMU), and IRQ 8's level.
     public func saveSnapshotState() -> [UInt8] {
+        var cells = bytes
+        let rtcState = rtc.saved()
+        cells[Int(Register.c)] = rtcState.flags
         var w = SnapshotWriter()
-        w.blob(bytes)
+        w.blob(cells)
         w.u8(index)
         w.u64(UInt64(bitPattern: offset))
+        w.bool(rtcState.level)
         return w.bytes
     }
 
-    private static func decode(_ bytes: [UInt8]) throws -> (bytes: [UInt8], index: UInt8, offset: Int64) {
+    private static func decode(_ bytes: [UInt8]) throws -> (bytes: [UInt8], index: UInt8, offset: Int64, level: Bool) {
         var r = SnapshotReader(bytes, what: "cmos state")
         let cells = try r.blob()
         guard cells.count == 128 else { throw SnapshotError(.corrupt, "cmos state has \(cells.count) bytes, not 128") }
         let index = try r.u8()
         let offset = Int64(bitPattern: try r.u64())
+        // Snapshots from before the RTC raised interrupts end here: the line was low.
+        let level = r.isAtEnd ? false : try r.bool()
         try r.expectEnd()
-        return (cells, index, offset)
+        return (cells, index, offset, level)
     }
 
     public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try CMOS.decode(bytes) }
 
+    /// Puts the registers back; the periodic interrupt counts its ticks again
+    /// from the restore.
     public func restoreSnapshotState(_ bytes: [UInt8]) throws {
-        (self.bytes, index, offset) = try CMOS.decode(bytes)
+        let d = try CMOS.decode(bytes)
+        (self.bytes, index, offset) = (d.bytes, d.index, d.offset)
+        let flags = self.bytes[Int(Register.c)]
+        self.bytes[Int(Register.c)] = 0     // register C lives in `rtc`
+        rtc.restore(settings: rtcSettings, flags: flags, level: d.level)
     }
 }
 
@@ -291,5 +326,125 @@ extension PCPorts: SnapshotDevice {
 
     public func restoreSnapshotState(_ bytes: [UInt8]) throws {
         systemControl = try PCPorts.decode(bytes)
+    }
+}
+
+// MARK: - ACPI power management
+
+extension ACPIPowerManagement: SnapshotDevice {
+    static let kind = "acpi-pm"
+    public var snapshotKind: String { ACPIPowerManagement.kind }
+
+    /// The registers, the SCI's level, and the PM timer's count, which a
+    /// restore continues from (as QEMU's virtual clock does).
+    public func saveSnapshotState() -> [UInt8] {
+        lock.withLock {
+            var w = SnapshotWriter()
+            for r in [currentStatus, enable, control, gpeStatus, gpeEnable] { w.u16(r) }
+            w.bool(sciLevel)
+            w.u64(ticks)
+            w.u64(overflowTick)
+            return w.bytes
+        }
+    }
+
+    private struct Decoded {
+        var registers: [UInt16], level: Bool, ticks: UInt64, overflowTick: UInt64
+    }
+
+    private static func decode(_ bytes: [UInt8]) throws -> Decoded {
+        var r = SnapshotReader(bytes, what: "acpi-pm state")
+        let registers = try (0..<5).map { _ in try r.u16() }
+        let d = Decoded(registers: registers, level: try r.bool(), ticks: try r.u64(), overflowTick: try r.u64())
+        try r.expectEnd()
+        return d
+    }
+
+    public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try ACPIPowerManagement.decode(bytes) }
+
+    public func restoreSnapshotState(_ bytes: [UInt8]) throws {
+        let d = try ACPIPowerManagement.decode(bytes)
+        lock.withLock {
+            (status, enable, control, gpeStatus, gpeEnable) = (d.registers[0], d.registers[1], d.registers[2], d.registers[3], d.registers[4])
+            clockBase = clock()
+            tickBase = d.ticks
+            overflowTick = d.overflowTick
+            sciLevel = d.level
+            // KVM's record of the line's level is not in the irqchip state: drive it.
+            interruptLine?(d.level)
+        }
+    }
+}
+
+// MARK: - i8042
+
+extension I8042: SnapshotDevice {
+    static let kind = "i8042"
+    public var snapshotKind: String { I8042.kind }
+
+    /// The controller's registers and output buffer, both lines' levels, and
+    /// the keyboard's and mouse's settings and unread replies.
+    public func saveSnapshotState() -> [UInt8] {
+        var w = SnapshotWriter()
+        for r in [status, mode, outputPort, pendingCommand, pending, controllerByte, source, outputByte] { w.u8(r) }
+        w.bool(keyboardLevel)
+        w.bool(mouseLevel)
+        w.blob(keyboard.queue)
+        w.bool(keyboard.pendingCommand != nil)
+        w.u8(keyboard.pendingCommand ?? 0)
+        w.bool(keyboard.scanning)
+        w.u8(keyboard.scancodeSet)
+        w.bool(keyboard.translated)
+        w.u8(keyboard.leds)
+        w.blob(mouse.queue)
+        w.bool(mouse.pendingCommand != nil)
+        w.u8(mouse.pendingCommand ?? 0)
+        for r in [mouse.status, mouse.resolution, mouse.sampleRate, mouse.type, mouse.detectState] { w.u8(r) }
+        w.bool(mouse.wrap)
+        return w.bytes
+    }
+
+    private struct Decoded {
+        var registers: [UInt8], keyboardLevel: Bool, mouseLevel: Bool, keyboard: PS2Keyboard, mouse: PS2Mouse
+    }
+
+    private static func decode(_ bytes: [UInt8]) throws -> Decoded {
+        var r = SnapshotReader(bytes, what: "i8042 state")
+        let registers = try (0..<8).map { _ in try r.u8() }
+        let keyboardLevel = try r.bool(), mouseLevel = try r.bool()
+        var keyboard = PS2Keyboard()
+        keyboard.queue = try r.blob()
+        let keyboardCommand = try (r.bool(), r.u8())
+        keyboard.pendingCommand = keyboardCommand.0 ? keyboardCommand.1 : nil
+        keyboard.scanning = try r.bool()
+        keyboard.scancodeSet = try r.u8()
+        keyboard.translated = try r.bool()
+        keyboard.leds = try r.u8()
+        var mouse = PS2Mouse()
+        mouse.queue = try r.blob()
+        let mouseCommand = try (r.bool(), r.u8())
+        mouse.pendingCommand = mouseCommand.0 ? mouseCommand.1 : nil
+        (mouse.status, mouse.resolution, mouse.sampleRate, mouse.type, mouse.detectState) =
+            (try r.u8(), try r.u8(), try r.u8(), try r.u8(), try r.u8())
+        mouse.wrap = try r.bool()
+        try r.expectEnd()
+        guard keyboard.queue.count <= PS2Mouse.queueSize, mouse.queue.count <= PS2Mouse.queueSize else {
+            throw SnapshotError(.corrupt, "corrupt: i8042 state has \(keyboard.queue.count) and \(mouse.queue.count) queued bytes, more than 16")
+        }
+        return Decoded(registers: registers, keyboardLevel: keyboardLevel, mouseLevel: mouseLevel, keyboard: keyboard, mouse: mouse)
+    }
+
+    public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try I8042.decode(bytes) }
+
+    public func restoreSnapshotState(_ bytes: [UInt8]) throws {
+        let d = try I8042.decode(bytes)
+        let g = d.registers
+        (status, mode, outputPort, pendingCommand, pending, controllerByte, source, outputByte) =
+            (g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7])
+        (keyboard, mouse) = (d.keyboard, d.mouse)
+        (keyboardLevel, mouseLevel) = (d.keyboardLevel, d.mouseLevel)
+        // KVM's record of the lines' levels is not in the irqchip state: drive them.
+        interruptLine?(I8042.keyboardIRQ, keyboardLevel)
+        interruptLine?(I8042.mouseIRQ, mouseLevel)
     }
 }
