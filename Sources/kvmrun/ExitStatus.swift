@@ -14,12 +14,13 @@ enum ExitStatus: Int32, CaseIterable {
     case nestingUnavailable = 20
     case protocolError = 22
     case badStateFile = 24
+    case suspended = 26
     case interrupted = 130
     case terminated = 143
 
     var meaning: String {
         switch self {
-        case .success: "the guest halted with interrupts off, or reported HC_DONE 0"
+        case .success: "the guest halted with interrupts off, powered off (ACPI S5), or reported HC_DONE 0"
         case .usage: "bad command line: unknown option, bad size, address or duration"
         case .unreadableFile: "the guest file is missing or unreadable"
         case .badImage: "the guest image is invalid or does not fit guest memory"
@@ -32,6 +33,7 @@ enum ExitStatus: Int32, CaseIterable {
         case .nestingUnavailable: "--nested was asked for but the host cannot nest (the reason is printed)"
         case .protocolError: "the guest broke the hostcall protocol (Docs/PROTOCOL.md)"
         case .badStateFile: "a saved state file is corrupt, truncated, or of the wrong kind; a snapshot of another format version or for another host"
+        case .suspended: "the guest entered ACPI S3 (suspend to RAM); with no wake-up source the run ends (QEMU would stay suspended)"
         case .interrupted: "kvmrun was stopped by SIGINT (the vCPUs stopped cleanly, the terminal restored)"
         case .terminated: "kvmrun was stopped by SIGTERM or SIGHUP"
         }

@@ -60,6 +60,12 @@ func finishRun(_ stop: StopReason, timeout: String?) throws {
         // A reset request (port 0x92 bit 0, …) ends the run, as QEMU's -no-reboot does.
         eprint("kvmrun: the guest asked for a reset; the run ends (as QEMU with -no-reboot)")
         return
+    case .systemEvent(type: SystemEvent.shutdown, _):
+        // ACPI S5 (Linux's poweroff): QEMU exits with status 0.
+        return
+    case .systemEvent(type: ACPIPowerManagement.suspendEvent, _):
+        // ACPI S3: QEMU stays suspended until a wake-up; kvmrun has none to give.
+        throw CLIError(.suspended, "the guest suspended to RAM (ACPI S3); kvmrun has no wake-up source, so the run ends")
     case .systemEvent(let type, _):
         throw CLIError(.entryFailure, "unexpected system event \(type)")
     case .debug(let trap):

@@ -25,14 +25,27 @@ extension Machine {
     }
 
     /// QEMU pc's devices every `-kernel` boot has: fw_cfg with the machine's
-    /// items and `fwCfg`, CMOS/RTC, ports 0x80 and 0x92, and the PCI host
-    /// bridge with bus 0's chipset functions.
+    /// items and `fwCfg`, CMOS/RTC (IRQ 8), ports 0x80 and 0x92, the i8042
+    /// (IRQ 1 and 12), PIIX4 power management where SeaBIOS puts it (SCI on
+    /// IRQ 9; S5 ends the run) and the PCI host bridge with bus 0's chipset
+    /// functions.
     func attachPCDevices(memoryMap map: PCMemoryMap, fwCfg: FwCfgItems = FwCfgItems()) throws {
         var items = FwCfgItems.qemuPC(memoryMap: map, cpus: vcpus.count)
         items.merge(fwCfg)
         try FwCfg(items: items, memory: memory).attach(to: bus)
-        try bus.attach(CMOS(memorySize: memory.totalSize, cpus: vcpus.count), ports: CMOS.ports)
+        let cmos = CMOS(memorySize: memory.totalSize, cpus: vcpus.count)
+        try bus.attach(cmos, ports: CMOS.ports)
         try PCPorts().attach(to: bus)
+        let keyboard = I8042()
+        try keyboard.attach(to: bus)
+        let power = ACPIPowerManagement()
+        try power.attach(to: bus)
+        if hasIRQChip {
+            let vm = self.vm
+            cmos.interruptLine = { level in try? vm.setIRQLine(CMOS.irq, level: level) }
+            keyboard.interruptLine = { irq, level in try? vm.setIRQLine(irq, level: level) }
+            power.interruptLine = { level in try? vm.setIRQLine(ACPIPowerManagement.sciIRQ, level: level) }
+        }
         try attachPCIHost()
     }
 }
