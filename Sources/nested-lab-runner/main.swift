@@ -14,6 +14,7 @@ let usage = """
       restore FILE...             test 'save-restore-new-process': restore the files here, finish, compare
       validator                   test 'nested-state-validator'
       chain                       test 'chain': L0 … L3
+      linux-reset KERNEL INITRD   test 'linux-reset': boot Linux once, reset(to:) it per case
       debug-msrs                  which saved MSRs a fresh vCPU refuses (debugging)
     """
 
@@ -72,6 +73,9 @@ case "debug-msrs":
 case "chain":
     needs(0)
     passed = test("chain") { try checkChain() }
+case "linux-reset":
+    needs(2)
+    passed = test("linux-reset") { try checkLinuxReset(kernel: args[1], initrd: args[2]) }
 default:
     fputs("nested-lab-runner: unknown command \(command)\n" + usage + "\n", stderr)
     exit(2)

@@ -9,8 +9,12 @@ extension Machine {
     ///     let pc = try Machine.pc(memorySize: 256 << 20, cpus: 2)
     ///     try pc.bootLinux(kernel: bzImage, initrd: initramfs, commandLine: "console=ttyS0")
     ///     let stop = try pc.run()
+    ///
+    /// `logDirtyPages` as for `init`: a machine reset to a snapshot again and
+    /// again (boot once, reset per test) copies back only the pages written.
     public static func pc(memorySize: UInt64, cpus: Int = 1, serial: OutputSink = .buffer,
-                          kvm: KVM? = nil) throws -> Machine {
-        try Machine(memorySize: memorySize, vcpus: cpus, irqchip: true, serial: serial, kvm: kvm)
+                          kvm: KVM? = nil, logDirtyPages: Bool = false) throws -> Machine {
+        try Machine(memorySize: memorySize, vcpus: cpus, irqchip: true, serial: serial, kvm: kvm,
+                    logDirtyPages: logDirtyPages)
     }
 }
