@@ -32,5 +32,6 @@ let package = Package(
         fuzzTarget("fuzz-parse"),
         fuzzTarget("fuzz-multiboot"),
         fuzzTarget("fuzz-snapshot"),
+        fuzzTarget("fuzz-linux"),
     ]
 )
