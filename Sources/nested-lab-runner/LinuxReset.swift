@@ -13,7 +13,10 @@ func checkLinuxReset(kernel: String, initrd: String) throws {
                           commandLine: "console=ttyS0 quiet kvmrun.shell=1")
     var t0 = monotonicSeconds()
     // The prompt after SHELL-START: the shell reads the console from here on.
-    try runUntil(machine, seconds: 600) { $0.contains("SHELL-START") && $0.hasSuffix("# ") }
+    try runUntil(machine, seconds: 600) { text in
+        guard let start = text.firstRange(of: "SHELL-START") else { return false }
+        return text[start.upperBound...].contains("# ")
+    }
     info(name, "booted to the shell in \(format(monotonicSeconds() - t0)) s (L1 time)")
     let booted = try machine.snapshot()
     var resets: [Double] = []

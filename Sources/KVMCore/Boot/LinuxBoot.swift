@@ -56,9 +56,13 @@ public struct LinuxBoot: Sendable {
         } else {
             runAddress = kernel.preferredAddress
         }
-        let kernelEnd = max(Self.kernelAddress + kernelBytes, runAddress + kernel.initSize)
+        let (runEnd, overflow) = runAddress.addingReportingOverflow(kernel.initSize)
+        guard !overflow else {
+            throw GuestImageError("the kernel's init_size \(hex(kernel.initSize)) from \(hex(runAddress)) (its pref_address) runs past the end of the address space")
+        }
+        let kernelEnd = max(Self.kernelAddress + kernelBytes, runEnd)
         guard kernelEnd <= low.end else {
-            throw GuestImageError("the kernel needs RAM up to \(hex(kernelEnd)) (\((kernelEnd + 0xFFFFF) >> 20) MiB: init_size \(kernel.initSize >> 10) KiB from \(hex(runAddress))); guest RAM from 1 MiB ends at \(hex(low.end)) — give more memory with -m")
+            throw GuestImageError("the kernel needs RAM up to \(hex(kernelEnd)) (\((kernelEnd >> 20) + (kernelEnd & 0xFFFFF == 0 ? 0 : 1)) MiB: init_size \(kernel.initSize >> 10) KiB from \(hex(runAddress))); guest RAM from 1 MiB ends at \(hex(low.end)) — give more memory with -m")
         }
         kernelRange = Self.kernelAddress..<kernelEnd
 

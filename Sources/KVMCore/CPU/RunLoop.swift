@@ -16,9 +16,9 @@ extension VCPU {
     ///
     /// `haltCheck` is for vCPUs with an in-kernel LAPIC, whose HLT never exits to
     /// userspace: every `haltCheck` the vCPU is kicked, and if it is halted with
-    /// interrupts off (nothing can wake it) the loop returns `.halted`, as a HLT
-    /// exit does without an irqchip.
-    public func run(bus: IOBus, timeout: Duration? = nil, haltCheck: Duration? = nil,
+    /// interrupts off (nothing can wake it) at `haltPatience` checks in a row,
+    /// the loop returns `.halted`, as a HLT exit does without an irqchip.
+    public func run(bus: IOBus, timeout: Duration? = nil, haltCheck: Duration? = nil, haltPatience: Int = 1,
                     trace: ((VCPU, VMExit) -> Void)? = nil) throws -> StopReason {
         precondition(kickHandlerInstalled, "cannot install the vCPU kick signal handler")
         let tid = ckvm_gettid()
@@ -50,6 +50,7 @@ extension VCPU {
 
         return try withUnsafeTemporaryAllocation(of: Int.self, capacity: 64) { counts in
             var tally = ExitTally(counts: counts, measure: statistics.measureTime)
+            var haltedChecks = 0
             defer { tally.flush(into: &statistics) }
             while true {
                 let exit = try run()
@@ -69,7 +70,8 @@ extension VCPU {
                 case .irqWindowOpen:
                     stop = nil
                 case .interrupted:
-                    stop = try kicked(deadline: deadline, haltCheck: haltCheck != nil)
+                    stop = try kicked(deadline: deadline, haltCheck: haltCheck != nil, haltedChecks: &haltedChecks,
+                                      patience: haltPatience)
                 default:
                     stop = try stopReason(for: exit)
                 }
@@ -80,13 +82,17 @@ extension VCPU {
     }
 
     /// Why the loop stops after the kick signal interrupted KVM_RUN: a `stop()`, the
-    /// timeout, or (with `haltCheck`) a vCPU halted for good; nil to run on.
+    /// timeout, or (with `haltCheck`) a vCPU halted for good `patience` checks
+    /// in a row (`haltedChecks` counts them); nil to run on.
     @inline(never)
-    private func kicked(deadline: UInt64, haltCheck: Bool) throws -> StopReason? {
+    private func kicked(deadline: UInt64, haltCheck: Bool, haltedChecks: inout Int, patience: Int) throws -> StopReason? {
         runPage.pointee.immediate_exit = 0
         if ckvm_atomic_exchange(control, 0) != 0 { return .stopped }
         if monotonicNanoseconds() >= deadline { return .timedOut(rip: try registers().rip) }
-        if haltCheck, try isHaltedForGood() { return .halted }
+        if haltCheck {
+            haltedChecks = try isHaltedForGood() ? haltedChecks + 1 : 0
+            if haltedChecks >= patience { return .halted }
+        }
         return nil
     }
 

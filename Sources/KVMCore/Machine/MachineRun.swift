@@ -10,10 +10,15 @@ extension Machine {
     ///
     /// With an irqchip, HLT stays in the kernel; the bootstrap vCPU is checked after
     /// 2 ms and then every 10 ms, and a halt with interrupts off ends the run as `.halted`. (APs often
-    /// park in `cli; hlt` while the BSP works on, so they are not checked.)
+    /// park in `cli; hlt` while the BSP works on, so they are not checked.) With
+    /// several vCPUs whose CPUID offers KVM's PV unhalt, such a halt may be a
+    /// paravirtual spinlock wait (Linux's kvm_wait), which another vCPU's
+    /// KVM_HC_KICK_CPU ends: the BSP must then stay halted so for a second.
     public func run(timeout: Duration? = nil, trace: ((VCPU, VMExit) -> Void)? = nil) throws -> StopReason {
         let haltCheck: Duration? = hasIRQChip ? .milliseconds(10) : nil
         guard vcpus.count > 1 else { return try vcpu.run(bus: bus, timeout: timeout, haltCheck: haltCheck, trace: trace) }
+        let pvUnhalt = (try vcpu.cpuid()[CPUID.kvmFeatures]?.eax ?? 0) & CPUID.kvmFeaturePVUnhalt != 0
+        let haltPatience = pvUnhalt ? 100 : 1
         let outcome = FirstOutcome()
         let bsp = vcpu
         var threads: [PosixThread] = []
@@ -44,7 +49,7 @@ extension Machine {
         }
         let stop: StopReason
         do {
-            stop = try bsp.run(bus: bus, timeout: timeout, haltCheck: haltCheck, trace: trace)
+            stop = try bsp.run(bus: bus, timeout: timeout, haltCheck: haltCheck, haltPatience: haltPatience, trace: trace)
         } catch {
             _ = outcome.settle(.failure(error))
             return try outcome.result!.get()

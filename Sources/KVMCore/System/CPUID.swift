@@ -34,6 +34,13 @@ public struct CPUID: Equatable, Sendable {
     public var entries: [CPUIDEntry]
     public init(entries: [CPUIDEntry]) { self.entries = entries }
 
+    /// KVM's paravirtual feature leaf (KVM_CPUID_FEATURES), after the
+    /// "KVMKVMKVM" signature leaf 40000000h.
+    public static let kvmFeatures: UInt32 = 0x4000_0001
+    /// Its EAX bit KVM_FEATURE_PV_UNHALT: a vCPU halted with interrupts off
+    /// may be woken by another's KVM_HC_KICK_CPU (paravirtual spinlocks).
+    public static let kvmFeaturePVUnhalt: UInt32 = 1 << 7
+
     /// The entry for `function`/`index` (index ignored for leaves that are not indexed).
     public subscript(function: UInt32, index: UInt32 = 0) -> CPUIDEntry? {
         get {
