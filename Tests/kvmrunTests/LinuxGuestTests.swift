@@ -99,9 +99,13 @@ final class LinuxGuestTests: XCTestCase {
         let compared = ["cpus", "cmdline", "initrd", "acpi_tables", "memmap"]
         let (qf, kf) = (Self.facts(q.stdout), Self.facts(k.stdout))
         XCTAssertNotNil(qf["cpus"], "QEMU printed no facts: \(q.stderr)")
-        for key in compared { XCTAssertEqual(kf[key], qf[key], key) }
+        // QEMU reserves KVM's identity map and TSS (0xfeffc000) only with -accel kvm.
+        func comparable(_ value: String?) -> [Substring] {
+            (value ?? "").split(separator: "\n").filter { qemu.accel == "kvm" || !$0.hasPrefix("0xfeffc000") && !$0.hasPrefix("feffc000") }
+        }
+        for key in compared { XCTAssertEqual(comparable(kf[key]), comparable(qf[key]), key) }
         func ramAndReserved(_ iomem: String?) -> [Substring] {
-            (iomem ?? "").split(separator: "\n").filter { $0.hasSuffix(": System RAM") || $0.hasSuffix(": Reserved") }
+            comparable(iomem).filter { $0.hasSuffix(": System RAM") || $0.hasSuffix(": Reserved") }
         }
         XCTAssertEqual(ramAndReserved(kf["iomem"]), ramAndReserved(qf["iomem"]), "iomem")
     }

@@ -39,6 +39,10 @@ public struct LinuxBoot: Sendable {
         guard UInt64(cmdline.count) <= UInt64(kernel.commandLineSize) else {
             throw GuestImageError("the kernel command line is \(cmdline.count) bytes; this kernel takes at most \(kernel.commandLineSize)")
         }
+        // Its room ends at the EBDA, whatever cmdline_size a kernel declares.
+        guard UInt64(cmdline.count) < MultibootMemoryMap.ebda - Self.commandLineAddress else {
+            throw GuestImageError("the kernel command line is \(cmdline.count) bytes; kvmrun places at most \(MultibootMemoryMap.ebda - Self.commandLineAddress - 1)")
+        }
         guard e820.count <= Self.maxE820Entries else {
             throw GuestImageError("the memory map has \(e820.count) entries; the zero page holds \(Self.maxE820Entries)")
         }
@@ -55,6 +59,9 @@ public struct LinuxBoot: Sendable {
             runAddress = max((Self.kernelAddress + align - 1) & ~(align - 1), kernel.preferredAddress)
         } else {
             runAddress = kernel.preferredAddress
+        }
+        guard runAddress >= Self.kernelAddress else {
+            throw GuestImageError("the kernel would decompress at \(hex(runAddress)) (its pref_address), below 1 MiB, over the boot structures")
         }
         let (runEnd, overflow) = runAddress.addingReportingOverflow(kernel.initSize)
         guard !overflow else {

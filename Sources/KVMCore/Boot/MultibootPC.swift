@@ -40,12 +40,9 @@ extension Machine {
         try keyboard.attach(to: bus)
         let power = ACPIPowerManagement()
         try power.attach(to: bus)
-        if hasIRQChip {
-            let vm = self.vm
-            cmos.interruptLine = { level in try? vm.setIRQLine(CMOS.irq, level: level) }
-            keyboard.interruptLine = { irq, level in try? vm.setIRQLine(irq, level: level) }
-            power.interruptLine = { level in try? vm.setIRQLine(ACPIPowerManagement.sciIRQ, level: level) }
-        }
+        cmos.interruptLine = irqLine(CMOS.irq)
+        keyboard.interruptLine = irqLines()
+        power.interruptLine = irqLine(ACPIPowerManagement.sciIRQ)
         try attachPCIHost()
     }
 }

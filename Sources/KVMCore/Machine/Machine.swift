@@ -86,9 +86,7 @@ public final class Machine {
         try bus.attach(serial, ports: Serial16550.com1)
         try bus.attach(DebugExit(), ports: DebugExit.ports)
         try bus.attach(hostcall, ports: HostCall.port...HostCall.port)
-        if hasIRQChip {
-            serial.interruptLine = { level in try? vm.setIRQLine(Serial16550.irq, level: level) }
-        }
+        serial.interruptLine = irqLine(Serial16550.irq)
     }
 
     /// Copies `image` into RAM and sets the bootstrap vCPU up in the image's mode at its entry.
@@ -96,5 +94,21 @@ public final class Machine {
         try image.load(into: memory)
         try vcpu.setUp(mode: image.mode, entry: image.entry, arguments: image.arguments, gdt: image.gdt,
                          selectors: image.selectors)
+    }
+}
+
+extension Machine {
+    /// A device's interrupt line: ISA IRQ `irq` of the in-kernel irqchip
+    /// (KVM_IRQ_LINE), or nil on a machine without one.
+    func irqLine(_ irq: UInt32) -> ((Bool) -> Void)? {
+        guard let lines = irqLines() else { return nil }
+        return { level in lines(irq, level) }
+    }
+
+    /// The irqchip's ISA lines for a device that drives several (the i8042's 1 and 12).
+    func irqLines() -> ((UInt32, Bool) -> Void)? {
+        guard hasIRQChip else { return nil }
+        let vm = self.vm
+        return { irq, level in try? vm.setIRQLine(irq, level: level) }
     }
 }

@@ -24,10 +24,7 @@ enum SnapshotDevices {
         FwCfg.kind: { state, machine in try FwCfg(restoring: state.bytes, memory: machine.memory) },
         CMOS.kind: { state, machine in
             let cmos = CMOS(lowMemory: 0)
-            if machine.hasIRQChip {
-                let vm = machine.vm
-                cmos.interruptLine = { level in try? vm.setIRQLine(CMOS.irq, level: level) }
-            }
+            cmos.interruptLine = machine.irqLine(CMOS.irq)
             try cmos.restoreSnapshotState(state.bytes)
             return cmos
         },
@@ -44,19 +41,13 @@ enum SnapshotDevices {
         },
         ACPIPowerManagement.kind: { state, machine in
             let pm = ACPIPowerManagement()
-            if machine.hasIRQChip {
-                let vm = machine.vm
-                pm.interruptLine = { level in try? vm.setIRQLine(ACPIPowerManagement.sciIRQ, level: level) }
-            }
+            pm.interruptLine = machine.irqLine(ACPIPowerManagement.sciIRQ)
             try pm.restoreSnapshotState(state.bytes)
             return pm
         },
         I8042.kind: { state, machine in
             let controller = I8042()
-            if machine.hasIRQChip {
-                let vm = machine.vm
-                controller.interruptLine = { irq, level in try? vm.setIRQLine(irq, level: level) }
-            }
+            controller.interruptLine = machine.irqLines()
             try controller.restoreSnapshotState(state.bytes)
             return controller
         },
