@@ -220,6 +220,26 @@ final class VCPUStateTests: XCTestCase {
         try vcpu.setLAPIC(lapic)
     }
 
+    /// A TSC deadline armed at snapshot time is armed in the fresh vCPU a
+    /// restore writes: KVM drops the MSR while the LAPIC timer is not in
+    /// TSC-deadline mode, so the restore writes it again after the LAPIC (a
+    /// restored Linux otherwise never gets its next timer interrupt).
+    func testTSCDeadlineSurvivesARestoreIntoAFreshVCPU() throws {
+        let machine = try Machine(memorySize: 4 << 20, irqchip: true)
+        guard machine.kvm.check(.tscDeadlineTimer) != 0 else { throw XCTSkip("KVM_CAP_TSC_DEADLINE_TIMER is 0 on this host") }
+        var lapic = try machine.vcpu.lapic()
+        // LVT timer (0x320): TSC-deadline mode (bits 17–18 = 2), vector 0xec.
+        withUnsafeMutableBytes(of: &lapic) { $0.storeBytes(of: UInt32(2 << 17 | 0xEC), toByteOffset: 0x320, as: UInt32.self) }
+        try machine.vcpu.setLAPIC(lapic)
+        let deadline: UInt64 = 1 << 60
+        try machine.vcpu.setMSRs([MSR(MSR.tscDeadline, deadline)])
+        XCTAssertEqual(try machine.vcpu.msrs([MSR.tscDeadline]).first?.value, deadline, "armed in the original vCPU")
+        let state = try machine.vcpu.saveState()
+        let copy = try Machine(memorySize: 4 << 20, irqchip: true)
+        try copy.vcpu.restoreState(state)
+        XCTAssertEqual(try copy.vcpu.msrs([MSR.tscDeadline]).first?.value, deadline, "armed again in the fresh vCPU")
+    }
+
     func testLAPICWithoutAnIRQChipNamesTheCause() throws {
         // KVM answers EINVAL when there is no in-kernel LAPIC (arch/x86/kvm/x86.c).
         let error = assertThrows(KVMError.self, containing: ["KVM_GET_LAPIC", "irqchip"]) { try vcpu.lapic() }

@@ -171,7 +171,16 @@ extension VCPU {
         try setMPState(state.mpState)
         try setDebugRegisters(state.debugRegisters)
         try setRegisters(state.registers)
-        if let lapic = state.lapic { try setLAPIC(lapic) }
+        if let lapic = state.lapic {
+            try setLAPIC(lapic)
+            // KVM drops a TSC-deadline write while the LAPIC timer is not in
+            // TSC-deadline mode, which a fresh vCPU's is not: armed again now
+            // that the LVT says so (QEMU orders it so too), or a restored Linux
+            // never gets its next timer interrupt.
+            if let deadline = state.msrs.first(where: { $0.index == MSR.tscDeadline }), deadline.value != 0 {
+                _ = try MSR.set([deadline], on: handle)
+            }
+        }
         if let bytes = state.nestedState { try setNestedState(try NestedState(bytes: bytes)) }
     }
 
