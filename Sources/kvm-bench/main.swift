@@ -2,8 +2,9 @@
 //
 //   Scripts/release   (the static release build, in .build-static)
 //   X/release/kvm-bench [--json] [--runs N] [--startup-runs N]
-//                       [--only exit|startup|boot|snapshot|testkit|swift-loop] [--svg PATH]
+//                       [--only exit|startup|boot|snapshot|testkit|linux|swift-loop] [--svg PATH]
 //                       [--kvmrun PATH] [--baseline PATH]
+//                       [--linux-runs N] [--linux-limit S] [--linux-kernel PATH] [--linux-initrd PATH]
 //
 // 1. Exit round trip: ns per exit of KVMCore's dispatching loop (Machine +
 //    vcpu.run(bus:), in this process) and of the C loop (kvm-baseline
@@ -13,6 +14,8 @@
 // 3./4. Boot-to-exit and SMP bring-up (MachineBench.swift).
 // 5. Snapshots: restore, reset, VMs per second, RSS beyond guest (SnapshotBench.swift).
 // 6. The test kit: one test case on a fresh and on a reset machine (TestKitBench.swift).
+// 7. Linux boot, only with --only linux (minutes): kvmrun against QEMU on the
+//    Tools/linux-guest kernel and initramfs (LinuxBench.swift).
 // kvmrun and kvm-baseline are taken from this executable's directory.
 import Glibc
 import Guests
@@ -29,6 +32,12 @@ struct Options {
     var runBoot = true
     var runSnapshot = true
     var runTestKit = true
+    /// --only linux: not part of the default run (it boots Linux dozens of times).
+    var runLinux = false
+    var linuxRuns = 10
+    var linuxLimitSeconds = 60.0
+    var linuxKernel: String?
+    var linuxInitrd: String?
     /// --svg PATH: a chart of restore time by guest memory size.
     var svgPath: String?
     /// --only swift-loop: KVMCore's loop alone, for profilers (callgrind, strace -c).
@@ -40,12 +49,17 @@ struct Options {
 func usage() -> Never {
     fputs("""
         usage: kvm-bench [--json] [--runs N] [--startup-runs N]
-                         [--only exit|startup|boot|snapshot|testkit|swift-loop] [--svg PATH]
+                         [--only exit|startup|boot|snapshot|testkit|linux|swift-loop] [--svg PATH]
                          [--kvmrun PATH] [--baseline PATH]
+                         [--linux-runs N] [--linux-limit S] [--linux-kernel PATH] [--linux-initrd PATH]
           --runs N          exit-round-trip runs of each loop, after one warm-up (default 7)
           --startup-runs N  start-up runs of each program, after 3 warm-ups (default 30)
           --only WHAT       run only the exit, start-up, boot, snapshot or testkit benchmark; swift-loop:
-                            only KVMCore's loop, --runs times, no C and no table (for profilers)
+                            only KVMCore's loop, --runs times, no C and no table (for profilers);
+                            linux: only the Linux boot (not in the default run: minutes)
+          --linux-runs N    Linux boots of each configuration that boots, after the first attempt (default 10)
+          --linux-limit S   seconds a Linux boot may take before it counts as not booting (default 60)
+          --linux-kernel, --linux-initrd PATH   instead of Tools/linux-guest/get-kernel, make-initramfs
           --svg PATH        write an SVG chart of snapshot restore time by guest memory size
           --kvmrun, --baseline PATH   other binaries than the ones next to kvm-bench
 
@@ -76,12 +90,21 @@ func parseOptions() -> Options {
             case "boot": o.runExit = false; o.runStartup = false; o.runSnapshot = false; o.runTestKit = false
             case "snapshot": o.runExit = false; o.runStartup = false; o.runBoot = false; o.runTestKit = false
             case "testkit": o.runExit = false; o.runStartup = false; o.runBoot = false; o.runSnapshot = false
+            case "linux":
+                o.runExit = false; o.runStartup = false; o.runBoot = false; o.runSnapshot = false; o.runTestKit = false
+                o.runLinux = true
             case "swift-loop": o.swiftLoopOnly = true
             default: usage()
             }
         case "--svg": o.svgPath = value()
         case "--kvmrun": o.kvmrun = value()
         case "--baseline": o.baseline = value()
+        case "--linux-runs": o.linuxRuns = count()
+        case "--linux-limit":
+            guard let s = Double(value()), s > 0 else { usage() }
+            o.linuxLimitSeconds = s
+        case "--linux-kernel": o.linuxKernel = value()
+        case "--linux-initrd": o.linuxInitrd = value()
         default: usage()
         }
     }
@@ -325,8 +348,11 @@ var startupBench: StartupBench?
 var bootBench: BootBench?
 var snapshotBench: SnapshotBench?
 var testKitBench: [TestKitBench]?
+var linuxBench: LinuxBench?
 do {
-    for path in [baselinePath] + (options.runStartup || options.runBoot || options.runSnapshot ? [kvmrunPath] : []) where access(path, X_OK) != 0 {
+    let needsBaseline = options.runExit || options.runStartup || options.runBoot || options.runSnapshot || options.runTestKit
+    let needsKvmrun = options.runStartup || options.runBoot || options.runSnapshot || options.runLinux
+    for path in (needsBaseline ? [baselinePath] : []) + (needsKvmrun ? [kvmrunPath] : []) where access(path, X_OK) != 0 {
         throw BenchError("\(path) is not an executable: build all products (Scripts/release), or pass --kvmrun/--baseline")
     }
     if options.runExit { exitBench = try runExitBench() }
@@ -337,6 +363,10 @@ do {
         if let path = options.svgPath { try writeTextFile(path, restoreSVG(snapshotBench!, host: host)) }
     }
     if options.runTestKit { testKitBench = try runTestKitBench() }
+    if options.runLinux {
+        linuxBench = try runLinuxBench(runs: options.linuxRuns, limitSeconds: options.linuxLimitSeconds,
+                                       kernel: options.linuxKernel, initrd: options.linuxInitrd)
+    }
 } catch {
     TempFiles.removeAll()
     fputs("kvm-bench: \(error)\n", stderr)
@@ -358,6 +388,7 @@ if let b = bootBench, b.fastestQEMU != nil {
 }
 if let s = snapshotBench { targets += snapshotTargets(s) }
 if let t = testKitBench { targets += testKitTargets(t) }
+if let l = linuxBench { targets += linuxTargets(l) }
 
 if options.json {
     printJSON()
@@ -439,7 +470,11 @@ func printTable() {
     }
     if let s = snapshotBench { printSnapshotTable(s, targets) }
     if let t = testKitBench { printTestKitTable(t) }
-    print("targets: " + targets.map { "\($0.name) \(fmt($0.measured, 3))\($0.unit == "x" ? "x" : " " + $0.unit) \($0.pass ? "PASS" : "MISS")" }.joined(separator: "; "))
+    if let l = linuxBench { printLinuxTable(l, targets) }
+    print("targets: " + targets.map {
+        let value = !$0.measured.isFinite ? "not measured" : fmt($0.measured, 3) + ($0.unit == "x" ? "x" : " " + $0.unit)
+        return "\($0.name) \(value) \($0.pass ? "PASS" : "MISS")"
+    }.joined(separator: "; "))
 }
 
 func jsonString(_ s: String) -> String {
@@ -497,6 +532,7 @@ func printJSON() {
     }
     if let s = snapshotBench { parts.append(snapshotJSON(s, targets)) }
     if let t = testKitBench { parts.append(testKitJSON(t)) }
+    if let l = linuxBench { parts.append(linuxJSON(l, targets)) }
     let targetList = targets.map {
         "{\"name\": \(jsonString($0.name)), \"measured\": \(jsonNumber($0.measured, 4)), \"limit\": \(jsonNumber($0.limit, 3)), \"unit\": \(jsonString($0.unit)), \"pass\": \($0.pass)}"
     }
