@@ -291,8 +291,8 @@ final class KVMRunGuestTests: XCTestCase {
             (["-smp", "-2"], ["-smp -2"]),
             (["-machine", "-x"], ["-machine -x"]),
             (["-accel", "-x"], ["-accel -x"]),
-            (["-append", "-foo bar", "--builtin", "hello-c"], ["-append and -initrd are for multiboot kernels"]),
-            (["-initrd", "-m0", "--builtin", "hello-c"], ["-append and -initrd are for multiboot kernels"]),
+            (["-append", "-foo bar", "--builtin", "hello-c"], ["-append and -initrd are for Linux and multiboot kernels"]),
+            (["-initrd", "-m0", "--builtin", "hello-c"], ["-append and -initrd are for Linux and multiboot kernels"]),
         ]
         for (arguments, fragments) in cases {
             let result = try kvmrun(arguments)

@@ -24,7 +24,8 @@ public enum Files {
         let size = UInt64(max(0, info.st_size))
         guard size <= limit else { throw FileTooLarge(path: path, size: size, limit: limit) }
         // /proc and /sys files report size 0 or 4096 whatever they hold: read to EOF.
-        var bytes = [UInt8](repeating: 0, count: Int(min(max(size, 4096), limit == .max ? max(size, 4096) : limit + 1)))
+        // One byte more than the size, so the read that finds EOF needs no growth.
+        var bytes = [UInt8](repeating: 0, count: Int(min(max(size, 4095), limit == .max ? .max - 1 : limit) + 1))
         var done = 0
         while true {
             if done == bytes.count {
@@ -38,7 +39,8 @@ public enum Files {
             done += n
         }
         guard UInt64(done) <= limit else { throw FileTooLarge(path: path, size: UInt64(done), limit: limit) }
-        return Array(bytes.prefix(done))
+        bytes.removeLast(bytes.count - done)   // in place: no second copy of a large kernel
+        return bytes
     }
 
     /// A small text file (sysfs, procfs) with trailing whitespace removed; nil when unreadable.
