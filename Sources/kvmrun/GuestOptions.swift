@@ -127,12 +127,19 @@ struct GuestOptions: ParsableArguments {
 
     /// The guest file's bytes; a file larger than guest RAM cannot run, so it is not read.
     func readGuest(_ path: String, memorySize: UInt64) throws -> [UInt8] {
+        try readFile(path, limit: memorySize, what: "\(path): the guest", unreadable: "")
+    }
+
+    /// A file for guest RAM: missing or unreadable is status 4, larger than
+    /// `limit` (guest RAM) status 6 — `what` names it in that message,
+    /// `unreadable` prefixes the other.
+    func readFile(_ path: String, limit: UInt64, what: String, unreadable: String) throws -> [UInt8] {
         do {
-            return try Files.read(path, limit: memorySize)
+            return try Files.read(path, limit: limit)
         } catch let error as FileTooLarge {
-            throw CLIError(.badImage, "\(path): the guest (\(error.size) bytes) is larger than guest memory (\(memorySize) bytes)")
+            throw CLIError(.badImage, "\(what) (\(error.size) bytes) is larger than guest memory (\(limit) bytes)")
         } catch {
-            throw CLIError(.unreadableFile, "\(error)")
+            throw CLIError(.unreadableFile, "\(unreadable)\(error)")
         }
     }
 

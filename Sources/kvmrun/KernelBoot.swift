@@ -50,15 +50,8 @@ extension GuestOptions {
         }
     }
 
-    /// An -initrd file (or multiboot module): missing or unreadable is status 4,
-    /// larger than guest RAM status 6.
+    /// An -initrd file (or multiboot module).
     private func readInitrd(_ path: String, limit: UInt64) throws -> [UInt8] {
-        do {
-            return try Files.read(path, limit: limit)
-        } catch let error as FileTooLarge {
-            throw CLIError(.badImage, "-initrd \(path): \(error.size) bytes, larger than guest memory")
-        } catch {
-            throw CLIError(.unreadableFile, "-initrd: \(error)")
-        }
+        try readFile(path, limit: limit, what: "-initrd \(path)", unreadable: "-initrd: ")
     }
 }
