@@ -31,8 +31,10 @@ struct ProbeCommand: ParsableCommand {
         let ran = launcherFacts["vmrun"] == 1 && launcherFacts["exitcode"] == 0x81
             || launcherFacts["vmlaunch"] == 1 && launcherFacts["exit_reason"] == 18
         if ran {
+            // The probe's levels are counted from this host; the machine's, from its L0.
+            let hostLevel = report.facts.cpu.chain?.level ?? (report.facts.cpu.isVirtualMachine ? 1 : 0)
             out("verdict: nested virtualization works: a guest hypervisor (L1) ran its own guest (L2)"
-                  + (report.facts.cpu.isVirtualMachine ? "; this host is itself a VM, so that L2 is L3 of the machine" : ""))
+                  + (hostLevel > 0 ? "; this host is itself a VM at level \(hostLevel), so that L2 is L\(hostLevel + 2) of the machine" : ""))
             return
         }
         var why = report.isAvailable ? "the host reports nesting available, but the guest hypervisor could not run its guest"

@@ -4,7 +4,8 @@ extension Machine {
     /// where the in-kernel irqchip emulates the LAPIC, and the hypervisor bit.
     /// Every vCPU starts with it. The hypervisor bit is what tells a guest
     /// to look for the KVM leaves (40000000h: kvm-clock, PV EOI, …), as
-    /// QEMU's CPU models always set it.
+    /// QEMU's CPU models always set it; kvmrun's own leaves (40000100h) tell
+    /// the guest where it sits in a chain of VMs (`VMChain`).
     public func supportedCPUID() throws -> CPUID {
         try Machine.supportedCPUID(kvm: kvm, irqchip: hasIRQChip)
     }
@@ -18,6 +19,9 @@ extension Machine {
             if kvm.check(.tscDeadlineTimer) != 0 { table[1]?.ecx |= CPUFeatures.tscDeadline.mask }
         }
         table[1]?.ecx |= CPUFeatures.hypervisor.mask
+        if table[VMChain.signatureLeaf] == nil, table[0x4000_0000] != nil {
+            table.entries += VMChain(guestOf: HostCPU.current()).cpuidEntries
+        }
         return table
     }
 

@@ -17,6 +17,9 @@ public struct HostCPU: Equatable, Sendable {
     public let hasVMX: Bool
     /// CPUID.80000001h:ECX[2].
     public let hasSVM: Bool
+    /// Where this machine sits in a chain of VMs, when its hypervisor is
+    /// kvmrun and says so (`VMChain`'s leaves).
+    public let chain: VMChain?
 
     public var vendor: Vendor { Vendor(rawValue: vendorString) ?? .other }
 
@@ -56,8 +59,10 @@ public struct HostCPU: Equatable, Sendable {
             let hv = cpuid(0x4000_0000, 0)
             let signature = fourCC(hv.ebx) + fourCC(hv.ecx) + fourCC(hv.edx)
             hypervisorSignature = signature.isEmpty ? nil : signature
+            chain = VMChain(cpuid: cpuid)
         } else {
             hypervisorSignature = nil
+            chain = nil
         }
         let maxExtended = cpuid(0x8000_0000, 0).eax
         hasSVM = maxExtended >= 0x8000_0001 && cpuid(0x8000_0001, 0).ecx & (1 << 2) != 0

@@ -40,6 +40,8 @@ extension NestingReport {
                 ("virtual_machine", .bool(cpu.isVirtualMachine)),
                 ("hypervisor_signature", cpu.hypervisorSignature.map(JSONValue.string) ?? .null),
                 ("hypervisor", cpu.hypervisorName.map(JSONValue.string) ?? .null),
+                ("chain", cpu.chain.map { .object([("level", .int(Int64($0.level))), ("base_signature", .string($0.base))]) }
+                    ?? .null),
                 ("vmx", .bool(cpu.hasVMX)),
                 ("svm", .bool(cpu.hasSVM)),
             ])),

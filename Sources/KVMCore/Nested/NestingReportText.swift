@@ -13,6 +13,10 @@ extension NestingReport {
         row("virtual machine", cpu.isVirtualMachine
             ? "yes, under \(cpu.hypervisorName ?? "an unknown hypervisor")" + (cpu.hypervisorSignature.map { " (\($0))" } ?? "")
             : "no (bare metal)")
+        if let chain = cpu.chain {
+            let base = chain.base.isEmpty ? "hardware" : HostCPU.hypervisorNames[chain.base] ?? chain.base
+            row("VM chain", "level \(chain.level) of a chain of VMs run by kvmrun; L0 is \(base)")
+        }
         row("CPU shows", "vmx=\(yesNo(cpu.hasVMX)) svm=\(yesNo(cpu.hasSVM))")
         lines.append("KVM")
         if let error = f.kvmOpenError {
