@@ -20,7 +20,7 @@ extension Machine {
         }
         table[1]?.ecx |= CPUFeatures.hypervisor.mask
         if table[VMChain.signatureLeaf] == nil, table[0x4000_0000] != nil {
-            table.entries += VMChain(guestOf: HostCPU.current()).cpuidEntries
+            table.entries += VMChain.forThisHostsGuests.cpuidEntries
         }
         return table
     }

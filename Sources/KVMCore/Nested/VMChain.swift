@@ -38,6 +38,10 @@ public struct VMChain: Equatable, Sendable {
         }
     }
 
+    /// The chain of this process's guests, read once (each CPUID of a VM's
+    /// host may trap to its hypervisor).
+    public static let forThisHostsGuests = VMChain(guestOf: HostCPU.current())
+
     /// The two leaves that tell it.
     public var cpuidEntries: [CPUIDEntry] {
         let sig = Self.registers(Self.signature), base = Self.registers(self.base)
