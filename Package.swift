@@ -52,8 +52,10 @@ let package = Package(
                           exclude: ["guests"], plugins: ["GuestBuilder"]),
         // Runs inside the nested lab's L1 (Tools/nested-lab): checks that need KVMCore itself.
         .executableTarget(name: "nested-lab-runner", dependencies: ["KVMCore", "Guests"]),
-        .testTarget(name: "KVMCoreTests", dependencies: ["KVMCore", "Guests"]),
-        .testTarget(name: "kvmrunTests", dependencies: ["KVMCore", "Guests"]),
+        // Test inputs both test targets build (a synthetic bzImage).
+        .target(name: "TestFixtures", dependencies: ["KVMCore"], path: "Tests/Fixtures"),
+        .testTarget(name: "KVMCoreTests", dependencies: ["KVMCore", "Guests", "TestFixtures"]),
+        .testTarget(name: "kvmrunTests", dependencies: ["KVMCore", "Guests", "TestFixtures"]),
         // The test kit's own tests; their guests are built by the plugin as a user's are.
         .testTarget(name: "KVMTestingTests", dependencies: ["KVMTesting"],
                     exclude: ["guests"], plugins: ["GuestBuilder"]),

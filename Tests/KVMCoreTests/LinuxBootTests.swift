@@ -1,112 +1,7 @@
 import Foundation
 @testable import KVMCore
+import TestFixtures
 import XCTest
-
-/// A minimal bzImage built field by field as Documentation/arch/x86/boot.rst
-/// lays the setup header out: boot sector and setup sectors, then the
-/// protected-mode kernel (`payload`). Every field the loader reads can be set.
-struct SyntheticBzImage {
-    var setupSectors: UInt8 = 4
-    /// Header ends at 0x202 + jump (0x6a: 0x26c, as protocol 2.15 kernels).
-    var jump: UInt8 = 0x6A
-    var magic: UInt32 = LinuxImage.headerMagic
-    var version: UInt16 = 0x020F
-    var loadFlags: UInt8 = LinuxImage.loadedHigh
-    var code32Start: UInt32 = 0x10_0000
-    var initrdAddressMax: UInt32 = 0x7FFF_FFFF
-    var kernelAlignment: UInt32 = 0x20_0000
-    var relocatable: UInt8 = 1
-    var xloadFlags: UInt16 = LinuxImage.kernel64
-    var commandLineSize: UInt32 = 2047
-    var preferredAddress: UInt64 = 0x100_0000
-    var initSize: UInt32 = 0x40_0000
-    /// `syssize` in 16-byte units; nil: the payload's length, rounded up.
-    var sysSize: UInt32?
-    /// The protected-mode kernel; by default `reportingPayload`.
-    var payload: [UInt8] = SyntheticBzImage.reportingPayload
-
-    /// The code at the 32-bit entry (payload offset 0) and at the 64-bit
-    /// entry (0x200): the same bytes decode alike in both modes. It prints
-    /// the command line (cmd_line_ptr, 0x228 of the zero page in RSI), "|",
-    /// the initrd (ramdisk_image/ramdisk_size, 0x218/0x21c), "\n" on COM1,
-    /// then writes ESI >> 12 to isa-debug-exit (0xf4).
-    static let reportingCode: [UInt8] = [
-        0xBA, 0xF8, 0x03, 0x00, 0x00,              // mov $0x3f8,%edx
-        0x8B, 0x8E, 0x28, 0x02, 0x00, 0x00,        // mov 0x228(%rsi),%ecx
-        0x0F, 0xB6, 0x01,                          // 1: movzbl (%rcx),%eax
-        0x84, 0xC0,                                // test %al,%al
-        0x74, 0x05,                                // je 2f
-        0xEE,                                      // out %al,(%dx)
-        0xFF, 0xC1,                                // inc %ecx
-        0xEB, 0xF4,                                // jmp 1b
-        0xB0, 0x7C,                                // 2: mov $'|',%al
-        0xEE,                                      // out %al,(%dx)
-        0x8B, 0x8E, 0x18, 0x02, 0x00, 0x00,        // mov 0x218(%rsi),%ecx
-        0x8B, 0xBE, 0x1C, 0x02, 0x00, 0x00,        // mov 0x21c(%rsi),%edi
-        0x85, 0xFF,                                // 3: test %edi,%edi
-        0x74, 0x0A,                                // je 4f
-        0x0F, 0xB6, 0x01,                          // movzbl (%rcx),%eax
-        0xEE,                                      // out %al,(%dx)
-        0xFF, 0xC1,                                // inc %ecx
-        0xFF, 0xCF,                                // dec %edi
-        0xEB, 0xF2,                                // jmp 3b
-        0xB0, 0x0A,                                // 4: mov $'\n',%al
-        0xEE,                                      // out %al,(%dx)
-        0x89, 0xF0,                                // mov %esi,%eax
-        0xC1, 0xE8, 0x0C,                          // shr $12,%eax
-        0xE7, 0xF4,                                // out %eax,$0xf4
-        0xF4,                                      // hlt
-    ]
-    /// Offset of the instruction after `out %eax,$0xf4` in `reportingCode`.
-    static let reportingCodeExit: UInt64 = 0x3E
-
-    /// 4 KiB: the code at 0 and at 0x200, 0xcc (int3) elsewhere.
-    static var reportingPayload: [UInt8] {
-        var p = [UInt8](repeating: 0xCC, count: 4096)
-        p.replaceSubrange(0..<reportingCode.count, with: reportingCode)
-        p.replaceSubrange(0x200..<0x200 + reportingCode.count, with: reportingCode)
-        return p
-    }
-
-    /// Where the payload starts in the file.
-    var kernelOffset: Int { (Int(max(setupSectors, 4)) + 1) * 512 }
-
-    var bytes: [UInt8] {
-        var b = [UInt8](repeating: 0, count: kernelOffset)
-        func put<T: FixedWidthInteger>(_ value: T, _ offset: Int) {
-            for i in 0..<MemoryLayout<T>.size { b[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * i)) }
-        }
-        put(setupSectors, 0x1F1)
-        put(sysSize ?? UInt32((payload.count + 15) / 16), 0x1F4)
-        put(UInt16(0xFFFF), 0x1FA)              // vid_mode: "normal"
-        put(UInt16(0xAA55), 0x1FE)              // boot_flag
-        put(UInt8(0xEB), 0x200)                 // jmp short
-        put(jump, 0x201)
-        put(magic, 0x202)
-        put(version, 0x206)
-        put(UInt16(0x1234), 0x20E)              // kernel_version (a pointer, any value)
-        put(loadFlags, 0x211)
-        put(UInt16(0x8000), 0x212)              // setup_move_size
-        put(code32Start, 0x214)
-        put(initrdAddressMax, 0x22C)
-        put(kernelAlignment, 0x230)
-        put(relocatable, 0x234)
-        put(UInt8(21), 0x235)                   // min_alignment (2 MiB)
-        put(xloadFlags, 0x236)
-        put(commandLineSize, 0x238)
-        put(UInt32(0x5A5A_5A5A), 0x248)         // payload_offset: a pattern the zero page must keep
-        put(UInt32(0x0000_A5A5), 0x24C)         // payload_length
-        put(preferredAddress, 0x258)
-        put(initSize, 0x260)
-        put(UInt32(0x190), 0x264)               // handover_offset
-        put(UInt32(0xC0DE), 0x268)              // kernel_info_offset
-        return b + payload + [UInt8](repeating: 0, count: (16 - payload.count % 16) % 16)
-    }
-
-    func parsed() throws -> LinuxImage {
-        try LinuxImage(bytes)
-    }
-}
 
 /// The Linux boot protocol loader (`LinuxImage`, `LinuxBoot`, `Machine.bootLinux`)
 /// on synthetic bzImages: header fields, the zero page, placement, entry, the
@@ -580,7 +475,7 @@ final class LinuxBootTests: XCTestCase {
         XCTAssertEqual(zp, try zeroPage(r.boot))
         XCTAssertEqual(zp[0x210], 0xFF)
         // The memory map is SeaBIOS's for this machine.
-        let e820 = MultibootMemoryMap.seaBIOS(try r.machine.pcMemoryMap()).entries
+        let e820 = SeaBIOSMemoryMap(try r.machine.pcMemoryMap()).entries
         XCTAssertEqual(Int(zp[0x1E8]), e820.count)
         XCTAssertEqual(Array(zp[0x2D0..<0x2D0 + 20 * e820.count]), e820.flatMap(\.bytes))
         let ram = try XCTUnwrap(e820.first { $0.type == .ram && $0.address == 0x10_0000 })

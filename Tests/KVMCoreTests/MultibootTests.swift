@@ -163,8 +163,8 @@ final class MultibootTests: XCTestCase {
 
     /// An AMD vCPU's map has the HyperTransport range reserved, last (SeaBIOS sorts it).
     func testMemoryMapOfAnAMDVCPU() {
-        let intel = MultibootMemoryMap.seaBIOS(PCMemoryMap(ram: Self.ram128M, amdHyperTransport: false))
-        let amd = MultibootMemoryMap.seaBIOS(PCMemoryMap(ram: Self.ram128M, amdHyperTransport: true))
+        let intel = MultibootMemoryMap(SeaBIOSMemoryMap(PCMemoryMap(ram: Self.ram128M, amdHyperTransport: false)))
+        let amd = MultibootMemoryMap(SeaBIOSMemoryMap(PCMemoryMap(ram: Self.ram128M, amdHyperTransport: true)))
         XCTAssertEqual(amd.entries, intel.entries + [E820Entry(address: 0xFD_0000_0000, length: 0x3_0000_0000, type: .reserved)])
         XCTAssertEqual(amd.memLower, intel.memLower)
         XCTAssertEqual(amd.memUpper, intel.memUpper)
@@ -378,7 +378,7 @@ final class MultibootTests: XCTestCase {
     // MARK: The memory map
 
     func testMemoryMap128M() {
-        let map = MultibootMemoryMap.seaBIOS(PCMemoryMap(ram: Self.ram128M, amdHyperTransport: false))
+        let map = MultibootMemoryMap(SeaBIOSMemoryMap(PCMemoryMap(ram: Self.ram128M, amdHyperTransport: false)))
         XCTAssertEqual(map.entries, [
             E820Entry(address: 0, length: 0x9_FC00, type: .ram),
             E820Entry(address: 0x9_FC00, length: 0x400, type: .reserved),
@@ -396,8 +396,8 @@ final class MultibootTests: XCTestCase {
 
     /// QEMU -m 5000: 3 GiB below 4 GiB, the rest above.
     func testMemoryMapAbove4G() {
-        let map = MultibootMemoryMap.seaBIOS(PCMemoryMap(ram: [(0, 3 << 30), (4 << 30, (5000 << 20) - (3 << 30))],
-                                                         amdHyperTransport: false))
+        let map = MultibootMemoryMap(SeaBIOSMemoryMap(PCMemoryMap(ram: [(0, 3 << 30), (4 << 30, (5000 << 20) - (3 << 30))],
+                                                                  amdHyperTransport: false)))
         XCTAssertEqual(map.entries.count, 8)
         XCTAssertEqual(map.entries[3], E820Entry(address: 0x10_0000, length: 0xBFEE_0000, type: .ram))
         XCTAssertEqual(map.entries[4], E820Entry(address: 0xBFFE_0000, length: 0x2_0000, type: .reserved))

@@ -12,18 +12,18 @@ final class NestedHostTests: XCTestCase {
     private func cpu(vendor: String, vmx: Bool = false, svm: Bool = false,
                      hypervisor: String? = nil, family: UInt32 = 6, model: UInt32 = 0x55) -> HostCPU {
         HostCPU(cpuid: { leaf, _ in
-            let v = Array(vendor.utf8) + [UInt8](repeating: 0, count: 12)
-            func word(_ i: Int) -> UInt32 { UInt32(v[i]) | UInt32(v[i + 1]) << 8 | UInt32(v[i + 2]) << 16 | UInt32(v[i + 3]) << 24 }
             switch leaf {
-            case 0: return (0x1F, word(0), word(8), word(4))
+            case 0:
+                // The vendor string's order is EBX, EDX, ECX.
+                let v = CPUIDEntry(function: 0, eax: 0x1F, signature: vendor)
+                return (v.eax, v.ebx, v.edx, v.ecx)
             case 1:
                 let eax = (family << 8) | ((model & 0xF) << 4) | ((model >> 4) << 16) | 2
                 let ecx: UInt32 = (vmx ? 1 << 5 : 0) | (hypervisor != nil ? 1 << 31 : 0)
                 return (eax, 0, ecx, 0)
             case 0x4000_0000:
-                let h = Array((hypervisor ?? "").utf8) + [UInt8](repeating: 0, count: 12)
-                func hw(_ i: Int) -> UInt32 { UInt32(h[i]) | UInt32(h[i + 1]) << 8 | UInt32(h[i + 2]) << 16 | UInt32(h[i + 3]) << 24 }
-                return (0x4000_0001, hw(0), hw(4), hw(8))
+                let h = CPUIDEntry(function: leaf, eax: 0x4000_0001, signature: hypervisor ?? "")
+                return (h.eax, h.ebx, h.ecx, h.edx)
             case 0x8000_0000: return (0x8000_0008, 0, 0, 0)
             case 0x8000_0001: return (0, 0, svm ? 1 << 2 : 0, 0)
             default: return (0, 0, 0, 0)

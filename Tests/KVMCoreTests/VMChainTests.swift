@@ -15,9 +15,7 @@ final class VMChainTests: XCTestCase {
     }
 
     private func signature(_ text: String) -> CPUIDEntry {
-        let b = Array(text.utf8) + [UInt8](repeating: 0, count: 12)
-        func w(_ i: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(b[i + $1]) << (8 * $1) } }
-        return CPUIDEntry(function: 0x4000_0000, eax: 0x4000_0001, ebx: w(0), ecx: w(4), edx: w(8))
+        CPUIDEntry(function: 0x4000_0000, eax: 0x4000_0001, signature: text)
     }
 
     func testLevelsDownAChain() {

@@ -1,65 +1,7 @@
 import Foundation
 import KVMCore
+import TestFixtures
 import XCTest
-
-/// A bzImage built field by field (Documentation/arch/x86/boot.rst): 4 setup
-/// sectors and a protected-mode kernel whose code, at both entries (offset 0
-/// for 32 bits, 0x200 for 64), prints the command line, "|", the initrd and
-/// "\n" on COM1 and then writes ESI >> 12 (0x10 for the zero page at 0x10000)
-/// to isa-debug-exit: kvmrun exits with 0x21. See LinuxBootTests'
-/// SyntheticBzImage for the same code, disassembled.
-struct CLIBzImage {
-    var magic: UInt32 = 0x5372_6448          // "HdrS"
-    var version: UInt16 = 0x020F
-    var loadFlags: UInt8 = 1                 // LOADED_HIGH
-    var initrdAddressMax: UInt32 = 0x7FFF_FFFF
-    var commandLineSize: UInt32 = 2047
-    /// 1 MiB: a relocatable kernel then runs at 2 MiB (its 2 MiB alignment).
-    var preferredAddress: UInt64 = 0x10_0000
-    var initSize: UInt32 = 0x10_0000
-    var relocatable: UInt8 = 1
-    /// Extra `syssize` (16-byte units) beyond the payload: a truncated file.
-    var missingParagraphs: UInt32 = 0
-    /// The first bytes of the file (the boot sector); zeros by default.
-    var bootSector: [UInt8] = []
-
-    static let code: [UInt8] = [
-        0xBA, 0xF8, 0x03, 0x00, 0x00, 0x8B, 0x8E, 0x28, 0x02, 0x00, 0x00, 0x0F,
-        0xB6, 0x01, 0x84, 0xC0, 0x74, 0x05, 0xEE, 0xFF, 0xC1, 0xEB, 0xF4, 0xB0,
-        0x7C, 0xEE, 0x8B, 0x8E, 0x18, 0x02, 0x00, 0x00, 0x8B, 0xBE, 0x1C, 0x02,
-        0x00, 0x00, 0x85, 0xFF, 0x74, 0x0A, 0x0F, 0xB6, 0x01, 0xEE, 0xFF, 0xC1,
-        0xFF, 0xCF, 0xEB, 0xF2, 0xB0, 0x0A, 0xEE, 0x89, 0xF0, 0xC1, 0xE8, 0x0C,
-        0xE7, 0xF4, 0xF4,
-    ]
-
-    var bytes: [UInt8] {
-        var b = [UInt8](repeating: 0, count: 5 * 512)
-        func put<T: FixedWidthInteger>(_ value: T, _ offset: Int) {
-            for i in 0..<MemoryLayout<T>.size { b[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * i)) }
-        }
-        b.replaceSubrange(0..<bootSector.count, with: bootSector)
-        var payload = [UInt8](repeating: 0xCC, count: 4096)
-        payload.replaceSubrange(0..<Self.code.count, with: Self.code)
-        payload.replaceSubrange(0x200..<0x200 + Self.code.count, with: Self.code)
-        put(UInt8(4), 0x1F1)
-        put(UInt32(payload.count / 16) + missingParagraphs, 0x1F4)
-        put(UInt16(0xAA55), 0x1FE)
-        put(UInt8(0xEB), 0x200)
-        put(UInt8(0x6A), 0x201)
-        put(magic, 0x202)
-        put(version, 0x206)
-        put(loadFlags, 0x211)
-        put(UInt32(0x10_0000), 0x214)
-        put(initrdAddressMax, 0x22C)
-        put(UInt32(0x20_0000), 0x230)
-        put(relocatable, 0x234)
-        put(UInt16(1), 0x236)                // XLF_KERNEL_64
-        put(commandLineSize, 0x238)
-        put(preferredAddress, 0x258)
-        put(initSize, 0x260)
-        return b + payload
-    }
-}
 
 /// `kvmrun -kernel bzImage [-initrd F] [-append A]`: a synthetic kernel boots
 /// and sees its command line and initrd; every bad input is one stderr line
@@ -69,7 +11,7 @@ final class LinuxCLITests: XCTestCase {
     func testSyntheticKernelBootsWithCommandLineAndInitrd() throws {
         try requireKVM()
         let dir = try ScratchDirectory()
-        let kernel = try dir.file("bzImage", CLIBzImage().bytes)
+        let kernel = try dir.file("bzImage", SyntheticBzImage.small.bytes)
         let initrd = try dir.file("initrd", Array("ramdisk!".utf8))
         let result = try kvmrun(["-m", "32", "-kernel", kernel, "-initrd", initrd, "-append", "console=ttyS0 -x"])
         XCTAssertFalse(result.signaled, result.stderr)
@@ -81,7 +23,7 @@ final class LinuxCLITests: XCTestCase {
     func testSyntheticKernelWithoutAppendOrInitrd() throws {
         try requireKVM()
         let dir = try ScratchDirectory()
-        let result = try kvmrun(["-m", "32", "-kernel", try dir.file("bzImage", CLIBzImage().bytes)])
+        let result = try kvmrun(["-m", "32", "-kernel", try dir.file("bzImage", SyntheticBzImage.small.bytes)])
         XCTAssertEqual(result.status, 0x21, result.stderr)
         XCTAssertEqual(result.stdout, "|\n")
     }
@@ -90,14 +32,14 @@ final class LinuxCLITests: XCTestCase {
 
     func testTruncatedBzImage() throws {
         let dir = try ScratchDirectory()
-        var image = CLIBzImage()
-        image.missingParagraphs = 1
+        var image = SyntheticBzImage.small
+        image.sysSize = UInt32(image.payload.count / 16) + 1
         let kernel = try dir.file("bzImage", image.bytes)
         let result = try kvmrun(["-kernel", kernel])
         assertOneLineError(result, status: 6, mentioning: [kernel, "truncated", "\(5 * 512 + 4096 + 16)", "\(5 * 512 + 4096)"])
         XCTAssertEqual(result.stdout, "")
         // Cut inside the setup header.
-        let short = try dir.file("short", Array(CLIBzImage().bytes.prefix(0x230)))
+        let short = try dir.file("short", Array(SyntheticBzImage.small.bytes.prefix(0x230)))
         assertOneLineError(try kvmrun(["-kernel", short]), status: 6, mentioning: [short, "truncated"])
     }
 
@@ -107,7 +49,7 @@ final class LinuxCLITests: XCTestCase {
     func testWrongMagicIsAFlatBinary() throws {
         try requireKVM()
         let dir = try ScratchDirectory()
-        var image = CLIBzImage()
+        var image = SyntheticBzImage.small
         image.magic = 0x5372_6447
         image.bootSector = [0xFA, 0xF4]          // cli; hlt
         let kernel = try dir.file("notLinux", image.bytes)
@@ -122,7 +64,7 @@ final class LinuxCLITests: XCTestCase {
 
     func testProtocolTooOld() throws {
         let dir = try ScratchDirectory()
-        var image = CLIBzImage()
+        var image = SyntheticBzImage.small
         image.version = 0x0205
         let kernel = try dir.file("bzImage", image.bytes)
         let result = try kvmrun(["-kernel", kernel])
@@ -132,7 +74,7 @@ final class LinuxCLITests: XCTestCase {
 
     func testZImage() throws {
         let dir = try ScratchDirectory()
-        var image = CLIBzImage()
+        var image = SyntheticBzImage.small
         image.loadFlags = 0
         let kernel = try dir.file("zImage", image.bytes)
         assertOneLineError(try kvmrun(["-kernel", kernel]), status: 6, mentioning: [kernel, "zImage"])
@@ -141,7 +83,7 @@ final class LinuxCLITests: XCTestCase {
     /// init_size (64 MiB from 2 MiB) past the RAM -m gives.
     func testKernelTooBigForMemory() throws {
         let dir = try ScratchDirectory()
-        var image = CLIBzImage()
+        var image = SyntheticBzImage.small
         image.initSize = 0x400_0000
         let kernel = try dir.file("bzImage", image.bytes)
         let result = try kvmrun(["-m", "32", "-kernel", kernel])
@@ -156,7 +98,7 @@ final class LinuxCLITests: XCTestCase {
     /// A bzImage file larger than guest RAM is refused before it is read.
     func testKernelFileLargerThanMemory() throws {
         let dir = try ScratchDirectory()
-        let kernel = try dir.file("bzImage", CLIBzImage().bytes + [UInt8](repeating: 0, count: 2 << 20))
+        let kernel = try dir.file("bzImage", SyntheticBzImage.small.bytes + [UInt8](repeating: 0, count: 2 << 20))
         assertOneLineError(try kvmrun(["-m", "2", "-kernel", kernel]), status: 6,
                            mentioning: [kernel, "larger than guest memory"])
     }
@@ -174,7 +116,7 @@ final class LinuxCLITests: XCTestCase {
             ("fixed", 0, 0x40_0000, 0xFFFF_FFFF_FFE0_0000),
             ("no-init-size", 0, 0, 0xFFFF_FFFF_FFFF_F000),
         ] {
-            var image = CLIBzImage()
+            var image = SyntheticBzImage.small
             image.relocatable = relocatable
             image.initSize = initSize
             image.preferredAddress = pref
@@ -191,7 +133,7 @@ final class LinuxCLITests: XCTestCase {
 
     func testMissingInitrd() throws {
         let dir = try ScratchDirectory()
-        let kernel = try dir.file("bzImage", CLIBzImage().bytes)
+        let kernel = try dir.file("bzImage", SyntheticBzImage.small.bytes)
         let missing = dir.path + "/no-such-initrd"
         let result = try kvmrun(["-kernel", kernel, "-initrd", missing])
         assertOneLineError(result, status: 4, mentioning: ["-initrd", missing, "ENOENT"])
@@ -204,7 +146,7 @@ final class LinuxCLITests: XCTestCase {
     /// smaller that does not fit between the kernel and the top of RAM.
     func testInitrdTooBig() throws {
         let dir = try ScratchDirectory()
-        let kernel = try dir.file("bzImage", CLIBzImage().bytes)     // RAM to 3 MiB
+        let kernel = try dir.file("bzImage", SyntheticBzImage.small.bytes)     // RAM to 3 MiB
         let huge = try dir.file("huge", [UInt8](repeating: 0x5A, count: (16 << 20) + 1))
         let result = try kvmrun(["-m", "16", "-kernel", kernel, "-initrd", huge])
         assertOneLineError(result, status: 6, mentioning: ["-initrd", huge, "larger than guest memory"])
@@ -219,7 +161,7 @@ final class LinuxCLITests: XCTestCase {
 
     func testCommandLineTooLong() throws {
         let dir = try ScratchDirectory()
-        let kernel = try dir.file("bzImage", CLIBzImage().bytes)
+        let kernel = try dir.file("bzImage", SyntheticBzImage.small.bytes)
         let result = try kvmrun(["-kernel", kernel, "-append", String(repeating: "a", count: 2048)])
         assertOneLineError(result, status: 6, mentioning: [kernel, "command line", "2048 bytes", "at most 2047"])
         XCTAssertEqual(result.stdout, "")

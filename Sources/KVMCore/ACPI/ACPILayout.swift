@@ -28,6 +28,6 @@ public enum ACPILayout {
     /// (0xe0000–0xfffff, 16-byte aligned) and SeaBIOS's map reserves.
     public static let rsdpAddress: UInt64 = 0xF_0000
     /// Room for the other tables: SeaBIOS's reserved high-table area at the top
-    /// of RAM below 4 GiB (`MultibootMemoryMap.seaBIOSHighTable`).
+    /// of RAM below 4 GiB (`SeaBIOSMemoryMap.highTableSize`).
     public static let tablesMaxSize: UInt64 = 0x2_0000
 }

@@ -40,8 +40,8 @@ public struct LinuxBoot: Sendable {
             throw GuestImageError("the kernel command line is \(cmdline.count) bytes; this kernel takes at most \(kernel.commandLineSize)")
         }
         // Its room ends at the EBDA, whatever cmdline_size a kernel declares.
-        guard UInt64(cmdline.count) < MultibootMemoryMap.ebda - Self.commandLineAddress else {
-            throw GuestImageError("the kernel command line is \(cmdline.count) bytes; kvmrun places at most \(MultibootMemoryMap.ebda - Self.commandLineAddress - 1)")
+        guard UInt64(cmdline.count) < SeaBIOSMemoryMap.ebda - Self.commandLineAddress else {
+            throw GuestImageError("the kernel command line is \(cmdline.count) bytes; kvmrun places at most \(SeaBIOSMemoryMap.ebda - Self.commandLineAddress - 1)")
         }
         guard e820.count <= Self.maxE820Entries else {
             throw GuestImageError("the memory map has \(e820.count) entries; the zero page holds \(Self.maxE820Entries)")

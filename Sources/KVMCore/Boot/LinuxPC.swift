@@ -1,7 +1,7 @@
 extension Machine {
     /// Boots a Linux bzImage as `qemu-system-x86_64 -M pc -kernel … -initrd …
     /// -append …` does, on QEMU pc's devices: the zero page carries the memory
-    /// map SeaBIOS would report for this machine (`MultibootMemoryMap.seaBIOS`),
+    /// map SeaBIOS would report for this machine (`SeaBIOSMemoryMap`),
     /// the ACPI tables sit where SeaBIOS puts its own (the reserved top of RAM
     /// below 4 GiB, the RSDP in the BIOS area), and the vCPU enters the kernel
     /// at its 64-bit entry (`LinuxBoot`). Set the vCPUs' CPUID first: the
@@ -10,7 +10,7 @@ extension Machine {
     public func bootLinux(kernel: [UInt8], initrd: [UInt8]? = nil, commandLine: String) throws -> LinuxBoot {
         let image = try LinuxImage(kernel)
         let map = try pcMemoryMap()
-        let e820 = MultibootMemoryMap.seaBIOS(map).entries
+        let e820 = SeaBIOSMemoryMap(map).entries
         guard let tables = Self.acpiTablesAddress(e820) else {
             throw GuestImageError("guest RAM below 4 GiB is too small for the ACPI tables")
         }

@@ -16,7 +16,7 @@
 ///   with the flags QEMU sets (memory, boot device 0x8000ffff, command line,
 ///   modules, memory map, boot loader name: 0x24f);
 /// - the memory map is the E820 map SeaBIOS reports on a QEMU/KVM `-M pc`
-///   (`MultibootMemoryMap`), and mem_lower/mem_upper are computed from it as
+///   (`SeaBIOSMemoryMap`), and mem_lower/mem_upper are computed from it as
 ///   the option ROM does;
 /// - the CPU starts in flat 32-bit protected mode, paging off, interrupts
 ///   off, EAX = 0x2BADB002, EBX = 0x9500.
@@ -129,7 +129,7 @@ public enum Multiboot {
         let ramSize = ram.map { min($0.start + $0.size, 1 << 32) - min($0.start, 1 << 32) }.max() ?? 0
         let kernelImage = try header.hasAddressFields ? loadAddressFields(kernel, header, limit: ramSize)
                                                       : loadELF(kernel, limit: ramSize)
-        let map = MultibootMemoryMap.seaBIOS(memoryMap)
+        let map = MultibootMemoryMap(SeaBIOSMemoryMap(memoryMap))
 
         // QEMU's mb_buf: kernel, module list, strings, loader name, modules.
         let load = UInt64(kernelImage.load)
@@ -185,8 +185,8 @@ public enum Multiboot {
             let what = modules.isEmpty ? "the kernel and its strings need" : "the kernel, its \(modules.count) module(s) and strings need"
             throw GuestImageError("\(what) \(hex(load))–\(hex(end)), outside guest RAM (\(describe(ram)))")
         }
-        if load < 0x10_0000 && end > MultibootMemoryMap.ebda {
-            throw GuestImageError("the kernel loads at \(hex(load))–\(hex(end)), over the PC's reserved memory at \(hex(MultibootMemoryMap.ebda))–0x100000 (EBDA, VGA, BIOS)")
+        if load < 0x10_0000 && end > SeaBIOSMemoryMap.ebda {
+            throw GuestImageError("the kernel loads at \(hex(load))–\(hex(end)), over the PC's reserved memory at \(hex(SeaBIOSMemoryMap.ebda))–0x100000 (EBDA, VGA, BIOS)")
         }
         let entry = UInt64(kernelImage.entry)
         guard ram.contains(where: { entry >= $0.start && entry < $0.start + $0.size }) else {
@@ -480,35 +480,8 @@ public struct MultibootMemoryMap: Equatable, Sendable {
         entries.flatMap { littleEndianBytes(UInt32(20)) + $0.bytes }
     }
 
-    /// Where SeaBIOS's own tables go at the top of RAM below 4 GiB (reserved).
-    public static let seaBIOSHighTable: UInt64 = 0x2_0000
-    /// SeaBIOS's extended BIOS data area.
-    public static let ebda: UInt64 = 0x9_FC00
-    /// The BIOS at the top of 4 GiB, reserved by SeaBIOS.
-    public static let biosHigh: UInt64 = 0xFFFC_0000
-
-    /// The E820 map SeaBIOS reports on QEMU 7.2 `-M pc` with KVM for QEMU's
-    /// map `qemu`: its RAM from 0 with the EBDA (0x9fc00–0xa0000) and BIOS
-    /// (0xf0000–0x100000) reserved and nothing in 0xa0000–0xf0000, SeaBIOS's
-    /// 128 KiB of tables at the top of RAM below 4 GiB reserved, QEMU's
-    /// reservations (KVM's identity map at 0xfeffc000; on AMD vCPUs the
-    /// HyperTransport range), the high BIOS (0xfffc0000) reserved, RAM above
-    /// 4 GiB; sorted.
-    public static func seaBIOS(_ qemu: PCMemoryMap) -> MultibootMemoryMap {
-        var map = E820Builder()
-        for r in qemu.ram { map.add(r.start, r.size, .ram) }
-        for e in qemu.reservations { map.add(e.address, e.length, e.type) }
-        map.add(biosHigh, 0x4_0000, .reserved)
-        map.remove(0xA_0000, 0xF_0000 - 0xA_0000)
-        map.add(0xF_0000, 0x1_0000, .reserved)
-        if let top = map.entries.last(where: { $0.type == .ram && $0.end <= 0xFFFF_FFFF && $0.end >= 0x10_0000 }),
-           top.end - seaBIOSHighTable >= max(top.address, 0x10_0000) {
-            map.add(top.end - seaBIOSHighTable, seaBIOSHighTable, .reserved)
-        }
-        let lowRAM = map.entries.first { $0.type == .ram && $0.address == 0 }?.end ?? 0
-        if lowRAM >= 0xA_0000 { map.add(ebda, 0xA_0000 - ebda, .reserved) }
-        let conventional = min(lowRAM, 0xA_0000)
-        let memLower = lowRAM >= 0xA_0000 ? UInt32(ebda >> 10) : UInt32(conventional >> 10)
-        return MultibootMemoryMap(entries: map.entries, memLower: memLower)
+    /// The map SeaBIOS reports, with int 0x12's conventional memory as mem_lower.
+    public init(_ firmware: SeaBIOSMemoryMap) {
+        self.init(entries: firmware.entries, memLower: firmware.conventionalKiB)
     }
 }

@@ -44,9 +44,8 @@ public struct VMChain: Equatable, Sendable {
 
     /// The two leaves that tell it.
     public var cpuidEntries: [CPUIDEntry] {
-        let sig = Self.registers(Self.signature), base = Self.registers(self.base)
-        return [CPUIDEntry(function: Self.signatureLeaf, eax: Self.levelLeaf, ebx: sig.0, ecx: sig.1, edx: sig.2),
-                CPUIDEntry(function: Self.levelLeaf, eax: level, ebx: base.0, ecx: base.1, edx: base.2)]
+        [CPUIDEntry(function: Self.signatureLeaf, eax: Self.levelLeaf, signature: Self.signature),
+         CPUIDEntry(function: Self.levelLeaf, eax: level, signature: base)]
     }
 
     /// Reads the leaves through `cpuid`; nil when 40000100h does not carry the signature.
@@ -57,12 +56,5 @@ public struct VMChain: Equatable, Sendable {
         }
         let leaf = cpuid(Self.levelLeaf, 0)
         self.init(level: leaf.eax, base: fourCC(leaf.ebx) + fourCC(leaf.ecx) + fourCC(leaf.edx))
-    }
-
-    /// Twelve bytes of `text` (NUL-padded) as EBX, ECX, EDX.
-    private static func registers(_ text: String) -> (UInt32, UInt32, UInt32) {
-        let bytes = Array(text.utf8.prefix(12)) + [UInt8](repeating: 0, count: 12 - min(12, text.utf8.count))
-        func word(_ i: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(bytes[i + $1]) << (8 * $1) } }
-        return (word(0), word(4), word(8))
     }
 }

@@ -113,6 +113,16 @@ func fourCC(_ value: UInt32) -> String {
     return String(decoding: bytes.filter { $0 != 0 }, as: UTF8.self)
 }
 
+extension CPUIDEntry {
+    /// A leaf carrying a 12-byte string (NUL-padded, cut at 12) in EBX, ECX,
+    /// EDX, as hypervisor signatures do; `fourCC` reads each register back.
+    package init(function: UInt32, eax: UInt32, signature text: String) {
+        let bytes = Array(text.utf8.prefix(12)) + [UInt8](repeating: 0, count: 12)
+        func word(_ i: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(bytes[i + $1]) << (8 * $1) } }
+        self.init(function: function, eax: eax, ebx: word(0), ecx: word(4), edx: word(8))
+    }
+}
+
 extension CPUID {
     /// Writes a vCPU's APIC ID where CPUID reports it (leaf 1 EBX[31:24], leaves 0xB and 0x1F EDX).
     public mutating func setInitialAPICID(_ id: UInt32) {
