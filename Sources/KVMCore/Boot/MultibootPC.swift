@@ -23,26 +23,4 @@ extension Machine {
         try attachPCDevices(memoryMap: map, fwCfg: boot.fwCfg)
         return boot
     }
-
-    /// QEMU pc's devices every `-kernel` boot has: fw_cfg with the machine's
-    /// items and `fwCfg`, CMOS/RTC (IRQ 8), ports 0x80 and 0x92, the i8042
-    /// (IRQ 1 and 12), PIIX4 power management where SeaBIOS puts it (SCI on
-    /// IRQ 9; S5 ends the run) and the PCI host bridge with bus 0's chipset
-    /// functions.
-    func attachPCDevices(memoryMap map: PCMemoryMap, fwCfg: FwCfgItems = FwCfgItems()) throws {
-        var items = FwCfgItems.qemuPC(memoryMap: map, cpus: vcpus.count)
-        items.merge(fwCfg)
-        try FwCfg(items: items, memory: memory).attach(to: bus)
-        let cmos = CMOS(memorySize: memory.totalSize, cpus: vcpus.count)
-        try bus.attach(cmos, ports: CMOS.ports)
-        try PCPorts().attach(to: bus)
-        let keyboard = I8042()
-        try keyboard.attach(to: bus)
-        let power = ACPIPowerManagement()
-        try power.attach(to: bus)
-        cmos.interruptLine = irqLine(CMOS.irq)
-        keyboard.interruptLine = irqLines()
-        power.interruptLine = irqLine(ACPIPowerManagement.sciIRQ)
-        try attachPCIHost()
-    }
 }

@@ -17,4 +17,50 @@ extension Machine {
         try Machine(memorySize: memorySize, vcpus: cpus, irqchip: true, serial: serial, kvm: kvm,
                     logDirtyPages: logDirtyPages)
     }
+
+    /// QEMU pc's devices, as `PCDevices` groups them; the boots attach all of
+    /// them. Call it yourself for a guest loaded another way (an ELF test
+    /// guest) that should meet a PC. `memoryMap` defaults to `pcMemoryMap()`:
+    /// set CPUID first.
+    public func attachPCDevices(_ devices: PCDevices = .all, memoryMap: PCMemoryMap? = nil,
+                                fwCfg: FwCfgItems = FwCfgItems()) throws {
+        if devices.contains(.firmware) {
+            var items = FwCfgItems.qemuPC(memoryMap: try memoryMap ?? pcMemoryMap(), cpus: vcpus.count)
+            items.merge(fwCfg)
+            try FwCfg(items: items, memory: memory).attach(to: bus)
+            let cmos = CMOS(memorySize: memory.totalSize, cpus: vcpus.count)
+            try bus.attach(cmos, ports: CMOS.ports)
+            cmos.interruptLine = irqLine(CMOS.irq)
+            try PCPorts().attach(to: bus)
+        }
+        if devices.contains(.keyboard) {
+            let keyboard = I8042()
+            try keyboard.attach(to: bus)
+            keyboard.interruptLine = irqLines()
+        }
+        if devices.contains(.power) {
+            let power = ACPIPowerManagement()
+            try power.attach(to: bus)
+            power.interruptLine = irqLine(ACPIPowerManagement.sciIRQ)
+        }
+        if devices.contains(.pci) { try attachPCIHost() }
+    }
+}
+
+/// QEMU pc's devices by what they are for.
+public struct PCDevices: OptionSet, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// fw_cfg (with the machine's items), CMOS/RTC (IRQ 8), ports 0x80 and 0x92.
+    public static let firmware = PCDevices(rawValue: 1 << 0)
+    /// The i8042 with PS/2 keyboard and mouse (IRQ 1 and 12); its pulse-reset
+    /// command ends the run.
+    public static let keyboard = PCDevices(rawValue: 1 << 1)
+    /// PIIX4 power management where SeaBIOS puts it (SCI on IRQ 9); S5 and S3
+    /// end the run.
+    public static let power = PCDevices(rawValue: 1 << 2)
+    /// The PCI host bridge with bus 0's chipset functions.
+    public static let pci = PCDevices(rawValue: 1 << 3)
+    public static let all: PCDevices = [.firmware, .keyboard, .power, .pci]
 }
