@@ -56,14 +56,26 @@ struct LabFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// The guest the lab drives, on machines set up alike.
+/// The guest the lab drives, on machines set up alike: the L2 launcher of the
+/// host's own technology (nested-vmx-l2 on Intel, nested-svm-l2 on AMD), both
+/// with the same stops (sync 1, sync 2, dump and sync 3 from L2, sync 4, done 0).
 enum LabGuest {
-    static let image = GuestImage.nestedSvmL2
+    /// The host CPU's nesting technology, read from CPUID once.
+    static let vendor: NestedVendor = switch HostCPU.current().vendor {
+    case .intel: .vmx
+    case .amd: .svm
+    case .other: .unknown
+    }
+    /// The guest for `vendor` (nested-svm-l2 when unknown: `machine` refuses to run it).
+    static let image: GuestImage = vendor == .vmx ? .nestedVmxL2 : .nestedSvmL2
     static let memorySize: UInt64 = 64 << 20
     static let timeout: Duration = .seconds(60)
 
     /// A machine with nesting on (VMX/SVM offered as the host allows) and serial captured.
     static func machine(kvm: KVM, memorySize: UInt64 = LabGuest.memorySize) throws -> Machine {
+        if vendor == .unknown {
+            throw LabFailure("the host CPU is \(HostCPU.current().vendorString), neither GenuineIntel (VMX) nor AuthenticAMD (SVM): no nested guest to drive")
+        }
         let machine = try Machine(memorySize: memorySize, serial: .buffer, kvm: kvm)
         try machine.vcpu.enableNesting(.on)
         return machine

@@ -1,15 +1,21 @@
 import Glibc
 import KVMCore
 
-// Test 4: save/restore of a nested guest, with L2 running, into fresh VMs.
+// Test 4: save/restore of a nested guest, with L2 running, into fresh VMs
+// (nested-svm-l2 on an AMD host, nested-vmx-l2 on an Intel one: LabGuest).
 
-/// What the nested state must say at each stop of nested-svm-l2.
-private func expectedNested(at stop: String) -> (guestMode: Bool, gif: Bool)? {
-    switch stop {
-    case "sync 1": (false, true)   // before EFER.SVME
-    case "sync 2": (false, true)   // VMCB ready, before VMRUN
-    case "dump", "sync 3": (true, true)  // from L2
-    case "sync 4": (false, false)  // right after #VMEXIT: GIF = 0
+/// What the nested state must say at each stop of the lab guest: in guest mode
+/// (L2 running) or not, and the vendor's other bit: SVM's GIF, VMX's VMXON.
+private func expectedNested(at stop: String) -> (guestMode: Bool, gifOrVMXOn: Bool)? {
+    switch (LabGuest.vendor, stop) {
+    case (.svm, "sync 1"): (false, true)   // before EFER.SVME
+    case (.svm, "sync 2"): (false, true)   // VMCB ready, before VMRUN
+    case (.svm, "dump"), (.svm, "sync 3"): (true, true)  // from L2
+    case (.svm, "sync 4"): (false, false)  // right after #VMEXIT: GIF = 0
+    case (.vmx, "sync 1"): (false, false)  // before VMXON: vmxon_pa = -1
+    case (.vmx, "sync 2"): (false, true)   // VMXON, VMCS loaded, before VMLAUNCH
+    case (.vmx, "dump"), (.vmx, "sync 3"): (true, true)  // from L2
+    case (.vmx, "sync 4"): (false, true)   // right after the VM exit, still in VMX operation
     default: nil
     }
 }
@@ -19,10 +25,16 @@ private func checkNested(_ snapshot: Snapshot, at stop: String, facts: RunLog) t
     guard let state = snapshot.nestedState else { throw LabFailure("at \(stop): KVM_GET_NESTED_STATE gave no decodable state") }
     var text = "flags=\(state.flags) size=\(state.size)"
     if let pa = state.svm?.header.vmcbPA, state.flags.contains(.guestMode) { text += " vmcb_pa=\(hex(pa))" }
+    if let h = state.vmx?.header { text += " vmxon_pa=\(hex(h.vmxonPA)) vmcs12_pa=\(hex(h.vmcs12PA))" }
     guard let want = expectedNested(at: stop) else { return text }
+    if LabGuest.vendor == .vmx {
+        try checkVMXNested(state, at: stop, guestMode: want.guestMode, vmxOn: want.gifOrVMXOn, facts: facts)
+        return text
+    }
     if state.format != .svm { throw LabFailure("at \(stop): nested state format \(state.format), expected svm") }
-    if state.flags.contains(.guestMode) != want.guestMode || state.flags.contains(.gifSet) != want.gif {
-        throw LabFailure("at \(stop): nested flags \(state.flags), expected \(want.guestMode ? "GUEST_MODE|" : "")\(want.gif ? "GIF_SET" : "no GIF_SET")")
+    let gif = want.gifOrVMXOn
+    if state.flags.contains(.guestMode) != want.guestMode || state.flags.contains(.gifSet) != gif {
+        throw LabFailure("at \(stop): nested flags \(state.flags), expected \(want.guestMode ? "GUEST_MODE|" : "")\(gif ? "GIF_SET" : "no GIF_SET")")
     }
     if want.guestMode {
         let reported = facts.fact("vmcb_pa")
@@ -34,6 +46,24 @@ private func checkNested(_ snapshot: Snapshot, at stop: String, facts: RunLog) t
         }
     }
     return text
+}
+
+/// VMX: GUEST_MODE as expected; in VMX operation, vmxon_pa and vmcs12_pa are the
+/// pages the guest reported and the vmcs12 has VMCS12_REVISION; before VMXON both are -1.
+private func checkVMXNested(_ state: NestedState, at stop: String, guestMode: Bool, vmxOn: Bool, facts: RunLog) throws {
+    guard state.format == .vmx, let vmx = state.vmx else { throw LabFailure("at \(stop): nested state format \(state.format), expected vmx") }
+    if state.flags.contains(.guestMode) != guestMode {
+        throw LabFailure("at \(stop): nested flags \(state.flags), expected \(guestMode ? "GUEST_MODE" : "no GUEST_MODE")")
+    }
+    let invalid = NestedState.invalidGPA
+    let wantVMXON: UInt64? = vmxOn ? facts.fact("vmxon_pa") : invalid
+    let wantVMCS: UInt64? = vmxOn ? facts.fact("vmcs_pa") : invalid
+    if vmx.header.vmxonPA != wantVMXON || vmx.header.vmcs12PA != wantVMCS {
+        throw LabFailure("at \(stop): vmxon_pa \(hex(vmx.header.vmxonPA)) vmcs12_pa \(hex(vmx.header.vmcs12PA)), expected \(wantVMXON.map(hex) ?? "none") and \(wantVMCS.map(hex) ?? "none") (what the guest reported)")
+    }
+    if vmxOn, vmx.vmcs12?.revisionID != VMCS12.revision {
+        throw LabFailure("at \(stop): vmcs12 revision \(vmx.vmcs12.map { hex(UInt64($0.revisionID)) } ?? "none"), expected \(hex(UInt64(VMCS12.revision)))")
+    }
 }
 
 /// Runs a fresh guest to its `index`-th stop and takes a snapshot there.
@@ -117,7 +147,7 @@ func saveSnapshots(to directory: String) throws {
         let (snapshot, _, _) = try snapshotAtStop(index, kvm: kvm)
         let path = "\(directory)/stop-\(index + 1).snap"
         try snapshot.write(to: path)
-        info(name, "saved \(path) at \(reference.events[index]) (\(snapshot.storedPages) pages stored, nested flags \(snapshot.nestedState?.flags.description ?? "?"))")
+        info(name, "saved \(path) at \(reference.events[index]) in pid \(getpid()) (\(snapshot.storedPages) pages stored, nested flags \(snapshot.nestedState?.flags.description ?? "?"))")
     }
 }
 

@@ -251,8 +251,14 @@ public enum NestedStateValidator {
 
     static func vmxHeader(_ s: NestedState) -> VMXNestedHeader? { s.vmx?.header }
     static func vmxOn(_ s: NestedState) -> Bool { (s.vmx?.header.vmxonPA).map { $0 != NestedState.invalidGPA } ?? false }
-    /// Whether the state's size covers a full vmcs12 page.
-    static func hasVMCS12(_ s: NestedState) -> Bool { Int(s.size) >= NestedState.headerSize + VMCS12.pageSize }
+    /// The smallest size with a vmcs12: the kernel compares `size` with sizeof(struct
+    /// vmcs12), the packed struct it copies (998 bytes on 6.1), not the 4 KiB page
+    /// KVM_GET_NESTED_STATE writes (kvm_intel 6.1 in Tools/vmx-lab accepts 128+998).
+    static let vmcs12MinimumSize = NestedState.headerSize + VMCS12.structSize
+    /// The smallest size with a shadow_vmcs12: the vmcs12 page, then sizeof(struct vmcs12).
+    static let shadowVMCS12MinimumSize = NestedState.headerSize + VMCS12.pageSize + VMCS12.structSize
+    /// Whether the state's size covers the vmcs12 the kernel reads.
+    static func hasVMCS12(_ s: NestedState) -> Bool { Int(s.size) >= vmcs12MinimumSize }
     /// The vmcs12 the kernel would read (VMX on, size covers it).
     static func loadedVMCS12(_ s: NestedState) -> VMCS12? {
         guard vmxOn(s), hasVMCS12(s), let v = s.vmx?.vmcs12 else { return nil }
@@ -561,7 +567,7 @@ extension NestedStateValidator {
     static let vmcs12Missing = Row<UInt32>(
         "vmcs12-present", "vmcs12Missing",
         kernel: vmx + "if (kvm_state->size < sizeof(*kvm_state) + sizeof(*vmcs12)) { if ((kvm_state->flags & KVM_STATE_NESTED_GUEST_MODE) || (kvm_state->flags & KVM_STATE_NESTED_EVMCS) || (kvm_state->hdr.vmx.vmcs12_pa != INVALID_GPA)) return -EINVAL;",
-        message: { size in "size \(size) has no vmcs12 (needs \(NestedState.headerSize + VMCS12.pageSize)) but GUEST_MODE, EVMCS or vmcs12_pa says there is one" },
+        message: { size in "size \(size) has no vmcs12 (needs \(vmcs12MinimumSize)) but GUEST_MODE, EVMCS or vmcs12_pa says there is one" },
         report: { .vmcs12Missing(size: $0) }
     ) { s, _ in
         guard vmxOn(s), let h = vmxHeader(s), !hasVMCS12(s) else { return nil }
@@ -617,12 +623,12 @@ extension NestedStateValidator {
     static let shadowVMCS12Missing = Row<UInt32>(
         "shadow-vmcs12-present", "shadowVMCS12Missing",
         kernel: vmx + "if (nested_cpu_has_shadow_vmcs(vmcs12) && vmcs12->vmcs_link_pointer != INVALID_GPA) { … if (kvm_state->size < sizeof(*kvm_state) + sizeof(user_vmx_nested_state->vmcs12) + sizeof(*shadow_vmcs12)) goto error_guest_mode;",
-        message: { size in "vmcs12 enables VMCS shadowing with a link pointer but size \(size) has no shadow_vmcs12 (needs \(NestedState.headerSize + 2 * VMCS12.pageSize))" },
+        message: { size in "vmcs12 enables VMCS shadowing with a link pointer but size \(size) has no shadow_vmcs12 (needs \(shadowVMCS12MinimumSize))" },
         report: { .shadowVMCS12Missing(size: $0) }
     ) { s, _ in
         guard s.flags.contains(.guestMode), let v = loadedVMCS12(s), v.usesShadowVMCS,
               v.vmcsLinkPointer != NestedState.invalidGPA,
-              Int(s.size) < NestedState.headerSize + 2 * VMCS12.pageSize else { return nil }
+              Int(s.size) < shadowVMCS12MinimumSize else { return nil }
         return s.size
     }
 
@@ -634,7 +640,7 @@ extension NestedStateValidator {
     ) { s, _ in
         guard s.flags.contains(.guestMode), let v = loadedVMCS12(s), v.usesShadowVMCS,
               v.vmcsLinkPointer != NestedState.invalidGPA,
-              Int(s.size) >= NestedState.headerSize + 2 * VMCS12.pageSize,
+              Int(s.size) >= shadowVMCS12MinimumSize,
               let shadow = s.vmx?.shadowVMCS12 else { return nil }
         guard shadow.revisionID != VMCS12.revision || !shadow.isShadow else { return nil }
         return (shadow.revisionID, shadow.isShadow)
