@@ -10,7 +10,7 @@ let usage = """
       check-probe FILE STATUS     test 'probe': kvmrun probe output and exit status
       check-dump FILE STATUS      test 'nested-state-dump': kvmrun nested-state --builtin nested-svm-l2 --json
       save-restore                test 'save-restore-in-process'
-      save DIR                    snapshots of nested-svm-l2 at each stop, as DIR/stop-N.snap
+      save DIR                    snapshots of the lab guest (nested-vmx-l2 or nested-svm-l2) at each stop, as DIR/stop-N.snap
       restore FILE...             test 'save-restore-new-process': restore the files here, finish, compare
       validator                   test 'nested-state-validator'
       chain                       test 'chain': L0 … L3
