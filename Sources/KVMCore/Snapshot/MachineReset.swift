@@ -43,7 +43,9 @@ extension Machine {
         if tracking.cpuids.count != vcpus.count { tracking.cpuids = Array(repeating: nil, count: vcpus.count) }
         for (i, vcpu) in vcpus.enumerated() {
             if tracking.cpuids[i] == nil { tracking.cpuids[i] = try vcpu.cpuid() }
-            guard tracking.cpuids[i]!.lessRuntimeBits == snapshot.vcpus[i].cpuid.lessRuntimeBits else {
+            // Equal whole is the common case, and costs no copies.
+            guard tracking.cpuids[i] == snapshot.vcpus[i].cpuid
+                || tracking.cpuids[i]!.lessRuntimeBits == snapshot.vcpus[i].cpuid.lessRuntimeBits else {
                 throw SnapshotError(.incompatible, "vCPU \(i)'s CPUID is not the snapshot's (KVM cannot change it after the vCPU ran)")
             }
         }
