@@ -15,6 +15,7 @@ let usage = """
       validator                   test 'nested-state-validator'
       chain                       test 'chain': L0 … L3
       linux-reset KERNEL INITRD   test 'linux-reset': boot Linux once, reset(to:) it per case
+      l2-fast-reset KERNEL INITRD test 'l2-fast-reset': L2 Linux with L3 running, reset(to:) twice
       debug-msrs                  which saved MSRs a fresh vCPU refuses (debugging)
     """
 
@@ -76,6 +77,9 @@ case "chain":
 case "linux-reset":
     needs(2)
     passed = test("linux-reset") { try checkLinuxReset(kernel: args[1], initrd: args[2]) }
+case "l2-fast-reset":
+    needs(2)
+    passed = test("l2-fast-reset") { try checkL2FastReset(kernel: args[1], initrd: args[2]) }
 default:
     fputs("nested-lab-runner: unknown command \(command)\n" + usage + "\n", stderr)
     exit(2)

@@ -199,6 +199,26 @@ final class SnapshotResetTests: XCTestCase {
         }
     }
 
+    /// KVM rewrites CPUID bits from the vCPU's state (CPUID.1:ECX.OSXSAVE from
+    /// CR4): a snapshot taken while CR4 differed — e.g. while the vCPU ran a
+    /// nested guest — is still this machine's CPUID.
+    func testResetAcrossACPUIDBitKVMDerivesFromCR4() throws {
+        let kvm = try requireKVM()
+        let reference = try SnapshotHarness.finish(SnapshotHarness.boot(.hostcall, kvm: kvm))
+        let (machine, snapshot) = try machineAtSync1(kvm: kvm)
+        guard let leaf1 = snapshot.vcpus[0].cpuid[1], leaf1.ecx & (1 << 26) != 0 else {
+            throw XCTSkip("the vCPU's CPUID has no XSAVE, so CR4.OSXSAVE cannot be set")
+        }
+        var sregs = try machine.vcpu.specialRegisters()
+        sregs.cr4 ^= 1 << 18  // OSXSAVE
+        try machine.vcpu.setSpecialRegisters(sregs)
+        XCTAssertNotEqual(try machine.vcpu.cpuid()[1]?.ecx, leaf1.ecx, "KVM mirrors CR4.OSXSAVE in CPUID.1:ECX")
+        try machine.reset(to: snapshot)
+        try assertVCPUEqual(machine, snapshot)
+        XCTAssertEqual(try machine.vcpu.cpuid()[1]?.ecx, leaf1.ecx, "and mirrors the snapshot's CR4 again")
+        try assertFinishes(machine, after: ["sync 1"], like: reference)
+    }
+
     func testIncompatibleSnapshotsLeaveTheMachineAlone() throws {
         let kvm = try requireKVM()
         let reference = try SnapshotHarness.finish(SnapshotHarness.boot(.hostcall, kvm: kvm))

@@ -16,7 +16,8 @@ extension Machine {
     ///
     /// vCPUs: a pending port or MMIO access is finished first (so it cannot
     /// complete into the restored state), then the state is written without
-    /// CPUID (KVM keeps it; the snapshot's must be the same). A vCPU without
+    /// CPUID (KVM keeps it; the snapshot's must be the same, but for the bits
+    /// KVM derives from the vCPU's state: `CPUID.lessRuntimeBits`). A vCPU without
     /// nested state on a machine without an irqchip gets its registers, special
     /// registers and events through kvm_run's sync area (KVM_CAP_SYNC_REGS),
     /// loaded by one KVM_RUN that returns at once: two ioctls fewer.
@@ -42,7 +43,9 @@ extension Machine {
         if tracking.cpuids.count != vcpus.count { tracking.cpuids = Array(repeating: nil, count: vcpus.count) }
         for (i, vcpu) in vcpus.enumerated() {
             if tracking.cpuids[i] == nil { tracking.cpuids[i] = try vcpu.cpuid() }
-            guard tracking.cpuids[i] == snapshot.vcpus[i].cpuid else {
+            // Equal whole is the common case, and costs no copies.
+            guard tracking.cpuids[i] == snapshot.vcpus[i].cpuid
+                || tracking.cpuids[i]!.lessRuntimeBits == snapshot.vcpus[i].cpuid.lessRuntimeBits else {
                 throw SnapshotError(.incompatible, "vCPU \(i)'s CPUID is not the snapshot's (KVM cannot change it after the vCPU ran)")
             }
         }
