@@ -121,11 +121,23 @@ let vmxValidatorCases: [ValidatorCase] = [
                       s.payload = .vmx(p)
                       s.size = header + 2 * page
                   }),
-    // VM-entry consistency checks of vmcs12, which NestedStateValidator documents it does not make.
-    ValidatorCase(name: "vmcs12 CR3_TARGET_COUNT 5 (controls)", base: .l2Running, kernelAccepts: false, documentedGap: true,
+    // VM-entry consistency checks of vmcs12 in GUEST_MODE (nested_vmx_check_controls,
+    // _host_state, _guest_state) whose verdict is the same for every L1.
+    ValidatorCase(name: "vmcs12 CR3_TARGET_COUNT 5 (controls)", base: .l2Running, kernelAccepts: false,
                   edit: { s, _ in vmcs12(&s) { $0.raw[764] = 5 } }),
-    ValidatorCase(name: "vmcs12 HOST_CR4 without VMXE (host state)", base: .l2Running, kernelAccepts: false, documentedGap: true,
-                  edit: { s, _ in vmcs12(&s) { $0.hostCR4 &= ~(1 << 13) } }),
-    ValidatorCase(name: "vmcs12 GUEST_CR0 without PG (guest state)", base: .l2Running, kernelAccepts: false, documentedGap: true,
+    ValidatorCase(name: "vmcs12 CR3_TARGET_COUNT 1 (KVM's IA32_VMX_MISC allows 0)", base: .l2Running, kernelAccepts: false,
+                  edit: { s, _ in vmcs12(&s) { $0.raw[764] = 1 } }),
+    ValidatorCase(name: "vmcs12 HOST_CR0 without NE (host state)", base: .l2Running, kernelAccepts: false,
+                  edit: { s, _ in vmcs12(&s) { $0.hostCR0 &= ~ControlRegister.ne } }),
+    ValidatorCase(name: "vmcs12 HOST_CR4 without VMXE (host state)", base: .l2Running, kernelAccepts: false,
+                  edit: { s, _ in vmcs12(&s) { $0.hostCR4 &= ~ControlRegister.vmxe } }),
+    ValidatorCase(name: "vmcs12 GUEST_CR0 without PG (guest state)", base: .l2Running, kernelAccepts: false,
                   edit: { s, _ in vmcs12(&s) { $0.guestCR0 &= ~ControlRegister.pg } }),
+    ValidatorCase(name: "vmcs12 GUEST_CR0 without NE (guest state)", base: .l2Running, kernelAccepts: false,
+                  edit: { s, _ in vmcs12(&s) { $0.guestCR0 &= ~ControlRegister.ne } }),
+    ValidatorCase(name: "vmcs12 GUEST_CR4 without VMXE (guest state)", base: .l2Running, kernelAccepts: false,
+                  edit: { s, _ in vmcs12(&s) { $0.guestCR4 &= ~ControlRegister.vmxe } }),
+    // Out of guest mode the kernel makes no entry checks.
+    ValidatorCase(name: "vmcs12 HOST_CR4 without VMXE, not in guest mode", base: .beforeEntry, kernelAccepts: true,
+                  edit: { s, _ in vmcs12(&s) { $0.hostCR4 &= ~ControlRegister.vmxe } }),
 ]

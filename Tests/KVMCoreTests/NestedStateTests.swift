@@ -35,7 +35,9 @@ enum NestedBlob {
         put(&b, v + 536, 8, 0x8ff0)     // guest_rsp
         put(&b, v + 544, 8, 0xffff_ffff_8100_0000)  // guest_rip
         put(&b, v + 552, 8, 0x202)      // guest_rflags
+        put(&b, v + 584, 8, 0x8000_0031)  // host_cr0: PE|NE|PG, which VMX fixes to 1
         put(&b, v + 592, 8, 0x9000)     // host_cr3
+        put(&b, v + 600, 8, 0x2020)     // host_cr4: VMXE
         put(&b, v + 672, 8, 0x40_1000)  // host_rip
         put(&b, v + 744, 4, 0x16)       // pin-based
         put(&b, v + 748, 4, 0x8000_0080)  // primary: HLT exiting + secondary

@@ -7,9 +7,12 @@
 //  - arch/x86/kvm/svm/nested.c, svm_set_nested_state(), nested_vmcb_check_controls(),
 //    nested_vmcb_check_save()
 //  - tools/testing/selftests/kvm/x86/{vmx_,}nested_set_state_test.c (one case per rule)
-// Not replicated: the full VM-entry consistency checks of vmcs12 (nested_vmx_check_controls,
-// _host_state, _guest_state), CR4/EFER reserved bits (they depend on guest CPUID), and
-// the checks newer kernels add for SVM event injection and V_NMI.
+// Of the VM-entry consistency checks KVM runs on vmcs12 in guest mode
+// (nested_vmx_check_controls, _host_state, _guest_state) only those whose verdict is
+// the same for every L1 (CR3_TARGET_COUNT, the CR0/CR4 bits VMX fixes to 1); of the
+// CR4/EFER reserved bits only those reserved on every kernel (the rest depend on guest
+// CPUID). Not replicated: the other vmcs12 entry checks, and the checks newer kernels
+// add for SVM event injection and V_NMI.
 
 import Glibc
 
@@ -93,6 +96,11 @@ public enum NestedStateViolation: Equatable, Sendable, CustomStringConvertible {
     case vmcs12BadRevision(UInt32)
     case shadowVMCS12Missing(size: UInt32)
     case shadowVMCS12Invalid(revision: UInt32, shadowBit: Bool)
+    case vmcs12CR3TargetCount(UInt32)
+    case vmcs12HostCR0Invalid(UInt64)
+    case vmcs12HostCR4Invalid(UInt64)
+    case vmcs12GuestCR0Invalid(UInt64)
+    case vmcs12GuestCR4Invalid(UInt64)
     // SVM
     case svmDisabledInEFER(NestedStateFlags)
     case svmDisabledEmptyFlags
@@ -110,6 +118,8 @@ public enum NestedStateViolation: Equatable, Sendable, CustomStringConvertible {
     case l1DebugRegistersInvalid(dr6: UInt64, dr7: UInt64)
     case l1LongModeWithoutPAE(cr4: UInt64)
     case l1CR3Illegal(UInt64)
+    case l1EFERReserved(UInt64)
+    case l1CR4Reserved(UInt64)
 
     public var severity: NestedStateSeverity { entry.severity }
     /// The case name, e.g. "runPendingWithoutGuestMode".
@@ -162,6 +172,11 @@ public enum NestedStateViolation: Equatable, Sendable, CustomStringConvertible {
         case let .vmcs12BadRevision(p): return V.vmcs12BadRevision.entry(p)
         case let .shadowVMCS12Missing(p): return V.shadowVMCS12Missing.entry(p)
         case let .shadowVMCS12Invalid(p0, p1): return V.shadowVMCS12Invalid.entry((p0, p1))
+        case let .vmcs12CR3TargetCount(p): return V.vmcs12CR3TargetCount.entry(p)
+        case let .vmcs12HostCR0Invalid(p): return V.vmcs12HostCR0Invalid.entry(p)
+        case let .vmcs12HostCR4Invalid(p): return V.vmcs12HostCR4Invalid.entry(p)
+        case let .vmcs12GuestCR0Invalid(p): return V.vmcs12GuestCR0Invalid.entry(p)
+        case let .vmcs12GuestCR4Invalid(p): return V.vmcs12GuestCR4Invalid.entry(p)
         case let .svmDisabledInEFER(p): return V.svmDisabledInEFER.entry(p)
         case .svmDisabledEmptyFlags: return V.svmDisabledEmptyFlags.entry(())
         case .eferUnknown: return V.eferUnknown.entry(())
@@ -178,6 +193,8 @@ public enum NestedStateViolation: Equatable, Sendable, CustomStringConvertible {
         case let .l1DebugRegistersInvalid(p0, p1): return V.l1DebugRegistersInvalid.entry((p0, p1))
         case let .l1LongModeWithoutPAE(p): return V.l1LongModeWithoutPAE.entry(p)
         case let .l1CR3Illegal(p): return V.l1CR3Illegal.entry(p)
+        case let .l1EFERReserved(p): return V.l1EFERReserved.entry(p)
+        case let .l1CR4Reserved(p): return V.l1CR4Reserved.entry(p)
         }
     }
 }
@@ -291,11 +308,14 @@ extension NestedStateValidator {
         smmFlagsOutsideSMM.rule, guestModeInSMM.rule, smmGuestModeWithoutSMMVMXON.rule, evmcsNotEnabled.rule,
         vmcs12Missing.rule, vmcs12WithoutPointer.rule, vmcs12AddressEqualsVMXON.rule, vmcs12AddressInvalid.rule,
         vmcs12BadRevision.rule, shadowVMCS12Missing.rule, shadowVMCS12Invalid.rule,
+        vmcs12CR3TargetCount.rule, vmcs12HostCR0Invalid.rule, vmcs12HostCR4Invalid.rule,
+        vmcs12GuestCR0Invalid.rule, vmcs12GuestCR4Invalid.rule,
         // SVM
         svmDisabledInEFER.rule, eferUnknown.rule, vmcbAddressInvalid.rule, vmcbMissing.rule, vmrunNotIntercepted.rule,
         asidZero.rule, msrpmAddressInvalid.rule, iopmAddressInvalid.rule, l2CR0Invalid.rule,
         l1NotPagedProtectedMode.rule, l1InVirtual8086Mode.rule, l1SVMEClear.rule, l1CR0Invalid.rule,
-        l1DebugRegistersInvalid.rule, l1LongModeWithoutPAE.rule, l1CR3Illegal.rule,
+        l1DebugRegistersInvalid.rule, l1LongModeWithoutPAE.rule, l1CR3Illegal.rule, l1CR4Reserved.rule,
+        l1EFERReserved.rule,
     ]
 
     /// One rule, written once: its id, the check (what it finds when the rule is
@@ -646,6 +666,75 @@ extension NestedStateValidator {
         return (shadow.revisionID, shadow.isShadow)
     }
 
+    // The VM-entry checks vmx_set_nested_state() runs on vmcs12 in GUEST_MODE
+    // (nested_vmx_check_controls/_host_state/_guest_state), where the verdict follows
+    // from vmcs12 alone: the bits KVM's nested VMX MSRs fix for every L1 (userspace
+    // may only tighten them, vmx_set_vmx_msr()). Not replicated: checks that depend on
+    // the vCPU's VMX MSRs, CPUID or MAXPHYADDR beyond these.
+
+    /// The vmcs12 vmx_set_nested_state() checks as VM entry would: GUEST_MODE, loaded.
+    static func enteredVMCS12(_ s: NestedState) -> VMCS12? {
+        s.flags.contains(.guestMode) ? loadedVMCS12(s) : nil
+    }
+    static let vmxEntryCheck = vmx + "if (nested_vmx_check_controls(vcpu, vmcs12) || nested_vmx_check_host_state(vcpu, vmcs12) || nested_vmx_check_guest_state(vcpu, vmcs12, &ignored)) goto error_guest_mode; "
+    /// VMXON_CR0_ALWAYSON: KVM's IA32_VMX_CR0_FIXED0 for L1.
+    static let vmxCR0FixedOn = ControlRegister.pe | ControlRegister.pg | ControlRegister.ne
+    /// SECONDARY_EXEC_UNRESTRICTED_GUEST.
+    static let unrestrictedGuest: UInt32 = 1 << 7
+
+    static let vmcs12CR3TargetCount = Row<UInt32>(
+        "vmcs12-cr3-target-count", "vmcs12CR3TargetCount",
+        kernel: vmxEntryCheck + "nested_check_vm_execution_controls(): if (CC(vmcs12->cr3_target_count > nested_cpu_vmx_misc_cr3_count(vcpu))); KVM's IA32_VMX_MISC for L1 has CR3-target count 0 (nested_vmx_setup_ctls_msrs()) and vmx_restore_vmx_misc() refuses a larger one",
+        message: { n in "vmcs12 CR3_TARGET_COUNT is \(n) but KVM gives L1 no CR3-target values (IA32_VMX_MISC[24:16] = 0)" },
+        report: { .vmcs12CR3TargetCount($0) }
+    ) { s, _ in
+        guard let v = enteredVMCS12(s) else { return nil }
+        let count = UInt32(v.u(764, 4))
+        return count > 0 ? count : nil
+    }
+
+    static let vmcs12HostCR0Invalid = Row<UInt64>(
+        "vmcs12-host-cr0", "vmcs12HostCR0Invalid",
+        kernel: vmxEntryCheck + "nested_vmx_check_host_state(): if (CC(!nested_host_cr0_valid(vcpu, vmcs12->host_cr0)) …; cr0_fixed0 = VMXON_CR0_ALWAYSON (PE|PG|NE)",
+        message: { cr0 in "vmcs12 HOST_CR0 \(hex(cr0)) lacks PE, PG or NE, which VMX operation fixes to 1" },
+        report: { .vmcs12HostCR0Invalid($0) }
+    ) { s, _ in
+        guard let v = enteredVMCS12(s), v.hostCR0 & vmxCR0FixedOn != vmxCR0FixedOn else { return nil }
+        return v.hostCR0
+    }
+
+    static let vmcs12HostCR4Invalid = Row<UInt64>(
+        "vmcs12-host-cr4", "vmcs12HostCR4Invalid",
+        kernel: vmxEntryCheck + "nested_vmx_check_host_state(): if (… CC(!nested_host_cr4_valid(vcpu, vmcs12->host_cr4)) …; cr4_fixed0 = VMXON_CR4_ALWAYSON (VMXE)",
+        message: { cr4 in "vmcs12 HOST_CR4 \(hex(cr4)) lacks VMXE, which VMX operation fixes to 1" },
+        report: { .vmcs12HostCR4Invalid($0) }
+    ) { s, _ in
+        guard let v = enteredVMCS12(s), v.hostCR4 & ControlRegister.vmxe == 0 else { return nil }
+        return v.hostCR4
+    }
+
+    static let vmcs12GuestCR0Invalid = Row<UInt64>(
+        "vmcs12-guest-cr0", "vmcs12GuestCR0Invalid",
+        kernel: vmxEntryCheck + "nested_vmx_check_guest_state(): if (CC(!nested_guest_cr0_valid(vcpu, vmcs12->guest_cr0)) …; fixed0 PE|PG|NE, less PE|PG when vmcs12 enables UNRESTRICTED_GUEST",
+        message: { cr0 in "vmcs12 GUEST_CR0 \(hex(cr0)) lacks NE, or PE or PG without unrestricted guest in the secondary controls" },
+        report: { .vmcs12GuestCR0Invalid($0) }
+    ) { s, _ in
+        guard let v = enteredVMCS12(s) else { return nil }
+        let unrestricted = v.activatesSecondaryControls && v.secondaryProcBasedControls & unrestrictedGuest != 0
+        let fixed = unrestricted ? ControlRegister.ne : vmxCR0FixedOn
+        return v.guestCR0 & fixed != fixed ? v.guestCR0 : nil
+    }
+
+    static let vmcs12GuestCR4Invalid = Row<UInt64>(
+        "vmcs12-guest-cr4", "vmcs12GuestCR4Invalid",
+        kernel: vmxEntryCheck + "nested_vmx_check_guest_state(): if (… CC(!nested_guest_cr4_valid(vcpu, vmcs12->guest_cr4))); cr4_fixed0 = VMXON_CR4_ALWAYSON (VMXE)",
+        message: { cr4 in "vmcs12 GUEST_CR4 \(hex(cr4)) lacks VMXE, which VMX operation fixes to 1 (L2 sees it through the read shadow)" },
+        report: { .vmcs12GuestCR4Invalid($0) }
+    ) { s, _ in
+        guard let v = enteredVMCS12(s), v.guestCR4 & ControlRegister.vmxe == 0 else { return nil }
+        return v.guestCR4
+    }
+
     // MARK: SVM (svm/nested.c)
 
     /// The kernel line behind the EFER.SVME rules.
@@ -820,5 +909,32 @@ extension NestedStateValidator {
         guard let v = loadedVMCB(s), v.save.efer & EFER.lme != 0, v.save.cr0 & ControlRegister.pg != 0,
               let bits = c.maxPhysAddrBits, bits > 0, bits < 64, v.save.cr3 >> UInt64(bits) != 0 else { return nil }
         return v.save.cr3
+    }
+
+    /// CR4 bits 63:33, reserved on every CPU (bit 32 is FRED's, allowed per guest CPUID).
+    static let cr4AlwaysReserved: UInt64 = ~((1 << 33) - 1)
+
+    static let l1CR4Reserved = Row<UInt64>(
+        "l1-cr4-reserved", "l1CR4Reserved",
+        kernel: save + "if (CC(!__kvm_is_valid_cr4(vcpu, save->cr4))) (cr4 & cr4_reserved_bits; bits 63:33 are in CR4_RESERVED_BITS on every kernel)",
+        message: { cr4 in "L1 save area CR4 \(hex(cr4)) sets reserved bits above 32" },
+        report: { .l1CR4Reserved($0) }
+    ) { s, _ in
+        guard let v = loadedVMCB(s), v.save.cr4 & cr4AlwaysReserved != 0 else { return nil }
+        return v.save.cr4
+    }
+
+    /// EFER bits some KVM may allow: SCE, LME, LMA (efer_reserved_bits starts without
+    /// them), then what kvm_enable_efer_bits() adds: NX, SVME, LMSLE, FFXSR, AUTOIBRS.
+    static let eferKVMBits: UInt64 = EFER.sce | EFER.lme | EFER.lma | EFER.nxe | EFER.svme | 1 << 13 | 1 << 14 | 1 << 21
+
+    static let l1EFERReserved = Row<UInt64>(
+        "l1-efer-reserved", "l1EFERReserved",
+        kernel: save + "if (CC(!kvm_valid_efer(vcpu, save->efer))) (efer & efer_reserved_bits; only SCE, LME, LMA, NX, SVME, LMSLE, FFXSR, AUTOIBRS are ever enabled)",
+        message: { efer in "L1 save area EFER \(hex(efer)) sets bits KVM always reserves (\(hex(efer & ~eferKVMBits)))" },
+        report: { .l1EFERReserved($0) }
+    ) { s, _ in
+        guard let v = loadedVMCB(s), v.save.efer & ~eferKVMBits != 0 else { return nil }
+        return v.save.efer
     }
 }
