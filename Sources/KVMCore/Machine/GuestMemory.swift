@@ -189,7 +189,7 @@ public final class GuestMemory {
 }
 
 /// "0x1f" — the one spelling of hex numbers in messages.
-public func hex<T: BinaryInteger>(_ value: T) -> String {
+package func hex<T: BinaryInteger>(_ value: T) -> String {
     "0x" + String(value, radix: 16)
 }
 

@@ -41,7 +41,7 @@ public struct NestedStateDiff: Equatable, Sendable, CustomStringConvertible {
     /// `{"schema": "kvm-nested-state-diff/1", "fields": [{"path", "old", "new"}, …],
     /// "unknown_bytes_differing": n}`. Values as in the state JSON: hex strings for
     /// fields, null for absent, an integer byte count for a page that is present.
-    public var json: JSONValue {
+    package var json: JSONValue {
         .object([
             ("schema", .string("kvm-nested-state-diff/1")),
             ("fields", .array(fields.map { .object([("path", .string($0.path)), ("old", $0.old.json), ("new", $0.new.json)]) })),

@@ -1,0 +1,1 @@
+../../../Sources/KVMCore/Support/Parsing.swift
