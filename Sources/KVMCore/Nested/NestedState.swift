@@ -98,7 +98,7 @@ public enum NestedStateError: Error, Equatable, Sendable, CustomStringConvertibl
     case truncated(expected: Int, got: Int)
     /// The header's `size` is below the 128-byte header itself.
     case sizeTooSmall(UInt32)
-    /// `makeBuffer(capacity:)` was asked for less than a header or more than `size` can say.
+    /// `withBuffer(capacity:_:)` was asked for less than a header or more than `size` can say.
     case invalidCapacity(Int)
 
     public var description: String {
@@ -401,16 +401,21 @@ public struct NestedState: Equatable, Sendable {
     public var vmx: VMXNestedState? { if case .vmx(let v) = payload { return v } else { return nil } }
     public var svm: SVMNestedState? { if case .svm(let s) = payload { return s } else { return nil } }
 
-    /// A buffer for KVM_GET_NESTED_STATE: `capacity` bytes (use the KVM_CAP_NESTED_STATE
-    /// value), 4096-byte aligned, zeroed, with the header's `size` set to `capacity`
-    /// (KVM reads `size` to learn how big the buffer is). The caller deallocates it.
-    public static func makeBuffer(capacity: Int) throws -> UnsafeMutableRawBufferPointer {
+    /// Calls `body` with a buffer for KVM_GET_NESTED_STATE: `capacity` bytes (use the
+    /// KVM_CAP_NESTED_STATE value), 4096-byte aligned, zeroed, with the header's `size`
+    /// set to `capacity` (KVM reads `size` to learn how big the buffer is). The buffer
+    /// lives only for the call. Throws `NestedStateError.invalidCapacity` for fewer than
+    /// 128 bytes or more than `size` can say.
+    public static func withBuffer<Result>(
+        capacity: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> Result
+    ) throws -> Result {
         guard capacity >= headerSize, capacity <= Int(UInt32.max) else { throw NestedStateError.invalidCapacity(capacity) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 4096)
+        defer { buffer.deallocate() }
         buffer.initializeMemory(as: UInt8.self, repeating: 0)
         let size = UInt32(capacity)
         for i in 0..<4 { buffer[4 + i] = UInt8(truncatingIfNeeded: size >> (8 * UInt32(i))) }
-        return buffer
+        return try body(buffer)
     }
 
     /// `bytes` cut or zero-padded to `count`.
