@@ -30,8 +30,13 @@ final class ErrorTests: XCTestCase {
     }
 
     func testOtherErrorDescriptions() {
-        XCTAssertEqual(ConfigurationError("bad size").description, "bad size")
-        XCTAssertEqual(GuestImageError("bad image").description, "bad image")
+        XCTAssertEqual(ConfigurationError.memoryLayout("bad size").description, "bad size")
+        XCTAssertEqual(ConfigurationError.outsideGuestRAM(address: 0x2_0000, count: 4).description,
+                       "guest-physical 0x20000+4 is outside guest RAM")
+        XCTAssertEqual(ConfigurationError.outsideSnapshotRAM(address: 0x10, count: 2).description,
+                       "guest-physical 0x10+2 is outside the snapshot's RAM")
+        XCTAssertEqual(GuestImageError.malformed("bad image").description, "bad image")
+        XCTAssertNotEqual(GuestImageError.malformed("x"), GuestImageError.truncated("x"))
     }
 
     /// Opening a missing device names the path, the errno and the likely cause.

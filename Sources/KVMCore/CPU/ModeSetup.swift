@@ -28,7 +28,7 @@ extension VCPU {
                       arguments: EntryArguments = EntryArguments(), gdt: UInt64 = BootLayout.gdt,
                       selectors: GDT = .standard) throws {
         guard mode != .real else {
-            guard entry < 0x10_0000 else { throw ConfigurationError("real-mode entry \(hex(entry)) is above 1 MiB") }
+            guard entry < 0x10_0000 else { throw ConfigurationError.vcpuState("real-mode entry \(hex(entry)) is above 1 MiB") }
             return try setUpRealMode(segment: UInt16(entry >> 4) & 0xF000, ip: UInt16(entry & 0xFFFF))
         }
         let memory = vm.memory
@@ -36,7 +36,7 @@ extension VCPU {
         var sregs = try specialRegisters()
         let long = mode == .long
         guard let code = long ? selectors.code64 : selectors.code32 else {
-            throw ConfigurationError("this GDT has no \(long ? 64 : 32)-bit code segment")
+            throw ConfigurationError.vcpuState("this GDT has no \(long ? 64 : 32)-bit code segment")
         }
         sregs.cs = selectors.segment(code)
         for keyPath in [\SpecialRegisters.ds, \.es, \.fs, \.gs, \.ss] {
@@ -185,7 +185,7 @@ enum PageTables {
         let top = memory.regions.map(\.end).max() ?? 0
         let gib = max(4, (top + (1 << 30) - 1) >> 30)
         guard gib <= BootLayout.maxIdentityMappedGiB else {
-            throw ConfigurationError("long-mode set-up identity-maps at most \(BootLayout.maxIdentityMappedGiB) GiB; guest RAM ends at \(top >> 30) GiB")
+            throw ConfigurationError.memoryLayout("long-mode set-up identity-maps at most \(BootLayout.maxIdentityMappedGiB) GiB; guest RAM ends at \(top >> 30) GiB")
         }
         try memory.fill(0, count: 0x1000, at: BootLayout.pml4)
         try memory.fill(0, count: 0x1000, at: BootLayout.pdpt)

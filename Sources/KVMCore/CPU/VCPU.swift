@@ -119,7 +119,7 @@ public final class VCPU {
     public func setXSAVE(_ state: XSAVEState) throws {
         var bytes = state.bytes
         guard bytes.count >= MemoryLayout<kvm_xsave>.size else {
-            throw ConfigurationError("XSAVE area of \(bytes.count) bytes, KVM needs at least \(MemoryLayout<kvm_xsave>.size)")
+            throw ConfigurationError.vcpuState("XSAVE area of \(bytes.count) bytes, KVM needs at least \(MemoryLayout<kvm_xsave>.size)")
         }
         _ = try bytes.withUnsafeMutableBytes { try handle.ioctl(.setXSAVE, $0.baseAddress) }
     }

@@ -107,7 +107,7 @@ public final class PCIHost: PortDevice {
     /// Puts `function` on bus 0; refuses a taken slot.
     public func add(_ function: PCIFunction) throws {
         guard functions[function.devfn] == nil else {
-            throw ConfigurationError("PCI slot \(function.devfn >> 3).\(function.devfn & 7) is taken by \(functions[function.devfn]!.name)")
+            throw ConfigurationError.deviceConflict("PCI slot \(function.devfn >> 3).\(function.devfn & 7) is taken by \(functions[function.devfn]!.name)")
         }
         functions[function.devfn] = function
     }
@@ -231,7 +231,7 @@ extension Machine {
     @discardableResult
     public func attachPCITestDevice() throws -> PCITestDevice {
         let host = try attachPCIHost()
-        guard let slot = host.freeSlot else { throw ConfigurationError("PCI bus 0 has no free slot") }
+        guard let slot = host.freeSlot else { throw ConfigurationError.deviceConflict("PCI bus 0 has no free slot") }
         let device = PCITestDevice(devfn: slot, vm: vm, bus: bus)
         try host.add(device.function, model: device)
         return device

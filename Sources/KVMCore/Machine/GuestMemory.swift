@@ -41,18 +41,18 @@ public final class GuestMemory {
                    file: (fd: Int32, offset: UInt64)? = nil,
                    register: (MemoryRegion) throws -> Void) throws -> MemoryRegion {
         let page = GuestMemory.pageSize
-        guard size > 0 else { throw ConfigurationError("guest memory slot of size 0") }
+        guard size > 0 else { throw ConfigurationError.memoryLayout("guest memory slot of size 0") }
         guard size % page == 0, guestPhysical % page == 0 else {
-            throw ConfigurationError("guest memory slot at \(hex(guestPhysical)) of \(size) bytes is not page aligned")
+            throw ConfigurationError.memoryLayout("guest memory slot at \(hex(guestPhysical)) of \(size) bytes is not page aligned")
         }
         guard guestPhysical <= UInt64.max - size else {
-            throw ConfigurationError("guest memory slot at \(hex(guestPhysical)) of \(size) bytes wraps around")
+            throw ConfigurationError.memoryLayout("guest memory slot at \(hex(guestPhysical)) of \(size) bytes wraps around")
         }
         if let other = regions.first(where: { guestPhysical < $0.end && $0.guestPhysical < guestPhysical + size }) {
-            throw ConfigurationError("guest memory slot \(hex(guestPhysical))–\(hex(guestPhysical + size)) overlaps slot \(other.slot) at \(hex(other.guestPhysical))–\(hex(other.end))")
+            throw ConfigurationError.memoryLayout("guest memory slot \(hex(guestPhysical))–\(hex(guestPhysical + size)) overlaps slot \(other.slot) at \(hex(other.guestPhysical))–\(hex(other.end))")
         }
         if let file, file.offset % page != 0 {
-            throw ConfigurationError("guest memory slot mapped from file offset \(file.offset): not page aligned")
+            throw ConfigurationError.memoryLayout("guest memory slot mapped from file offset \(file.offset): not page aligned")
         }
         guard let mapping = mmap(nil, Int(size), PROT_READ | PROT_WRITE,
                                  MAP_PRIVATE | MAP_NORESERVE | (file == nil ? MAP_ANONYMOUS : 0),
@@ -132,7 +132,7 @@ public final class GuestMemory {
 
     private func checkedPointer(_ address: UInt64, count: Int) throws -> UnsafeMutableRawPointer {
         guard let p = pointer(address, count: count) else {
-            throw ConfigurationError("guest-physical \(hex(address))+\(count) is outside guest RAM")
+            throw ConfigurationError.outsideGuestRAM(address: address, count: count)
         }
         return p
     }

@@ -31,13 +31,13 @@ public final class Machine {
     /// or more than the long-mode identity map covers.
     public static func checkMemorySize(_ memorySize: UInt64) throws {
         guard memorySize >= 1 << 20 else {
-            throw ConfigurationError("guest memory of \(memorySize) bytes is too small: at least 1 MiB")
+            throw ConfigurationError.memoryLayout("guest memory of \(memorySize) bytes is too small: at least 1 MiB")
         }
         guard memorySize <= Machine.maxMemorySize else {
-            throw ConfigurationError("guest memory of \(memorySize >> 20) MiB is above the \(Machine.maxMemorySize >> 20) MiB this machine supports")
+            throw ConfigurationError.memoryLayout("guest memory of \(memorySize >> 20) MiB is above the \(Machine.maxMemorySize >> 20) MiB this machine supports")
         }
         guard memorySize % GuestMemory.pageSize == 0 else {
-            throw ConfigurationError("guest memory of \(memorySize) bytes is not a whole number of 4 KiB pages")
+            throw ConfigurationError.memoryLayout("guest memory of \(memorySize) bytes is not a whole number of 4 KiB pages")
         }
     }
 
@@ -57,7 +57,7 @@ public final class Machine {
         let kvm = try kvm ?? KVM()
         let maxVCPUs = max(kvm.check(.maxVCPUs), kvm.check(.nrVCPUs), 1)
         guard count >= 1, count <= maxVCPUs else {
-            throw ConfigurationError("\(count) vCPUs: KVM allows 1 to \(maxVCPUs) (KVM_CAP_MAX_VCPUS)")
+            throw ConfigurationError.vcpuCount("\(count) vCPUs: KVM allows 1 to \(maxVCPUs) (KVM_CAP_MAX_VCPUS)")
         }
         self.kvm = kvm
         hasIRQChip = irqchip || count > 1
