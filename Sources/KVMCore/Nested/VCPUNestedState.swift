@@ -64,7 +64,9 @@ extension VCPU {
 
 /// A nested state refused before KVM_SET_NESTED_STATE, with every rule it breaks.
 public struct NestedStateRejected: Error, CustomStringConvertible, Sendable {
+    /// Every rule the state breaks, warnings included.
     public let violations: [NestedStateViolation]
+    /// One line: the broken error rules' messages.
     public var description: String {
         "KVM_SET_NESTED_STATE: refused before the ioctl: " +
             violations.filter { $0.severity == .error }.map(\.message).joined(separator: "; ")
