@@ -1,12 +1,17 @@
 import Glibc
 
-/// A file that could not be read or written; names the path and the errno.
-package struct FileError: Error, Equatable, CustomStringConvertible, Sendable {
-    package let path: String
-    package let operation: String
-    package let errno: Errno
+/// A file that could not be read or written (a snapshot, a multiboot module);
+/// names the path and the errno.
+public struct FileError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// The file, or the temporary file beside it that was being written.
+    public let path: String
+    /// What failed: "open", "read", "create", "write", "fsync", "close", "rename onto", "stat".
+    public let operation: String
+    /// The system call's errno.
+    public let errno: Errno
 
-    package var description: String { "cannot \(operation) \(path): \(errno.message) (\(errno.name))" }
+    /// "cannot OPERATION PATH: MESSAGE (ENAME)".
+    public var description: String { "cannot \(operation) \(path): \(errno.message) (\(errno.name))" }
 }
 
 package enum Files {
@@ -132,10 +137,14 @@ package enum Files {
     }
 }
 
-/// A file larger than the caller allows.
-package struct FileTooLarge: Error, Equatable, CustomStringConvertible, Sendable {
-    package let path: String
-    package let size: UInt64
-    package let limit: UInt64
-    package var description: String { "\(path) is \(size) bytes, larger than the \(limit) bytes allowed" }
+/// A file larger than the caller allows (a multiboot module larger than guest RAM).
+public struct FileTooLarge: Error, Equatable, CustomStringConvertible, Sendable {
+    /// The file.
+    public let path: String
+    /// Its size in bytes (or the bytes read before giving up).
+    public let size: UInt64
+    /// The most bytes allowed.
+    public let limit: UInt64
+    /// "PATH is SIZE bytes, larger than the LIMIT bytes allowed".
+    public var description: String { "\(path) is \(size) bytes, larger than the \(limit) bytes allowed" }
 }
