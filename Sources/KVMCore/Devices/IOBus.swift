@@ -10,7 +10,9 @@ public protocol PortDevice: AnyObject {
 
 /// A device on the MMIO bus.
 public protocol MMIODevice: AnyObject {
+    /// The value a guest read of `size` bytes (1, 2, 4, 8) at `address` gives.
     func read(address: UInt64, size: Int) -> UInt64
+    /// A guest write; the device may ask the run loop to stop.
     func write(address: UInt64, size: Int, value: UInt64) -> DeviceAction
 }
 
@@ -33,7 +35,9 @@ public final class IOBus {
     /// Held around each access when several vCPUs share the bus.
     private let mutex: Lock?
 
+    /// Guest accesses to ports no device decodes.
     public var unassignedPortAccesses: Int { counters[0] }
+    /// Guest accesses to MMIO no device decodes (not guest RAM either).
     public var unassignedMMIOAccesses: Int { counters[1] }
 
     /// `shared`: several vCPU threads will dispatch to this bus at once.
