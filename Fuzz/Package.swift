@@ -18,9 +18,8 @@ let mainPackage = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 let kvmCore: Target.Dependency = .product(name: "KVMCore", package: mainPackage)
 
 /// One libFuzzer executable: `LLVMFuzzerTestOneInput` in Sources/<name>/main.swift.
-func fuzzTarget(_ name: String, swiftSettings: [SwiftSetting]? = nil) -> Target {
-    .executableTarget(name: name, dependencies: [kvmCore, "FuzzSupport"], path: "Sources/\(name)",
-                      swiftSettings: swiftSettings)
+func fuzzTarget(_ name: String) -> Target {
+    .executableTarget(name: name, dependencies: [kvmCore, "FuzzSupport"], path: "Sources/\(name)")
 }
 
 let package = Package(
@@ -30,9 +29,7 @@ let package = Package(
         .target(name: "FuzzSupport", dependencies: [kvmCore]),
         fuzzTarget("fuzz-elf"),
         fuzzTarget("fuzz-nested-state"),
-        // Compiles KVMCore's Support/Parsing.swift (a link): `Parse` is package-only
-        // in KVMCore, and a `package` declaration needs a package name.
-        fuzzTarget("fuzz-parse", swiftSettings: [.unsafeFlags(["-package-name", "swift_kvm_fuzz"])]),
+        fuzzTarget("fuzz-parse"),
         fuzzTarget("fuzz-multiboot"),
         fuzzTarget("fuzz-snapshot"),
         fuzzTarget("fuzz-linux"),

@@ -82,8 +82,3 @@ public func fuzzLog(_ text: String) {
     let line = text + "\n"
     _ = line.withCString { write(2, $0, strlen($0)) }
 }
-
-/// "0x1f", as KVMCore's messages spell numbers (its `hex` is package-only).
-public func hex<T: BinaryInteger>(_ value: T) -> String {
-    "0x" + String(value, radix: 16)
-}

@@ -1,11 +1,10 @@
 import FuzzSupport
+import KVMCore
 
 // The command line's value parsers (`Parse.size`, `.address`, `.duration`) on
-// any text (Parsing.swift here is a link to KVMCore's: `Parse` is package-only
-// there, so this target compiles the same file itself). Properties: they
-// return nil or a value, never trap; a size is a positive multiple of 1 KiB; an
-// address survives a round trip through its decimal, hex and binary spellings;
-// a duration is positive and below 1e9 s.
+// any text. Properties: they return nil or a value, never trap; a size is a
+// positive multiple of 1 KiB; an address survives a round trip through its
+// decimal, hex and binary spellings; a duration is positive and below 1e9 s.
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzParse(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

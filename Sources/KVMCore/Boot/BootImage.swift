@@ -2,11 +2,16 @@
 public struct BootImage: Sendable {
     /// One piece of the image: `bytes` at `guestPhysical`, zero-filled up to `memorySize`.
     public struct Segment: Sendable {
+        /// Where the segment loads.
         public var guestPhysical: UInt64
+        /// The bytes the file gives it.
         public var bytes: ArraySlice<UInt8>
+        /// Its size in memory (at least `bytes.count`; the rest is zeros).
         public var memorySize: UInt64
+        /// The first address past the segment.
         public var end: UInt64 { guestPhysical + memorySize }
 
+        /// A segment from its parts.
         public init(guestPhysical: UInt64, bytes: ArraySlice<UInt8>, memorySize: UInt64) {
             self.guestPhysical = guestPhysical
             self.bytes = bytes
@@ -14,8 +19,11 @@ public struct BootImage: Sendable {
         }
     }
 
+    /// The pieces to load.
     public var segments: [Segment]
+    /// The guest-physical entry point.
     public var entry: UInt64
+    /// The CPU mode the guest starts in.
     public var mode: CPUMode
     /// Register values a boot protocol hands the kernel (multiboot: EAX, EBX).
     public var arguments: EntryArguments
@@ -24,6 +32,7 @@ public struct BootImage: Sendable {
     /// ... and which GDT.
     public var selectors: GDT
 
+    /// An image from its parts; the GDT defaults to the standard one at `BootLayout.gdt`.
     public init(segments: [Segment], entry: UInt64, mode: CPUMode, arguments: EntryArguments = EntryArguments(),
                 gdt: UInt64 = BootLayout.gdt, selectors: GDT = .standard) {
         self.segments = segments
@@ -90,10 +99,14 @@ public struct BootImage: Sendable {
 
 /// General registers a boot protocol sets at entry; the rest start at zero.
 public struct EntryArguments: Equatable, Sendable {
+    /// RAX at entry.
     public var rax: UInt64
+    /// RBX at entry.
     public var rbx: UInt64
+    /// RSI at entry.
     public var rsi: UInt64
 
+    /// Arguments from their values (zero by default).
     public init(rax: UInt64 = 0, rbx: UInt64 = 0, rsi: UInt64 = 0) {
         self.rax = rax
         self.rbx = rbx
@@ -118,6 +131,7 @@ public enum GuestImageError: Error, Equatable, CustomStringConvertible, Sendable
     /// memory map or initrd too large.
     case doesNotFit(String)
 
+    /// The one-line message.
     public var description: String {
         switch self {
         case .unsupportedFormat(let message), .truncated(let message), .malformed(let message),

@@ -1,8 +1,10 @@
 /// Static ELF32 and ELF64 x86 executables. ELF64 starts in long mode, ELF32 in
 /// flat 32-bit protected mode; segments load at their physical addresses.
 public enum ELFImage {
+    /// Whether `bytes` start with the ELF magic.
     public static func isELF(_ bytes: [UInt8]) -> Bool { ELFFile.isELF(bytes) }
 
+    /// The image of a static ELF: its PT_LOAD segments, entry point and mode. Throws `GuestImageError`.
     public static func parse(_ bytes: [UInt8]) throws -> BootImage {
         let file = try ELFFile(bytes)
         guard file.machine == (file.is64 ? 62 : 3) else {

@@ -15,15 +15,21 @@ public struct LinuxImage: Sendable {
     public let header: [UInt8]
     /// Protocol version, e.g. 0x020f for 2.15.
     public let version: UInt16
+    /// loadflags.
     public let loadFlags: UInt8
+    /// code32_start: where the protected-mode kernel loads.
     public let code32Start: UInt32
     /// Highest address the initrd may end at, plus one.
     public let initrdAddressMax: UInt64
+    /// kernel_alignment (a power of two).
     public let kernelAlignment: UInt32
+    /// relocatable_kernel.
     public let relocatable: Bool
+    /// xloadflags.
     public let xloadFlags: UInt16
     /// Longest command line, without its NUL.
     public let commandLineSize: UInt32
+    /// pref_address: where the kernel prefers to run.
     public let preferredAddress: UInt64
     /// Memory the kernel needs from its (aligned) load address to decompress and start.
     public let initSize: UInt64
@@ -35,6 +41,7 @@ public struct LinuxImage: Sendable {
     /// loadflags bit 0: a bzImage, loaded at 1 MiB (not a zImage at 0x10000).
     public static let loadedHigh = UInt8(1)
 
+    /// Whether the kernel has a 64-bit entry point.
     public var has64BitEntry: Bool { xloadFlags & Self.kernel64 != 0 }
     /// "2.15" for 0x020f: the minor version is the low byte, in decimal.
     public var versionText: String { Self.protocolText(version) }

@@ -31,6 +31,7 @@ public enum Multiboot {
     public static let headerMagic: UInt32 = 0x1BAD_B002
     /// QEMU's MULTIBOOT_STRUCT_ADDR: the memory map here, the information at +0x500.
     public static let mmapAddress: UInt64 = 0x9000
+    /// The multiboot information structure (EBX at entry).
     public static let infoAddress: UInt64 = 0x9500
     /// The information structure's size as QEMU writes it.
     public static let infoSize = 88
@@ -40,6 +41,7 @@ public enum Multiboot {
     public static let bootloaderName = "qemu"
     /// Info flags QEMU sets: memory, boot device, command line, modules, memory map, loader name.
     public static let infoFlags: UInt32 = 0x24F
+    /// boot_device as QEMU sets it: no BIOS drive.
     public static let bootDevice: UInt32 = 0x8000_FFFF
     /// The boot GDT sits in the BIOS area (reserved in the map, refused to
     /// kernels), as QEMU's sits in its option ROM: a kernel may load anywhere
@@ -330,31 +332,42 @@ public enum Multiboot {
 public struct MultibootHeader: Equatable, Sendable {
     /// Offset of the magic in the file.
     public var offset: Int
+    /// The header's flags word.
     public var flags: UInt32
     /// The address fields, when flag 16 is set.
     public var addresses: Addresses?
 
+    /// The a.out-kludge address fields (flag 16).
     public struct Addresses: Equatable, Sendable {
+        /// header_addr, load_addr, load_end_addr, bss_end_addr, entry_addr.
         public var header, load, loadEnd, bssEnd, entry: UInt32
     }
 
+    /// A header from its fields.
     public init(offset: Int, flags: UInt32, addresses: Addresses? = nil) {
         self.offset = offset
         self.flags = flags
         self.addresses = addresses
     }
 
+    /// Flag 0: modules must be page aligned.
     public var pageAlignsModules: Bool { flags & 0x1 != 0 }
+    /// Flag 1: the kernel wants mem_lower/mem_upper and the memory map.
     public var wantsMemoryInformation: Bool { flags & 0x2 != 0 }
+    /// Flag 2: the kernel wants a video mode (not given).
     public var wantsVideoMode: Bool { flags & 0x4 != 0 }
+    /// Flag 16: the address fields are valid.
     public var hasAddressFields: Bool { flags & 0x1_0000 != 0 }
 }
 
 /// A multiboot module: its bytes and the string the kernel sees with it.
 public struct MultibootModule: Equatable, Sendable {
+    /// The module's contents.
     public var bytes: [UInt8]
+    /// Its string (the file name and arguments, as QEMU gives them).
     public var string: String
 
+    /// A module from its contents and string.
     public init(bytes: [UInt8], string: String) {
         self.bytes = bytes
         self.string = string
@@ -415,20 +428,28 @@ public struct MultibootModule: Equatable, Sendable {
 
 /// A multiboot kernel ready to run: what `Multiboot.load` returns.
 public struct MultibootBoot: Sendable {
+    /// Where a module was put in guest memory.
     public struct PlacedModule: Equatable, Sendable {
+        /// The module's first byte, the byte after its last, and its string.
         public var start, end, stringAddress: UInt64
     }
 
+    /// The kernel's multiboot header.
     public let header: MultibootHeader
     /// The kernel, module list, strings and modules as one segment, entered in
     /// protected mode with EAX = 0x2BADB002 and EBX = `Multiboot.infoAddress`.
     public let image: BootImage
+    /// Where the kernel loads.
     public let kernelAddress: UInt64
     /// Bytes of the kernel proper (with its .bss), before the module list.
     public let kernelSize: UInt64
+    /// Where the command line string is.
     public let commandLineAddress: UInt64
+    /// Where the boot loader name ("qemu") is.
     public let loaderNameAddress: UInt64
+    /// The modules, in `-initrd` order.
     public let modules: [PlacedModule]
+    /// The memory map the kernel gets.
     public let memoryMap: MultibootMemoryMap
     /// The information structure as the kernel finds it at 0x9500.
     public let info: [UInt8]
@@ -441,6 +462,7 @@ public struct MultibootBoot: Sendable {
     /// Things the kernel asked for and does not get (a video mode).
     public let warnings: [String]
 
+    /// The kernel's entry point.
     public var entry: UInt64 { image.entry }
 
     /// Writes the memory map (0x9000) and the information structure (0x9500).
@@ -452,6 +474,7 @@ public struct MultibootBoot: Sendable {
 
 /// The memory map a multiboot kernel gets, and mem_lower/mem_upper.
 public struct MultibootMemoryMap: Equatable, Sendable {
+    /// The map's entries.
     public var entries: [E820Entry]
 
     /// KiB of conventional memory: int 0x12 on SeaBIOS (its 1 KiB EBDA at the top).
@@ -470,6 +493,7 @@ public struct MultibootMemoryMap: Equatable, Sendable {
         return UInt32((top - 0x10_0000) >> 10)
     }
 
+    /// A map from its entries and mem_lower.
     public init(entries: [E820Entry], memLower: UInt32) {
         self.entries = entries
         self.memLower = memLower

@@ -10,16 +10,23 @@
 /// IOAPIC, LAPICs and PIT in the kernel, as QEMU's `-M pc` with KVM does: HLT
 /// then waits in the kernel for an interrupt instead of ending the run.
 public final class Machine {
+    /// The /dev/kvm handle the machine was made with.
     public let kvm: KVM
+    /// The VM: memory slots and in-kernel devices.
     public let vm: VirtualMachine
     /// vCPU 0, the bootstrap processor.
     public var vcpu: VCPU { vcpus[0] }
     /// Every vCPU; APs wait for INIT/SIPI in KVM (`MPState.uninitialized`).
     public let vcpus: [VCPU]
+    /// Whether KVM emulates the PIC, IOAPIC, LAPICs and PIT.
     public let hasIRQChip: Bool
+    /// The port and MMIO bus the vCPUs' exits go to.
     public let bus: IOBus
+    /// COM1.
     public let serial: Serial16550
+    /// The hostcall port (0x1000).
     public let hostcall: HostCall
+    /// Guest RAM.
     public var memory: GuestMemory { vm.memory }
     /// What snapshots and resets need to remember about this machine's RAM.
     let snapshotTracking = SnapshotTracking()

@@ -4,16 +4,19 @@
 public struct KVMError: Error, Equatable, CustomStringConvertible, Sendable {
     /// The ioctl ("KVM_SET_REGS") or system call ("open /dev/kvm").
     public let operation: String
+    /// The errno the call set.
     public let errno: Errno
     /// The likely cause, when the library can tell.
     public let hint: String?
 
+    /// An error for `operation` with `errno` and, where known, the likely cause.
     public init(_ operation: String, errno: Errno, hint: String? = nil) {
         self.operation = operation
         self.errno = errno
         self.hint = hint
     }
 
+    /// "OPERATION: ENAME — hint", or "OPERATION: ENAME (message)" without one.
     public var description: String {
         var text = "\(operation): \(errno.name)"
         if let hint { text += " — \(hint)" } else { text += " (\(errno.message))" }
@@ -42,6 +45,7 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible, Senda
     /// guest that did not follow the protocol the call relies on.
     case invalidRequest(String)
 
+    /// The one line users see.
     public var description: String {
         switch self {
         case .memoryLayout(let message), .vcpuCount(let message), .deviceConflict(let message),

@@ -1,1 +1,0 @@
-../../../Sources/KVMCore/Support/Parsing.swift
