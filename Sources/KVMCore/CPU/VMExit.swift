@@ -64,7 +64,12 @@ private let exitNames: [Int: String] = [
 /// handler stores the bytes the guest reads there. String I/O has `count` > 1.
 public struct PortIO {
     /// Whether the guest reads (`in`) or writes (`out`).
-    public enum Direction: Sendable { case `in`, out }
+    public enum Direction: Sendable {
+        /// The guest reads the port (`in`, `ins`).
+        case `in`
+        /// The guest writes the port (`out`, `outs`).
+        case out
+    }
     /// `in` or `out`.
     public let direction: Direction
     /// The port.

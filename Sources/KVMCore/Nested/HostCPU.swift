@@ -4,7 +4,14 @@ import CKVM
 /// is itself a virtual machine, and whether it shows VMX or SVM.
 public struct HostCPU: Equatable, Sendable {
     /// The CPU vendor, from the CPUID leaf 0 string.
-    public enum Vendor: String, Sendable { case intel = "GenuineIntel", amd = "AuthenticAMD", other }
+    public enum Vendor: String, Sendable {
+        /// "GenuineIntel".
+        case intel = "GenuineIntel"
+        /// "AuthenticAMD".
+        case amd = "AuthenticAMD"
+        /// Any other vendor string.
+        case other
+    }
 
     /// CPUID leaf 0's vendor string ("GenuineIntel", "AuthenticAMD", …).
     public let vendorString: String

@@ -5,7 +5,12 @@ import Glibc
 /// verdict logic is a pure function tests can feed any host.
 public struct NestingReport: Sendable {
     /// Intel's VMX or AMD's SVM.
-    public enum Technology: String, Sendable { case vmx = "VMX", svm = "SVM" }
+    public enum Technology: String, Sendable {
+        /// Intel VMX.
+        case vmx = "VMX"
+        /// AMD SVM.
+        case svm = "SVM"
+    }
 
     /// Whether a guest here can run its own hypervisor.
     public enum Verdict: Equatable, Sendable {
