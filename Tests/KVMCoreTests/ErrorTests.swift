@@ -39,6 +39,24 @@ final class ErrorTests: XCTestCase {
         XCTAssertNotEqual(GuestImageError.malformed("x"), GuestImageError.truncated("x"))
     }
 
+    /// Callers can match what went wrong, not only read it.
+    func testErrorCasesCanBeMatched() {
+        XCTAssertThrowsError(try ELFImage.parse([])) { error in
+            guard case GuestImageError.unsupportedFormat(let message)? = error as? GuestImageError else {
+                return XCTFail("\(error) is not GuestImageError.unsupportedFormat")
+            }
+            XCTAssertEqual(message, "not an ELF file (bad magic)")
+        }
+        XCTAssertThrowsError(try LinuxImage([UInt8](repeating: 0, count: 0x100))) { error in
+            guard case GuestImageError.truncated? = error as? GuestImageError else {
+                return XCTFail("\(error) is not GuestImageError.truncated")
+            }
+        }
+        XCTAssertThrowsError(try NestedState.withBuffer(capacity: 0) { _ in }) { error in
+            XCTAssertEqual(error as? NestedStateError, .invalidCapacity(0))
+        }
+    }
+
     /// Opening a missing device names the path, the errno and the likely cause.
     func testOpeningAMissingDevice() {
         let path = "/nonexistent-\(getpid())/kvm"
