@@ -100,37 +100,37 @@ public struct VMCBControl: NestedRawStructure, Equatable, Sendable {
     public var asid: UInt32 { get { UInt32(u(0x58, 4)) } set { put(0x58, 4, UInt64(newValue)) } }
     /// TLB control: VMCB control area offset 0x5c, 1 byte.
     public var tlbControl: UInt8 { get { UInt8(u(0x5c, 1)) } set { put(0x5c, 1, UInt64(newValue)) } }
-    /// Interrupt ctl: VMCB control area offset 0x60, 4 bytes.
+    /// int_ctl (V_TPR, V_IRQ, V_INTR_MASKING, …): VMCB control area offset 0x60, 4 bytes.
     public var intCtl: UInt32 { get { UInt32(u(0x60, 4)) } set { put(0x60, 4, UInt64(newValue)) } }
-    /// Interrupt vector: VMCB control area offset 0x64, 4 bytes.
+    /// int_vector: VMCB control area offset 0x64, 4 bytes.
     public var intVector: UInt32 { get { UInt32(u(0x64, 4)) } set { put(0x64, 4, UInt64(newValue)) } }
-    /// Interrupt state: VMCB control area offset 0x68, 4 bytes.
+    /// int_state (interrupt shadow): VMCB control area offset 0x68, 4 bytes.
     public var intState: UInt32 { get { UInt32(u(0x68, 4)) } set { put(0x68, 4, UInt64(newValue)) } }
     /// EXITCODE (64-bit; older kernels call the halves exit_code / exit_code_hi).
     public var exitCode: UInt64 { get { u(0x70, 8) } set { put(0x70, 8, newValue) } }
-    /// Exit info1: VMCB control area offset 0x78, 8 bytes.
+    /// EXITINFO1: VMCB control area offset 0x78, 8 bytes.
     public var exitInfo1: UInt64 { get { u(0x78, 8) } set { put(0x78, 8, newValue) } }
-    /// Exit info2: VMCB control area offset 0x80, 8 bytes.
+    /// EXITINFO2: VMCB control area offset 0x80, 8 bytes.
     public var exitInfo2: UInt64 { get { u(0x80, 8) } set { put(0x80, 8, newValue) } }
-    /// Exit interrupt info: VMCB control area offset 0x88, 4 bytes.
+    /// EXITINTINFO: VMCB control area offset 0x88, 4 bytes.
     public var exitIntInfo: UInt32 { get { UInt32(u(0x88, 4)) } set { put(0x88, 4, UInt64(newValue)) } }
-    /// Exit interrupt info error: VMCB control area offset 0x8c, 4 bytes.
+    /// EXITINTINFO error code: VMCB control area offset 0x8c, 4 bytes.
     public var exitIntInfoError: UInt32 { get { UInt32(u(0x8c, 4)) } set { put(0x8c, 4, UInt64(newValue)) } }
     /// nested_ctl (misc_ctl in newer headers): bit 0 NP_ENABLE, 1 SEV, 2 SEV-ES.
     public var nestedControl: UInt64 { get { u(0x90, 8) } set { put(0x90, 8, newValue) } }
-    /// AVIC VAPIC bar: VMCB control area offset 0x98, 8 bytes.
+    /// AVIC APIC BAR: VMCB control area offset 0x98, 8 bytes.
     public var avicVAPICBar: UInt64 { get { u(0x98, 8) } set { put(0x98, 8, newValue) } }
     /// GHCB GPA: VMCB control area offset 0xa0, 8 bytes.
     public var ghcbGPA: UInt64 { get { u(0xa0, 8) } set { put(0xa0, 8, newValue) } }
-    /// Event injection: VMCB control area offset 0xa8, 4 bytes.
+    /// EVENTINJ: VMCB control area offset 0xa8, 4 bytes.
     public var eventInjection: UInt32 { get { UInt32(u(0xa8, 4)) } set { put(0xa8, 4, UInt64(newValue)) } }
-    /// Event injection error: VMCB control area offset 0xac, 4 bytes.
+    /// EVENTINJ error code: VMCB control area offset 0xac, 4 bytes.
     public var eventInjectionError: UInt32 { get { UInt32(u(0xac, 4)) } set { put(0xac, 4, UInt64(newValue)) } }
     /// Nested CR3: VMCB control area offset 0xb0, 8 bytes.
     public var nestedCR3: UInt64 { get { u(0xb0, 8) } set { put(0xb0, 8, newValue) } }
     /// virt_ext (misc_ctl2 in newer headers): bit 0 LBR virtualization, 1 virtual VMLOAD/VMSAVE.
     public var virtExt: UInt64 { get { u(0xb8, 8) } set { put(0xb8, 8, newValue) } }
-    /// Clean: VMCB control area offset 0xc0, 4 bytes.
+    /// VMCB clean bits: VMCB control area offset 0xc0, 4 bytes.
     public var clean: UInt32 { get { UInt32(u(0xc0, 4)) } set { put(0xc0, 4, UInt64(newValue)) } }
     /// Next RIP: VMCB control area offset 0xc8, 8 bytes.
     public var nextRIP: UInt64 { get { u(0xc8, 8) } set { put(0xc8, 8, newValue) } }
@@ -251,11 +251,11 @@ public struct VMCBSaveArea: NestedRawStructure, Equatable, Sendable {
     public var cr2: UInt64 { get { u(0x240, 8) } set { put(0x240, 8, newValue) } }
     /// Guest PAT: VMCB save area offset 0x268, 8 bytes.
     public var gPAT: UInt64 { get { u(0x268, 8) } set { put(0x268, 8, newValue) } }
-    /// Debug ctl: VMCB save area offset 0x270, 8 bytes.
+    /// DEBUGCTL: VMCB save area offset 0x270, 8 bytes.
     public var debugCtl: UInt64 { get { u(0x270, 8) } set { put(0x270, 8, newValue) } }
-    /// Branch from: VMCB save area offset 0x278, 8 bytes.
+    /// BR_FROM (last branch from): VMCB save area offset 0x278, 8 bytes.
     public var branchFrom: UInt64 { get { u(0x278, 8) } set { put(0x278, 8, newValue) } }
-    /// Branch to: VMCB save area offset 0x280, 8 bytes.
+    /// BR_TO (last branch to): VMCB save area offset 0x280, 8 bytes.
     public var branchTo: UInt64 { get { u(0x280, 8) } set { put(0x280, 8, newValue) } }
     /// Last exception from: VMCB save area offset 0x288, 8 bytes.
     public var lastExceptionFrom: UInt64 { get { u(0x288, 8) } set { put(0x288, 8, newValue) } }

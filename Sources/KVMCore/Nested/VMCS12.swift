@@ -123,11 +123,11 @@ public struct VMCS12: NestedRawStructure, Equatable, Sendable {
 
     // MARK: Execution controls
 
-    /// Pin based controls: vmcs12 offset 744, 4 bytes.
+    /// Pin-based controls: vmcs12 offset 744, 4 bytes.
     public var pinBasedControls: UInt32 { get { UInt32(u(744, 4)) } set { put(744, 4, UInt64(newValue)) } }
-    /// Primary proc based controls: vmcs12 offset 748, 4 bytes.
+    /// Primary processor-based controls: vmcs12 offset 748, 4 bytes.
     public var primaryProcBasedControls: UInt32 { get { UInt32(u(748, 4)) } set { put(748, 4, UInt64(newValue)) } }
-    /// Secondary proc based controls: vmcs12 offset 804, 4 bytes.
+    /// Secondary processor-based controls: vmcs12 offset 804, 4 bytes.
     public var secondaryProcBasedControls: UInt32 { get { UInt32(u(804, 4)) } set { put(804, 4, UInt64(newValue)) } }
     /// VM exit controls: vmcs12 offset 768, 4 bytes.
     public var vmExitControls: UInt32 { get { UInt32(u(768, 4)) } set { put(768, 4, UInt64(newValue)) } }
@@ -157,9 +157,9 @@ public struct VMCS12: NestedRawStructure, Equatable, Sendable {
     public var eptPointer: UInt64 { get { u(120, 8) } set { put(120, 8, newValue) } }
     /// VMCS link pointer (the shadow VMCS when VMCS shadowing is on); -1 when unused.
     public var vmcsLinkPointer: UInt64 { get { u(176, 8) } set { put(176, 8, newValue) } }
-    /// CR0 guest host mask: vmcs12 offset 344, 8 bytes.
+    /// CR0 guest/host mask: vmcs12 offset 344, 8 bytes.
     public var cr0GuestHostMask: UInt64 { get { u(344, 8) } set { put(344, 8, newValue) } }
-    /// CR4 guest host mask: vmcs12 offset 352, 8 bytes.
+    /// CR4 guest/host mask: vmcs12 offset 352, 8 bytes.
     public var cr4GuestHostMask: UInt64 { get { u(352, 8) } set { put(352, 8, newValue) } }
     /// CR0 read shadow: vmcs12 offset 360, 8 bytes.
     public var cr0ReadShadow: UInt64 { get { u(360, 8) } set { put(360, 8, newValue) } }
@@ -193,7 +193,7 @@ public struct VMCS12: NestedRawStructure, Equatable, Sendable {
     public var idtVectoringErrorCode: UInt32 { get { UInt32(u(828, 4)) } set { put(828, 4, UInt64(newValue)) } }
     /// VM exit instruction length: vmcs12 offset 832, 4 bytes.
     public var vmExitInstructionLength: UInt32 { get { UInt32(u(832, 4)) } set { put(832, 4, UInt64(newValue)) } }
-    /// Vmx instruction info: vmcs12 offset 836, 4 bytes.
+    /// VMX instruction info: vmcs12 offset 836, 4 bytes.
     public var vmxInstructionInfo: UInt32 { get { UInt32(u(836, 4)) } set { put(836, 4, UInt64(newValue)) } }
     /// Guest physical address: vmcs12 offset 168, 8 bytes.
     public var guestPhysicalAddress: UInt64 { get { u(168, 8) } set { put(168, 8, newValue) } }
@@ -237,7 +237,7 @@ public struct VMCS12: NestedRawStructure, Equatable, Sendable {
     public var guestEFER: UInt64 { get { u(200, 8) } set { put(200, 8, newValue) } }
     /// Guest PAT: vmcs12 offset 192, 8 bytes.
     public var guestPAT: UInt64 { get { u(192, 8) } set { put(192, 8, newValue) } }
-    /// Guest debug ctl: vmcs12 offset 184, 8 bytes.
+    /// Guest DEBUGCTL: vmcs12 offset 184, 8 bytes.
     public var guestDebugCtl: UInt64 { get { u(184, 8) } set { put(184, 8, newValue) } }
     /// Guest PERF GLOBAL CTRL: vmcs12 offset 208, 8 bytes.
     public var guestPerfGlobalCtrl: UInt64 { get { u(208, 8) } set { put(208, 8, newValue) } }
