@@ -17,16 +17,24 @@ let mainPackage = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
 let kvmCore: Target.Dependency = .product(name: "KVMCore", package: mainPackage)
 
+// The fuzz targets reach KVMCore's `package` API (Parse, hex, the JSON
+// renderings) as the main package's own targets do: they are compiled with its
+// package name, which SwiftPM derives from the identity (non-alphanumerics as
+// '_'). Tools 5.4 passes no package name of its own.
+let packageName = String(mainPackage.map { $0.isLetter || $0.isNumber ? $0 : "_" })
+let inMainPackage: [SwiftSetting] = [.unsafeFlags(["-package-name", packageName])]
+
 /// One libFuzzer executable: `LLVMFuzzerTestOneInput` in Sources/<name>/main.swift.
 func fuzzTarget(_ name: String) -> Target {
-    .executableTarget(name: name, dependencies: [kvmCore, "FuzzSupport"], path: "Sources/\(name)")
+    .executableTarget(name: name, dependencies: [kvmCore, "FuzzSupport"], path: "Sources/\(name)",
+                      swiftSettings: inMainPackage)
 }
 
 let package = Package(
     name: "swift-kvm-fuzz",
     dependencies: [.package(path: "..")],
     targets: [
-        .target(name: "FuzzSupport", dependencies: [kvmCore]),
+        .target(name: "FuzzSupport", dependencies: [kvmCore], swiftSettings: inMainPackage),
         fuzzTarget("fuzz-elf"),
         fuzzTarget("fuzz-nested-state"),
         fuzzTarget("fuzz-parse"),

@@ -131,7 +131,7 @@ public final class GuestMachine {
     /// Puts the machine back into the snapshot's state (memory, registers,
     /// devices). `run` does this itself when the machine ran since.
     public func reset() throws {
-        guard let baseline else { throw ConfigurationError("GuestMachine.reset: no snapshot taken (call snapshot(atStage:) first)") }
+        guard let baseline else { throw ConfigurationError.invalidRequest("GuestMachine.reset: no snapshot taken (call snapshot(atStage:) first)") }
         try machine.reset(to: baseline.snapshot)
         dirty = false
     }

@@ -41,7 +41,7 @@ final class EmbeddingSampleTests: XCTestCase {
         let lines = source.components(separatedBy: "\n")
         guard let begin = lines.firstIndex(of: "// BEGIN README SAMPLE"),
               let end = lines.firstIndex(of: "// END README SAMPLE"), begin < end else {
-            throw ConfigurationError("\(#filePath) has no README SAMPLE markers")
+            throw TestSetupError("\(#filePath) has no README SAMPLE markers")
         }
         return lines[(begin + 1)..<end].joined(separator: "\n")
     }

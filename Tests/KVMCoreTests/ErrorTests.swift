@@ -30,8 +30,31 @@ final class ErrorTests: XCTestCase {
     }
 
     func testOtherErrorDescriptions() {
-        XCTAssertEqual(ConfigurationError("bad size").description, "bad size")
-        XCTAssertEqual(GuestImageError("bad image").description, "bad image")
+        XCTAssertEqual(ConfigurationError.memoryLayout("bad size").description, "bad size")
+        XCTAssertEqual(ConfigurationError.outsideGuestRAM(address: 0x2_0000, count: 4).description,
+                       "guest-physical 0x20000+4 is outside guest RAM")
+        XCTAssertEqual(ConfigurationError.outsideSnapshotRAM(address: 0x10, count: 2).description,
+                       "guest-physical 0x10+2 is outside the snapshot's RAM")
+        XCTAssertEqual(GuestImageError.malformed("bad image").description, "bad image")
+        XCTAssertNotEqual(GuestImageError.malformed("x"), GuestImageError.truncated("x"))
+    }
+
+    /// Callers can match what went wrong, not only read it.
+    func testErrorCasesCanBeMatched() {
+        XCTAssertThrowsError(try ELFImage.parse([])) { error in
+            guard case GuestImageError.unsupportedFormat(let message)? = error as? GuestImageError else {
+                return XCTFail("\(error) is not GuestImageError.unsupportedFormat")
+            }
+            XCTAssertEqual(message, "not an ELF file (bad magic)")
+        }
+        XCTAssertThrowsError(try LinuxImage([UInt8](repeating: 0, count: 0x100))) { error in
+            guard case GuestImageError.truncated? = error as? GuestImageError else {
+                return XCTFail("\(error) is not GuestImageError.truncated")
+            }
+        }
+        XCTAssertThrowsError(try NestedState.withBuffer(capacity: 0) { _ in }) { error in
+            XCTAssertEqual(error as? NestedStateError, .invalidCapacity(0))
+        }
     }
 
     /// Opening a missing device names the path, the errno and the likely cause.

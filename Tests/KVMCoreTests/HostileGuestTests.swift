@@ -230,5 +230,5 @@ func residentKiB() throws -> UInt64 {
     for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
         if let value = UInt64(String(line.dropFirst("VmRSS:".count).filter(\.isNumber))) { return value }
     }
-    throw ConfigurationError("no VmRSS in /proc/self/status")
+    throw TestSetupError("no VmRSS in /proc/self/status")
 }

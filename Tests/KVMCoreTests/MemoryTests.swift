@@ -44,6 +44,9 @@ final class GuestMemoryTests: XCTestCase {
     func testOnePastTheEndIsRefused() throws {
         let memory = try twoSlotVM().memory
         assertThrows(ConfigurationError.self, containing: ["outside guest RAM"]) { try memory.read(UInt8.self, at: 0x2_0000) }
+        XCTAssertThrowsError(try memory.read(UInt16.self, at: 0x1_FFFF)) {
+            XCTAssertEqual($0 as? ConfigurationError, .outsideGuestRAM(address: 0x1_FFFF, count: 2))
+        }
         assertThrows(ConfigurationError.self) { try memory.read(UInt16.self, at: 0x1_FFFF) }
         assertThrows(ConfigurationError.self) { try memory.write(UInt64(1), at: 0x1_FFF9) }
         assertThrows(ConfigurationError.self) { try memory.bytes(at: 0x1_FFF0, count: 0x11) }

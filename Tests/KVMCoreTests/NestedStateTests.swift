@@ -371,31 +371,32 @@ final class NestedStateTests: XCTestCase {
 
     // MARK: Buffers
 
-    func testMakeBufferPresetsSizeAndAlignment() throws {
-        let buffer = try NestedState.makeBuffer(capacity: NestedState.vmxCapabilitySize)
-        defer { buffer.deallocate() }
-        XCTAssertEqual(buffer.count, 8320)
-        XCTAssertEqual(Int(bitPattern: buffer.baseAddress) % 4096, 0)
-        XCTAssertEqual(NestedBlob.get(Array(buffer[0..<8]), 4, 4), 8320)
-        XCTAssertTrue(buffer[8...].allSatisfy { $0 == 0 })
-        XCTAssertThrowsError(try NestedState.makeBuffer(capacity: 0)) {
+    func testWithBufferPresetsSizeAndAlignment() throws {
+        let count = try NestedState.withBuffer(capacity: NestedState.vmxCapabilitySize) { buffer in
+            XCTAssertEqual(Int(bitPattern: buffer.baseAddress) % 4096, 0)
+            XCTAssertEqual(NestedBlob.get(Array(buffer[0..<8]), 4, 4), 8320)
+            XCTAssertTrue(buffer[8...].allSatisfy { $0 == 0 })
+            return buffer.count
+        }
+        XCTAssertEqual(count, 8320)
+        XCTAssertThrowsError(try NestedState.withBuffer(capacity: 0) { _ in XCTFail("body ran for capacity 0") }) {
             XCTAssertEqual($0 as? NestedStateError, .invalidCapacity(0))
         }
-        XCTAssertThrowsError(try NestedState.makeBuffer(capacity: 127))
+        XCTAssertThrowsError(try NestedState.withBuffer(capacity: 127) { _ in XCTFail("body ran for capacity 127") })
     }
 
     func testDecodeFromKernelFilledBuffer() throws {
-        let buffer = try NestedState.makeBuffer(capacity: NestedState.vmxCapabilitySize)
-        defer { buffer.deallocate() }
-        let svm = NestedBlob.svmGuestMode()   // what KVM would write: size 4224 into an 8320 buffer
-        buffer.copyBytes(from: svm)
-        let state = try NestedState(buffer: UnsafeRawBufferPointer(buffer))
-        XCTAssertEqual(state.size, 4224)
-        XCTAssertEqual(state.trailing, [])
-        XCTAssertEqual(state.bytes, svm)
+        try NestedState.withBuffer(capacity: NestedState.vmxCapabilitySize) { buffer in
+            let svm = NestedBlob.svmGuestMode()   // what KVM would write: size 4224 into an 8320 buffer
+            buffer.copyBytes(from: svm)
+            let state = try NestedState(buffer: UnsafeRawBufferPointer(buffer))
+            XCTAssertEqual(state.size, 4224)
+            XCTAssertEqual(state.trailing, [])
+            XCTAssertEqual(state.bytes, svm)
 
-        buffer[4] = 0xff; buffer[5] = 0xff  // size larger than the buffer
-        XCTAssertThrowsError(try NestedState(buffer: UnsafeRawBufferPointer(buffer)))
+            buffer[4] = 0xff; buffer[5] = 0xff  // size larger than the buffer
+            XCTAssertThrowsError(try NestedState(buffer: UnsafeRawBufferPointer(buffer)))
+        }
     }
 
     func testWithEncodedBufferIsAlignedAndExact() throws {

@@ -110,7 +110,7 @@ final class RunControlTests: XCTestCase {
             let machine = try Machine(serial: .buffer)
             try machine.load(image)
             let stop = try machine.run(timeout: .seconds(10))
-            guard case .halted = stop else { throw ConfigurationError("hello-long stopped with \(describe(stop))") }
+            guard case .halted = stop else { throw TestSetupError("hello-long stopped with \(describe(stop))") }
         }
         _ = kvm
         try once()   // warm up lazily created process state (signal handler, CPUID cache)

@@ -36,7 +36,7 @@ extension GuestImage {
         guard let image = GuestImage.all.first(where: { $0.name == name }) else {
             XCTFail("no built-in guest named \(name); GuestImage.all has \(GuestImage.all.map(\.name))",
                     file: file, line: line)
-            throw ConfigurationError("no built-in guest \(name)")
+            throw TestSetupError("no built-in guest \(name)")
         }
         return image
     }
@@ -92,7 +92,7 @@ func virtualMemoryKiB() throws -> UInt64 {
         let digits = line.dropFirst("VmSize:".count).filter(\.isNumber)
         if let value = UInt64(String(digits)) { return value }
     }
-    throw ConfigurationError("no VmSize in /proc/self/status")
+    throw TestSetupError("no VmSize in /proc/self/status")
 }
 
 /// Asserts that `body` throws an error of type `E` whose description contains
@@ -140,4 +140,10 @@ struct SplitMix64: RandomNumberGenerator {
         }
         return out
     }
+}
+
+/// A test that cannot set itself up (a missing guest, an unreadable /proc file).
+struct TestSetupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

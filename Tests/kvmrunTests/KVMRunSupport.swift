@@ -192,3 +192,9 @@ extension XCTestCase {
         }
     }
 }
+
+/// A test that cannot set itself up (kvmrun ended before the test could go on).
+struct TestSetupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -187,7 +187,7 @@ final class SignalTests: XCTestCase {
         guard process.isRunning else {
             XCTFail("kvmrun \(arguments.joined(separator: " ")) ended before the signal", file: file, line: line)
             process.waitUntilExit()
-            throw ConfigurationError("kvmrun ended early: \(readWholeFile(errURL.path))")
+            throw TestSetupError("kvmrun ended early: \(readWholeFile(errURL.path))")
         }
         usleep(100_000)                        // well inside the run, the vCPU threads all started
         whileRunning()

@@ -29,7 +29,7 @@ public struct ACPITables: Sendable {
     /// than 1 or more than 255 vCPUs.
     public init(cpus: Int) throws {
         guard (1...Self.maxCPUs).contains(cpus) else {
-            throw ConfigurationError("\(cpus) vCPUs: the ACPI tables describe 1 to \(Self.maxCPUs) (8-bit APIC IDs)")
+            throw ConfigurationError.vcpuCount("\(cpus) vCPUs: the ACPI tables describe 1 to \(Self.maxCPUs) (8-bit APIC IDs)")
         }
         self.cpus = cpus
     }
@@ -62,15 +62,15 @@ public struct ACPITables: Sendable {
         let (rsdp, tables) = build(tablesAddress: tablesAddress)
         let size = UInt64(tables.count)
         guard tablesAddress <= (1 << 32) - size else {
-            throw ConfigurationError("ACPI tables at \(hex(tablesAddress)) (\(size) bytes) must end below 4 GiB: the RSDT and FADT hold 32-bit addresses")
+            throw ConfigurationError.memoryLayout("ACPI tables at \(hex(tablesAddress)) (\(size) bytes) must end below 4 GiB: the RSDT and FADT hold 32-bit addresses")
         }
         let rsdpStart = ACPILayout.rsdpAddress
         if tablesAddress < rsdpStart + UInt64(rsdp.count) && rsdpStart < tablesAddress + size {
-            throw ConfigurationError("ACPI tables at \(hex(tablesAddress))–\(hex(tablesAddress + size)) overlap the RSDP at \(hex(rsdpStart))")
+            throw ConfigurationError.memoryLayout("ACPI tables at \(hex(tablesAddress))–\(hex(tablesAddress + size)) overlap the RSDP at \(hex(rsdpStart))")
         }
         for (name, start, count) in [("tables", tablesAddress, size), ("RSDP", rsdpStart, UInt64(rsdp.count))]
         where memory.region(containing: start, count: count) == nil {
-            throw ConfigurationError("ACPI \(name) at \(hex(start))–\(hex(start + count)): not in guest RAM")
+            throw ConfigurationError.memoryLayout("ACPI \(name) at \(hex(start))–\(hex(start + count)): not in guest RAM")
         }
         try memory.write(tables, at: tablesAddress)
         try memory.write(rsdp, at: rsdpStart)

@@ -1,13 +1,20 @@
 /// One entry of an E820 memory map (also the multiboot mmap's payload).
 public struct E820Entry: Equatable, Sendable {
+    /// E820 types.
     public enum Kind: UInt32, Sendable {
+        /// Usable RAM (1), reserved (2), ACPI reclaimable (3), ACPI NVS (4), unusable (5).
         case ram = 1, reserved = 2, acpi = 3, nvs = 4, unusable = 5
     }
+    /// The range's first byte.
     public var address: UInt64
+    /// The range's length.
     public var length: UInt64
+    /// What the range is.
     public var type: Kind
+    /// The first byte past the range.
     public var end: UInt64 { address + length }
 
+    /// An entry from its parts.
     public init(address: UInt64, length: UInt64, type: Kind) {
         self.address = address
         self.length = length

@@ -10,7 +10,7 @@ extension GuestImage {
             return try ELFImage.parse(bytes)
         case .flat(let mode, let load, let entry):
             guard let cpuMode = CPUMode(rawValue: mode.rawValue) else {
-                throw ConfigurationError("guest \(name): mode \(mode.rawValue) has no CPUMode")
+                throw ConfigurationError.invalidRequest("guest \(name): mode \(mode.rawValue) has no CPUMode")
             }
             return try .flat(bytes, mode: cpuMode, load: load, entry: entry)
         }

@@ -37,18 +37,18 @@ public struct LinuxBoot: Sendable {
                 acpiRSDP: UInt64? = nil) throws {
         let cmdline = Array(commandLine.utf8)
         guard UInt64(cmdline.count) <= UInt64(kernel.commandLineSize) else {
-            throw GuestImageError("the kernel command line is \(cmdline.count) bytes; this kernel takes at most \(kernel.commandLineSize)")
+            throw GuestImageError.doesNotFit("the kernel command line is \(cmdline.count) bytes; this kernel takes at most \(kernel.commandLineSize)")
         }
         // Its room ends at the EBDA, whatever cmdline_size a kernel declares.
         guard UInt64(cmdline.count) < SeaBIOSMemoryMap.ebda - Self.commandLineAddress else {
-            throw GuestImageError("the kernel command line is \(cmdline.count) bytes; kvmrun places at most \(SeaBIOSMemoryMap.ebda - Self.commandLineAddress - 1)")
+            throw GuestImageError.doesNotFit("the kernel command line is \(cmdline.count) bytes; kvmrun places at most \(SeaBIOSMemoryMap.ebda - Self.commandLineAddress - 1)")
         }
         guard e820.count <= Self.maxE820Entries else {
-            throw GuestImageError("the memory map has \(e820.count) entries; the zero page holds \(Self.maxE820Entries)")
+            throw GuestImageError.doesNotFit("the memory map has \(e820.count) entries; the zero page holds \(Self.maxE820Entries)")
         }
         // Usable RAM from 1 MiB up: the map's RAM entry there (below 4 GiB).
         guard let low = e820.first(where: { $0.type == .ram && $0.address <= Self.kernelAddress && $0.end > Self.kernelAddress }) else {
-            throw GuestImageError("guest RAM does not reach 1 MiB, where the kernel loads")
+            throw GuestImageError.doesNotFit("guest RAM does not reach 1 MiB, where the kernel loads")
         }
         // The decompressor runs at the load address aligned up to kernel_alignment,
         // or at pref_address (LOAD_PHYSICAL_ADDR) if higher, and needs init_size from there.
@@ -61,15 +61,15 @@ public struct LinuxBoot: Sendable {
             runAddress = kernel.preferredAddress
         }
         guard runAddress >= Self.kernelAddress else {
-            throw GuestImageError("the kernel would decompress at \(hex(runAddress)) (its pref_address), below 1 MiB, over the boot structures")
+            throw GuestImageError.doesNotFit("the kernel would decompress at \(hex(runAddress)) (its pref_address), below 1 MiB, over the boot structures")
         }
         let (runEnd, overflow) = runAddress.addingReportingOverflow(kernel.initSize)
         guard !overflow else {
-            throw GuestImageError("the kernel's init_size \(hex(kernel.initSize)) from \(hex(runAddress)) (its pref_address) runs past the end of the address space")
+            throw GuestImageError.doesNotFit("the kernel's init_size \(hex(kernel.initSize)) from \(hex(runAddress)) (its pref_address) runs past the end of the address space")
         }
         let kernelEnd = max(Self.kernelAddress + kernelBytes, runEnd)
         guard kernelEnd <= low.end else {
-            throw GuestImageError("the kernel needs RAM up to \(hex(kernelEnd)) (\((kernelEnd >> 20) + (kernelEnd & 0xFFFFF == 0 ? 0 : 1)) MiB: init_size \(kernel.initSize >> 10) KiB from \(hex(runAddress))); guest RAM from 1 MiB ends at \(hex(low.end)) — give more memory with -m")
+            throw GuestImageError.doesNotFit("the kernel needs RAM up to \(hex(kernelEnd)) (\((kernelEnd >> 20) + (kernelEnd & 0xFFFFF == 0 ? 0 : 1)) MiB: init_size \(kernel.initSize >> 10) KiB from \(hex(runAddress))); guest RAM from 1 MiB ends at \(hex(low.end)) — give more memory with -m")
         }
         kernelRange = Self.kernelAddress..<kernelEnd
 
@@ -96,7 +96,7 @@ public struct LinuxBoot: Sendable {
             let size = UInt64(initrd.count)
             let top = min(kernel.initrdAddressMax, low.end)
             guard size <= top, (top - size) & ~0xFFF >= kernelEnd else {
-                throw GuestImageError("the initrd (\(size >> 10) KiB) does not fit between the kernel's end \(hex(kernelEnd)) and \(hex(top)) — give more memory with -m")
+                throw GuestImageError.doesNotFit("the initrd (\(size >> 10) KiB) does not fit between the kernel's end \(hex(kernelEnd)) and \(hex(top)) — give more memory with -m")
             }
             let address = (top - size) & ~0xFFF
             put(UInt32(address), 0x218)

@@ -12,7 +12,7 @@ extension Machine {
         let map = try pcMemoryMap()
         let e820 = SeaBIOSMemoryMap(map).entries
         guard let tables = Self.acpiTablesAddress(e820) else {
-            throw GuestImageError("guest RAM below 4 GiB is too small for the ACPI tables")
+            throw GuestImageError.doesNotFit("guest RAM below 4 GiB is too small for the ACPI tables")
         }
         let boot = try LinuxBoot(kernel: image, initrd: initrd, commandLine: commandLine, e820: e820,
                                  acpiRSDP: ACPILayout.rsdpAddress)

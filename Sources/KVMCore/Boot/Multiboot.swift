@@ -31,6 +31,7 @@ public enum Multiboot {
     public static let headerMagic: UInt32 = 0x1BAD_B002
     /// QEMU's MULTIBOOT_STRUCT_ADDR: the memory map here, the information at +0x500.
     public static let mmapAddress: UInt64 = 0x9000
+    /// The multiboot information structure (EBX at entry).
     public static let infoAddress: UInt64 = 0x9500
     /// The information structure's size as QEMU writes it.
     public static let infoSize = 88
@@ -40,6 +41,7 @@ public enum Multiboot {
     public static let bootloaderName = "qemu"
     /// Info flags QEMU sets: memory, boot device, command line, modules, memory map, loader name.
     public static let infoFlags: UInt32 = 0x24F
+    /// boot_device as QEMU sets it: no BIOS drive.
     public static let bootDevice: UInt32 = 0x8000_FFFF
     /// The boot GDT sits in the BIOS area (reserved in the map, refused to
     /// kernels), as QEMU's sits in its option ROM: a kernel may load anywhere
@@ -77,7 +79,7 @@ public enum Multiboot {
             var header = MultibootHeader(offset: offset, flags: flags)
             if header.hasAddressFields {
                 guard offset + 32 <= bytes.count else {
-                    throw GuestImageError("the multiboot header at offset \(offset) has flag 16 (address fields) but the file ends at \(bytes.count), before them")
+                    throw GuestImageError.truncated("the multiboot header at offset \(offset) has flag 16 (address fields) but the file ends at \(bytes.count), before them")
                 }
                 header.addresses = MultibootHeader.Addresses(
                     header: try r.read(at: offset + 12), load: try r.read(at: offset + 16),
@@ -87,7 +89,7 @@ public enum Multiboot {
             return header
         }
         if let bad = badChecksum {
-            throw GuestImageError("the multiboot header at offset \(bad.offset) has a bad checksum (magic + flags + checksum = \(hex(bad.sum)), must be 0)")
+            throw GuestImageError.malformed("the multiboot header at offset \(bad.offset) has a bad checksum (magic + flags + checksum = \(hex(bad.sum)), must be 0)")
         }
         return nil
     }
@@ -117,7 +119,7 @@ public enum Multiboot {
                                initrdText: String? = nil, memoryMap: PCMemoryMap) throws -> MultibootBoot {
         let ram = memoryMap.ram
         guard let header = try findHeader(kernel) else {
-            throw GuestImageError("no multiboot header (magic 0x1badb002 with a valid checksum, 4-byte aligned in the first 8 KiB)")
+            throw GuestImageError.unsupportedFormat("no multiboot header (magic 0x1badb002 with a valid checksum, 4-byte aligned in the first 8 KiB)")
         }
         var warnings: [String] = []
         if header.flags & 0x4 != 0 {
@@ -159,7 +161,7 @@ public enum Multiboot {
             offsetStrings += UInt64(module.string.utf8.count + 1)
             size = pageAlign(offset + UInt64(module.bytes.count))
             guard load + size <= 1 << 32 else {
-                throw GuestImageError("the kernel and modules 0 to \(i) need \(hex(load))–\(hex(load + size)), past 4 GiB")
+                throw GuestImageError.doesNotFit("the kernel and modules 0 to \(i) need \(hex(load))–\(hex(load + size)), past 4 GiB")
             }
             buffer += module.bytes
             buffer += [UInt8](repeating: 0, count: Int(size) - buffer.count)
@@ -179,18 +181,18 @@ public enum Multiboot {
         // ROM reads the kernel last, so the kernel's bytes win, as here.
         let end = load + size
         guard end <= 1 << 32 else {
-            throw GuestImageError("the kernel, its modules and strings need \(hex(load))–\(hex(end)), past 4 GiB")
+            throw GuestImageError.doesNotFit("the kernel, its modules and strings need \(hex(load))–\(hex(end)), past 4 GiB")
         }
         guard ram.contains(where: { load >= $0.start && end <= $0.start + $0.size }) else {
             let what = modules.isEmpty ? "the kernel and its strings need" : "the kernel, its \(modules.count) module(s) and strings need"
-            throw GuestImageError("\(what) \(hex(load))–\(hex(end)), outside guest RAM (\(describe(ram)))")
+            throw GuestImageError.doesNotFit("\(what) \(hex(load))–\(hex(end)), outside guest RAM (\(describe(ram)))")
         }
         if load < 0x10_0000 && end > SeaBIOSMemoryMap.ebda {
-            throw GuestImageError("the kernel loads at \(hex(load))–\(hex(end)), over the PC's reserved memory at \(hex(SeaBIOSMemoryMap.ebda))–0x100000 (EBDA, VGA, BIOS)")
+            throw GuestImageError.doesNotFit("the kernel loads at \(hex(load))–\(hex(end)), over the PC's reserved memory at \(hex(SeaBIOSMemoryMap.ebda))–0x100000 (EBDA, VGA, BIOS)")
         }
         let entry = UInt64(kernelImage.entry)
         guard ram.contains(where: { entry >= $0.start && entry < $0.start + $0.size }) else {
-            throw GuestImageError("the kernel's entry point \(hex(entry)) is outside guest RAM (\(describe(ram)))")
+            throw GuestImageError.doesNotFit("the kernel's entry point \(hex(entry)) is outside guest RAM (\(describe(ram)))")
         }
 
         // The information: as QEMU puts it in fw_cfg, then as the option ROM
@@ -232,38 +234,38 @@ public enum Multiboot {
     static func loadAddressFields(_ bytes: [UInt8], _ header: MultibootHeader, limit: UInt64) throws -> (load: UInt32, bytes: [UInt8], entry: UInt32) {
         let a = header.addresses!
         guard a.header >= a.load else {
-            throw GuestImageError("multiboot header: header_addr \(hex(a.header)) is below load_addr \(hex(a.load))")
+            throw GuestImageError.malformed("multiboot header: header_addr \(hex(a.header)) is below load_addr \(hex(a.load))")
         }
         guard UInt64(a.header - a.load) <= UInt64(header.offset) else {
-            throw GuestImageError("multiboot header: header_addr \(hex(a.header)) − load_addr \(hex(a.load)) is more than the header's offset in the file (\(header.offset))")
+            throw GuestImageError.malformed("multiboot header: header_addr \(hex(a.header)) − load_addr \(hex(a.load)) is more than the header's offset in the file (\(header.offset))")
         }
         let textOffset = UInt64(header.offset) - UInt64(a.header - a.load)
         let loadSize: UInt64
         if a.loadEnd != 0 {
             guard a.loadEnd >= a.load else {
-                throw GuestImageError("multiboot header: load_end_addr \(hex(a.loadEnd)) is below load_addr \(hex(a.load))")
+                throw GuestImageError.malformed("multiboot header: load_end_addr \(hex(a.loadEnd)) is below load_addr \(hex(a.load))")
             }
             loadSize = UInt64(a.loadEnd - a.load)
         } else {
             loadSize = UInt64(bytes.count) - textOffset
         }
         guard loadSize <= UInt64(UInt32.max - a.load) else {
-            throw GuestImageError("multiboot header: \(loadSize) bytes at load_addr \(hex(a.load)) run past 4 GiB")
+            throw GuestImageError.malformed("multiboot header: \(loadSize) bytes at load_addr \(hex(a.load)) run past 4 GiB")
         }
         let kernelSize: UInt64
         if a.bssEnd != 0 {
             guard UInt64(a.bssEnd) >= UInt64(a.load) + loadSize else {
-                throw GuestImageError("multiboot header: bss_end_addr \(hex(a.bssEnd)) is below the end of the loaded part (\(hex(UInt64(a.load) + loadSize)))")
+                throw GuestImageError.malformed("multiboot header: bss_end_addr \(hex(a.bssEnd)) is below the end of the loaded part (\(hex(UInt64(a.load) + loadSize)))")
             }
             kernelSize = UInt64(a.bssEnd - a.load)
         } else {
             kernelSize = loadSize
         }
         guard textOffset + loadSize <= UInt64(bytes.count) else {
-            throw GuestImageError("multiboot header: load_end_addr \(hex(a.loadEnd)) asks for \(loadSize) bytes from file offset \(textOffset), but the file has \(bytes.count)")
+            throw GuestImageError.truncated("multiboot header: load_end_addr \(hex(a.loadEnd)) asks for \(loadSize) bytes from file offset \(textOffset), but the file has \(bytes.count)")
         }
         guard kernelSize <= limit else {
-            throw GuestImageError("multiboot header: the kernel needs \(kernelSize) bytes at \(hex(a.load)), more than the largest guest RAM region below 4 GiB (\(limit) bytes)")
+            throw GuestImageError.doesNotFit("multiboot header: the kernel needs \(kernelSize) bytes at \(hex(a.load)), more than the largest guest RAM region below 4 GiB (\(limit) bytes)")
         }
         var image = Array(bytes[Int(textOffset)..<Int(textOffset + loadSize)])
         image += [UInt8](repeating: 0, count: Int(kernelSize - loadSize))
@@ -275,22 +277,22 @@ public enum Multiboot {
     /// address is the kernel, gaps zero).
     static func loadELF(_ bytes: [UInt8], limit: UInt64) throws -> (load: UInt32, bytes: [UInt8], entry: UInt32) {
         guard ELFFile.isELF(bytes) else {
-            throw GuestImageError("the multiboot header has no address fields (flag 16), so the kernel must be an ELF32 file, and it is not ELF")
+            throw GuestImageError.unsupportedFormat("the multiboot header has no address fields (flag 16), so the kernel must be an ELF32 file, and it is not ELF")
         }
         if ELFFile.machine(of: bytes) == 62 {
-            throw GuestImageError("an x86-64 ELF multiboot kernel without address fields (flag 16) cannot be loaded; link it as ELF32 (QEMU says: give a 32bit one)")
+            throw GuestImageError.unsupportedFormat("an x86-64 ELF multiboot kernel without address fields (flag 16) cannot be loaded; link it as ELF32 (QEMU says: give a 32bit one)")
         }
         let file = try ELFFile(bytes)
-        guard !file.is64 else { throw GuestImageError("a multiboot ELF kernel must be ELF32") }
-        guard file.machine == 3 else { throw GuestImageError("ELF machine \(file.machine) is not i386 (3)") }
+        guard !file.is64 else { throw GuestImageError.unsupportedFormat("a multiboot ELF kernel must be ELF32") }
+        guard file.machine == 3 else { throw GuestImageError.unsupportedFormat("ELF machine \(file.machine) is not i386 (3)") }
         let entry = UInt32(file.entry)
         struct Segment { var paddr, memsz: UInt64; var data: ArraySlice<UInt8> }
         var segments: [Segment] = []
         var physicalEntry = entry
         for h in file.programHeaders where h.type == ELFFile.ProgramHeader.load {
-            guard h.filesz <= h.memsz else { throw GuestImageError("ELF segment \(h.index) has p_filesz > p_memsz") }
+            guard h.filesz <= h.memsz else { throw GuestImageError.malformed("ELF segment \(h.index) has p_filesz > p_memsz") }
             guard h.paddr + h.memsz <= 1 << 32 else {
-                throw GuestImageError("ELF segment \(h.index) at \(hex(h.paddr)) (\(h.memsz) bytes) runs past 4 GiB")
+                throw GuestImageError.doesNotFit("ELF segment \(h.index) at \(hex(h.paddr)) (\(h.memsz) bytes) runs past 4 GiB")
             }
             // QEMU's load_elf: an entry inside an executable segment whose virtual
             // and physical addresses differ is translated to the physical one.
@@ -299,17 +301,17 @@ public enum Multiboot {
             }
             segments.append(Segment(paddr: h.paddr, memsz: h.memsz, data: try file.data(of: h)))
         }
-        guard !segments.isEmpty else { throw GuestImageError("ELF file has no loadable segments") }
+        guard !segments.isEmpty else { throw GuestImageError.malformed("ELF file has no loadable segments") }
         let sorted = segments.filter { $0.memsz > 0 }.sorted { $0.paddr < $1.paddr }
         for (a, b) in zip(sorted, sorted.dropFirst()) where a.paddr + a.memsz > b.paddr {
-            throw GuestImageError("ELF segments at \(hex(a.paddr))–\(hex(a.paddr + a.memsz)) and \(hex(b.paddr))–\(hex(b.paddr + b.memsz)) overlap")
+            throw GuestImageError.malformed("ELF segments at \(hex(a.paddr))–\(hex(a.paddr + a.memsz)) and \(hex(b.paddr))–\(hex(b.paddr + b.memsz)) overlap")
         }
         // QEMU also counts empty segments here; they only ever make the image odd.
         guard let low = sorted.map(\.paddr).min(), let high = sorted.map({ $0.paddr + $0.memsz }).max() else {
-            throw GuestImageError("ELF file has no loadable bytes")
+            throw GuestImageError.malformed("ELF file has no loadable bytes")
         }
         guard high - low <= limit else {
-            throw GuestImageError("ELF segments span \(hex(low))–\(hex(high)), \(high - low) bytes, more than the largest guest RAM region below 4 GiB (\(limit) bytes)")
+            throw GuestImageError.doesNotFit("ELF segments span \(hex(low))–\(hex(high)), \(high - low) bytes, more than the largest guest RAM region below 4 GiB (\(limit) bytes)")
         }
         var image = [UInt8](repeating: 0, count: Int(high - low))
         for s in segments where !s.data.isEmpty {
@@ -330,31 +332,42 @@ public enum Multiboot {
 public struct MultibootHeader: Equatable, Sendable {
     /// Offset of the magic in the file.
     public var offset: Int
+    /// The header's flags word.
     public var flags: UInt32
     /// The address fields, when flag 16 is set.
     public var addresses: Addresses?
 
+    /// The a.out-kludge address fields (flag 16).
     public struct Addresses: Equatable, Sendable {
+        /// header_addr, load_addr, load_end_addr, bss_end_addr, entry_addr.
         public var header, load, loadEnd, bssEnd, entry: UInt32
     }
 
+    /// A header from its fields.
     public init(offset: Int, flags: UInt32, addresses: Addresses? = nil) {
         self.offset = offset
         self.flags = flags
         self.addresses = addresses
     }
 
+    /// Flag 0: modules must be page aligned.
     public var pageAlignsModules: Bool { flags & 0x1 != 0 }
+    /// Flag 1: the kernel wants mem_lower/mem_upper and the memory map.
     public var wantsMemoryInformation: Bool { flags & 0x2 != 0 }
+    /// Flag 2: the kernel wants a video mode (not given).
     public var wantsVideoMode: Bool { flags & 0x4 != 0 }
+    /// Flag 16: the address fields are valid.
     public var hasAddressFields: Bool { flags & 0x1_0000 != 0 }
 }
 
 /// A multiboot module: its bytes and the string the kernel sees with it.
 public struct MultibootModule: Equatable, Sendable {
+    /// The module's contents.
     public var bytes: [UInt8]
+    /// Its string (the file name and arguments, as QEMU gives them).
     public var string: String
 
+    /// A module from its contents and string.
     public init(bytes: [UInt8], string: String) {
         self.bytes = bytes
         self.string = string
@@ -415,20 +428,28 @@ public struct MultibootModule: Equatable, Sendable {
 
 /// A multiboot kernel ready to run: what `Multiboot.load` returns.
 public struct MultibootBoot: Sendable {
+    /// Where a module was put in guest memory.
     public struct PlacedModule: Equatable, Sendable {
+        /// The module's first byte, the byte after its last, and its string.
         public var start, end, stringAddress: UInt64
     }
 
+    /// The kernel's multiboot header.
     public let header: MultibootHeader
     /// The kernel, module list, strings and modules as one segment, entered in
     /// protected mode with EAX = 0x2BADB002 and EBX = `Multiboot.infoAddress`.
     public let image: BootImage
+    /// Where the kernel loads.
     public let kernelAddress: UInt64
     /// Bytes of the kernel proper (with its .bss), before the module list.
     public let kernelSize: UInt64
+    /// Where the command line string is.
     public let commandLineAddress: UInt64
+    /// Where the boot loader name ("qemu") is.
     public let loaderNameAddress: UInt64
+    /// The modules, in `-initrd` order.
     public let modules: [PlacedModule]
+    /// The memory map the kernel gets.
     public let memoryMap: MultibootMemoryMap
     /// The information structure as the kernel finds it at 0x9500.
     public let info: [UInt8]
@@ -441,6 +462,7 @@ public struct MultibootBoot: Sendable {
     /// Things the kernel asked for and does not get (a video mode).
     public let warnings: [String]
 
+    /// The kernel's entry point.
     public var entry: UInt64 { image.entry }
 
     /// Writes the memory map (0x9000) and the information structure (0x9500).
@@ -452,6 +474,7 @@ public struct MultibootBoot: Sendable {
 
 /// The memory map a multiboot kernel gets, and mem_lower/mem_upper.
 public struct MultibootMemoryMap: Equatable, Sendable {
+    /// The map's entries.
     public var entries: [E820Entry]
 
     /// KiB of conventional memory: int 0x12 on SeaBIOS (its 1 KiB EBDA at the top).
@@ -470,6 +493,7 @@ public struct MultibootMemoryMap: Equatable, Sendable {
         return UInt32((top - 0x10_0000) >> 10)
     }
 
+    /// A map from its entries and mem_lower.
     public init(entries: [E820Entry], memLower: UInt32) {
         self.entries = entries
         self.memLower = memLower

@@ -6,11 +6,14 @@ public enum PCLayout {
     /// ... from 3.5 GiB, RAM below 4 GiB stops at 3 GiB and the rest is above 4 GiB
     /// (pc_init1's gigabyte alignment); the gap is the 32-bit PCI hole.
     public static let lowMemoryLimit: UInt64 = 3 << 30
+    /// Where RAM above the PCI hole starts.
     public static let highMemoryStart: UInt64 = 4 << 30
     /// QEMU's kvm_arch_init: the EPT identity-map page for KVM_SET_IDENTITY_MAP_ADDR,
     /// then the three pages of KVM_SET_TSS_ADDR; 16 KiB reserved in the memory map.
     public static let identityMapAddress: UInt64 = 0xFEFF_C000
+    /// KVM_SET_TSS_ADDR's three pages.
     public static let tssAddress: UInt64 = 0xFEFF_D000
+    /// The bytes reserved for the identity-map page and the TSS.
     public static let identityMapReservedSize: UInt64 = 0x4000
 
     /// How `size` bytes of RAM split: (below 4 GiB, from 4 GiB).

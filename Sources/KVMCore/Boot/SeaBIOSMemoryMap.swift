@@ -8,6 +8,7 @@ public struct SeaBIOSMemoryMap: Equatable, Sendable {
     /// The BIOS at the top of 4 GiB, reserved by SeaBIOS.
     public static let biosHigh: UInt64 = 0xFFFC_0000
 
+    /// The map, sorted by address.
     public let entries: [E820Entry]
     /// KiB of conventional memory: int 0x12's answer (its 1 KiB EBDA at the top).
     public let conventionalKiB: UInt32

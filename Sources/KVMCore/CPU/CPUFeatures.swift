@@ -1,5 +1,6 @@
 /// A CPUID output register.
 public enum CPUIDRegister: String, Sendable, CaseIterable {
+    /// EAX, EBX, ECX, EDX.
     case eax, ebx, ecx, edx
 }
 
@@ -27,9 +28,13 @@ extension CPUIDEntry {
 
 /// A 32-bit CPUID register that holds feature bits: QEMU's "feature word".
 public struct CPUFeatureWord: Hashable, Sendable, CustomStringConvertible {
+    /// The CPUID leaf (EAX input).
     public let leaf: UInt32
+    /// The subleaf (ECX input); 0 where the leaf has none.
     public let subleaf: UInt32
+    /// The output register.
     public let register: CPUIDRegister
+    /// A feature word from its leaf, subleaf and register.
     public init(leaf: UInt32, subleaf: UInt32 = 0, register: CPUIDRegister) {
         self.leaf = leaf; self.subleaf = subleaf; self.register = register
     }
@@ -47,11 +52,16 @@ public struct CPUFeatureWord: Hashable, Sendable, CustomStringConvertible {
 public struct CPUFeature: Hashable, Sendable, CustomStringConvertible {
     /// QEMU's canonical name (with '-', e.g. `tsc-deadline`, `sse4.1`).
     public let name: String
+    /// The register that holds the bit.
     public let word: CPUFeatureWord
+    /// The bit number (0–31).
     public let bit: UInt32
+    /// `1 << bit`.
     public var mask: UInt32 { 1 << bit }
+    /// The name.
     public var description: String { name }
 
+    /// Whether the bit is set in `table`.
     public func isSet(in table: CPUID) -> Bool {
         (table[word.leaf, word.subleaf]?[word.register] ?? 0) & mask != 0
     }
@@ -168,11 +178,17 @@ public enum CPUFeatures {
         byName[canonicalName(name)]
     }
 
+    /// CPUID.01H:ECX bit 21.
     public static let x2apic = named("x2apic")!
+    /// CPUID.01H:ECX bit 24.
     public static let tscDeadline = named("tsc-deadline")!
+    /// CPUID.01H:ECX bit 31: running under a hypervisor.
     public static let hypervisor = named("hypervisor")!
+    /// CPUID.01H:ECX bit 5.
     public static let vmx = named("vmx")!
+    /// CPUID.80000001H:ECX bit 2.
     public static let svm = named("svm")!
+    /// CPUID.01H:EDX bit 9: an on-chip APIC.
     public static let apic = named("apic")!
 
     /// Leaf 1 EDX bits AMD repeats in 80000001h EDX (QEMU's CPUID_EXT2_AMD_ALIASES).

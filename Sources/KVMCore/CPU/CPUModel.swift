@@ -20,12 +20,15 @@
 /// `VCPU.enableNesting`, and `nestingPolicy(explicit:hostVendor:)` says what
 /// nesting the model asks for. Turned off, `apply` clears them.
 public struct CPUModel: Equatable, Sendable {
+    /// What the model starts from.
     public enum Base: Equatable, Sendable {
         /// `host` or `max`: the vCPU keeps what KVM supports (the table it was created with).
         case host, max
+        /// A QEMU model (`qemu64`, `Nehalem`, …).
         case named(NamedCPUModel)
     }
 
+    /// What the model starts from.
     public var base: Base
     /// Each named feature -cpu turned on or off, after QEMU's order of effect.
     public var requested: [CPUFeature: Bool] = [:]
@@ -33,15 +36,22 @@ public struct CPUModel: Equatable, Sendable {
     public var vendor: String?
     /// `kvm=off` hides the KVM leaves 40000000h–4FFFFFFFh (signature "KVMKVMKVM").
     public var exposeKVM = true
+    /// `family=`.
     public var family: UInt32?
+    /// `model=`.
     public var model: UInt32?
+    /// `stepping=`.
     public var stepping: UInt32?
+    /// `level=`: the maximum basic leaf.
     public var level: UInt32?
+    /// `xlevel=`: the maximum extended leaf.
     public var xlevel: UInt32?
+    /// `model-id=`: the brand string.
     public var modelID: String?
     /// `enforce`: a feature of the named model that KVM lacks is an error, not a warning.
     public var enforce = false
 
+    /// A model of `base` with nothing changed.
     public init(base: Base) { self.base = base }
 
     /// Parses QEMU's `-cpu` value; every unknown model, feature or property is an error.
@@ -270,16 +280,26 @@ public struct CPUModel: Equatable, Sendable {
 
 /// Why a -cpu value cannot be had: one line each.
 public enum CPUModelError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// An empty -cpu value.
     case noModel
+    /// A model name kvmrun does not know.
     case unknownModel(String)
+    /// A feature or property name QEMU does not have.
     case unknownFeature(String)
+    /// `key=value` with a value of the wrong kind: key, value, what was expected.
     case badValue(String, String, String)
+    /// A feature KVM cannot give on this host.
     case notSupported(CPUFeature)
+    /// A feature KVM derives from other state (the APIC bit), not CPUID.
     case fixedByKVM(CPUFeature)
+    /// `+vmx`/`+svm` on a host of the other vendor.
     case foreignNesting(CPUFeature, hostVendor: String)
+    /// `+vmx`/`+svm` with a `vendor=` of the other vendor.
     case nestingVendor(CPUFeature, vendor: String)
+    /// `+vmx`/`-vmx` (or svm) against the `--nested` policy.
     case nestingContradiction(CPUFeature, on: Bool, nested: NestingPolicy)
 
+    /// The one line the CLI prints.
     public var description: String {
         switch self {
         case .noModel:

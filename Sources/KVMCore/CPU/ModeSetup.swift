@@ -28,7 +28,7 @@ extension VCPU {
                       arguments: EntryArguments = EntryArguments(), gdt: UInt64 = BootLayout.gdt,
                       selectors: GDT = .standard) throws {
         guard mode != .real else {
-            guard entry < 0x10_0000 else { throw ConfigurationError("real-mode entry \(hex(entry)) is above 1 MiB") }
+            guard entry < 0x10_0000 else { throw ConfigurationError.vcpuState("real-mode entry \(hex(entry)) is above 1 MiB") }
             return try setUpRealMode(segment: UInt16(entry >> 4) & 0xF000, ip: UInt16(entry & 0xFFFF))
         }
         let memory = vm.memory
@@ -36,7 +36,7 @@ extension VCPU {
         var sregs = try specialRegisters()
         let long = mode == .long
         guard let code = long ? selectors.code64 : selectors.code32 else {
-            throw ConfigurationError("this GDT has no \(long ? 64 : 32)-bit code segment")
+            throw ConfigurationError.vcpuState("this GDT has no \(long ? 64 : 32)-bit code segment")
         }
         sregs.cs = selectors.segment(code)
         for keyPath in [\SpecialRegisters.ds, \.es, \.fs, \.gs, \.ss] {
@@ -80,38 +80,61 @@ extension VCPU {
 /// CR0 and CR4 bits the set-up and the nested state validator use.
 public enum ControlRegister {
     // CR0
+    /// CR0.PE: protected mode.
     public static let pe: UInt64 = 1 << 0
+    /// CR0.MP: monitor coprocessor.
     public static let mp: UInt64 = 1 << 1
+    /// CR0.ET: extension type (always 1 on modern CPUs).
     public static let et: UInt64 = 1 << 4
+    /// CR0.NE: native x87 error reporting.
     public static let ne: UInt64 = 1 << 5
+    /// CR0.WP: supervisor writes honour read-only pages.
     public static let wp: UInt64 = 1 << 16
+    /// CR0.NW: not write-through.
     public static let nw: UInt64 = 1 << 29
+    /// CR0.CD: cache disable.
     public static let cd: UInt64 = 1 << 30
+    /// CR0.PG: paging.
     public static let pg: UInt64 = 1 << 31
     // CR4
+    /// CR4.PSE: 4 MiB pages in 32-bit paging.
     public static let pse: UInt64 = 1 << 4
+    /// CR4.PAE: physical address extension (required for long mode).
     public static let pae: UInt64 = 1 << 5
+    /// CR4.OSFXSR: FXSAVE/FXRSTOR and SSE enabled.
     public static let osfxsr: UInt64 = 1 << 9
+    /// CR4.OSXMMEXCPT: unmasked SSE exceptions raise #XM.
     public static let osxmmexcpt: UInt64 = 1 << 10
+    /// CR4.VMXE: VMX enabled.
     public static let vmxe: UInt64 = 1 << 13
 }
 
 /// EFER bits.
 public enum EFER {
+    /// EFER.SCE: SYSCALL/SYSRET enabled.
     public static let sce: UInt64 = 1 << 0
+    /// EFER.LME: long mode enabled.
     public static let lme: UInt64 = 1 << 8
+    /// EFER.LMA: long mode active.
     public static let lma: UInt64 = 1 << 10
+    /// EFER.NXE: no-execute pages enabled.
     public static let nxe: UInt64 = 1 << 11
+    /// EFER.SVME: SVM enabled.
     public static let svme: UInt64 = 1 << 12
 }
 
 /// A flat GDT a non-real mode starts with, and which of its selectors the
 /// set-up loads.
 public struct GDT: Equatable, Sendable {
+    /// The descriptors, entry 0 the null descriptor.
     public let entries: [UInt64]
+    /// The 32-bit code selector, if the table has one.
     public let code32: UInt16?
+    /// The 64-bit code selector, if the table has one.
     public let code64: UInt16?
+    /// The data selector (DS, ES, FS, GS, SS).
     public let data: UInt16
+    /// The TSS selector.
     public let tss: UInt16
 
     /// Flat 4 GiB segments: 0x08 code32, 0x10 data, 0x18 code64, 0x20 TSS (`BootLayout`'s selectors).
@@ -185,7 +208,7 @@ enum PageTables {
         let top = memory.regions.map(\.end).max() ?? 0
         let gib = max(4, (top + (1 << 30) - 1) >> 30)
         guard gib <= BootLayout.maxIdentityMappedGiB else {
-            throw ConfigurationError("long-mode set-up identity-maps at most \(BootLayout.maxIdentityMappedGiB) GiB; guest RAM ends at \(top >> 30) GiB")
+            throw ConfigurationError.memoryLayout("long-mode set-up identity-maps at most \(BootLayout.maxIdentityMappedGiB) GiB; guest RAM ends at \(top >> 30) GiB")
         }
         try memory.fill(0, count: 0x1000, at: BootLayout.pml4)
         try memory.fill(0, count: 0x1000, at: BootLayout.pdpt)

@@ -10,13 +10,21 @@
 /// under KVM keeps the host's (checked: `-cpu kvm64` on an AMD host says
 /// AuthenticAMD).
 public struct NamedCPUModel: Equatable, Sendable {
+    /// QEMU's name ("Nehalem").
     public let name: String
+    /// The maximum basic leaf.
     public let level: UInt32
+    /// The maximum extended leaf.
     public let xlevel: UInt32
+    /// CPUID family.
     public let family: UInt32
+    /// CPUID model.
     public let model: UInt32
+    /// CPUID stepping.
     public let stepping: UInt32
+    /// The feature bits of each feature word.
     public let features: [CPUFeatureWord: UInt32]
+    /// The brand string.
     public let modelID: String
 
     init(_ name: String, level: UInt32, xlevel: UInt32, family: UInt32, model: UInt32, stepping: UInt32,
@@ -40,6 +48,7 @@ public struct NamedCPUModel: Equatable, Sendable {
     static let core = ppro + ["vme", "mtrr", "clflush", "mca", "pse36"]
     static let long = ["lm", "syscall", "nx"]
 
+    /// Every model kvmrun knows.
     public static let all: [NamedCPUModel] = [
         NamedCPUModel("qemu64", level: 0xD, xlevel: 0x8000_000A, family: 15, model: 107, stepping: 1,
                       features: ppro + ["mtrr", "clflush", "mca", "pse36", "pni", "cx16", "lahf-lm"] + long,

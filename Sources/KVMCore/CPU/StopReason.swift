@@ -17,9 +17,13 @@ public enum StopReason: Sendable {
     case snapshotRequested(tag: UInt64)
     /// A triple fault; the registers as the CPU reset.
     indirect case shutdown(Registers, SpecialRegisters)
+    /// VM entry failed; the reason is the hardware's.
     case failEntry(hardwareReason: UInt64)
+    /// KVM could not emulate something.
     case internalError(InternalError)
+    /// A shutdown, reset or crash event (`SystemEvent`).
     case systemEvent(type: UInt32, flags: UInt64)
+    /// A debug exit (breakpoint, single step).
     case debug(DebugTrap)
     /// The run's time limit passed; `rip` is where the guest was.
     case timedOut(rip: UInt64)
@@ -33,13 +37,17 @@ public enum StopReason: Sendable {
 
 /// What `HC_FAIL` carries.
 public struct GuestFailure: Sendable, Equatable, CustomStringConvertible {
+    /// The assertion's text.
     public let message: String
+    /// The line in the guest source.
     public let line: UInt64
+    /// The two values the assertion compared.
     public let values: (UInt64, UInt64)
     /// The guest source file, when the message carries it after its NUL as
     /// ESC "file=" PATH (the C library's GUEST_ASSERT does; Docs/PROTOCOL.md).
     public let file: String?
 
+    /// A failure from its parts.
     public init(message: String, line: UInt64, values: (UInt64, UInt64), file: String? = nil) {
         self.message = message
         self.line = line
@@ -47,10 +55,12 @@ public struct GuestFailure: Sendable, Equatable, CustomStringConvertible {
         self.file = file
     }
 
+    /// The same message, line, values and file.
     public static func == (a: GuestFailure, b: GuestFailure) -> Bool {
         a.message == b.message && a.line == b.line && a.values == b.values && a.file == b.file
     }
 
+    /// "guest assertion failed at FILE:LINE: MESSAGE (A, B)".
     public var description: String {
         let place = file.map { "\($0.split(separator: "/").last.map(String.init) ?? $0):\(line)" } ?? "line \(line)"
         return "guest assertion failed at \(place): \(message) (\(hex(values.0)), \(hex(values.1)))"
@@ -61,18 +71,25 @@ extension VMExit: @unchecked Sendable {}
 
 /// What a device asks of the run loop after an access.
 public enum DeviceAction {
+    /// Carry on running the guest.
     case proceed
+    /// Hand control back to the caller with this reason.
     case stop(StopReason)
 }
 
 /// Counters the run loop keeps per vCPU: exits by KVM_EXIT_* reason, and with
 /// `measureTime` the split between time in the guest and time in the VMM.
 public struct RunStatistics: Sendable {
+    /// Exits by KVM_EXIT_* number.
     public var exits = [Int](repeating: 0, count: 64)
+    /// Whether to time the guest and the VMM (two clock reads per exit).
     public var measureTime = false
+    /// Time spent in KVM_RUN, with `measureTime`.
     public var guestNanoseconds: UInt64 = 0
+    /// Time spent handling exits, with `measureTime`.
     public var vmmNanoseconds: UInt64 = 0
 
+    /// All exits counted.
     public var totalExits: Int { exits.reduce(0, +) }
 
     /// (name, count) for each reason seen, most frequent first.
@@ -85,7 +102,10 @@ public struct RunStatistics: Sendable {
 
 /// KVM_SYSTEM_EVENT_* types of `StopReason.systemEvent`.
 public enum SystemEvent {
+    /// KVM_SYSTEM_EVENT_SHUTDOWN.
     public static let shutdown: UInt32 = 1
+    /// KVM_SYSTEM_EVENT_RESET.
     public static let reset: UInt32 = 2
+    /// KVM_SYSTEM_EVENT_CRASH.
     public static let crash: UInt32 = 3
 }

@@ -4,7 +4,9 @@ import Glibc
 /// A virtual CPU: its register state and KVM_RUN (kvm-ioctls' `VcpuFd`).
 /// One thread runs a vCPU at a time; `stop()` may be called from any thread.
 public final class VCPU {
+    /// The vCPU index, also its initial APIC ID.
     public let id: UInt32
+    /// The VM the vCPU belongs to.
     public let vm: VirtualMachine
     let handle: FileHandle
     /// The shared `struct kvm_run` page(s).
@@ -71,31 +73,46 @@ public final class VCPU {
 
     // MARK: Register state
 
+    /// KVM_GET_REGS.
     public func registers() throws -> Registers { try get(.getRegs) }
+    /// KVM_SET_REGS.
     public func setRegisters(_ value: Registers) throws { try set(.setRegs, value) }
 
+    /// KVM_GET_SREGS.
     public func specialRegisters() throws -> SpecialRegisters { try get(.getSregs) }
+    /// KVM_SET_SREGS.
     public func setSpecialRegisters(_ value: SpecialRegisters) throws { try set(.setSregs, value) }
 
+    /// KVM_GET_FPU.
     public func fpu() throws -> FPUState { try get(.getFPU) }
+    /// KVM_SET_FPU.
     public func setFPU(_ value: FPUState) throws { try set(.setFPU, value) }
 
+    /// KVM_GET_XCRS.
     public func xcrs() throws -> XCRs { try get(.getXCRs) }
+    /// KVM_SET_XCRS.
     public func setXCRs(_ value: XCRs) throws { try set(.setXCRs, value) }
 
+    /// KVM_GET_LAPIC (needs the in-kernel irqchip).
     public func lapic() throws -> LAPICState {
         try get(.getLAPIC) { $0 == .EINVAL || $0 == .ENXIO ? "no in-kernel LAPIC: create the irqchip first" : nil }
     }
+    /// KVM_SET_LAPIC (needs the in-kernel irqchip).
     public func setLAPIC(_ value: LAPICState) throws {
         try set(.setLAPIC, value) { $0 == .EINVAL || $0 == .ENXIO ? "no in-kernel LAPIC: create the irqchip first" : nil }
     }
 
+    /// KVM_GET_VCPU_EVENTS.
     public func events() throws -> VCPUEvents { try get(.getVCPUEvents) }
+    /// KVM_SET_VCPU_EVENTS.
     public func setEvents(_ value: VCPUEvents) throws { try set(.setVCPUEvents, value) }
 
+    /// KVM_GET_DEBUGREGS.
     public func debugRegisters() throws -> DebugRegisters { try get(.getDebugRegs) }
+    /// KVM_SET_DEBUGREGS.
     public func setDebugRegisters(_ value: DebugRegisters) throws { try set(.setDebugRegs, value) }
 
+    /// KVM_GET_MP_STATE.
     public func mpState() throws -> MPState {
         let raw: kvm_mp_state = try get(.getMPState)
         guard let state = MPState(rawValue: raw.mp_state) else {
@@ -103,6 +120,7 @@ public final class VCPU {
         }
         return state
     }
+    /// KVM_SET_MP_STATE.
     public func setMPState(_ state: MPState) throws {
         try set(.setMPState, kvm_mp_state(mp_state: state.rawValue))
     }
@@ -116,10 +134,11 @@ public final class VCPU {
         }
         return XSAVEState(bytes: bytes)
     }
+    /// KVM_SET_XSAVE; throws `ConfigurationError.vcpuState` for an area smaller than `struct kvm_xsave`.
     public func setXSAVE(_ state: XSAVEState) throws {
         var bytes = state.bytes
         guard bytes.count >= MemoryLayout<kvm_xsave>.size else {
-            throw ConfigurationError("XSAVE area of \(bytes.count) bytes, KVM needs at least \(MemoryLayout<kvm_xsave>.size)")
+            throw ConfigurationError.vcpuState("XSAVE area of \(bytes.count) bytes, KVM needs at least \(MemoryLayout<kvm_xsave>.size)")
         }
         _ = try bytes.withUnsafeMutableBytes { try handle.ioctl(.setXSAVE, $0.baseAddress) }
     }
@@ -143,9 +162,11 @@ public final class VCPU {
         }
     }
 
+    /// KVM_GET_CPUID2: the table the vCPU was given.
     public func cpuid() throws -> CPUID {
         try CPUID.read { try handle.ioctl(.getCPUID2, $0) }
     }
+    /// KVM_SET_CPUID2.
     public func setCPUID(_ table: CPUID) throws {
         _ = try table.withKVMCPUID2 { try handle.ioctl(.setCPUID2, $0) }
     }

@@ -4,19 +4,27 @@ import CKVM
 /// Payloads are plain values or pointers into the vCPU's kvm_run page, valid
 /// until the next run: decoding allocates nothing.
 public enum VMExit {
+    /// KVM_EXIT_IO: a port access.
     case io(PortIO)
+    /// KVM_EXIT_MMIO: an access to an address with no RAM behind it.
     case mmio(MMIOAccess)
+    /// KVM_EXIT_HLT: the guest halted (no in-kernel irqchip).
     case hlt
     /// Triple fault (or INIT): the CPU reset.
     case shutdown
     /// VM entry failed; the reason is the hardware's (VMX basic exit reason / SVM exit code).
     case failEntry(hardwareReason: UInt64, cpu: UInt32)
+    /// KVM_EXIT_INTERNAL_ERROR: KVM could not emulate something.
     case internalError(InternalError)
+    /// KVM_EXIT_SYSTEM_EVENT: shutdown, reset or crash (`SystemEvent`).
     case systemEvent(type: UInt32, flags: UInt64)
+    /// KVM_EXIT_DEBUG: a breakpoint, single step or debug-register hit.
     case debug(DebugTrap)
     /// KVM_RUN returned EINTR or KVM_EXIT_INTR: the vCPU was kicked.
     case interrupted
+    /// KVM_EXIT_IRQ_WINDOW_OPEN: the guest can take an interrupt now.
     case irqWindowOpen
+    /// Any other KVM_EXIT_* reason.
     case unknown(reason: UInt32)
 
     /// The KVM_EXIT_* name, for traces and statistics.
@@ -39,6 +47,7 @@ public enum VMExit {
         }
     }
 
+    /// The KVM_EXIT_* name of `reason` without the prefix ("IO"), or "EXIT_n".
     public static func name(ofReason reason: UInt32) -> String {
         exitNames[Int(reason)] ?? "EXIT_\(reason)"
     }
@@ -54,12 +63,22 @@ private let exitNames: [Int: String] = [
 /// A port access. For `.out` the bytes to write are at `data`; for `.in` the
 /// handler stores the bytes the guest reads there. String I/O has `count` > 1.
 public struct PortIO {
-    public enum Direction: Sendable { case `in`, out }
+    /// Whether the guest reads (`in`) or writes (`out`).
+    public enum Direction: Sendable {
+        /// The guest reads the port (`in`, `ins`).
+        case `in`
+        /// The guest writes the port (`out`, `outs`).
+        case out
+    }
+    /// `in` or `out`.
     public let direction: Direction
+    /// The port.
     public let port: UInt16
     /// Bytes per access: 1, 2 or 4.
     public let size: Int
+    /// Accesses: more than 1 for string I/O (`rep ins`/`outs`).
     public let count: Int
+    /// `count × size` bytes in the kvm_run page: the data written, or where the data read goes.
     public let data: UnsafeMutableRawPointer
 
     /// The first value written (for `.out`).
@@ -69,12 +88,16 @@ public struct PortIO {
 
 /// A guest access to an address with no RAM behind it.
 public struct MMIOAccess {
+    /// The guest-physical address.
     public let address: UInt64
+    /// Bytes accessed: 1, 2, 4 or 8.
     public let size: Int
+    /// A write; otherwise a read.
     public let isWrite: Bool
     /// 8 bytes inline in kvm_run: the value written, or where to put the value read.
     public let data: UnsafeMutableRawPointer
 
+    /// The value written (for a write), little-endian.
     @inline(__always)
     public var value: UInt64 {
         var v: UInt64 = 0
@@ -85,9 +108,12 @@ public struct MMIOAccess {
 
 /// KVM_EXIT_INTERNAL_ERROR: KVM could not emulate something.
 public struct InternalError: Sendable, CustomStringConvertible {
+    /// KVM_INTERNAL_ERROR_*: 1 emulation, 2 simultaneous exceptions, 3 delivery, 4 unexpected exit.
     public let suberror: UInt32
+    /// The data words KVM gives with it.
     public let data: [UInt64]
 
+    /// "EMULATION", "SIMUL_EX", "DELIVERY_EV", "UNEXPECTED_EXIT_REASON", or "suberror n".
     public var suberrorName: String {
         switch suberror {
         case 1: "EMULATION"
@@ -98,6 +124,7 @@ public struct InternalError: Sendable, CustomStringConvertible {
         }
     }
 
+    /// "internal error NAME data=…".
     public var description: String {
         "internal error \(suberrorName)" + (data.isEmpty ? "" : " data=" + data.map { hex($0) }.joined(separator: ","))
     }
@@ -105,9 +132,13 @@ public struct InternalError: Sendable, CustomStringConvertible {
 
 /// KVM_EXIT_DEBUG: a breakpoint, single step or debug-register hit.
 public struct DebugTrap: Sendable {
+    /// The exception vector (1: #DB, 3: #BP).
     public let exception: UInt32
+    /// The guest's RIP.
     public let pc: UInt64
+    /// DR6 at the exit.
     public let dr6: UInt64
+    /// DR7 at the exit.
     public let dr7: UInt64
 }
 

@@ -38,12 +38,19 @@ import Glibc
 public final class ACPIPowerManagement: PortDevice {
     /// PM1_STS and PM1_EN bits.
     public enum Event {
+        /// TMR_STS/TMR_EN: the PM timer's bit 23 changed.
         public static let timer: UInt16 = 1 << 0
+        /// BM_STS: bus master activity.
         public static let busMaster: UInt16 = 1 << 4
+        /// GBL_STS/GBL_EN: the global lock was released.
         public static let globalLock: UInt16 = 1 << 5
+        /// PWRBTN_STS/PWRBTN_EN: the power button.
         public static let powerButton: UInt16 = 1 << 8
+        /// SLPBTN_STS/SLPBTN_EN: the sleep button.
         public static let sleepButton: UInt16 = 1 << 9
+        /// RTC_STS/RTC_EN: the RTC alarm.
         public static let rtc: UInt16 = 1 << 10
+        /// WAK_STS: the system woke.
         public static let wake: UInt16 = 1 << 15
         /// The events that raise the SCI when enabled (QEMU's ACPI_BITMASK_PM1_COMMON_ENABLED).
         static let sciSources: UInt16 = timer | globalLock | powerButton | rtc
@@ -51,7 +58,9 @@ public final class ACPIPowerManagement: PortDevice {
 
     /// PM1_CNT bits.
     public enum Control {
+        /// SCI_EN: events raise the SCI.
         public static let sciEnable: UInt16 = 1 << 0
+        /// SLP_EN: enter the sleep state in SLP_TYP.
         public static let sleepEnable: UInt16 = 1 << 13
         static let sleepTypeShift: UInt16 = 10
     }
@@ -123,6 +132,7 @@ public final class ACPIPowerManagement: PortDevice {
     /// The PM timer as the guest reads it.
     public var timerValue: UInt32 { UInt32(truncatingIfNeeded: ticks) & 0xFF_FFFF }
 
+    /// `PortDevice`: the value a guest `in` of `size` bytes reads at `port`.
     public func read(port: UInt16, size: Int) -> UInt32 {
         let timer = Self.timerBlock.contains(port) || Self.timerBlock.contains(port &+ UInt16(size - 1)) ? timerValue : 0
         return lock.withLock {
@@ -134,6 +144,7 @@ public final class ACPIPowerManagement: PortDevice {
         }
     }
 
+    /// `PortDevice`: a guest `out` of `value` (`size` bytes) to `port`.
     public func write(port: UInt16, size: Int, value: UInt32) -> DeviceAction {
         lock.withLock {
             var sleep = false

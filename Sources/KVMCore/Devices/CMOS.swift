@@ -25,6 +25,7 @@ import Glibc
 /// does. A background thread raises the line while no vCPU exits; it starts at
 /// the first interrupt enabled with a line set and ends with the device.
 public final class CMOS: PortDevice {
+    /// The index (0x70) and data (0x71) ports.
     public static let ports: ClosedRange<UInt16> = 0x70...0x71
     /// The RTC's ISA interrupt.
     public static let irq: UInt32 = 8
@@ -35,18 +36,26 @@ public final class CMOS: PortDevice {
         didSet { rtc.setLine(interruptLine) }
     }
 
+    /// CMOS register indices (the MC146818 RTC's and the PC's century byte).
     public enum Register {
+        /// Clock seconds and the alarm's.
         public static let seconds: UInt8 = 0x00, secondsAlarm: UInt8 = 0x01
+        /// Clock minutes and the alarm's.
         public static let minutes: UInt8 = 0x02, minutesAlarm: UInt8 = 0x03
+        /// Clock hours and the alarm's.
         public static let hours: UInt8 = 0x04, hoursAlarm: UInt8 = 0x05
+        /// Day of the week (1–7) and of the month.
         public static let dayOfWeek: UInt8 = 0x06, dayOfMonth: UInt8 = 0x07
+        /// Month and year (two digits).
         public static let month: UInt8 = 0x08, year: UInt8 = 0x09
+        /// Status registers A–D.
         public static let a: UInt8 = 0x0A, b: UInt8 = 0x0B, c: UInt8 = 0x0C, d: UInt8 = 0x0D
+        /// The century, as PC firmware keeps it.
         public static let century: UInt8 = 0x32
     }
 
-    /// CMOS bytes; the clock registers are computed on read.
     // Internal, not private: snapshots save and restore them (Snapshot/DeviceState.swift).
+    /// CMOS bytes; the clock registers are computed on read.
     public internal(set) var bytes = [UInt8](repeating: 0, count: 128)
     var index: UInt8 = 0
     /// Seconds this clock is ahead of the host's (a guest may set the time).
@@ -220,10 +229,12 @@ public final class CMOS: PortDevice {
                                hoursAlarm: bytes[Int(Register.hoursAlarm)], offset: offset)
     }
 
+    /// `PortDevice`: the value a guest `in` of `size` bytes reads at `port`.
     public func read(port: UInt16, size: Int) -> UInt32 {
         port == 0x70 ? 0xFF : UInt32(value(of: index))
     }
 
+    /// `PortDevice`: a guest `out` of `value` (`size` bytes) to `port`.
     public func write(port: UInt16, size: Int, value: UInt32) -> DeviceAction {
         if port == 0x70 {
             index = UInt8(truncatingIfNeeded: value) & 0x7F

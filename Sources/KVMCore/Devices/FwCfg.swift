@@ -1,54 +1,89 @@
 /// The selectors of QEMU's fw_cfg items (QEMU's `include/standard-headers/linux/qemu_fw_cfg.h`).
 public enum FwCfgKey {
+    /// FW_CFG_SIGNATURE: "QEMU" (0x00).
     public static let signature: UInt16 = 0x00
+    /// FW_CFG_ID: the interfaces offered (bit 0 ports, bit 1 DMA) (0x01).
     public static let id: UInt16 = 0x01
+    /// FW_CFG_UUID (0x02).
     public static let uuid: UInt16 = 0x02
+    /// FW_CFG_RAM_SIZE (0x03).
     public static let ramSize: UInt16 = 0x03
+    /// FW_CFG_NOGRAPHIC (0x04).
     public static let noGraphic: UInt16 = 0x04
+    /// FW_CFG_NB_CPUS: the vCPUs at boot (0x05).
     public static let nbCPUs: UInt16 = 0x05
+    /// FW_CFG_MACHINE_ID (0x06).
     public static let machineID: UInt16 = 0x06
+    /// FW_CFG_KERNEL_ADDR (0x07).
     public static let kernelAddress: UInt16 = 0x07
+    /// FW_CFG_KERNEL_SIZE (0x08).
     public static let kernelSize: UInt16 = 0x08
+    /// FW_CFG_KERNEL_CMDLINE (0x09).
     public static let kernelCommandLine: UInt16 = 0x09
+    /// FW_CFG_INITRD_ADDR (0x0a).
     public static let initrdAddress: UInt16 = 0x0A
+    /// FW_CFG_INITRD_SIZE (0x0b).
     public static let initrdSize: UInt16 = 0x0B
+    /// FW_CFG_BOOT_DEVICE (0x0c).
     public static let bootDevice: UInt16 = 0x0C
+    /// FW_CFG_NUMA (0x0d).
     public static let numa: UInt16 = 0x0D
+    /// FW_CFG_BOOT_MENU (0x0e).
     public static let bootMenu: UInt16 = 0x0E
+    /// FW_CFG_MAX_CPUS (0x0f).
     public static let maxCPUs: UInt16 = 0x0F
+    /// FW_CFG_KERNEL_ENTRY (0x10).
     public static let kernelEntry: UInt16 = 0x10
+    /// FW_CFG_KERNEL_DATA (0x11).
     public static let kernelData: UInt16 = 0x11
+    /// FW_CFG_INITRD_DATA (0x12).
     public static let initrdData: UInt16 = 0x12
+    /// FW_CFG_CMDLINE_ADDR (0x13).
     public static let commandLineAddress: UInt16 = 0x13
+    /// FW_CFG_CMDLINE_SIZE (0x14).
     public static let commandLineSize: UInt16 = 0x14
+    /// FW_CFG_CMDLINE_DATA (0x15).
     public static let commandLineData: UInt16 = 0x15
+    /// FW_CFG_SETUP_ADDR (0x16).
     public static let setupAddress: UInt16 = 0x16
+    /// FW_CFG_SETUP_SIZE (0x17).
     public static let setupSize: UInt16 = 0x17
+    /// FW_CFG_SETUP_DATA (0x18).
     public static let setupData: UInt16 = 0x18
+    /// FW_CFG_FILE_DIR: the directory of named files (0x19).
     public static let fileDirectory: UInt16 = 0x19
     /// The first selector given to a named file.
     public static let fileFirst: UInt16 = 0x20
     /// x86 (FW_CFG_ARCH_LOCAL | n).
     public static let acpiTables: UInt16 = 0x8000
+    /// FW_CFG_SMBIOS_ENTRIES (0x8001).
     public static let smbiosEntries: UInt16 = 0x8001
+    /// FW_CFG_IRQ0_OVERRIDE (0x8002).
     public static let irq0Override: UInt16 = 0x8002
+    /// FW_CFG_E820_TABLE (0x8003).
     public static let e820Table: UInt16 = 0x8003
+    /// FW_CFG_HPET (0x8004).
     public static let hpet: UInt16 = 0x8004
 }
 
 /// What fw_cfg offers: numbered items and named files (the directory, item
 /// 0x19, is built from the files). Values are the bytes a guest reads.
 public struct FwCfgItems: Equatable, Sendable {
+    /// Numbered items and their bytes.
     public private(set) var items: [UInt16: [UInt8]] = [:]
     /// Named files in the order they get selectors (0x20, 0x21, ...): sorted by
     /// name, as QEMU sorts them.
     public private(set) var files: [File] = []
 
+    /// A named file (`etc/e820`, …).
     public struct File: Equatable, Sendable {
+        /// The name, at most 55 bytes.
         public var name: String
+        /// The contents.
         public var bytes: [UInt8]
     }
 
+    /// No items.
     public init() {}
 
     /// Item `key`'s bytes (nil: never set, reads give zeros).
@@ -57,8 +92,11 @@ public struct FwCfgItems: Equatable, Sendable {
         set { items[key] = newValue }
     }
 
+    /// Sets item `key` to a little-endian 16-bit value.
     public mutating func set(_ key: UInt16, u16 value: UInt16) { items[key] = littleEndianBytes(value) }
+    /// Sets item `key` to a little-endian 32-bit value.
     public mutating func set(_ key: UInt16, u32 value: UInt32) { items[key] = littleEndianBytes(value) }
+    /// Sets item `key` to a little-endian 64-bit value.
     public mutating func set(_ key: UInt16, u64 value: UInt64) { items[key] = littleEndianBytes(value) }
 
     /// Adds (or replaces) the file `name` (at most 55 bytes of name).
@@ -132,11 +170,14 @@ public struct FwCfgItems: Equatable, Sendable {
 /// Nothing is writable (a DMA write sets the error bit), as in QEMU for the
 /// items a `-kernel` boot has.
 public final class FwCfg: PortDevice {
+    /// The selector (0x510, 16-bit) and data (0x511) ports.
     public static let ports: ClosedRange<UInt16> = 0x510...0x511
+    /// The DMA address registers (big-endian, high half first).
     public static let dmaPorts: ClosedRange<UInt16> = 0x514...0x51B
     /// "QEMU CFG", what the DMA port reads.
     public static let dmaSignature: UInt64 = 0x5145_4D55_2043_4647
 
+    /// What the device offers.
     public let items: FwCfgItems
     private var table: [UInt16: [UInt8]]
     // Internal, not private: snapshots save and restore them (Snapshot/DeviceState.swift).
@@ -178,6 +219,7 @@ public final class FwCfg: PortDevice {
         return item[offset]
     }
 
+    /// `PortDevice`: the value a guest `in` of `size` bytes reads at `port`.
     public func read(port: UInt16, size: Int) -> UInt32 {
         switch port {
         case 0x510, 0x511:
@@ -195,6 +237,7 @@ public final class FwCfg: PortDevice {
         }
     }
 
+    /// `PortDevice`: a guest `out` of `value` (`size` bytes) to `port`.
     public func write(port: UInt16, size: Int, value: UInt32) -> DeviceAction {
         switch (port, size) {
         case (0x510, 2), (0x511, 2):

@@ -1,19 +1,26 @@
 /// The guest → host protocol port (Docs/PROTOCOL.md), as the KVM selftests' ucall:
 /// the guest writes the guest-physical address of a hostcall block to port 0x1000.
 public final class HostCall: PortDevice {
+    /// The port the guest writes a hostcall block's address to.
     public static let port: UInt16 = 0x1000
+    /// The block's first word, "HSCL".
     public static let magic: UInt32 = 0x4C43_5348  // "HSCL"
     /// Facts kept; past this the oldest half is dropped.
     public static let factLimit = 65_536
 
+    /// What a hostcall block asks (Docs/PROTOCOL.md).
     public enum Command: UInt32, Sendable {
+        /// HC_REPORT, HC_DONE, HC_FAIL, HC_SYNC, HC_DUMP_NESTED, HC_SNAPSHOT.
         case report = 1, done = 2, fail = 3, sync = 4, dumpNested = 5, snapshot = 6
     }
 
     /// One `HC_REPORT`: a named value the guest measured.
     public struct Fact: Equatable, Sendable {
+        /// The fact's name.
         public let key: String
+        /// The value reported.
         public let value: UInt64
+        /// A fact from its name and value.
         public init(key: String, value: UInt64) {
             self.key = key
             self.value = value
@@ -24,6 +31,7 @@ public final class HostCall: PortDevice {
     /// Facts in the order reported.
     public internal(set) var facts: [Fact] = []
 
+    /// A hostcall port that reads blocks from `memory`.
     public init(memory: GuestMemory) {
         self.memory = memory
     }
@@ -33,8 +41,10 @@ public final class HostCall: PortDevice {
         facts.last { $0.key == key }?.value
     }
 
+    /// `PortDevice`: the value a guest `in` of `size` bytes reads at `port`.
     public func read(port: UInt16, size: Int) -> UInt32 { 0xFFFF_FFFF }
 
+    /// `PortDevice`: a guest `out` of `value` (`size` bytes) to `port`.
     public func write(port: UInt16, size: Int, value: UInt32) -> DeviceAction {
         guard size == 4 else {
             return .stop(.protocolError("hostcall port written with a \(size)-byte access; use a 32-bit out"))

@@ -36,28 +36,44 @@
 /// Accesses are byte-wide: a wider one acts on its first byte, and the bytes
 /// above read 0xff.
 public final class I8042: PortDevice {
+    /// The data port.
     public static let dataPort: UInt16 = 0x60
+    /// The status (read) and command (write) port.
     public static let commandPort: UInt16 = 0x64
+    /// The keyboard's ISA interrupt.
     public static let keyboardIRQ: UInt32 = 1
+    /// The mouse's ISA interrupt.
     public static let mouseIRQ: UInt32 = 12
 
     /// Status register bits.
     public enum Status {
+        /// A byte waits in the output buffer.
         public static let outputFull: UInt8 = 0x01
+        /// The controller has not taken the last byte written (always clear here).
         public static let inputFull: UInt8 = 0x02
+        /// The system flag (set after a successful self-test).
         public static let system: UInt8 = 0x04
+        /// The last write went to the command port.
         public static let command: UInt8 = 0x08
+        /// The keyboard is not inhibited.
         public static let unlocked: UInt8 = 0x10
+        /// The waiting byte is from the mouse.
         public static let mouseOutputFull: UInt8 = 0x20
     }
 
     /// Command byte ("mode") bits.
     public enum Mode {
+        /// Interrupt on keyboard data (IRQ 1).
         public static let keyboardInterrupt: UInt8 = 0x01
+        /// Interrupt on mouse data (IRQ 12).
         public static let mouseInterrupt: UInt8 = 0x02
+        /// The system flag.
         public static let system: UInt8 = 0x04
+        /// The keyboard port is disabled.
         public static let keyboardDisabled: UInt8 = 0x10
+        /// The mouse port is disabled.
         public static let mouseDisabled: UInt8 = 0x20
+        /// Scan codes are translated to set 1.
         public static let translate: UInt8 = 0x40
     }
 
@@ -110,6 +126,7 @@ public final class I8042: PortDevice {
         static let controller: UInt8 = 0x04
     }
 
+    /// A controller as at power-on or as SeaBIOS leaves it.
     public init(state: InitialState = .afterSeaBIOS) {
         switch state {
         case .powerOn:
@@ -129,11 +146,13 @@ public final class I8042: PortDevice {
         try bus.attach(self, ports: I8042.commandPort...I8042.commandPort)
     }
 
+    /// `PortDevice`: the value a guest `in` of `size` bytes reads at `port`.
     public func read(port: UInt16, size: Int) -> UInt32 {
         let byte = port == I8042.commandPort ? status : readData()
         return UInt32(byte) | 0xFFFF_FF00
     }
 
+    /// `PortDevice`: a guest `out` of `value` (`size` bytes) to `port`.
     public func write(port: UInt16, size: Int, value: UInt32) -> DeviceAction {
         let byte = UInt8(truncatingIfNeeded: value)
         return port == I8042.commandPort ? command(byte) : writeData(byte)

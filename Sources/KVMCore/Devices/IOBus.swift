@@ -10,7 +10,9 @@ public protocol PortDevice: AnyObject {
 
 /// A device on the MMIO bus.
 public protocol MMIODevice: AnyObject {
+    /// The value a guest read of `size` bytes (1, 2, 4, 8) at `address` gives.
     func read(address: UInt64, size: Int) -> UInt64
+    /// A guest write; the device may ask the run loop to stop.
     func write(address: UInt64, size: Int, value: UInt64) -> DeviceAction
 }
 
@@ -33,7 +35,9 @@ public final class IOBus {
     /// Held around each access when several vCPUs share the bus.
     private let mutex: Lock?
 
+    /// Guest accesses to ports no device decodes.
     public var unassignedPortAccesses: Int { counters[0] }
+    /// Guest accesses to MMIO no device decodes (not guest RAM either).
     public var unassignedMMIOAccesses: Int { counters[1] }
 
     /// `shared`: several vCPU threads will dispatch to this bus at once.
@@ -53,13 +57,13 @@ public final class IOBus {
     /// Attaches `device` to `ports`; refuses ports another device holds.
     public func attach(_ device: PortDevice, ports: ClosedRange<UInt16>) throws {
         if let taken = ports.first(where: { portTable[Int($0)] != 0 }) {
-            throw ConfigurationError("I/O port \(hex(taken)) is already attached to a device")
+            throw ConfigurationError.deviceConflict("I/O port \(hex(taken)) is already attached to a device")
         }
         let index = portDevices.firstIndex { $0 === device } ?? {
             portDevices.append(device)
             return portDevices.count - 1
         }()
-        guard index < 255 else { throw ConfigurationError("too many port devices") }
+        guard index < 255 else { throw ConfigurationError.deviceConflict("too many port devices") }
         for port in ports { portTable[Int(port)] = UInt8(index + 1) }
         attachedPorts.append((device, ports))
     }
@@ -75,7 +79,7 @@ public final class IOBus {
     /// Attaches `device` to the guest-physical `range`; refuses overlaps.
     public func attach(_ device: MMIODevice, range: Range<UInt64>) throws {
         if let other = mmioDevices.first(where: { $0.range.overlaps(range) }) {
-            throw ConfigurationError("MMIO range \(hex(range.lowerBound))–\(hex(range.upperBound)) overlaps \(hex(other.range.lowerBound))–\(hex(other.range.upperBound))")
+            throw ConfigurationError.deviceConflict("MMIO range \(hex(range.lowerBound))–\(hex(range.upperBound)) overlaps \(hex(other.range.lowerBound))–\(hex(other.range.upperBound))")
         }
         mmioDevices.append((range, device))
     }

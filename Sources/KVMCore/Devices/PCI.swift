@@ -4,16 +4,23 @@
 /// the BARs' address bits, and all of 0x40-0xff are writable; the rest is
 /// read-only).
 public final class PCIFunction {
+    /// A base address register the function decodes.
     public struct BAR: Sendable {
+        /// Which BAR (0–5).
         public let index: Int
+        /// Bytes it decodes (a power of two).
         public let size: UInt32
+        /// An I/O BAR; otherwise memory.
         public let isIO: Bool
     }
 
+    /// The function's name in messages ("i440fx", "pci-testdev").
     public let name: String
     /// Device << 3 | function, on bus 0.
     public let devfn: UInt8
+    /// The BARs it decodes.
     public let bars: [BAR]
+    /// The configuration space as the guest sees it.
     public internal(set) var config = [UInt8](repeating: 0, count: 256)
     private var wmask = [UInt8](repeating: 0, count: 256)
     /// Called after a write to the command register, a BAR or the ROM BAR.
@@ -59,6 +66,7 @@ public final class PCIFunction {
         }
     }
 
+    /// The command register (offset 4).
     public var command: UInt16 { UInt16(config[4]) | UInt16(config[5]) << 8 }
 
     /// Where BAR `index` decodes now, or nil (decoding off, address 0, or an
@@ -89,13 +97,18 @@ public final class PCIFunction {
 ///
 /// Accesses are cut up as QEMU's memory core cuts them (see PCTestDevice).
 public final class PCIHost: PortDevice {
+    /// CONFIG_ADDRESS (0xcf8), the reset control register (0xcf9) and CONFIG_DATA (0xcfc–0xcff).
     public static let ports: ClosedRange<UInt16> = 0xCF8...0xCFF
+    /// CONFIG_ADDRESS as last written.
     public internal(set) var configAddress: UInt32 = 0
+    /// The reset control register (0xcf9) as last written.
     public internal(set) var resetControl: UInt8 = 0
+    /// The functions on bus 0 by devfn.
     public private(set) var functions: [UInt8: PCIFunction] = [:]
     /// The device models behind functions (pci-testdev), kept alive with the bus.
     private var models: [AnyObject] = []
 
+    /// A host bridge with no functions (`Machine.attachPCI` adds QEMU pc's).
     public init() {}
 
     /// Puts `model`'s `function` on bus 0 and keeps `model` alive with the host.
@@ -107,7 +120,7 @@ public final class PCIHost: PortDevice {
     /// Puts `function` on bus 0; refuses a taken slot.
     public func add(_ function: PCIFunction) throws {
         guard functions[function.devfn] == nil else {
-            throw ConfigurationError("PCI slot \(function.devfn >> 3).\(function.devfn & 7) is taken by \(functions[function.devfn]!.name)")
+            throw ConfigurationError.deviceConflict("PCI slot \(function.devfn >> 3).\(function.devfn & 7) is taken by \(functions[function.devfn]!.name)")
         }
         functions[function.devfn] = function
     }
@@ -128,6 +141,7 @@ public final class PCIHost: PortDevice {
 
     private var configEnabled: Bool { configAddress & 0x8000_0000 != 0 }
 
+    /// `PortDevice`: the value a guest `in` of `size` bytes reads at `port`.
     public func read(port: UInt16, size: Int) -> UInt32 {
         PortPieces.read(port: port, size: size, regions: PCIHost.region) { piece in
             switch piece.region?.base {
@@ -138,6 +152,7 @@ public final class PCIHost: PortDevice {
         }
     }
 
+    /// `PortDevice`: a guest `out` of `value` (`size` bytes) to `port`.
     public func write(port: UInt16, size: Int, value: UInt32) -> DeviceAction {
         var action = DeviceAction.proceed
         PortPieces.walk(port: port, size: size, regions: PCIHost.region) { piece in
@@ -231,7 +246,7 @@ extension Machine {
     @discardableResult
     public func attachPCITestDevice() throws -> PCITestDevice {
         let host = try attachPCIHost()
-        guard let slot = host.freeSlot else { throw ConfigurationError("PCI bus 0 has no free slot") }
+        guard let slot = host.freeSlot else { throw ConfigurationError.deviceConflict("PCI bus 0 has no free slot") }
         let device = PCITestDevice(devfn: slot, vm: vm, bus: bus)
         try host.add(device.function, model: device)
         return device
@@ -242,6 +257,7 @@ extension Machine {
 
 extension PCIHost: SnapshotDevice {
     static let kind = "pci-host"
+    /// `SnapshotDevice`: the device type's name in snapshot files.
     public var snapshotKind: String { PCIHost.kind }
 
     /// The address and reset control registers and each function's configuration
@@ -277,8 +293,10 @@ extension PCIHost: SnapshotDevice {
         return (address, reset, configs)
     }
 
+    /// `SnapshotDevice`: throws what `restoreSnapshotState(_:)` would, changing nothing.
     public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try decode(bytes) }
 
+    /// `SnapshotDevice`: puts back what `saveSnapshotState()` returned.
     public func restoreSnapshotState(_ bytes: [UInt8]) throws {
         let d = try decode(bytes)
         configAddress = d.address

@@ -20,7 +20,9 @@ import Glibc
 ///   those writes without an exit and the count stays 0, exactly as under QEMU.
 ///   Moving a BAR or turning decoding off moves or drops the ioeventfd.
 public final class PCITestDevice: PortDevice, MMIODevice {
+    /// Bytes of the memory BAR (BAR 0).
     public static let memorySize: UInt32 = 4096
+    /// Ports of the I/O BAR (BAR 1).
     public static let portCount: UInt32 = 256
 
     struct Test {
@@ -35,6 +37,7 @@ public final class PCITestDevice: PortDevice, MMIODevice {
         let length: UInt32
     }
 
+    /// The device's configuration space.
     public let function: PCIFunction
     let tests: [Test]
     let vm: VirtualMachine
@@ -108,6 +111,7 @@ public final class PCITestDevice: PortDevice, MMIODevice {
 
     // MARK: Bus
 
+    /// `PortDevice`: the value a guest `in` of `size` bytes reads at `port`.
     public func read(port: UInt16, size: Int) -> UInt32 {
         guard let base = mappedPorts else { return ~0 }
         var value: UInt32 = 0
@@ -118,6 +122,7 @@ public final class PCITestDevice: PortDevice, MMIODevice {
         return value
     }
 
+    /// `PortDevice`: a guest `out` of `value` (`size` bytes) to `port`.
     public func write(port: UInt16, size: Int, value: UInt32) -> DeviceAction {
         guard let base = mappedPorts else { return .proceed }
         for i in 0..<size {
@@ -127,6 +132,7 @@ public final class PCITestDevice: PortDevice, MMIODevice {
         return .proceed
     }
 
+    /// `MMIODevice`: the value a guest read of `size` bytes at `address` gives.
     public func read(address: UInt64, size: Int) -> UInt64 {
         guard let base = mappedMemory else { return 0 }
         var value: UInt64 = 0
@@ -137,6 +143,7 @@ public final class PCITestDevice: PortDevice, MMIODevice {
         return value
     }
 
+    /// `MMIODevice`: a guest write of `value` (`size` bytes) to `address`.
     public func write(address: UInt64, size: Int, value: UInt64) -> DeviceAction {
         guard let base = mappedMemory else { return .proceed }
         for i in 0..<min(size, 8) {

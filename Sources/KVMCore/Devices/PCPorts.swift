@@ -7,7 +7,9 @@
 ///   stops with `.systemEvent(type: PCPorts.resetEvent, flags: 0)`, what KVM
 ///   reports for a guest reset (KVM_SYSTEM_EVENT_RESET).
 public final class PCPorts: PortDevice {
+    /// The POST/delay port.
     public static let postPort: UInt16 = 0x80
+    /// System control port A.
     public static let systemControlPort: UInt16 = 0x92
     /// KVM_SYSTEM_EVENT_RESET.
     public static let resetEvent: UInt32 = SystemEvent.reset
@@ -15,6 +17,7 @@ public final class PCPorts: PortDevice {
     /// Port 0x92 as last written.
     public internal(set) var systemControl: UInt8
 
+    /// The ports, with port 0x92 starting at `systemControl` (A20 on).
     public init(systemControl: UInt8 = 0x02) {
         self.systemControl = systemControl
     }
@@ -28,6 +31,7 @@ public final class PCPorts: PortDevice {
         try bus.attach(self, ports: PCPorts.systemControlPort...PCPorts.systemControlPort)
     }
 
+    /// `PortDevice`: the value a guest `in` of `size` bytes reads at `port`.
     public func read(port: UInt16, size: Int) -> UInt32 {
         switch port {
         case PCPorts.systemControlPort: UInt32(systemControl)
@@ -35,6 +39,7 @@ public final class PCPorts: PortDevice {
         }
     }
 
+    /// `PortDevice`: a guest `out` of `value` (`size` bytes) to `port`.
     public func write(port: UInt16, size: Int, value: UInt32) -> DeviceAction {
         guard port == PCPorts.systemControlPort else { return .proceed }
         let old = systemControl

@@ -27,12 +27,19 @@ import Glibc
 /// Snapshots refuse a machine with this device, naming it: they keep port
 /// devices only, and the iomem buffer is MMIO.
 public final class PCTestDevice: PortDevice, MMIODevice {
+    /// The 32-bit register (0xe0).
     public static let registerPorts: ClosedRange<UInt16> = 0xE0...0xE3
+    /// The flush-page port (0xe4): flushes the page at the address written.
     public static let flushPorts: ClosedRange<UInt16> = 0xE4...0xE7
+    /// The register, byte-wide (0xe8).
     public static let bytePorts: ClosedRange<UInt16> = 0xE8...0xEB
+    /// IRQ ports: a byte v at 0x2000 + n sets ISA IRQ n to v.
     public static let irqPorts: ClosedRange<UInt16> = 0x2000...0x2017
+    /// Guest-physical base of the iomem buffer.
     public static let iomemBase: UInt64 = 0xFF00_0000
+    /// Bytes in the iomem buffer.
     public static let iomemSize = 0x10000
+    /// The iomem buffer's guest-physical range.
     public static var iomem: Range<UInt64> { iomemBase..<(iomemBase + UInt64(iomemSize)) }
 
     /// The register at 0xe0 (and 0xe8).
@@ -46,6 +53,7 @@ public final class PCTestDevice: PortDevice, MMIODevice {
     /// Flushes the page at a guest-physical address.
     let flushPage: ((UInt64) -> Void)?
 
+    /// A test device; `setIRQLine` sets an ISA IRQ line (nil without an irqchip), `flushPage` flushes a guest page.
     public init(setIRQLine: ((UInt32, Bool) -> Void)? = nil, flushPage: ((UInt64) -> Void)? = nil) {
         self.setIRQLine = setIRQLine
         self.flushPage = flushPage
@@ -79,6 +87,7 @@ public final class PCTestDevice: PortDevice, MMIODevice {
         }
     }
 
+    /// `PortDevice`: the value a guest `in` of `size` bytes reads at `port`.
     public func read(port: UInt16, size: Int) -> UInt32 {
         PortPieces.read(port: port, size: size, regions: PCTestDevice.region) { piece in
             switch piece.region?.base {
@@ -88,6 +97,7 @@ public final class PCTestDevice: PortDevice, MMIODevice {
         }
     }
 
+    /// `PortDevice`: a guest `out` of `value` (`size` bytes) to `port`.
     public func write(port: UInt16, size: Int, value: UInt32) -> DeviceAction {
         PortPieces.walk(port: port, size: size, regions: PCTestDevice.region) { piece in
             let bits = piece.bits(of: value)
@@ -122,6 +132,7 @@ public final class PCTestDevice: PortDevice, MMIODevice {
         return value
     }
 
+    /// `MMIODevice`: a guest write of `value` (`size` bytes) to `address`.
     public func write(address: UInt64, size: Int, value: UInt64) -> DeviceAction {
         for i in 0..<min(size, 8) {
             let offset = Int(address &- PCTestDevice.iomemBase) + i

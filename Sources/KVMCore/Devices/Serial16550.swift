@@ -6,6 +6,7 @@ public enum OutputSink: Sendable {
     case fileDescriptor(Int32)
     /// Kept in memory, for tests.
     case buffer
+    /// Thrown away.
     case discard
 }
 
@@ -17,12 +18,16 @@ public enum OutputSink: Sendable {
 /// Polled output takes no lock. Interrupt state and input are guarded by one
 /// mutex, touched only when interrupts are enabled or input is pending.
 public final class Serial16550: PortDevice {
+    /// COM1's eight ports.
     public static let com1: ClosedRange<UInt16> = 0x3F8...0x3FF
+    /// COM1's ISA interrupt.
     public static let irq: UInt32 = 4
 
+    /// Where transmitted bytes go.
     public let sink: OutputSink
     /// Everything the guest wrote, when the sink is `.buffer`.
     public internal(set) var output: [UInt8] = []
+    /// Bytes the guest transmitted, whatever the sink.
     public internal(set) var bytesWritten = 0
     /// Raises (true) or lowers the UART's interrupt line; nil without an irqchip.
     public var interruptLine: ((Bool) -> Void)?
@@ -34,6 +39,7 @@ public final class Serial16550: PortDevice {
     var lineLevel = false
     let input = SerialInput()
 
+    /// A UART whose output goes to `sink` (stdout by default).
     public init(sink: OutputSink = .fileDescriptor(1)) {
         self.sink = sink
     }
@@ -49,6 +55,7 @@ public final class Serial16550: PortDevice {
 
     private var dlab: Bool { lcr & 0x80 != 0 }
 
+    /// `PortDevice`: the value a guest `in` of `size` bytes reads at `port`.
     public func read(port: UInt16, size: Int) -> UInt32 {
         switch port & 7 {
         case 0:
@@ -78,6 +85,7 @@ public final class Serial16550: PortDevice {
         }
     }
 
+    /// `PortDevice`: a guest `out` of `value` (`size` bytes) to `port`.
     public func write(port: UInt16, size: Int, value: UInt32) -> DeviceAction {
         let byte = UInt8(truncatingIfNeeded: value)
         switch port & 7 {

@@ -3,14 +3,20 @@ import Glibc
 
 /// One slot of guest RAM: a host mapping registered at a guest-physical address.
 public struct MemoryRegion: Sendable {
+    /// The KVM memory slot number.
     public let slot: UInt32
+    /// Where the slot starts in guest-physical memory.
     public let guestPhysical: UInt64
+    /// The slot's size in bytes.
     public let size: UInt64
+    /// KVM_MEM_* flags (dirty logging, read-only).
     public let flags: UInt32
     /// The host mapping; valid for the life of the owning `GuestMemory`.
     public nonisolated(unsafe) let host: UnsafeMutableRawPointer
 
+    /// The first guest-physical address past the slot.
     public var end: UInt64 { guestPhysical + size }
+    /// Whether `count` bytes at `address` lie inside the slot.
     public func contains(_ address: UInt64, count: UInt64) -> Bool {
         address >= guestPhysical && count <= size && address - guestPhysical <= size - count
     }
@@ -19,8 +25,10 @@ public struct MemoryRegion: Sendable {
 /// Guest-physical memory: its slots and bounds-checked typed access to them.
 /// An access must lie inside one slot; anything else throws, never traps.
 public final class GuestMemory {
+    /// The slots, in the order they were added.
     public private(set) var regions: [MemoryRegion] = []
 
+    /// The page size slots are aligned to.
     public static let pageSize: UInt64 = 4096
 
     init() {}
@@ -41,18 +49,18 @@ public final class GuestMemory {
                    file: (fd: Int32, offset: UInt64)? = nil,
                    register: (MemoryRegion) throws -> Void) throws -> MemoryRegion {
         let page = GuestMemory.pageSize
-        guard size > 0 else { throw ConfigurationError("guest memory slot of size 0") }
+        guard size > 0 else { throw ConfigurationError.memoryLayout("guest memory slot of size 0") }
         guard size % page == 0, guestPhysical % page == 0 else {
-            throw ConfigurationError("guest memory slot at \(hex(guestPhysical)) of \(size) bytes is not page aligned")
+            throw ConfigurationError.memoryLayout("guest memory slot at \(hex(guestPhysical)) of \(size) bytes is not page aligned")
         }
         guard guestPhysical <= UInt64.max - size else {
-            throw ConfigurationError("guest memory slot at \(hex(guestPhysical)) of \(size) bytes wraps around")
+            throw ConfigurationError.memoryLayout("guest memory slot at \(hex(guestPhysical)) of \(size) bytes wraps around")
         }
         if let other = regions.first(where: { guestPhysical < $0.end && $0.guestPhysical < guestPhysical + size }) {
-            throw ConfigurationError("guest memory slot \(hex(guestPhysical))–\(hex(guestPhysical + size)) overlaps slot \(other.slot) at \(hex(other.guestPhysical))–\(hex(other.end))")
+            throw ConfigurationError.memoryLayout("guest memory slot \(hex(guestPhysical))–\(hex(guestPhysical + size)) overlaps slot \(other.slot) at \(hex(other.guestPhysical))–\(hex(other.end))")
         }
         if let file, file.offset % page != 0 {
-            throw ConfigurationError("guest memory slot mapped from file offset \(file.offset): not page aligned")
+            throw ConfigurationError.memoryLayout("guest memory slot mapped from file offset \(file.offset): not page aligned")
         }
         guard let mapping = mmap(nil, Int(size), PROT_READ | PROT_WRITE,
                                  MAP_PRIVATE | MAP_NORESERVE | (file == nil ? MAP_ANONYMOUS : 0),
@@ -132,7 +140,7 @@ public final class GuestMemory {
 
     private func checkedPointer(_ address: UInt64, count: Int) throws -> UnsafeMutableRawPointer {
         guard let p = pointer(address, count: count) else {
-            throw ConfigurationError("guest-physical \(hex(address))+\(count) is outside guest RAM")
+            throw ConfigurationError.outsideGuestRAM(address: address, count: count)
         }
         return p
     }
@@ -147,28 +155,34 @@ public final class GuestMemory {
     /// Some region has dirty-page logging.
     private var tracksHostWrites = false
 
+    /// The little-endian integer at `address`; throws `ConfigurationError.outsideGuestRAM` outside one slot.
     public func read<T: FixedWidthInteger>(_ type: T.Type = T.self, at address: UInt64) throws -> T {
         T(littleEndian: try checkedPointer(address, count: MemoryLayout<T>.size).loadUnaligned(as: T.self))
     }
 
+    /// Writes `value` little-endian at `address`; throws `ConfigurationError.outsideGuestRAM` outside one slot.
     public func write<T: FixedWidthInteger>(_ value: T, at address: UInt64) throws {
         try writablePointer(address, count: MemoryLayout<T>.size).storeBytes(of: value.littleEndian, as: T.self)
     }
 
+    /// Copies `bytes` to `address`; throws `ConfigurationError.outsideGuestRAM` outside one slot.
     public func write(_ bytes: UnsafeRawBufferPointer, at address: UInt64) throws {
         guard bytes.count > 0 else { return }
         try writablePointer(address, count: bytes.count).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
     }
 
+    /// Copies `bytes` to `address`; throws `ConfigurationError.outsideGuestRAM` outside one slot.
     public func write(_ bytes: [UInt8], at address: UInt64) throws {
         try bytes.withUnsafeBytes { try write($0, at: address) }
     }
 
+    /// Sets `count` bytes at `address` to `byte`; throws `ConfigurationError.outsideGuestRAM` outside one slot.
     public func fill(_ byte: UInt8, count: Int, at address: UInt64) throws {
         guard count > 0 else { return }
         try writablePointer(address, count: count).initializeMemory(as: UInt8.self, repeating: byte, count: count)
     }
 
+    /// A copy of `count` bytes at `address`; throws `ConfigurationError.outsideGuestRAM` outside one slot.
     public func bytes(at address: UInt64, count: Int) throws -> [UInt8] {
         let p = try checkedPointer(address, count: count)
         return Array(UnsafeRawBufferPointer(start: p, count: count))
@@ -189,7 +203,7 @@ public final class GuestMemory {
 }
 
 /// "0x1f" — the one spelling of hex numbers in messages.
-public func hex<T: BinaryInteger>(_ value: T) -> String {
+package func hex<T: BinaryInteger>(_ value: T) -> String {
     "0x" + String(value, radix: 16)
 }
 

@@ -10,16 +10,23 @@
 /// IOAPIC, LAPICs and PIT in the kernel, as QEMU's `-M pc` with KVM does: HLT
 /// then waits in the kernel for an interrupt instead of ending the run.
 public final class Machine {
+    /// The /dev/kvm handle the machine was made with.
     public let kvm: KVM
+    /// The VM: memory slots and in-kernel devices.
     public let vm: VirtualMachine
     /// vCPU 0, the bootstrap processor.
     public var vcpu: VCPU { vcpus[0] }
     /// Every vCPU; APs wait for INIT/SIPI in KVM (`MPState.uninitialized`).
     public let vcpus: [VCPU]
+    /// Whether KVM emulates the PIC, IOAPIC, LAPICs and PIT.
     public let hasIRQChip: Bool
+    /// The port and MMIO bus the vCPUs' exits go to.
     public let bus: IOBus
+    /// COM1.
     public let serial: Serial16550
+    /// The hostcall port (0x1000).
     public let hostcall: HostCall
+    /// Guest RAM.
     public var memory: GuestMemory { vm.memory }
     /// What snapshots and resets need to remember about this machine's RAM.
     let snapshotTracking = SnapshotTracking()
@@ -31,13 +38,13 @@ public final class Machine {
     /// or more than the long-mode identity map covers.
     public static func checkMemorySize(_ memorySize: UInt64) throws {
         guard memorySize >= 1 << 20 else {
-            throw ConfigurationError("guest memory of \(memorySize) bytes is too small: at least 1 MiB")
+            throw ConfigurationError.memoryLayout("guest memory of \(memorySize) bytes is too small: at least 1 MiB")
         }
         guard memorySize <= Machine.maxMemorySize else {
-            throw ConfigurationError("guest memory of \(memorySize >> 20) MiB is above the \(Machine.maxMemorySize >> 20) MiB this machine supports")
+            throw ConfigurationError.memoryLayout("guest memory of \(memorySize >> 20) MiB is above the \(Machine.maxMemorySize >> 20) MiB this machine supports")
         }
         guard memorySize % GuestMemory.pageSize == 0 else {
-            throw ConfigurationError("guest memory of \(memorySize) bytes is not a whole number of 4 KiB pages")
+            throw ConfigurationError.memoryLayout("guest memory of \(memorySize) bytes is not a whole number of 4 KiB pages")
         }
     }
 
@@ -57,7 +64,7 @@ public final class Machine {
         let kvm = try kvm ?? KVM()
         let maxVCPUs = max(kvm.check(.maxVCPUs), kvm.check(.nrVCPUs), 1)
         guard count >= 1, count <= maxVCPUs else {
-            throw ConfigurationError("\(count) vCPUs: KVM allows 1 to \(maxVCPUs) (KVM_CAP_MAX_VCPUS)")
+            throw ConfigurationError.vcpuCount("\(count) vCPUs: KVM allows 1 to \(maxVCPUs) (KVM_CAP_MAX_VCPUS)")
         }
         self.kvm = kvm
         hasIRQChip = irqchip || count > 1

@@ -49,7 +49,9 @@ extension Machine {
 
 /// QEMU pc's devices by what they are for.
 public struct PCDevices: OptionSet, Sendable {
+    /// One bit per group.
     public let rawValue: UInt8
+    /// The groups `rawValue`'s bits name.
     public init(rawValue: UInt8) { self.rawValue = rawValue }
 
     /// fw_cfg (with the machine's items), CMOS/RTC (IRQ 8), ports 0x80 and 0x92.
@@ -62,5 +64,6 @@ public struct PCDevices: OptionSet, Sendable {
     public static let power = PCDevices(rawValue: 1 << 2)
     /// The PCI host bridge with bus 0's chipset functions.
     public static let pci = PCDevices(rawValue: 1 << 3)
+    /// Everything a `-kernel` boot attaches.
     public static let all: PCDevices = [.firmware, .keyboard, .power, .pci]
 }

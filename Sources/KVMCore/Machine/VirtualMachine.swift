@@ -3,8 +3,10 @@ import Glibc
 
 /// A KVM VM: its guest memory, in-kernel devices and vCPUs (kvm-ioctls' `VmFd`).
 public final class VirtualMachine {
+    /// The /dev/kvm handle the VM was made with.
     public let kvm: KVM
     let handle: FileHandle
+    /// The VM's memory slots.
     public let memory = GuestMemory()
 
     init(kvm: KVM, handle: FileHandle) {

@@ -3,11 +3,23 @@ import CKVM
 /// What the host CPU says about itself through CPUID: vendor, model, whether it
 /// is itself a virtual machine, and whether it shows VMX or SVM.
 public struct HostCPU: Equatable, Sendable {
-    public enum Vendor: String, Sendable { case intel = "GenuineIntel", amd = "AuthenticAMD", other }
+    /// The CPU vendor, from the CPUID leaf 0 string.
+    public enum Vendor: String, Sendable {
+        /// "GenuineIntel".
+        case intel = "GenuineIntel"
+        /// "AuthenticAMD".
+        case amd = "AuthenticAMD"
+        /// Any other vendor string.
+        case other
+    }
 
+    /// CPUID leaf 0's vendor string ("GenuineIntel", "AuthenticAMD", …).
     public let vendorString: String
+    /// Display family (CPUID.1:EAX, extended family added).
     public let family: UInt32
+    /// Display model (CPUID.1:EAX, extended model added).
     public let model: UInt32
+    /// Stepping (CPUID.1:EAX[3:0]).
     public let stepping: UInt32
     /// CPUID.1:ECX[31]: set when the OS runs under a hypervisor.
     public let isVirtualMachine: Bool
@@ -21,6 +33,7 @@ public struct HostCPU: Equatable, Sendable {
     /// kvmrun and says so (`VMChain`'s leaves).
     public let chain: VMChain?
 
+    /// The vendor, `.other` for any string but Intel's and AMD's.
     public var vendor: Vendor { Vendor(rawValue: vendorString) ?? .other }
 
     /// A person's name for the hypervisor under this host, from its signature.

@@ -1,18 +1,22 @@
 /// A loaded KVM kernel module and its parameters, read from /sys/module.
 public struct KVMModule: Equatable, Sendable {
+    /// The module's name ("kvm", "kvm_intel", "kvm_amd").
     public let name: String
     /// Parameter name → value, as sysfs shows them ("Y", "N", "1", "0", …).
     public let parameters: [(String, String)]
 
+    /// A module from its name and parameters.
     public init(name: String, parameters: [(String, String)]) {
         self.name = name
         self.parameters = parameters
     }
 
+    /// Same name and the same parameters in the same order.
     public static func == (a: KVMModule, b: KVMModule) -> Bool {
         a.name == b.name && a.parameters.elementsEqual(b.parameters, by: ==)
     }
 
+    /// The value of parameter `name`; nil when the module has none.
     public func parameter(_ name: String) -> String? {
         parameters.first { $0.0 == name }?.1
     }

@@ -10,7 +10,9 @@ public enum NestingPolicy: String, Sendable {
 
 /// What the host could not refuse: nesting is off here, with the report's reason.
 public struct NestingUnavailable: Error, CustomStringConvertible, Sendable {
+    /// The host's nesting report, with the reason nesting is off.
     public let report: NestingReport
+    /// The report's one-line summary.
     public var description: String { report.summary }
 }
 
@@ -96,7 +98,10 @@ extension VCPU {
 
 /// IA32_FEATURE_CONTROL bits.
 public enum FeatureControl {
+    /// Bit 0: the MSR is locked until reset.
     public static let locked: UInt64 = 1 << 0
+    /// Bit 1: VMXON allowed inside SMX operation.
     public static let vmxInsideSMX: UInt64 = 1 << 1
+    /// Bit 2: VMXON allowed outside SMX operation.
     public static let vmxOutsideSMX: UInt64 = 1 << 2
 }

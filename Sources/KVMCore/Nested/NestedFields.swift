@@ -80,13 +80,20 @@ public enum NestedFieldStyle: Equatable, Sendable {
 /// One named field of a fixed layout: bytes `offset ..< offset + width`, optionally a
 /// bit range inside them (`shift`, `bitCount`).
 public struct NestedFieldSpec: Equatable, Sendable {
+    /// The kernel's field name ("guest_rip").
     public let name: String
+    /// Byte offset in the structure.
     public let offset: Int
+    /// Width in bytes.
     public let width: Int
+    /// How the value is shown.
     public let style: NestedFieldStyle
+    /// The bit range's lowest bit inside the bytes (0 for whole fields).
     public let shift: Int
+    /// The bit range's width; nil for the whole field.
     public let bitCount: Int?
 
+    /// A field of `width` bytes at `offset`, optionally the bits `shift ..< shift + bitCount`.
     public init(_ name: String, _ offset: Int, _ width: Int, _ style: NestedFieldStyle = .hex,
                 shift: Int = 0, bitCount: Int? = nil) {
         self.name = name
@@ -111,6 +118,7 @@ public struct NestedFieldSpec: Equatable, Sendable {
     /// Whether every byte of the field exists in `bytes`.
     public func isPresent(in bytes: [UInt8]) -> Bool { offset + width <= bytes.count }
 
+    /// The field's value in `bytes`; `.absent` when they end before it.
     public func value(in bytes: [UInt8]) -> NestedFieldValue {
         guard isPresent(in: bytes) else { return .absent }
         if !isScalar { return .bytes(Array(bytes[offset..<offset + width])) }
@@ -140,6 +148,7 @@ public enum NestedFieldValue: Equatable, Sendable, CustomStringConvertible {
     /// by `NestedState.diff` when a page appears or disappears).
     case page(bytes: Int)
 
+    /// The number, for `.uint`; nil otherwise.
     public var uint64: UInt64? { if case .uint(let v, _) = self { return v } else { return nil } }
 
     /// Padded hex for numbers, hex pairs for byte arrays, "absent".
@@ -165,7 +174,9 @@ public enum NestedFieldValue: Equatable, Sendable, CustomStringConvertible {
 /// A kernel structure kept as the bytes found (vmcs12, the VMCB's control and
 /// save areas), its named fields read and written through its layout.
 public protocol NestedRawStructure {
+    /// The bytes as found.
     var raw: [UInt8] { get set }
+    /// The structure's named fields.
     static var layout: NestedLayout { get }
 }
 
@@ -228,11 +239,16 @@ public struct NestedLayout: Sendable {
 
 /// Bit-name tables for control and register fields.
 public enum NestedBitNames: String, Equatable, Sendable, CaseIterable {
+    /// The flag words of the nested state headers.
     case nestedFlags, smmFlags, vmxHeaderFlags
+    /// The VMX execution, exit and entry controls.
     case pinBased, procBased, procBased2, exitControls, entryControls
+    /// Control registers and EFER.
     case cr0, cr4, efer
+    /// SVM intercept words and control fields.
     case svmInterceptMisc1, svmInterceptMisc2, svmInterceptMisc3, svmIntCtl, svmNestedCtl, svmVirtExt
 
+    /// Bit number and name of every bit the table knows.
     public var table: [(bit: Int, name: String)] {
         switch self {
         case .nestedFlags:
@@ -352,6 +368,7 @@ public enum NestedAnnotation: String, Equatable, Sendable {
     /// SVM EVENTINJ / EXITINTINFO.
     case svmEventInfo
 
+    /// `value` with its decoded meaning (e.g. "EPT_VIOLATION").
     public func describe(_ value: UInt64) -> String {
         switch self {
         case .vmxExitReason:

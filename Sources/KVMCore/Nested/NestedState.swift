@@ -26,10 +26,14 @@ import Glibc
 
 /// `kvm_nested_state.flags`.
 public struct NestedStateFlags: OptionSet, Hashable, Sendable, CustomStringConvertible {
+    /// The flag bits as stored.
     public let rawValue: UInt16
+    /// Flags from their stored bits (unknown bits are kept).
     public init(rawValue: UInt16) { self.rawValue = rawValue }
 
+    /// KVM_STATE_NESTED_GUEST_MODE: the vCPU was running L2.
     public static let guestMode = NestedStateFlags(rawValue: 0x1)
+    /// KVM_STATE_NESTED_RUN_PENDING: a VMLAUNCH/VMRESUME/VMRUN was about to enter L2.
     public static let runPending = NestedStateFlags(rawValue: 0x2)
     /// VMX only: L1 uses an enlightened (Hyper-V) VMCS.
     public static let evmcs = NestedStateFlags(rawValue: 0x4)
@@ -49,12 +53,18 @@ public struct NestedStateFlags: OptionSet, Hashable, Sendable, CustomStringConve
 
 /// `kvm_vmx_nested_state_hdr.smm.flags`.
 public struct NestedSMMFlags: OptionSet, Hashable, Sendable, CustomStringConvertible {
+    /// The flag bits as stored.
     public let rawValue: UInt16
+    /// Flags from their stored bits (unknown bits are kept).
     public init(rawValue: UInt16) { self.rawValue = rawValue }
+    /// KVM_STATE_NESTED_SMM_GUEST_MODE: L2 was running when the vCPU entered SMM.
     public static let guestMode = NestedSMMFlags(rawValue: 0x1)
+    /// KVM_STATE_NESTED_SMM_VMXON: L1 was in VMX operation when the vCPU entered SMM.
     public static let vmxon = NestedSMMFlags(rawValue: 0x2)
+    /// Every bit the kernel defines.
     public static let known: NestedSMMFlags = [.guestMode, .vmxon]
 
+    /// The set bits by name.
     public var description: String {
         NestedBitNames.smmFlags.describe(UInt64(rawValue))
     }
@@ -62,12 +72,16 @@ public struct NestedSMMFlags: OptionSet, Hashable, Sendable, CustomStringConvert
 
 /// `kvm_vmx_nested_state_hdr.flags`.
 public struct NestedVMXHeaderFlags: OptionSet, Hashable, Sendable, CustomStringConvertible {
+    /// The flag bits as stored.
     public let rawValue: UInt32
+    /// Flags from their stored bits (unknown bits are kept).
     public init(rawValue: UInt32) { self.rawValue = rawValue }
     /// KVM_STATE_VMX_PREEMPTION_TIMER_DEADLINE: `preemptionTimerDeadline` is valid.
     public static let preemptionTimerDeadline = NestedVMXHeaderFlags(rawValue: 0x1)
+    /// Every bit the kernel defines.
     public static let known: NestedVMXHeaderFlags = [.preemptionTimerDeadline]
 
+    /// The set bits by name.
     public var description: String {
         NestedBitNames.vmxHeaderFlags.describe(UInt64(rawValue))
     }
@@ -75,9 +89,13 @@ public struct NestedVMXHeaderFlags: OptionSet, Hashable, Sendable, CustomStringC
 
 /// `kvm_nested_state.format`: 0 VMX, 1 SVM, anything else unknown (kept as is).
 public struct NestedStateFormat: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The format as stored.
     public let rawValue: UInt16
+    /// A format from its stored value (any value is kept).
     public init(rawValue: UInt16) { self.rawValue = rawValue }
+    /// KVM_STATE_NESTED_FORMAT_VMX (0).
     public static let vmx = NestedStateFormat(rawValue: 0)
+    /// KVM_STATE_NESTED_FORMAT_SVM (1).
     public static let svm = NestedStateFormat(rawValue: 1)
 
     /// "vmx", "svm" or "unknown(N)".
@@ -98,9 +116,10 @@ public enum NestedStateError: Error, Equatable, Sendable, CustomStringConvertibl
     case truncated(expected: Int, got: Int)
     /// The header's `size` is below the 128-byte header itself.
     case sizeTooSmall(UInt32)
-    /// `makeBuffer(capacity:)` was asked for less than a header or more than `size` can say.
+    /// `withBuffer(capacity:_:)` was asked for less than a header or more than `size` can say.
     case invalidCapacity(Int)
 
+    /// One line naming the problem and the sizes involved.
     public var description: String {
         switch self {
         case let .truncated(expected, got):
@@ -121,16 +140,21 @@ public struct VMXNestedHeader: Equatable, Sendable {
     public var vmxonPA: UInt64
     /// L1's current VMCS pointer; -1 when none.
     public var vmcs12PA: UInt64
+    /// `smm.flags`: where L1 and L2 were when the vCPU entered SMM.
     public var smmFlags: NestedSMMFlags
+    /// `smm.pad`: unused by the kernel (kept for byte-exact round trips).
     public var pad: UInt16
+    /// `flags`: which optional header fields are valid.
     public var flags: NestedVMXHeaderFlags
     /// TSC deadline of L2's VMX-preemption timer (valid with `.preemptionTimerDeadline`).
     public var preemptionTimerDeadline: UInt64
     /// Union bytes 40–127, unused by the kernel (kept for byte-exact round trips).
     public var reserved: [UInt8]
 
+    /// Bytes of `reserved`: union bytes 40–127.
     public static let reservedSize = 88
 
+    /// A header from its fields; the defaults are a vCPU outside VMX operation.
     public init(vmxonPA: UInt64 = NestedState.invalidGPA, vmcs12PA: UInt64 = NestedState.invalidGPA,
                 smmFlags: NestedSMMFlags = [], pad: UInt16 = 0, flags: NestedVMXHeaderFlags = [],
                 preemptionTimerDeadline: UInt64 = 0,
@@ -169,6 +193,7 @@ public struct VMXNestedHeader: Equatable, Sendable {
 
 /// The VMX part of a nested state.
 public struct VMXNestedState: Equatable, Sendable {
+    /// The VMX header (bytes 8–127).
     public var header: VMXNestedHeader
     /// L1's current VMCS (present when `size` ≥ 128 + 4096; partially when the blob holds less).
     public var vmcs12: VMCS12?
@@ -177,6 +202,7 @@ public struct VMXNestedState: Equatable, Sendable {
     /// Data bytes after the two pages (none in KVM output).
     public var extra: [UInt8]
 
+    /// A VMX payload from its parts; the defaults are a vCPU outside VMX operation.
     public init(header: VMXNestedHeader = VMXNestedHeader(), vmcs12: VMCS12? = nil,
                 shadowVMCS12: VMCS12? = nil, extra: [UInt8] = []) {
         self.header = header
@@ -215,8 +241,10 @@ public struct SVMNestedHeader: Equatable, Sendable {
     /// fields here, e.g. an L2 gPAT proposed for bytes 16–23).
     public var reserved: [UInt8]
 
+    /// Bytes of `reserved`: union bytes 16–127.
     public static let reservedSize = 112
 
+    /// A header from its fields; the defaults are a vCPU outside guest mode.
     public init(vmcbPA: UInt64 = 0, reserved: [UInt8] = [UInt8](repeating: 0, count: SVMNestedHeader.reservedSize)) {
         self.vmcbPA = vmcbPA
         self.reserved = reserved
@@ -236,12 +264,14 @@ public struct SVMNestedHeader: Equatable, Sendable {
 
 /// The SVM part of a nested state.
 public struct SVMNestedState: Equatable, Sendable {
+    /// The SVM header (bytes 8–127).
     public var header: SVMNestedHeader
     /// vmcb12: L1's cached control area + L1's saved host state (present in guest mode).
     public var vmcb: VMCB?
     /// Data bytes after the page (none in KVM output).
     public var extra: [UInt8]
 
+    /// An SVM payload from its parts; the defaults are a vCPU outside guest mode.
     public init(header: SVMNestedHeader = SVMNestedHeader(), vmcb: VMCB? = nil, extra: [UInt8] = []) {
         self.header = header
         self.vmcb = vmcb
@@ -263,6 +293,9 @@ public struct SVMNestedState: Equatable, Sendable {
 
 // MARK: - NestedState
 
+/// A vCPU's nested virtualization state as KVM_GET_NESTED_STATE gives it and
+/// KVM_SET_NESTED_STATE takes it (`struct kvm_nested_state`), decoded; every byte
+/// is kept, so encoding a decoded state gives the same bytes.
 public struct NestedState: Equatable, Sendable {
     /// sizeof(struct kvm_nested_state): the header.
     public static let headerSize = 128
@@ -273,23 +306,29 @@ public struct NestedState: Equatable, Sendable {
     /// INVALID_GPA (-1ull), the kernel's "no address".
     public static let invalidGPA: UInt64 = ~0
 
+    /// The vendor part after the common header, by `format`.
     public enum Payload: Equatable, Sendable {
+        /// An Intel VMX state: header, vmcs12 and shadow vmcs12.
         case vmx(VMXNestedState)
+        /// An AMD SVM state: header and vmcb12.
         case svm(SVMNestedState)
         /// A format this library does not know: the 120 union bytes and the data, as found.
         case unknown(header: [UInt8], data: [UInt8])
     }
 
+    /// The flags field as stored.
     public var flags: NestedStateFlags
     /// The format field as stored. Decoding sets it from the blob; encoding writes it
     /// as is (it is not derived from `payload`).
     public var format: NestedStateFormat
     /// The size field as stored. Encoding writes it as is; see `withUpdatedSize()`.
     public var size: UInt32
+    /// The vendor header and data.
     public var payload: Payload
     /// Bytes after `size` in the decoded buffer (e.g. unused capacity of a GET buffer).
     public var trailing: [UInt8]
 
+    /// A state from its parts; `size` nil computes it from the payload.
     public init(flags: NestedStateFlags = [], format: NestedStateFormat, size: UInt32? = nil,
                 payload: Payload, trailing: [UInt8] = []) {
         self.flags = flags
@@ -398,19 +437,26 @@ public struct NestedState: Equatable, Sendable {
 
     // MARK: Convenience
 
+    /// The VMX payload; nil for any other format.
     public var vmx: VMXNestedState? { if case .vmx(let v) = payload { return v } else { return nil } }
+    /// The SVM payload; nil for any other format.
     public var svm: SVMNestedState? { if case .svm(let s) = payload { return s } else { return nil } }
 
-    /// A buffer for KVM_GET_NESTED_STATE: `capacity` bytes (use the KVM_CAP_NESTED_STATE
-    /// value), 4096-byte aligned, zeroed, with the header's `size` set to `capacity`
-    /// (KVM reads `size` to learn how big the buffer is). The caller deallocates it.
-    public static func makeBuffer(capacity: Int) throws -> UnsafeMutableRawBufferPointer {
+    /// Calls `body` with a buffer for KVM_GET_NESTED_STATE: `capacity` bytes (use the
+    /// KVM_CAP_NESTED_STATE value), 4096-byte aligned, zeroed, with the header's `size`
+    /// set to `capacity` (KVM reads `size` to learn how big the buffer is). The buffer
+    /// lives only for the call. Throws `NestedStateError.invalidCapacity` for fewer than
+    /// 128 bytes or more than `size` can say.
+    public static func withBuffer<Result>(
+        capacity: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> Result
+    ) throws -> Result {
         guard capacity >= headerSize, capacity <= Int(UInt32.max) else { throw NestedStateError.invalidCapacity(capacity) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 4096)
+        defer { buffer.deallocate() }
         buffer.initializeMemory(as: UInt8.self, repeating: 0)
         let size = UInt32(capacity)
         for i in 0..<4 { buffer[4 + i] = UInt8(truncatingIfNeeded: size >> (8 * UInt32(i))) }
-        return buffer
+        return try body(buffer)
     }
 
     /// `bytes` cut or zero-padded to `count`.

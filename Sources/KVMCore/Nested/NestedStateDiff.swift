@@ -12,11 +12,16 @@
 
 import Glibc
 
+/// One named field whose value differs between two nested states.
 public struct FieldDifference: Equatable, Sendable, CustomStringConvertible {
+    /// Where the field is: "vmx.vmcs12.guest_rip", "svm.vmcb.control.exit_code", ….
     public let path: String
+    /// The value in the first state.
     public let old: NestedFieldValue
+    /// The value in the second state.
     public let new: NestedFieldValue
 
+    /// A difference from its parts.
     public init(path: String, old: NestedFieldValue, new: NestedFieldValue) {
         self.path = path
         self.old = old
@@ -27,12 +32,14 @@ public struct FieldDifference: Equatable, Sendable, CustomStringConvertible {
     public var description: String { "\(path): \(old) -> \(new)" }
 }
 
+/// What changed between two nested states, field by field.
 public struct NestedStateDiff: Equatable, Sendable, CustomStringConvertible {
     /// Changed named fields, in layout order.
     public var fields: [FieldDifference]
     /// Differing bytes outside named fields (a byte present on one side only counts).
     public var unknownBytesDiffering: Int
 
+    /// Whether the states are byte-for-byte the same.
     public var isEmpty: Bool { fields.isEmpty && unknownBytesDiffering == 0 }
 
     /// Looks up the difference for one path.
@@ -41,7 +48,7 @@ public struct NestedStateDiff: Equatable, Sendable, CustomStringConvertible {
     /// `{"schema": "kvm-nested-state-diff/1", "fields": [{"path", "old", "new"}, …],
     /// "unknown_bytes_differing": n}`. Values as in the state JSON: hex strings for
     /// fields, null for absent, an integer byte count for a page that is present.
-    public var json: JSONValue {
+    package var json: JSONValue {
         .object([
             ("schema", .string("kvm-nested-state-diff/1")),
             ("fields", .array(fields.map { .object([("path", .string($0.path)), ("old", $0.old.json), ("new", $0.new.json)]) })),
@@ -49,6 +56,7 @@ public struct NestedStateDiff: Equatable, Sendable, CustomStringConvertible {
         ])
     }
 
+    /// One line per changed field, then the count of other differing bytes.
     public var description: String {
         var lines = fields.map(\.description)
         if unknownBytesDiffering > 0 { lines.append("(\(unknownBytesDiffering) bytes outside named fields differ)") }

@@ -34,7 +34,7 @@
 import Glibc
 
 extension NestedState {
-    public static let jsonSchemaName = "kvm-nested-state/1"
+    package static let jsonSchemaName = "kvm-nested-state/1"
 
     // MARK: Text
 
@@ -153,7 +153,7 @@ extension NestedState {
     /// The state as JSON (schema "kvm-nested-state/1", see the file comment and
     /// Docs/nested-state-schema.md). With `includeRaw`, "raw_hex" holds the whole
     /// encoded blob so the document alone can restore the state.
-    public func json(includeRaw: Bool = false) -> JSONValue {
+    package func json(includeRaw: Bool = false) -> JSONValue {
         func flagObject(_ raw: UInt64, width: Int, _ table: NestedBitNames) -> JSONValue {
             var names: [JSONValue] = []
             for (bit, name) in table.table where raw & (UInt64(1) << UInt64(bit)) != 0 { names.append(.string(name)) }

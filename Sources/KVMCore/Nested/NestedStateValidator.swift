@@ -18,6 +18,7 @@ import Glibc
 
 /// The host CPU's virtualization extension.
 public enum NestedVendor: String, Equatable, Sendable {
+    /// VMX (Intel), SVM (AMD), or neither.
     case vmx, svm, unknown
 }
 
@@ -27,6 +28,7 @@ public struct NestedStateHostContext: Equatable, Sendable {
     /// KVM_CHECK_EXTENSION(KVM_CAP_NESTED_STATE): 0 = no nested state support, else the
     /// largest state this host produces (VMX 8320, SVM 4224).
     public var capabilitySize: Int
+    /// The host's virtualization extension (nested state formats are per vendor).
     public var vendor: NestedVendor
     /// The vCPU's EFER as it will be when KVM_SET_NESTED_STATE runs (restore SREGS first).
     public var efer: UInt64?
@@ -41,6 +43,7 @@ public struct NestedStateHostContext: Equatable, Sendable {
     /// Guest MAXPHYADDR (CPUID 0x80000008 EAX[7:0]) for the legal-address checks.
     public var maxPhysAddrBits: Int?
 
+    /// A context from its facts; nil facts are not checked.
     public init(capabilitySize: Int, vendor: NestedVendor, efer: UInt64? = nil, evmcsEnabled: Bool = false,
                 guestHasVMX: Bool? = nil, inSMM: Bool? = nil, cr0: UInt64? = nil, maxPhysAddrBits: Int? = nil) {
         self.capabilitySize = capabilitySize
@@ -54,6 +57,7 @@ public struct NestedStateHostContext: Equatable, Sendable {
     }
 }
 
+/// How bad a broken rule is.
 public enum NestedStateSeverity: String, Equatable, Sendable {
     /// KVM_SET_NESTED_STATE will fail (or read past the buffer).
     case error
@@ -64,37 +68,67 @@ public enum NestedStateSeverity: String, Equatable, Sendable {
 /// One broken rule. `message` is for people, `kernelReference` names the check.
 public enum NestedStateViolation: Equatable, Sendable, CustomStringConvertible {
     // Generic (x86.c)
+    /// Rule `capability` (error): KVM_CAP_NESTED_STATE = 0: host KVM has no nested state support.
     case noNestedStateSupport
+    /// Reported by `validate(bytes:)` (error): the buffer holds `available` bytes, less than the 128-byte kvm_nested_state header.
     case bufferTooSmall(available: Int)
+    /// Rule `size-min` (error): size `size` is smaller than the 128-byte header.
     case sizeTooSmall(size: UInt32)
+    /// Rule `size-buffer` (error): size `size` claims more bytes than the `available` present; the kernel would read past the buffer.
     case sizeExceedsBuffer(size: UInt32, available: Int)
+    /// Rule `size-capability` (warning): size `size` is larger than this host's KVM_CAP_NESTED_STATE (`capability`); the excess is ignored.
     case sizeExceedsCapability(size: UInt32, capability: Int)
+    /// Rule `flags-known` (error): unknown flag bits … (known: GUEST_MODE, RUN_PENDING, EVMCS, MTF_PENDING, GIF_SET).
     case unknownFlags(UInt16)
+    /// Rule `run-pending-guest-mode` (error): RUN_PENDING is set without GUEST_MODE.
     case runPendingWithoutGuestMode
     // Format
+    /// Rule `format-known` (error): format … is neither VMX (0) nor SVM (1).
     case unknownFormat(UInt16)
+    /// Rule `format-vendor` (error): the state's format is `format` but the host uses `host`; nested state restores only on the same vendor.
     case formatMismatch(format: NestedStateFormat, host: NestedVendor)
+    /// Rule `flags-svm` (error): … are VMX-only flags; SVM accepts only GUEST_MODE, RUN_PENDING, GIF_SET.
     case flagsNotForSVM(NestedStateFlags)
+    /// Rule `flags-vmx-gif` (warning): GIF_SET is an SVM flag; VMX ignores it.
     case gifSetOnVMX
     // VMX
+    /// Rule `vmx-off-smm` (error): vmxon_pa is -1 (VMX off) but SMM flags are set.
     case vmxOffWithSMMFlags(NestedSMMFlags)
+    /// Rule `vmx-off-vmcs12` (error): vmxon_pa is -1 (VMX off) but vmcs12_pa is …; it must be -1 too.
     case vmxOffWithVMCS12Pointer(UInt64)
+    /// Rule `vmx-off-flags` (error): vmxon_pa is -1 (VMX off) but other flags are set; only EVMCS is allowed.
     case vmxOffWithFlags(NestedStateFlags)
+    /// Rule `vmx-cpuid` (error): vmxon_pa is set but the guest CPUID does not advertise VMX (set CPUID before nested state).
     case vmxNotExposedToGuest
+    /// Rule `vmxon-address` (error): vmxon_pa … is not a page-aligned, legal guest-physical address.
     case vmxonAddressInvalid(UInt64)
+    /// Rule `smm-guest-mode-exclusive` (error): SMM GUEST_MODE and GUEST_MODE are both set.
     case smmGuestModeWithGuestMode
+    /// Rule `smm-flags-known` (error): unknown SMM flag bits … (known: GUEST_MODE, VMXON).
     case unknownSMMFlags(UInt16)
+    /// Rule `vmx-header-flags-known` (error): unknown VMX header flag bits … (known: PREEMPTION_TIMER_DEADLINE).
     case unknownVMXHeaderFlags(UInt32)
+    /// Rule `smm-flags-outside-smm` (error): SMM flags are set but the vCPU is not in SMM (restore vCPU events first).
     case smmFlagsOutsideSMM(NestedSMMFlags)
+    /// Rule `guest-mode-in-smm` (error): the vCPU is in SMM, which cannot be combined with GUEST_MODE or RUN_PENDING.
     case guestModeInSMM
+    /// Rule `smm-guest-mode-needs-vmxon` (error): SMM GUEST_MODE is set without SMM VMXON.
     case smmGuestModeWithoutSMMVMXON
+    /// Rule `evmcs-enabled` (error): EVMCS is set but the enlightened VMCS capability is not enabled on the vCPU (or the guest lacks VMX).
     case evmcsNotEnabled
+    /// Rule `vmcs12-present` (error): size `size` has no vmcs12 (needs …) but GUEST_MODE, EVMCS or vmcs12_pa says there is one.
     case vmcs12Missing(size: UInt32)
+    /// Rule `vmcs12-pointer` (error): a vmcs12 is present but vmcs12_pa is -1 and EVMCS is not set.
     case vmcs12WithoutPointer
+    /// Rule `vmcs12-not-vmxon` (error): vmcs12_pa equals vmxon_pa (…).
     case vmcs12AddressEqualsVMXON(UInt64)
+    /// Rule `vmcs12-address` (error): vmcs12_pa … is not a page-aligned, legal guest-physical address.
     case vmcs12AddressInvalid(UInt64)
+    /// Rule `vmcs12-revision` (error): vmcs12 revision … is not VMCS12_REVISION ….
     case vmcs12BadRevision(UInt32)
+    /// Rule `shadow-vmcs12-present` (error): vmcs12 enables VMCS shadowing with a link pointer but size `size` has no shadow_vmcs12 (needs …).
     case shadowVMCS12Missing(size: UInt32)
+    /// Rule `shadow-vmcs12-valid` (error): shadow_vmcs12 has a revision other than VMCS12_REVISION or its shadow bit clear.
     case shadowVMCS12Invalid(revision: UInt32, shadowBit: Bool)
     case vmcs12CR3TargetCount(UInt32)
     case vmcs12HostCR0Invalid(UInt64)
@@ -102,29 +136,48 @@ public enum NestedStateViolation: Equatable, Sendable, CustomStringConvertible {
     case vmcs12GuestCR0Invalid(UInt64)
     case vmcs12GuestCR4Invalid(UInt64)
     // SVM
+    /// Rule `svm-efer-svme` (error): EFER.SVME is clear on the vCPU but flags are set; with SVME clear only GIF_SET (or nothing) is allowed — restore SREGS (EFER) first.
     case svmDisabledInEFER(NestedStateFlags)
+    /// Rule `svm-efer-svme` (error): EFER.SVME is clear and flags are 0: with SVM off the kernel accepts only GIF_SET (restore SREGS first).
     case svmDisabledEmptyFlags
+    /// Rule `svm-efer-known` (warning): vCPU EFER unknown: GUEST_MODE needs EFER.SVME set, so restore SREGS before KVM_SET_NESTED_STATE.
     case eferUnknown
+    /// Rule `vmcb-address` (error): vmcb_pa … is not a page-aligned, legal guest-physical address.
     case vmcbAddressInvalid(UInt64)
+    /// Rule `vmcb-present` (error): GUEST_MODE is set but size `size` has no vmcb12 (needs …).
     case vmcbMissing(size: UInt32)
+    /// Rule `vmcb-vmrun-intercept` (error): vmcb12 control does not intercept VMRUN.
     case vmrunNotIntercepted
+    /// Rule `vmcb-asid` (error): vmcb12 control has ASID 0.
     case asidZero
+    /// Rules `vmcb-msrpm` and `vmcb-iopm` (error): the MSR or I/O permission bitmap address `address` is not legal.
     case bitmapAddressInvalid(name: String, address: UInt64)
+    /// Rule `l2-cr0` (error): the vCPU's (L2) CR0 … has NW set with CD clear.
     case l2CR0Invalid(UInt64)
+    /// Rule `l1-paged-protected` (error): L1 save area CR0 … lacks PG or PE (L1 must be in paged protected mode).
     case l1NotPagedProtectedMode(cr0: UInt64)
+    /// Rule `l1-not-vm86` (error): L1 save area RFLAGS … has VM set.
     case l1InVirtual8086Mode(rflags: UInt64)
+    /// Rule `l1-svme` (error): L1 save area EFER … has SVME clear.
     case l1SVMEClear(efer: UInt64)
+    /// Rule `l1-cr0` (error): L1 save area CR0 … has NW without CD, or bits above 31 set.
     case l1CR0Invalid(UInt64)
+    /// Rule `l1-debug-registers` (error): L1 save area DR6 … / DR7 … have bits above 31 set.
     case l1DebugRegistersInvalid(dr6: UInt64, dr7: UInt64)
+    /// Rule `l1-long-mode-pae` (error): L1 save area has EFER.LME and CR0.PG but CR4 … lacks PAE.
     case l1LongModeWithoutPAE(cr4: UInt64)
+    /// Rule `l1-cr3` (error): L1 save area CR3 … exceeds the guest's physical address width.
     case l1CR3Illegal(UInt64)
     case l1EFERReserved(UInt64)
     case l1CR4Reserved(UInt64)
 
+    /// Whether KVM will refuse the state (`.error`) or accept something odd (`.warning`).
     public var severity: NestedStateSeverity { entry.severity }
     /// The case name, e.g. "runPendingWithoutGuestMode".
     public var name: String { entry.name }
+    /// "error: message" or "warning: message".
     public var description: String { "\(severity.rawValue): \(message)" }
+    /// One line for people, naming the rule and the values that break it.
     public var message: String { entry.message }
     /// The kernel line that enforces the rule (or why userspace must).
     public var kernelReference: String { entry.kernelReference }
@@ -201,6 +254,7 @@ public enum NestedStateViolation: Equatable, Sendable, CustomStringConvertible {
 
 /// One validator rule: a small check that reports at most one violation.
 public struct NestedStateRule: Sendable {
+    /// The rule's stable id (e.g. "vmcs12-revision").
     public let id: String
     let check: @Sendable (NestedState, NestedStateHostContext) -> NestedStateViolation?
 
@@ -209,11 +263,14 @@ public struct NestedStateRule: Sendable {
         self.check = check
     }
 
+    /// The violation `state` commits in `context`, or nil when it keeps the rule.
     public func evaluate(_ state: NestedState, _ context: NestedStateHostContext) -> NestedStateViolation? {
         check(state, context)
     }
 }
 
+/// Checks a nested state against the rules KVM_SET_NESTED_STATE enforces, so a
+/// refused state is named rule by rule instead of a bare EINVAL.
 public enum NestedStateValidator {
     /// Every rule broken by `state` for `context`, in rule order; empty when the state
     /// should be accepted.

@@ -4,14 +4,25 @@ import Glibc
 /// when it is not. Built from facts gathered once (`NestingFacts`), so the
 /// verdict logic is a pure function tests can feed any host.
 public struct NestingReport: Sendable {
-    public enum Technology: String, Sendable { case vmx = "VMX", svm = "SVM" }
+    /// Intel's VMX or AMD's SVM.
+    public enum Technology: String, Sendable {
+        /// Intel VMX.
+        case vmx = "VMX"
+        /// AMD SVM.
+        case svm = "SVM"
+    }
 
+    /// Whether a guest here can run its own hypervisor.
     public enum Verdict: Equatable, Sendable {
+        /// Nesting works, with this technology.
         case available(Technology)
+        /// Nesting does not work; `reasons` says why.
         case unavailable
     }
 
+    /// What the verdict was decided from.
     public let facts: NestingFacts
+    /// The answer.
     public let verdict: Verdict
     /// Why nesting is unavailable, most fundamental first; empty when available.
     public let reasons: [String]
@@ -29,6 +40,7 @@ public struct NestingReport: Sendable {
         }
     }
 
+    /// Whether the verdict is `.available`.
     public var isAvailable: Bool { if case .available = verdict { true } else { false } }
 
     /// One line: the verdict and, when unavailable, the first reason.
@@ -39,6 +51,7 @@ public struct NestingReport: Sendable {
         }
     }
 
+    /// Decides the verdict, reasons, fixes and warnings from `facts`.
     public init(facts: NestingFacts) {
         self.facts = facts
         var reasons: [String] = [], fixes: [String] = [], warnings: [String] = []
@@ -112,17 +125,26 @@ public struct NestingReport: Sendable {
 
 /// Everything the nesting verdict is decided from.
 public struct NestingFacts: Sendable {
+    /// The host CPU as CPUID shows it.
     public var cpu: HostCPU
+    /// The loaded KVM modules and their parameters.
     public var modules: [KVMModule]
+    /// `uname -r`.
     public var kernelRelease: String
     /// Why /dev/kvm could not be opened; nil when it could.
     public var kvmOpenError: String?
+    /// KVM_GET_API_VERSION; nil when /dev/kvm could not be opened.
     public var apiVersion: Int?
+    /// KVM_CAP_NESTED_STATE (0: no nested state support).
     public var nestedStateCapability: Int
+    /// KVM_GET_SUPPORTED_CPUID offers VMX to guests.
     public var supportedCPUIDHasVMX: Bool
+    /// KVM_GET_SUPPORTED_CPUID offers SVM to guests.
     public var supportedCPUIDHasSVM: Bool
+    /// KVM_GET_SUPPORTED_CPUID offers the hypervisor bit (CPUID.1:ECX[31]).
     public var supportedCPUIDHasHypervisorBit: Bool
 
+    /// Facts from their values (tests feed any host this way).
     public init(cpu: HostCPU, modules: [KVMModule], kernelRelease: String, kvmOpenError: String?,
                 apiVersion: Int?, nestedStateCapability: Int,
                 supportedCPUIDHasVMX: Bool, supportedCPUIDHasSVM: Bool, supportedCPUIDHasHypervisorBit: Bool = false) {

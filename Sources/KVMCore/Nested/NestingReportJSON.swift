@@ -1,7 +1,7 @@
 extension NestingReport {
     /// The report as JSON; the schema is Docs/host-report-schema.md (stable: fields
     /// are only ever added).
-    public var json: JSONValue {
+    package var json: JSONValue {
         let f = facts
         let cpu = f.cpu
         let kvm: JSONValue = .object([

@@ -44,7 +44,7 @@ extension NestingReport {
     }
 
     /// Module parameters that matter for nesting (the kernel's running-nested-guests.rst).
-    public static let interestingParameters: Set<String> = [
+    static let interestingParameters: Set<String> = [
         "nested", "ept", "npt", "enable_shadow_vmcs", "enable_apicv", "avic", "vgif", "nrips", "vls",
         "unrestricted_guest", "vnmi", "force", "pvm_native",
     ]

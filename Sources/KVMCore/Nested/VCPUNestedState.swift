@@ -4,15 +4,15 @@ extension VCPU {
     /// the ioctl is still made (so the errno is the kernel's) and the error says why.
     public func nestedStateBytes() throws -> [UInt8] {
         let capability = vm.kvm.check(.nestedState)
-        let buffer = try NestedState.makeBuffer(capacity: max(capability, NestedState.headerSize))
-        defer { buffer.deallocate() }
-        try handle.ioctl(.getNestedState, buffer.baseAddress) { err in
-            if capability == 0 { return "host KVM has no nested state support (KVM_CAP_NESTED_STATE = 0)" }
-            if err == .E2BIG { return "the state is larger than KVM_CAP_NESTED_STATE (\(capability) bytes) said" }
-            return nil
+        return try NestedState.withBuffer(capacity: max(capability, NestedState.headerSize)) { buffer in
+            try handle.ioctl(.getNestedState, buffer.baseAddress) { err in
+                if capability == 0 { return "host KVM has no nested state support (KVM_CAP_NESTED_STATE = 0)" }
+                if err == .E2BIG { return "the state is larger than KVM_CAP_NESTED_STATE (\(capability) bytes) said" }
+                return nil
+            }
+            let size = Int(buffer.load(fromByteOffset: 4, as: UInt32.self))
+            return Array(buffer.prefix(min(max(size, NestedState.headerSize), buffer.count)))
         }
-        let size = Int(buffer.load(fromByteOffset: 4, as: UInt32.self))
-        return Array(buffer.prefix(min(max(size, NestedState.headerSize), buffer.count)))
     }
 
     /// KVM_GET_NESTED_STATE, decoded.
@@ -64,7 +64,9 @@ extension VCPU {
 
 /// A nested state refused before KVM_SET_NESTED_STATE, with every rule it breaks.
 public struct NestedStateRejected: Error, CustomStringConvertible, Sendable {
+    /// Every rule the state breaks, warnings included.
     public let violations: [NestedStateViolation]
+    /// One line: the broken error rules' messages.
     public var description: String {
         "KVM_SET_NESTED_STATE: refused before the ioctl: " +
             violations.filter { $0.severity == .error }.map(\.message).joined(separator: "; ")

@@ -12,8 +12,11 @@
 /// guests the next level. Below an unknown hypervisor the host counts as
 /// level 1, as nothing shows what is under it.
 public struct VMChain: Equatable, Sendable {
+    /// CPUID 40000100h: the last leaf in EAX and the signature.
     public static let signatureLeaf: UInt32 = 0x4000_0100
+    /// CPUID 40000101h: the level in EAX and L0's signature.
     public static let levelLeaf: UInt32 = 0x4000_0101
+    /// The signature at `signatureLeaf` (EBX, ECX, EDX).
     public static let signature = "swift-kvmrun"
 
     /// The machine's level: 1 for a VM on hardware, 2 for a VM in a VM, …
@@ -21,6 +24,7 @@ public struct VMChain: Equatable, Sendable {
     /// The bottom hypervisor's CPUID signature; empty for hardware (kvmrun at L0).
     public let base: String
 
+    /// A chain position from its level and L0's signature.
     public init(level: UInt32, base: String) {
         self.level = level
         self.base = base

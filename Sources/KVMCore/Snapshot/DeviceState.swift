@@ -15,6 +15,7 @@ public protocol SnapshotDevice: PortDevice {
 }
 
 extension SnapshotDevice {
+    /// Nothing to check by default.
     public func checkSnapshotState(_ bytes: [UInt8]) throws {}
 }
 
@@ -61,6 +62,7 @@ enum SnapshotDevices {
 
 extension Serial16550: SnapshotDevice {
     static let kind = "serial16550"
+    /// `SnapshotDevice`: the device type's name in snapshot files.
     public var snapshotKind: String { Serial16550.kind }
 
     /// Registers, interrupt state, input not read yet, and — with a `.buffer`
@@ -98,8 +100,10 @@ extension Serial16550: SnapshotDevice {
         return Decoded(regs: regs, thr: thr, level: level, unread: unread, written: written, log: log)
     }
 
+    /// `SnapshotDevice`: throws what `restoreSnapshotState(_:)` would, changing nothing.
     public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try Serial16550.decode(bytes) }
 
+    /// `SnapshotDevice`: puts back what `saveSnapshotState()` returned.
     public func restoreSnapshotState(_ bytes: [UInt8]) throws {
         let d = try Serial16550.decode(bytes)
         let (regs, thr, level, unread, written, log) = (d.regs, d.thr, d.level, d.unread, d.written, d.log)
@@ -120,6 +124,7 @@ extension Serial16550: SnapshotDevice {
 
 extension HostCall: SnapshotDevice {
     static let kind = "hostcall"
+    /// `SnapshotDevice`: the device type's name in snapshot files.
     public var snapshotKind: String { HostCall.kind }
 
     /// The facts reported so far, so a restored machine's `facts` continue them.
@@ -141,8 +146,10 @@ extension HostCall: SnapshotDevice {
         return restored
     }
 
+    /// `SnapshotDevice`: throws what `restoreSnapshotState(_:)` would, changing nothing.
     public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try HostCall.decode(bytes) }
 
+    /// `SnapshotDevice`: puts back what `saveSnapshotState()` returned.
     public func restoreSnapshotState(_ bytes: [UInt8]) throws {
         facts = try HostCall.decode(bytes)
     }
@@ -152,10 +159,14 @@ extension HostCall: SnapshotDevice {
 
 extension DebugExit: SnapshotDevice {
     static let kind = "isa-debug-exit"
+    /// `SnapshotDevice`: the device type's name in snapshot files.
     public var snapshotKind: String { DebugExit.kind }
+    /// `SnapshotDevice`: the device's state.
     public func saveSnapshotState() -> [UInt8] { [] }
+    /// `SnapshotDevice`: puts back what `saveSnapshotState()` returned.
     public func restoreSnapshotState(_ bytes: [UInt8]) throws { try checkSnapshotState(bytes) }
 
+    /// `SnapshotDevice`: throws what `restoreSnapshotState(_:)` would, changing nothing.
     public func checkSnapshotState(_ bytes: [UInt8]) throws {
         guard bytes.isEmpty else { throw SnapshotError(.corrupt, "corrupt: isa-debug-exit has no state, the file gives \(bytes.count) bytes") }
     }
@@ -165,6 +176,7 @@ extension DebugExit: SnapshotDevice {
 
 extension FwCfg: SnapshotDevice {
     static let kind = "fw_cfg"
+    /// `SnapshotDevice`: the device type's name in snapshot files.
     public var snapshotKind: String { FwCfg.kind }
 
     /// Its items and files (so a restore in another process can recreate it),
@@ -227,10 +239,12 @@ extension FwCfg: SnapshotDevice {
         apply(d)
     }
 
+    /// `SnapshotDevice`: puts back what `saveSnapshotState()` returned.
     public func restoreSnapshotState(_ bytes: [UInt8]) throws {
         apply(try checked(bytes))
     }
 
+    /// `SnapshotDevice`: throws what `restoreSnapshotState(_:)` would, changing nothing.
     public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try checked(bytes) }
 
     private func checked(_ bytes: [UInt8]) throws -> Decoded {
@@ -252,6 +266,7 @@ extension FwCfg: SnapshotDevice {
 
 extension CMOS: SnapshotDevice {
     static let kind = "cmos"
+    /// `SnapshotDevice`: the device type's name in snapshot files.
     public var snapshotKind: String { CMOS.kind }
 
     /// The 128 bytes (register C with the RTC's events up to now), the
@@ -281,6 +296,7 @@ extension CMOS: SnapshotDevice {
         return (cells, index, offset, level)
     }
 
+    /// `SnapshotDevice`: throws what `restoreSnapshotState(_:)` would, changing nothing.
     public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try CMOS.decode(bytes) }
 
     /// Puts the registers back; the periodic interrupt counts its ticks again
@@ -298,8 +314,10 @@ extension CMOS: SnapshotDevice {
 
 extension PCPorts: SnapshotDevice {
     static let kind = "pc-ports"
+    /// `SnapshotDevice`: the device type's name in snapshot files.
     public var snapshotKind: String { PCPorts.kind }
 
+    /// `SnapshotDevice`: the device's state.
     public func saveSnapshotState() -> [UInt8] {
         var w = SnapshotWriter()
         w.u8(systemControl)
@@ -313,8 +331,10 @@ extension PCPorts: SnapshotDevice {
         return value
     }
 
+    /// `SnapshotDevice`: throws what `restoreSnapshotState(_:)` would, changing nothing.
     public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try PCPorts.decode(bytes) }
 
+    /// `SnapshotDevice`: puts back what `saveSnapshotState()` returned.
     public func restoreSnapshotState(_ bytes: [UInt8]) throws {
         systemControl = try PCPorts.decode(bytes)
     }
@@ -324,6 +344,7 @@ extension PCPorts: SnapshotDevice {
 
 extension ACPIPowerManagement: SnapshotDevice {
     static let kind = "acpi-pm"
+    /// `SnapshotDevice`: the device type's name in snapshot files.
     public var snapshotKind: String { ACPIPowerManagement.kind }
 
     /// The registers, the SCI's level, and the PM timer's count, which a
@@ -351,8 +372,10 @@ extension ACPIPowerManagement: SnapshotDevice {
         return d
     }
 
+    /// `SnapshotDevice`: throws what `restoreSnapshotState(_:)` would, changing nothing.
     public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try ACPIPowerManagement.decode(bytes) }
 
+    /// `SnapshotDevice`: puts back what `saveSnapshotState()` returned.
     public func restoreSnapshotState(_ bytes: [UInt8]) throws {
         let d = try ACPIPowerManagement.decode(bytes)
         lock.withLock {
@@ -371,6 +394,7 @@ extension ACPIPowerManagement: SnapshotDevice {
 
 extension I8042: SnapshotDevice {
     static let kind = "i8042"
+    /// `SnapshotDevice`: the device type's name in snapshot files.
     public var snapshotKind: String { I8042.kind }
 
     /// The controller's registers and output buffer, both lines' levels, and
@@ -425,8 +449,10 @@ extension I8042: SnapshotDevice {
         return Decoded(registers: registers, keyboardLevel: keyboardLevel, mouseLevel: mouseLevel, keyboard: keyboard, mouse: mouse)
     }
 
+    /// `SnapshotDevice`: throws what `restoreSnapshotState(_:)` would, changing nothing.
     public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try I8042.decode(bytes) }
 
+    /// `SnapshotDevice`: puts back what `saveSnapshotState()` returned.
     public func restoreSnapshotState(_ bytes: [UInt8]) throws {
         let d = try I8042.decode(bytes)
         let g = d.registers

@@ -80,7 +80,7 @@ final class MemoryImage {
     /// Bytes of guest-physical memory as the image holds them.
     func bytes(at address: UInt64, count: Int) throws -> [UInt8] {
         guard count >= 0, let r = regions.first(where: { address >= $0.guestPhysical && UInt64(count) <= $0.size && address - $0.guestPhysical <= $0.size - UInt64(count) }) else {
-            throw ConfigurationError("guest-physical \(hex(address))+\(count) is outside the snapshot's RAM")
+            throw ConfigurationError.outsideSnapshotRAM(address: address, count: count)
         }
         let p = try view() + Int(r.imageOffset + (address - r.guestPhysical))
         return Array(UnsafeRawBufferPointer(start: p, count: count))

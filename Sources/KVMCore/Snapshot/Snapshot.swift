@@ -16,12 +16,16 @@ public struct Snapshot {
 
     /// What the machine was built as; a restore builds the same.
     public struct Configuration: Equatable, Sendable {
+        /// Guest RAM in bytes.
         public var memorySize: UInt64
+        /// vCPUs.
         public var vcpuCount: Int
+        /// Whether the machine has the in-kernel irqchip.
         public var irqchip: Bool
         /// CPUID vendor of the host the snapshot was taken on ("GenuineIntel", "AuthenticAMD").
         public var cpuVendor: String
 
+        /// A configuration from its parts.
         public init(memorySize: UInt64, vcpuCount: Int, irqchip: Bool, cpuVendor: String) {
             self.memorySize = memorySize
             self.vcpuCount = vcpuCount
@@ -34,30 +38,40 @@ public struct Snapshot {
     /// `chip` union of `struct kvm_irqchip` (PIC: `kvm_pic_state`, IOAPIC:
     /// `kvm_ioapic_state`).
     public struct IRQChipState: Equatable, Sendable {
+        /// The master PIC (`kvm_pic_state`).
         public var picMaster: [UInt8]
+        /// The slave PIC (`kvm_pic_state`).
         public var picSlave: [UInt8]
+        /// The IOAPIC (`kvm_ioapic_state`).
         public var ioapic: [UInt8]
     }
 
     /// The in-kernel i8254 (KVM_GET_PIT2: `struct kvm_pit_state2`, 112 bytes).
     public struct PITState: Equatable, Sendable {
+        /// `struct kvm_pit_state2`.
         public var bytes: [UInt8]
     }
 
     /// kvmclock (KVM_GET_CLOCK): the guest's clock in nanoseconds, restored as is
     /// (the guest does not see the time the snapshot spent on disk), as QEMU does.
     public struct ClockState: Equatable, Sendable {
+        /// The guest clock in nanoseconds.
         public var clock: UInt64
+        /// KVM_GET_CLOCK's flags.
         public var flags: UInt32
     }
 
     /// One device's state: its kind (`SnapshotDevice.snapshotKind`), the ports it
     /// was attached to, and what `saveSnapshotState()` returned.
     public struct DeviceState: Equatable, Sendable {
+        /// `SnapshotDevice.snapshotKind`.
         public var kind: String
+        /// The port ranges the device was attached to.
         public var ports: [ClosedRange<UInt16>]
+        /// What `saveSnapshotState()` returned.
         public var bytes: [UInt8]
 
+        /// A device state from its parts.
         public init(kind: String, ports: [ClosedRange<UInt16>], bytes: [UInt8]) {
             self.kind = kind
             self.ports = ports
@@ -65,12 +79,15 @@ public struct Snapshot {
         }
     }
 
+    /// What the machine was built as.
     public var configuration: Configuration
     /// vCPU i's state at index i.
     public var vcpus: [VCPUState]
     /// With `configuration.irqchip`.
     public var irqchip: IRQChipState?
+    /// With `configuration.irqchip`: the in-kernel PIT.
     public var pit: PITState?
+    /// kvmclock, where the host has KVM_GET_CLOCK.
     public var clock: ClockState?
     /// Every device on the machine's I/O bus, in attach order.
     public var devices: [DeviceState]

@@ -112,6 +112,7 @@ struct SnapshotReader {
 
 /// Why a snapshot could not be read, written, taken or restored: one line.
 public struct SnapshotError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// What kind of problem it is.
     public enum Kind: String, Sendable {
         /// Not a snapshot file at all (wrong magic).
         case notSnapshot
@@ -128,14 +129,18 @@ public struct SnapshotError: Error, Equatable, CustomStringConvertible, Sendable
         case incompatible
     }
 
+    /// What kind of problem it is.
     public let kind: Kind
+    /// The one line users see.
     public let message: String
 
+    /// An error of `kind` (devices throw these from `restoreSnapshotState(_:)`).
     public init(_ kind: Kind, _ message: String) {
         self.kind = kind
         self.message = message
     }
 
+    /// `message`.
     public var description: String { message }
 
     /// The same error with `prefix: ` in front of the message (e.g. the file's path).

@@ -2,14 +2,23 @@
 /// `vcpu_save_state` takes — so it can be put into a fresh vCPU, in this process
 /// or another, and the guest carries on as if nothing happened.
 public struct VCPUState: Sendable {
+    /// KVM_GET_CPUID2.
     public var cpuid: CPUID
+    /// KVM_GET_REGS.
     public var registers: Registers
+    /// KVM_GET_SREGS.
     public var specialRegisters: SpecialRegisters
+    /// KVM_GET_XSAVE(2).
     public var xsave: XSAVEState
+    /// KVM_GET_XCRS, where the host has XCRs.
     public var xcrs: XCRs?
+    /// Every MSR KVM saves (KVM_GET_MSR_INDEX_LIST).
     public var msrs: [MSR]
+    /// KVM_GET_VCPU_EVENTS.
     public var events: VCPUEvents
+    /// KVM_GET_MP_STATE.
     public var mpState: MPState
+    /// KVM_GET_DEBUGREGS.
     public var debugRegisters: DebugRegisters
     /// With an in-kernel irqchip.
     public var lapic: LAPICState?

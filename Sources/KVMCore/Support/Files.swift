@@ -1,18 +1,23 @@
 import Glibc
 
-/// A file that could not be read or written; names the path and the errno.
+/// A file that could not be read or written (a snapshot, a multiboot module);
+/// names the path and the errno.
 public struct FileError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// The file, or the temporary file beside it that was being written.
     public let path: String
+    /// What failed: "open", "read", "create", "write", "fsync", "close", "rename onto", "stat".
     public let operation: String
+    /// The system call's errno.
     public let errno: Errno
 
+    /// "cannot OPERATION PATH: MESSAGE (ENAME)".
     public var description: String { "cannot \(operation) \(path): \(errno.message) (\(errno.name))" }
 }
 
-public enum Files {
+package enum Files {
     /// The whole file at `path`, refusing files larger than `limit` bytes before
     /// reading them (a guest image larger than guest RAM cannot run anyway).
-    public static func read(_ path: String, limit: UInt64 = .max) throws -> [UInt8] {
+    package static func read(_ path: String, limit: UInt64 = .max) throws -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileError(path: path, operation: "open", errno: .current) }
         defer { close(fd) }
@@ -44,7 +49,7 @@ public enum Files {
     }
 
     /// A small text file (sysfs, procfs) with trailing whitespace removed; nil when unreadable.
-    public static func text(_ path: String) -> String? {
+    package static func text(_ path: String) -> String? {
         guard let bytes = try? read(path, limit: 1 << 24) else { return nil }
         var text = String(decoding: bytes, as: UTF8.self)
         while let last = text.last, last.isWhitespace { text.removeLast() }
@@ -52,7 +57,7 @@ public enum Files {
     }
 
     /// Names in a directory, sorted, without "." and ".."; empty when unreadable.
-    public static func list(_ directory: String) -> [String] {
+    package static func list(_ directory: String) -> [String] {
         guard let dir = opendir(directory) else { return [] }
         defer { closedir(dir) }
         var names: [String] = []
@@ -67,7 +72,7 @@ public enum Files {
 
     /// Writes `bytes` so that `path` holds either its old contents or all of the
     /// new ones, never a mix (see `writeAtomically(to:mode:_:)`).
-    public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws {
+    package static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws {
         try writeAtomically(to: path, mode: mode) { fd in
             try bytes.withUnsafeBytes { raw in
                 guard let base = raw.baseAddress else { return }
@@ -81,7 +86,7 @@ public enum Files {
     /// fsync, rename, fsync of the directory. A failure removes the temporary
     /// file; temporary files of `path` left by processes that died mid-write
     /// (SIGKILL, an OOM kill, a power cut) are removed first.
-    public static func writeAtomically(to path: String, mode: mode_t = 0o644, _ body: (Int32) throws -> Void) throws {
+    package static func writeAtomically(to path: String, mode: mode_t = 0o644, _ body: (Int32) throws -> Void) throws {
         let temporary = path + ".tmp-\(getpid())"
         removeAbandonedTemporaries(of: path)
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
@@ -116,7 +121,7 @@ public enum Files {
     }
 
     /// The directory holding `path` ("." for a bare name).
-    public static func directory(of path: String) -> String {
+    package static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         return slash == path.startIndex ? "/" : String(path[..<slash])
     }
@@ -132,10 +137,14 @@ public enum Files {
     }
 }
 
-/// A file larger than the caller allows.
+/// A file larger than the caller allows (a multiboot module larger than guest RAM).
 public struct FileTooLarge: Error, Equatable, CustomStringConvertible, Sendable {
+    /// The file.
     public let path: String
+    /// Its size in bytes (or the bytes read before giving up).
     public let size: UInt64
+    /// The most bytes allowed.
     public let limit: UInt64
+    /// "PATH is SIZE bytes, larger than the LIMIT bytes allowed".
     public var description: String { "\(path) is \(size) bytes, larger than the \(limit) bytes allowed" }
 }

@@ -13,7 +13,7 @@
 
 import Glibc
 
-public enum JSONValue: Equatable, Sendable {
+package enum JSONValue: Equatable, Sendable {
     case object([(String, JSONValue)])
     case array([JSONValue])
     case string(String)
@@ -22,7 +22,7 @@ public enum JSONValue: Equatable, Sendable {
     case bool(Bool)
     case null
 
-    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+    package static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
         case let (.object(a), .object(b)):
             guard a.count == b.count else { return false }
@@ -43,46 +43,46 @@ public enum JSONValue: Equatable, Sendable {
     // MARK: Access
 
     /// The value for `key` when this is an object (first match), else nil.
-    public subscript(key: String) -> JSONValue? {
+    package subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
         return members.first(where: { $0.0 == key })?.1
     }
 
     /// The element at `index` when this is an array and the index is in range, else nil.
-    public subscript(index: Int) -> JSONValue? {
+    package subscript(index: Int) -> JSONValue? {
         guard case .array(let items) = self, items.indices.contains(index) else { return nil }
         return items[index]
     }
 
-    public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
-    public var boolValue: Bool? { if case .bool(let b) = self { return b } else { return nil } }
-    public var int64Value: Int64? {
+    package var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
+    package var boolValue: Bool? { if case .bool(let b) = self { return b } else { return nil } }
+    package var int64Value: Int64? {
         switch self {
         case .int(let v): return v
         case .uint(let v): return v <= UInt64(Int64.max) ? Int64(v) : nil
         default: return nil
         }
     }
-    public var uint64Value: UInt64? {
+    package var uint64Value: UInt64? {
         switch self {
         case .uint(let v): return v
         case .int(let v): return v >= 0 ? UInt64(v) : nil
         default: return nil
         }
     }
-    public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
-    public var objectValue: [(String, JSONValue)]? { if case .object(let o) = self { return o } else { return nil } }
-    public var isNull: Bool { if case .null = self { return true } else { return false } }
+    package var arrayValue: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
+    package var objectValue: [(String, JSONValue)]? { if case .object(let o) = self { return o } else { return nil } }
+    package var isNull: Bool { if case .null = self { return true } else { return false } }
 
     // MARK: Serialization
 
     /// Compact JSON: no whitespace at all.
-    public var compact: String { serialized(pretty: false) }
+    package var compact: String { serialized(pretty: false) }
 
     /// Pretty JSON: two-space indentation, `"key": value`, empty containers as `{}` / `[]`.
-    public var pretty: String { serialized(pretty: true) }
+    package var pretty: String { serialized(pretty: true) }
 
-    public func serialized(pretty: Bool) -> String {
+    package func serialized(pretty: Bool) -> String {
         var out = ""
         write(into: &out, pretty: pretty, depth: 0)
         return out
@@ -128,7 +128,7 @@ public enum JSONValue: Equatable, Sendable {
     private static let hexDigits: [Character] = Array("0123456789abcdef")
 
     /// Appends `s` as a JSON string literal, quotes included.
-    public static func writeString(_ s: String, into out: inout String) {
+    package static func writeString(_ s: String, into out: inout String) {
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar {
@@ -155,7 +155,7 @@ public enum JSONValue: Equatable, Sendable {
     // MARK: Parsing
 
     /// Parses a complete JSON text (integers only; see the file comment).
-    public init(parsing text: String) throws {
+    package init(parsing text: String) throws {
         var parser = JSONParser(Array(text.utf8))
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
@@ -166,15 +166,15 @@ public enum JSONValue: Equatable, Sendable {
 }
 
 extension JSONValue: CustomStringConvertible {
-    public var description: String { compact }
+    package var description: String { compact }
 }
 
 /// Where and why `JSONValue(parsing:)` gave up.
-public struct JSONParseError: Error, Equatable, CustomStringConvertible, Sendable {
+package struct JSONParseError: Error, Equatable, CustomStringConvertible, Sendable {
     /// Byte offset into the UTF-8 text.
-    public let offset: Int
-    public let reason: String
-    public var description: String { "JSON parse error at byte \(offset): \(reason)" }
+    package let offset: Int
+    package let reason: String
+    package var description: String { "JSON parse error at byte \(offset): \(reason)" }
 }
 
 private struct JSONParser {

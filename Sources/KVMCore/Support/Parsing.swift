@@ -1,9 +1,9 @@
 /// Parsers for command-line values. They return nil on anything malformed or
 /// out of range, never trap, so the CLI can name the bad value.
-public enum Parse {
+package enum Parse {
     /// A memory size as QEMU's `-m` takes it: a plain number is MiB; `K`, `M`, `G`,
     /// `T` suffixes (optionally followed by `B` or `iB`, any case) are binary units.
-    public static func size(_ text: String) -> UInt64? {
+    package static func size(_ text: String) -> UInt64? {
         var s = Substring(text.trimmingSpaces())
         guard !s.isEmpty else { return nil }
         for tail in ["ib", "b"] where s.lowercased().hasSuffix(tail) && s.count > tail.count {
@@ -29,7 +29,7 @@ public enum Parse {
     }
 
     /// An address or integer: `0x` hex, `0b` binary, or decimal; `_` allowed as a separator.
-    public static func address(_ text: String) -> UInt64? {
+    package static func address(_ text: String) -> UInt64? {
         let s = text.trimmingSpaces().replacingUnderscores().lowercased()
         if s.hasPrefix("0x") { return UInt64(s.dropFirst(2), radix: 16) }
         if s.hasPrefix("0b") { return UInt64(s.dropFirst(2), radix: 2) }
@@ -37,7 +37,7 @@ public enum Parse {
     }
 
     /// A duration: seconds as a number (`1.5`), or with `ms`, `s`, `m` suffixes.
-    public static func duration(_ text: String) -> Duration? {
+    package static func duration(_ text: String) -> Duration? {
         let s = text.trimmingSpaces().lowercased()
         let units: [(String, Double)] = [("ms", 1e-3), ("s", 1), ("m", 60)]
         var scale = 1.0

@@ -2,7 +2,7 @@ import Glibc
 
 /// A real OS thread. vCPUs run on these, not on Swift concurrency tasks: KVM_RUN
 /// blocks its thread for as long as the guest runs.
-public final class PosixThread {
+package final class PosixThread {
     private var thread: pthread_t
     private var joined = false
 
@@ -12,7 +12,7 @@ public final class PosixThread {
     }
 
     /// Starts `body` on a new thread.
-    public init(_ body: @escaping () -> Void) throws {
+    package init(_ body: @escaping () -> Void) throws {
         let context = Unmanaged.passRetained(Body(body)).toOpaque()
         var thread = pthread_t()
         let result = pthread_create(&thread, nil, { raw in
@@ -28,7 +28,7 @@ public final class PosixThread {
     }
 
     /// Waits for the thread to finish.
-    public func join() {
+    package func join() {
         guard !joined else { return }
         joined = true
         pthread_join(thread, nil)

@@ -2,14 +2,22 @@ import CKVM
 
 /// One CPUID leaf/subleaf as KVM describes it (`struct kvm_cpuid_entry2`).
 public struct CPUIDEntry: Equatable, Sendable {
+    /// The leaf (EAX input).
     public var function: UInt32
+    /// The subleaf (ECX input).
     public var index: UInt32
+    /// KVM_CPUID_FLAG_* (bit 0: the leaf has subleaves).
     public var flags: UInt32
+    /// EAX output.
     public var eax: UInt32
+    /// EBX output.
     public var ebx: UInt32
+    /// ECX output.
     public var ecx: UInt32
+    /// EDX output.
     public var edx: UInt32
 
+    /// An entry from its fields (zero by default).
     public init(function: UInt32, index: UInt32 = 0, flags: UInt32 = 0,
                 eax: UInt32 = 0, ebx: UInt32 = 0, ecx: UInt32 = 0, edx: UInt32 = 0) {
         self.function = function; self.index = index; self.flags = flags
@@ -31,7 +39,9 @@ public struct CPUIDEntry: Equatable, Sendable {
 
 /// A CPUID table: what KVM_GET_SUPPORTED_CPUID offers, or what a vCPU is given.
 public struct CPUID: Equatable, Sendable {
+    /// The leaves, in KVM's order.
     public var entries: [CPUIDEntry]
+    /// A table of `entries`.
     public init(entries: [CPUIDEntry]) { self.entries = entries }
 
     /// KVM's paravirtual feature leaf (KVM_CPUID_FEATURES), after the

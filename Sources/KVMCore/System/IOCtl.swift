@@ -2,9 +2,9 @@ import CKVM
 import Glibc
 
 /// One KVM ioctl: its request number and the name errors report.
-public struct IOCtl: Sendable {
-    public let name: String
-    public let request: UInt
+struct IOCtl: Sendable {
+    let name: String
+    let request: UInt
 
     init(_ name: String, _ request: UInt) {
         self.name = name

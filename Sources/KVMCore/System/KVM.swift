@@ -8,6 +8,7 @@ public final class KVM {
     public static let apiVersion: Int32 = 12
 
     let handle: FileHandle
+    /// The device path opened ("/dev/kvm").
     public let path: String
     /// Size of each vCPU's shared `struct kvm_run` mapping.
     public let vcpuMmapSize: Int

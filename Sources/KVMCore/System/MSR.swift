@@ -2,18 +2,27 @@ import CKVM
 
 /// One model-specific register and its value.
 public struct MSR: Equatable, Hashable, Sendable {
+    /// The MSR number.
     public var index: UInt32
+    /// Its value.
     public var value: UInt64
+    /// MSR `index` with `value`.
     public init(_ index: UInt32, _ value: UInt64) {
         self.index = index
         self.value = value
     }
 
+    /// IA32_EFER.
     public static let efer: UInt32 = 0xC000_0080
+    /// IA32_FEATURE_CONTROL (`FeatureControl`'s bits).
     public static let featureControl: UInt32 = 0x3A
+    /// IA32_VMX_BASIC, the first VMX capability MSR.
     public static let vmxBasic: UInt32 = 0x480
+    /// AMD's VM_CR (SVMDIS is bit 4).
     public static let vmCR: UInt32 = 0xC001_0114
+    /// IA32_TSC_DEADLINE.
     public static let tscDeadline: UInt32 = 0x6E0
+    /// IA32_APIC_BASE.
     public static let apicBase: UInt32 = 0x1B
 
     /// KVM_GET_MSRS on a system or vCPU fd. KVM returns how many it read: the
