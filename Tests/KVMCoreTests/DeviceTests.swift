@@ -173,6 +173,59 @@ final class IOBusTests: XCTestCase {
 }
 
 final class Serial16550Tests: XCTestCase {
+    /// Writes 256 KiB through COM1 into a pipe (4× its buffer) whose reader
+    /// starts late, and returns what the reader got.
+    private func transmitThroughAPipe(nonBlocking: Bool, interruptingSignals: Bool) throws -> [UInt8] {
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        if nonBlocking { _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK) }
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        let uart = Serial16550(sink: .fileDescriptor(writeEnd))
+        let sent = (0..<(256 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        // Written by the reader thread before it finishes, read after.
+        nonisolated(unsafe) var received: [UInt8] = []
+        let reader = Thread {
+            usleep(100_000)
+            var got: [UInt8] = [], chunk = [UInt8](repeating: 0, count: 4096)
+            while case let n = read(readEnd, &chunk, chunk.count), n > 0 { got += chunk[0..<n]; usleep(200) }
+            received = got
+        }
+        reader.start()
+        var timer = itimerval()
+        if interruptingSignals {
+            // SIGALRM every millisecond without SA_RESTART: blocked writes fail with EINTR.
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { _ in }
+            sigaction(SIGALRM, &action, nil)
+            timer.it_interval.tv_usec = 1000
+            timer.it_value.tv_usec = 1000
+            setitimer(__itimer_which_t(ITIMER_REAL.rawValue), &timer, nil)
+        }
+        for byte in sent { _ = uart.write(port: 0x3F8, size: 1, value: UInt32(byte)) }
+        if interruptingSignals {
+            timer = itimerval()
+            setitimer(__itimer_which_t(ITIMER_REAL.rawValue), &timer, nil)
+            signal(SIGALRM, SIG_DFL)
+        }
+        close(writeEnd)
+        while !reader.isFinished { usleep(10_000) }
+        close(readEnd)
+        XCTAssertEqual(uart.bytesWritten, sent.count)
+        XCTAssertEqual(received.count, sent.count, "bytes lost on the way out")
+        XCTAssertTrue(received == sent, "bytes out of order or changed")
+        return received
+    }
+
+    /// A full non-blocking descriptor (EAGAIN) does not drop guest output.
+    func testOutputSurvivesAFullNonBlockingDescriptor() throws {
+        _ = try transmitThroughAPipe(nonBlocking: true, interruptingSignals: false)
+    }
+
+    /// Signals interrupting a blocked write (EINTR) do not drop guest output.
+    func testOutputSurvivesInterruptedWrites() throws {
+        _ = try transmitThroughAPipe(nonBlocking: false, interruptingSignals: true)
+    }
+
     func testLineStatusSaysTransmitterEmpty() {
         let uart = Serial16550(sink: .buffer)
         XCTAssertEqual(uart.read(port: 0x3FD, size: 1), 0x60, "LSR: THRE | TEMT")

@@ -148,12 +148,31 @@ public final class Serial16550: PortDevice {
         bytesWritten &+= 1
         switch sink {
         case .fileDescriptor(let fd):
-            var b = byte
-            _ = Glibc.write(fd, &b, 1)
+            Self.write(byte, to: fd)
         case .buffer:
             output.append(byte)
         case .discard:
             break
+        }
+    }
+
+    /// Writes one byte, never dropping it for a transient cause: a signal
+    /// (kvmrun's vCPU kicks, SIGUSR1) interrupts a write to a slow terminal
+    /// with EINTR, and a full non-blocking descriptor says EAGAIN until its
+    /// reader catches up. Other errors (a closed pipe) drop the byte: the guest
+    /// runs on, as a UART with no cable does.
+    private static func write(_ byte: UInt8, to fd: Int32) {
+        var b = byte
+        while Glibc.write(fd, &b, 1) != 1 {
+            switch errno {
+            case EINTR:
+                continue
+            case EAGAIN:
+                var ready = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&ready, 1, -1)
+            default:
+                return
+            }
         }
     }
 }
