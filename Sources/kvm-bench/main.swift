@@ -431,7 +431,8 @@ func printJSON() {
     parts.append("""
       "host": {"cpu_model": \(jsonString(host.cpuModel)), "online_cpus": \(host.onlineCPUs), \
     "kernel": \(jsonString(host.kernel)), "kvm_modules": [\(host.kvmModules.map(jsonString).joined(separator: ", "))], \
-    "kvm_api_version": \(host.kvmAPIVersion), "load_average": \(jsonString(host.loadAverage))}
+    "kvm_api_version": \(host.kvmAPIVersion), "load_average": \(jsonString(host.loadAverage))},
+      "c_baseline": \(jsonString(options.baseline == nil ? PlainCBaseline.command(output: baselinePath) : baselinePath))
     """)
     if let e = exitBench {
         parts.append("""
