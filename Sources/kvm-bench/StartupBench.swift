@@ -5,7 +5,8 @@ import KVMCore
 // 2. Start-up: hello-long as whole processes (posix_spawn → wait4), each kvmrun
 //    build found against the plain C runner (PlainCBaseline): wall and CPU time,
 //    and peak RSS beyond guest RAM (VmHWM at the exit stop minus the Rss of the
-//    guest RAM mapping), with what it is made of (the binary's pages, the rest).
+//    guest RAM mapping), with what it is made of (the binary's pages, the rest),
+//    and `kvmrun --version` alone: what parsing arguments costs before any VM.
 
 /// One program's start-up runs: wall and CPU time, peak RSS and the part of it
 /// beyond guest RAM.
@@ -18,6 +19,9 @@ struct StartupProgram {
     var cpuMs: [Double] = []
     var rss: [RSSResult] = []
     var spawnMaxRSS: [Int] = []
+    /// kvmrun --version: its argument parsing and the runtime's start, no VM.
+    var versionCpuMs: [Double] = []
+    var versionPeakKiB = -1
 
     var medianMs: Double { median(wallMs) }
     var medianCpuMs: Double { median(cpuMs) }
@@ -94,6 +98,16 @@ func runStartupBench() throws -> StartupBench {
             all[j].spawnMaxRSS.append(r.maxRSSKiB)
         }
     }
+    progress(", --version")
+    for j in all.indices.dropFirst() {
+        let argv = CArgv([kvmrunPaths[j - 1], "--version"])
+        for _ in 0..<10 {
+            let r = try spawnAndWait(argv)
+            guard r.exitedCleanly else { throw BenchError("\(kvmrunPaths[j - 1]) --version: \(r.describeStatus)") }
+            all[j].versionCpuMs.append(Double(r.cpuNanoseconds) / 1e6)
+        }
+        all[j].versionPeakKiB = try peakRSS(argv).vmHWMKiB
+    }
     progress(", peak RSS")
     for _ in 0..<rssRuns {
         for j in all.indices {
@@ -132,6 +146,10 @@ func printStartupTable(_ s: StartupBench) {
               + (k.beyondGuestMiB <= rssBeyondGuestTargetMiB ? "PASS" : "MISS") + "), "
               + fmt(k.beyondGuestMiB - s.c.beyondGuestMiB, 2) + " MiB more than C")
     }
+    for k in s.kvmruns {
+        print("   " + padRight("\(k.name) --version", 28) + fmt(median(k.versionCpuMs), 3) + " ms CPU, "
+              + fmt(Double(k.versionPeakKiB) / 1024, 2) + " MiB peak RSS: argument parsing and the runtime's start, no VM")
+    }
     if !s.kvmruns.contains(where: { isStaticExecutable(kvmrunCommandPath($0)) == true }) {
         print("   (no static kvmrun measured: Scripts/release builds the shipped one in .build-static)")
     }
@@ -161,7 +179,8 @@ func startupJSON(_ s: StartupBench) -> String {
         let entry = program($0)
         return String(entry.dropLast()) + """
         , "ratio": \(jsonNumber(s.ratio($0), 4)), "cpu_ratio": \(jsonNumber(s.cpuRatio($0), 4)), \
-        "ratio_pass": \(s.ratio($0) <= startupTarget), "rss_pass": \($0.beyondGuestMiB <= rssBeyondGuestTargetMiB)}
+        "ratio_pass": \(s.ratio($0) <= startupTarget), "rss_pass": \($0.beyondGuestMiB <= rssBeyondGuestTargetMiB), \
+        "version_cpu_median_ms": \(jsonNumber(median($0.versionCpuMs), 3)), "version_peak_rss_kib": \($0.versionPeakKiB)}
         """
     }
     return """
