@@ -49,7 +49,7 @@ struct Options {
     var kvmruns: [String] = []
     var baseline: String?
 
-    var needsBaseline: Bool { runExit || runStartup || runBoot || runSnapshot || runTestKit }
+    var needsBaseline: Bool { !swiftLoopOnly && (runExit || runStartup || runBoot || runSnapshot || runTestKit) }
 }
 
 func usage() -> Never {
