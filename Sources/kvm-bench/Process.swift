@@ -16,6 +16,13 @@ struct ChildResult {
     }
 }
 
+/// posix_spawn's failure, with its errno (ENOENT: no such program).
+struct SpawnError: Error, CustomStringConvertible {
+    let program: String
+    let code: Int32
+    var description: String { "posix_spawn \(program): \(String(cString: strerror(code)))" }
+}
+
 struct BenchError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
@@ -48,8 +55,8 @@ func monotonicNow() -> UInt64 {
 /// posix_spawn → wait4 with CLOCK_MONOTONIC, and returns wait4's rusage. With
 /// `captureStderr` the child's stderr comes back through a pipe (read after the
 /// clock stops, so only a benchmark that prints little should use it); without,
-/// stderr goes to /dev/null.
-func spawnAndWait(_ argv: CArgv, captureStderr: Bool = false) throws -> ChildResult {
+/// stderr goes to /dev/null. With `searchPath`, args[0] is looked up in PATH.
+func spawnAndWait(_ argv: CArgv, captureStderr: Bool = false, searchPath: Bool = false) throws -> ChildResult {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
@@ -67,10 +74,11 @@ func spawnAndWait(_ argv: CArgv, captureStderr: Bool = false) throws -> ChildRes
 
     var pid: pid_t = 0
     let start = monotonicNow()
-    let rc = posix_spawn(&pid, argv.pointers[0]!, &actions, nil, argv.pointers, environ)
+    let rc = searchPath ? posix_spawnp(&pid, argv.pointers[0]!, &actions, nil, argv.pointers, environ)
+                        : posix_spawn(&pid, argv.pointers[0]!, &actions, nil, argv.pointers, environ)
     guard rc == 0 else {
         if captureStderr { close(pipeFDs[0]); close(pipeFDs[1]) }
-        throw BenchError("posix_spawn \(String(cString: argv.pointers[0]!)): \(String(cString: strerror(rc)))")
+        throw SpawnError(program: String(cString: argv.pointers[0]!), code: rc)
     }
     if captureStderr { close(pipeFDs[1]) }
     // The pipe holds 64 KiB; the baseline writes one line, so it cannot block.
@@ -114,9 +122,13 @@ struct RSSResult {
     var vmHWMKiB: Int
     var ruMaxRSSKiB: Int
     var status: Int32
-    /// With `guestMappingKiB`: the Rss of the mapping(s) of exactly that size in
-    /// /proc/PID/smaps at the same stop (the guest RAM pages the run touched); -1 if none.
-    var guestRSSKiB: Int = -1
+    /// With `guestMappingKiB`: /proc/PID/smaps at the same stop, whose guest Rss is
+    /// that of the anonymous mapping(s) of exactly that size (the guest RAM pages
+    /// the run touched).
+    var smaps: SmapsRSS?
+    var guestRSSKiB: Int { smaps?.guestKiB ?? -1 }
+    /// Peak RSS beyond guest RAM: VmHWM minus the guest mapping's Rss at exit.
+    var beyondGuestKiB: Int { guestRSSKiB < 0 ? -1 : vmHWMKiB - guestRSSKiB }
 }
 
 /// ptrace(2). glibc declares it variadic, which Swift does not import; its
@@ -152,7 +164,7 @@ func peakRSS(_ argv: CArgv, guestMappingKiB: Int? = nil) throws -> RSSResult {
     var status: Int32 = 0
     var usage = rusage()
     var hwm = -1
-    var guestRSS = -1
+    var smaps: SmapsRSS?
     var sawExec = false
     while true {
         guard wait4(pid, &status, 0, &usage) == pid else {
@@ -169,7 +181,7 @@ func peakRSS(_ argv: CArgv, guestMappingKiB: Int? = nil) throws -> RSSResult {
                            UnsafeMutableRawPointer(bitPattern: PTRACE_O_TRACEEXIT_ | PTRACE_O_EXITKILL_))
             } else if signal == SIGTRAP && event == PTRACE_EVENT_EXIT_ {
                 hwm = vmHWM(pid)
-                if let size = guestMappingKiB { guestRSS = mappingRSS(pid, sizeKiB: size) }
+                if let size = guestMappingKiB { smaps = readSmapsRSS(pid, guestKiB: size) }
             } else {
                 deliver = signal
             }
@@ -179,7 +191,7 @@ func peakRSS(_ argv: CArgv, guestMappingKiB: Int? = nil) throws -> RSSResult {
         break                                  // exited or killed
     }
     guard hwm >= 0 else { throw BenchError("could not read VmHWM of \(String(cString: argv.pointers[0]!)) (ptrace refused?)") }
-    return RSSResult(vmHWMKiB: hwm, ruMaxRSSKiB: usage.ru_maxrss, status: status, guestRSSKiB: guestRSS)
+    return RSSResult(vmHWMKiB: hwm, ruMaxRSSKiB: usage.ru_maxrss, status: status, smaps: smaps)
 }
 
 private func vmHWM(_ pid: pid_t) -> Int {
@@ -189,23 +201,6 @@ private func vmHWM(_ pid: pid_t) -> Int {
         return Int(String(digits)) ?? -1
     }
     return -1
-}
-
-/// The summed Rss of the mappings of exactly `sizeKiB` in /proc/PID/smaps, -1 if none.
-private func mappingRSS(_ pid: pid_t, sizeKiB: Int) -> Int {
-    guard let text = readTextFile("/proc/\(pid)/smaps") else { return -1 }
-    func kib(_ line: Substring) -> Int { Int(String(line.filter { $0.isNumber })) ?? -1 }
-    var total = -1
-    var inMatch = false
-    for line in text.split(separator: "\n") {
-        if line.hasPrefix("Size:") {
-            inMatch = kib(line) == sizeKiB
-        } else if inMatch && line.hasPrefix("Rss:") {
-            total = max(total, 0) + kib(line)
-            inMatch = false
-        }
-    }
-    return total
 }
 
 // MARK: Files

@@ -10,13 +10,16 @@
 //    vcpu.run(bus:), in this process) and of the C loop (kvm-baseline
 //    --count-exits, which times its own loop) on the port-loop guest.
 // 2. Start-up: wall time of kvmrun vs kvm-baseline running hello-long as whole
-//    processes (posix_spawn → wait4), and the peak RSS of each.
+//    processes (posix_spawn → wait4), and the peak RSS of each beyond guest RAM;
+//    each kvmrun build found (static and plain release) against the plain C runner.
 // 3./4. Boot-to-exit and SMP bring-up (MachineBench.swift).
 // 5. Snapshots: restore, reset, VMs per second, RSS beyond guest (SnapshotBench.swift).
 // 6. The test kit: one test case on a fresh and on a reset machine (TestKitBench.swift).
 // 7. Linux boot, only with --only linux (minutes): kvmrun against QEMU on the
 //    Tools/linux-guest kernel and initramfs (LinuxBench.swift).
-// kvmrun and kvm-baseline are taken from this executable's directory.
+// kvmrun is taken from this executable's directory (and the package's other release
+// build); kvm-baseline is Sources/kvm-baseline/main.c built with `cc -O2 -static` at
+// start (PlainCBaseline), not the SwiftPM target, which carries the Swift runtime.
 import Glibc
 import Guests
 import KVMCore
@@ -42,8 +45,11 @@ struct Options {
     var svgPath: String?
     /// --only swift-loop: KVMCore's loop alone, for profilers (callgrind, strace -c).
     var swiftLoopOnly = false
-    var kvmrun: String?
+    /// --kvmrun, repeatable: the kvmrun builds to measure; the first serves the other benchmarks.
+    var kvmruns: [String] = []
     var baseline: String?
+
+    var needsBaseline: Bool { !swiftLoopOnly && (runExit || runStartup || runBoot || runSnapshot || runTestKit) }
 }
 
 func usage() -> Never {
@@ -61,7 +67,10 @@ func usage() -> Never {
           --linux-limit S   seconds a Linux boot may take before it counts as not booting (default 60)
           --linux-kernel, --linux-initrd PATH   instead of Tools/linux-guest/get-kernel, make-initramfs
           --svg PATH        write an SVG chart of snapshot restore time by guest memory size
-          --kvmrun, --baseline PATH   other binaries than the ones next to kvm-bench
+          --kvmrun PATH     a kvmrun to measure (repeatable; default: the one next to kvm-bench and
+                            the package's other release build, .build-static or .build, if built)
+          --baseline PATH   another C baseline than `cc -O2 -static Sources/kvm-baseline/main.c`,
+                            which kvm-bench builds at start into its folder's kvm-bench-c/
 
         """, stderr)
     exit(2)
@@ -97,7 +106,7 @@ func parseOptions() -> Options {
             default: usage()
             }
         case "--svg": o.svgPath = value()
-        case "--kvmrun": o.kvmrun = value()
+        case "--kvmrun": o.kvmruns.append(value())
         case "--baseline": o.baseline = value()
         case "--linux-runs": o.linuxRuns = count()
         case "--linux-limit":
@@ -113,8 +122,39 @@ func parseOptions() -> Options {
 
 let options = parseOptions()
 let binDir = executableDirectory()
-let kvmrunPath = options.kvmrun ?? binDir + "/kvmrun"
-let baselinePath = options.baseline ?? binDir + "/kvm-baseline"
+/// The kvmrun next to kvm-bench, then the package's other release build (the
+/// static one from Scripts/release in .build-static, the plain one in .build),
+/// where it exists: the start-up benchmark measures each.
+let kvmrunPaths: [String] = {
+    guard options.kvmruns.isEmpty else { return options.kvmruns }
+    var paths = [binDir + "/kvmrun"]
+    var seen = Set(paths.compactMap(resolvedPath))
+    for dir in [".build-static", ".build"] {
+        let path = PlainCBaseline.packageRoot + "/" + dir + "/release/kvmrun"
+        guard access(path, X_OK) == 0, let real = resolvedPath(path), !seen.contains(real) else { continue }
+        seen.insert(real)
+        paths.append(path)
+    }
+    return paths
+}()
+let kvmrunPath = kvmrunPaths[0]
+/// `cc -O2 -static` of Sources/kvm-baseline/main.c, built now (PlainCBaseline), unless --baseline.
+let baselinePath: String = {
+    if let path = options.baseline { return path }
+    guard options.needsBaseline else { return "" }
+    do {
+        return try PlainCBaseline.build(into: binDir + "/kvm-bench-c")
+    } catch {
+        fputs("kvm-bench: \(error)\n", stderr)
+        exit(1)
+    }
+}()
+
+func resolvedPath(_ path: String) -> String? {
+    guard let p = realpath(path, nil) else { return nil }
+    defer { free(p) }
+    return String(cString: p)
+}
 
 func progress(_ text: String) {
     // Progress goes to stderr so that stdout is only the table or the JSON.
@@ -250,83 +290,6 @@ func runExitBench() throws -> ExitBench {
     return bench
 }
 
-// MARK: 2. Start-up
-
-struct StartupBench {
-    var kvmrunMs: [Double] = []
-    var cMs: [Double] = []
-    /// user + system CPU time of each run (wait4), not inflated by waiting for a CPU.
-    var kvmrunCpuMs: [Double] = []
-    var cCpuMs: [Double] = []
-    var kvmrunRSS: [RSSResult] = []
-    var cRSS: [RSSResult] = []
-    var kvmrunSpawnMaxRSS: [Int] = []
-    var cSpawnMaxRSS: [Int] = []
-    var kvmrunCommand = ""
-    var cCommand = ""
-
-    var kvmrunMedian: Double { median(kvmrunMs) }
-    var cMedian: Double { median(cMs) }
-    var ratio: Double { kvmrunMedian / cMedian }
-    /// Peak RSS: the largest VmHWM over the RSS runs (they barely differ).
-    var kvmrunPeakKiB: Int { kvmrunRSS.map(\.vmHWMKiB).max() ?? -1 }
-    var cPeakKiB: Int { cRSS.map(\.vmHWMKiB).max() ?? -1 }
-    var rssDeltaMiB: Double { Double(kvmrunPeakKiB - cPeakKiB) / 1024 }
-}
-
-let rssRuns = 5
-
-func runStartupBench() throws -> StartupBench {
-    let image = GuestImage.helloLong
-    let layout = guestLayout(image)
-    let file = try TempFiles.write(image.bytes, name: "hello-long")
-    let load = "0x" + String(layout.load, radix: 16)
-    let kvmrunArgs = [kvmrunPath, file, "--mode", layout.mode.rawValue, "--load", load]
-    let cArgs = [baselinePath, "--mode", layout.mode.rawValue, file]
-    let kvmrunArgv = CArgv(kvmrunArgs)
-    let cArgv = CArgv(cArgs)
-    var bench = StartupBench()
-    bench.kvmrunCommand = kvmrunArgs.joined(separator: " ")
-    bench.cCommand = cArgs.joined(separator: " ")
-
-    func timed(_ argv: CArgv, _ name: String) throws -> ChildResult {
-        let r = try spawnAndWait(argv)
-        guard r.exitedCleanly else {
-            throw BenchError("\(name) on hello-long: \(r.describeStatus) (run it by hand: \(name == "kvmrun" ? bench.kvmrunCommand : bench.cCommand))")
-        }
-        return r
-    }
-    progress("start-up: warm-up")
-    for _ in 0..<3 {
-        _ = try timed(kvmrunArgv, "kvmrun")
-        _ = try timed(cArgv, "kvm-baseline")
-    }
-    progress(", \(options.startupRuns) runs each")
-    for i in 0..<options.startupRuns {
-        let first = i % 2 == 0
-        for which in (first ? [0, 1] : [1, 0]) {
-            if which == 0 {
-                let r = try timed(kvmrunArgv, "kvmrun")
-                bench.kvmrunMs.append(Double(r.wallNanoseconds) / 1e6)
-                bench.kvmrunCpuMs.append(Double(r.cpuNanoseconds) / 1e6)
-                bench.kvmrunSpawnMaxRSS.append(r.maxRSSKiB)
-            } else {
-                let r = try timed(cArgv, "kvm-baseline")
-                bench.cMs.append(Double(r.wallNanoseconds) / 1e6)
-                bench.cCpuMs.append(Double(r.cpuNanoseconds) / 1e6)
-                bench.cSpawnMaxRSS.append(r.maxRSSKiB)
-            }
-        }
-    }
-    progress(", peak RSS")
-    for _ in 0..<rssRuns {
-        bench.kvmrunRSS.append(try peakRSS(kvmrunArgv))
-        bench.cRSS.append(try peakRSS(cArgv))
-    }
-    progress("\n")
-    return bench
-}
-
 // MARK: Run
 
 if options.swiftLoopOnly {
@@ -350,9 +313,8 @@ var snapshotBench: SnapshotBench?
 var testKitBench: [TestKitBench]?
 var linuxBench: LinuxBench?
 do {
-    let needsBaseline = options.runExit || options.runStartup || options.runBoot || options.runSnapshot || options.runTestKit
     let needsKvmrun = options.runStartup || options.runBoot || options.runSnapshot || options.runLinux
-    for path in (needsBaseline ? [baselinePath] : []) + (needsKvmrun ? [kvmrunPath] : []) where access(path, X_OK) != 0 {
+    for path in (options.needsBaseline ? [baselinePath] : []) + (needsKvmrun ? kvmrunPaths : []) where access(path, X_OK) != 0 {
         throw BenchError("\(path) is not an executable: build all products (Scripts/release), or pass --kvmrun/--baseline")
     }
     if options.runExit { exitBench = try runExitBench() }
@@ -379,8 +341,10 @@ if let e = exitBench {
     targets.append(Target(name: "exit round trip Swift/C", measured: e.ratio, limit: 1.03, unit: "x"))
 }
 if let s = startupBench {
-    targets.append(Target(name: "start-up kvmrun/C", measured: s.ratio, limit: 1.5, unit: "x"))
-    targets.append(Target(name: "peak RSS kvmrun - C", measured: s.rssDeltaMiB, limit: 6, unit: "MiB"))
+    for k in s.kvmruns {
+        targets.append(Target(name: "start-up \(k.name)/C", measured: s.ratio(k), limit: startupTarget, unit: "x"))
+        targets.append(Target(name: "RSS beyond guest \(k.name)", measured: k.beyondGuestMiB, limit: rssBeyondGuestTargetMiB, unit: "MiB"))
+    }
 }
 if let b = bootBench, b.fastestQEMU != nil {
     // Expressed as QEMU's fastest over kvmrun, at most 1/20: kvmrun at least 20× faster.
@@ -405,7 +369,7 @@ func printTable() {
     print("host:   \(host.cpuModel), \(host.onlineCPUs) CPUs online, load average \(host.loadAverage)")
     print("kernel: \(host.kernel)")
     print("KVM:    modules \(host.kvmModules.joined(separator: ", ")); API version \(host.kvmAPIVersion)")
-    print("C:      \(baselinePath)")
+    print("C:      \(options.baseline == nil ? PlainCBaseline.command(output: baselinePath) : baselinePath)")
     print("")
     if let e = exitBench {
         let t = targets.first { $0.name.hasPrefix("exit") }!
@@ -425,32 +389,7 @@ func printTable() {
         print("   " + padRight("ratio Swift/C (CPU time)", 34) + padLeft(fmt(e.cpuRatio, 3), 10))
         print("")
     }
-    if let s = startupBench {
-        let tr = targets.first { $0.name.hasPrefix("start-up") }!
-        let tm = targets.first { $0.name.hasPrefix("peak RSS") }!
-        print("2. Start-up: hello-long as a whole process (posix_spawn -> wait4), \(s.kvmrunMs.count) alternating runs each after 3 warm-ups")
-        print("   kvmrun:       \(s.kvmrunCommand)")
-        print("   kvm-baseline: \(s.cCommand)")
-        print("   " + padRight("", 14) + padLeft("median ms", 11) + padLeft("min", 8) + padLeft("max", 8)
-              + padLeft("CPU ms", 9) + padLeft("peak RSS", 12) + padLeft("ru_maxrss", 12))
-        func row(_ name: String, _ ms: [Double], _ cpu: [Double], _ peak: Int, _ ru: [RSSResult]) {
-            let ruMax = ru.map(\.ruMaxRSSKiB).max() ?? -1
-            print("   " + padRight(name, 14) + padLeft(fmt(median(ms), 3), 11) + padLeft(fmt(ms.min() ?? .nan, 3), 8)
-                  + padLeft(fmt(ms.max() ?? .nan, 3), 8) + padLeft(fmt(median(cpu), 3), 9)
-                  + padLeft(fmt(Double(peak) / 1024, 2) + " MiB", 12) + padLeft(fmt(Double(ruMax) / 1024, 2) + " MiB", 12))
-        }
-        row("kvmrun", s.kvmrunMs, s.kvmrunCpuMs, s.kvmrunPeakKiB, s.kvmrunRSS)
-        row("kvm-baseline", s.cMs, s.cCpuMs, s.cPeakKiB, s.cRSS)
-        print("   " + padRight("ratio kvmrun/C", 14) + padLeft(fmt(s.ratio, 3), 11) + "   target <= 1.50        " + verdict(tr))
-        print("   " + padRight("RSS kvmrun - C", 14) + padLeft((s.rssDeltaMiB >= 0 ? "+" : "") + fmt(s.rssDeltaMiB, 2), 11)
-              + " MiB target <= +6 MiB   " + verdict(tm))
-        print("   CPU ms = median user+system time (wait4), not inflated by waiting for a CPU: ratio "
-              + fmt(median(s.kvmrunCpuMs) / median(s.cCpuMs), 3))
-        print("   peak RSS = VmHWM of the program at exit (ptrace stop, max of \(rssRuns) runs); ru_maxrss = wait4 of the same")
-        print("   fork+exec run, which also counts pages fork copied from kvm-bench (posix_spawn children would report")
-        print("   kvm-bench's whole RSS: median \(fmt(Double(median(s.kvmrunSpawnMaxRSS.map(Double.init))) / 1024, 2)) / \(fmt(Double(median(s.cSpawnMaxRSS.map(Double.init))) / 1024, 2)) MiB here).")
-        print("")
-    }
+    if let s = startupBench { printStartupTable(s) }
     if let b = bootBench {
         print("3. Boot-to-exit: mb-hello (multiboot) as a whole process, -m 128, \(b.kvmrunMs.count) alternating runs after 2 warm-ups")
         print("   " + padRight("", 22) + padLeft("median ms", 11) + padLeft("min", 9) + padLeft("max", 9))
@@ -492,7 +431,8 @@ func printJSON() {
     parts.append("""
       "host": {"cpu_model": \(jsonString(host.cpuModel)), "online_cpus": \(host.onlineCPUs), \
     "kernel": \(jsonString(host.kernel)), "kvm_modules": [\(host.kvmModules.map(jsonString).joined(separator: ", "))], \
-    "kvm_api_version": \(host.kvmAPIVersion), "load_average": \(jsonString(host.loadAverage))}
+    "kvm_api_version": \(host.kvmAPIVersion), "load_average": \(jsonString(host.loadAverage))},
+      "c_baseline": \(jsonString(options.baseline == nil ? PlainCBaseline.command(output: baselinePath) : baselinePath))
     """)
     if let e = exitBench {
         parts.append("""
@@ -506,21 +446,7 @@ func printJSON() {
         "cpu_ratio": \(jsonNumber(e.cpuRatio, 4))}
         """)
     }
-    if let s = startupBench {
-        parts.append("""
-          "startup": {"guest": "hello-long", "runs": \(s.kvmrunMs.count), \
-        "kvmrun": {"command": \(jsonString(s.kvmrunCommand)), "median_ms": \(jsonNumber(s.kvmrunMedian, 3)), \
-        "samples_ms": \(jsonArray(s.kvmrunMs, 3)), "cpu_median_ms": \(jsonNumber(median(s.kvmrunCpuMs), 3)), \
-        "cpu_samples_ms": \(jsonArray(s.kvmrunCpuMs, 3)), "peak_rss_kib": \(s.kvmrunPeakKiB), \
-        "ru_maxrss_fork_kib": \(jsonIntArray(s.kvmrunRSS.map(\.ruMaxRSSKiB))), "ru_maxrss_posix_spawn_kib": \(jsonIntArray(s.kvmrunSpawnMaxRSS))}, \
-        "c": {"command": \(jsonString(s.cCommand)), "median_ms": \(jsonNumber(s.cMedian, 3)), \
-        "samples_ms": \(jsonArray(s.cMs, 3)), "cpu_median_ms": \(jsonNumber(median(s.cCpuMs), 3)), \
-        "cpu_samples_ms": \(jsonArray(s.cCpuMs, 3)), "peak_rss_kib": \(s.cPeakKiB), \
-        "ru_maxrss_fork_kib": \(jsonIntArray(s.cRSS.map(\.ruMaxRSSKiB))), "ru_maxrss_posix_spawn_kib": \(jsonIntArray(s.cSpawnMaxRSS))}, \
-        "ratio": \(jsonNumber(s.ratio, 4)), "ratio_target": 1.5, "ratio_pass": \(s.ratio <= 1.5), \
-        "rss_delta_mib": \(jsonNumber(s.rssDeltaMiB, 3)), "rss_delta_target_mib": 6, "rss_pass": \(s.rssDeltaMiB <= 6)}
-        """)
-    }
+    if let s = startupBench { parts.append(startupJSON(s)) }
     if let b = bootBench {
         let qemu = b.qemuMs.map { "\(jsonString($0.0)): {\"median_ms\": \(jsonNumber(median($0.1), 3)), \"samples_ms\": \(jsonArray($0.1, 3))}" }
         let smp = b.smpMs.map { "\"\($0.0)\": {\"median_ms\": \(jsonNumber(median($0.1), 3)), \"samples_ms\": \(jsonArray($0.1, 3))}" }

@@ -94,6 +94,15 @@ final class CPUModelTests: XCTestCase {
         XCTAssertTrue(m.enforce)
     }
 
+    /// The features spelled out as constants are the table's.
+    func testConstantFeaturesMatchTheTable() {
+        for (name, feature) in [("x2apic", CPUFeatures.x2apic), ("tsc-deadline", CPUFeatures.tscDeadline),
+                                ("hypervisor", CPUFeatures.hypervisor), ("vmx", CPUFeatures.vmx),
+                                ("svm", CPUFeatures.svm), ("apic", CPUFeatures.apic)] {
+            XCTAssertEqual(CPUFeatures.named(name), feature, name)
+        }
+    }
+
     /// QEMU: feat=on|off in order, then every +feat, then every -feat.
     func testOrderOfEffectAsQEMU() throws {
         let x2 = CPUFeatures.x2apic

@@ -178,18 +178,22 @@ public enum CPUFeatures {
         byName[canonicalName(name)]
     }
 
+    // Spelled out, not looked up by name: every Machine's CPUID set-up uses
+    // them, and `byName` costs more at start than the rest of that set-up
+    // (CPUModelTests checks each against the table).
+
     /// CPUID.01H:ECX bit 21.
-    public static let x2apic = named("x2apic")!
+    public static let x2apic = CPUFeature(name: "x2apic", word: CPUFeatureWord(leaf: 1, register: .ecx), bit: 21)
     /// CPUID.01H:ECX bit 24.
-    public static let tscDeadline = named("tsc-deadline")!
+    public static let tscDeadline = CPUFeature(name: "tsc-deadline", word: CPUFeatureWord(leaf: 1, register: .ecx), bit: 24)
     /// CPUID.01H:ECX bit 31: running under a hypervisor.
-    public static let hypervisor = named("hypervisor")!
+    public static let hypervisor = CPUFeature(name: "hypervisor", word: CPUFeatureWord(leaf: 1, register: .ecx), bit: 31)
     /// CPUID.01H:ECX bit 5.
-    public static let vmx = named("vmx")!
+    public static let vmx = CPUFeature(name: "vmx", word: CPUFeatureWord(leaf: 1, register: .ecx), bit: 5)
     /// CPUID.80000001H:ECX bit 2.
-    public static let svm = named("svm")!
+    public static let svm = CPUFeature(name: "svm", word: CPUFeatureWord(leaf: 0x8000_0001, register: .ecx), bit: 2)
     /// CPUID.01H:EDX bit 9: an on-chip APIC.
-    public static let apic = named("apic")!
+    public static let apic = CPUFeature(name: "apic", word: CPUFeatureWord(leaf: 1, register: .edx), bit: 9)
 
     /// Leaf 1 EDX bits AMD repeats in 80000001h EDX (QEMU's CPUID_EXT2_AMD_ALIASES).
     public static let amdAliasMask: UInt32 = 0x0183_F3FF
