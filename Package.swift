@@ -51,12 +51,13 @@ let package = Package(
         .executableTarget(name: "kvm-bench", dependencies: ["KVMCore", "Guests", "KVMTestingCore"],
                           exclude: ["guests"], plugins: ["GuestBuilder"]),
         // Runs inside the nested lab's L1 (Tools/nested-lab): checks that need KVMCore itself.
-        .executableTarget(name: "nested-lab-runner", dependencies: ["KVMCore", "Guests"]),
+        .executableTarget(name: "nested-lab-runner", dependencies: ["KVMCore", "Guests"],
+                          swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "KVMCoreTests", dependencies: ["KVMCore", "Guests"]),
         .testTarget(name: "kvmrunTests", dependencies: ["KVMCore", "Guests"]),
         // The test kit's own tests; their guests are built by the plugin as a user's are.
         .testTarget(name: "KVMTestingTests", dependencies: ["KVMTesting"],
                     exclude: ["guests"], plugins: ["GuestBuilder"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )
