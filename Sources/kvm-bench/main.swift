@@ -46,8 +46,19 @@ struct Options {
     var baseline: String?
 }
 
+/// `text` on stderr, unbuffered (Glibc's `stderr` is a mutable C global, which Swift 6 refuses).
+func printError(_ text: String) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let n = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { return }
+        bytes = bytes.dropFirst(n)
+    }
+}
+
 func usage() -> Never {
-    fputs("""
+    printError("""
         usage: kvm-bench [--json] [--runs N] [--startup-runs N]
                          [--only exit|startup|boot|snapshot|testkit|linux|swift-loop] [--svg PATH]
                          [--kvmrun PATH] [--baseline PATH]
@@ -63,7 +74,7 @@ func usage() -> Never {
           --svg PATH        write an SVG chart of snapshot restore time by guest memory size
           --kvmrun, --baseline PATH   other binaries than the ones next to kvm-bench
 
-        """, stderr)
+        """)
     exit(2)
 }
 
@@ -118,8 +129,7 @@ let baselinePath = options.baseline ?? binDir + "/kvm-baseline"
 
 func progress(_ text: String) {
     // Progress goes to stderr so that stdout is only the table or the JSON.
-    fputs(text, stderr)
-    fflush(stderr)
+    printError(text)
 }
 
 // MARK: Targets
@@ -335,7 +345,7 @@ if options.swiftLoopOnly {
             let t = try swiftExitRun()
             print("KVMCore loop: \(fmt(t.wallNs, 1)) ns/exit, \(fmt(t.cpuNs, 1)) ns/exit thread CPU time")
         } catch {
-            fputs("kvm-bench: \(error)\n", stderr)
+            printError("kvm-bench: \(error)\n")
             exit(1)
         }
     }
@@ -369,7 +379,7 @@ do {
     }
 } catch {
     TempFiles.removeAll()
-    fputs("kvm-bench: \(error)\n", stderr)
+    printError("kvm-bench: \(error)\n")
     exit(1)
 }
 TempFiles.removeAll()
@@ -399,7 +409,7 @@ exit(0)   // a benchmark, not a test: MISS is reported, not a failure
 
 // MARK: Output
 
-func printTable() {
+@MainActor func printTable() {
     func verdict(_ t: Target) -> String { t.pass ? "PASS" : "MISS" }
     print("kvm-bench: swift-kvm against the C baseline")
     print("host:   \(host.cpuModel), \(host.onlineCPUs) CPUs online, load average \(host.loadAverage)")
@@ -487,7 +497,7 @@ func jsonNumber(_ v: Double, _ decimals: Int = 3) -> String { v.isFinite ? fmt(v
 func jsonArray(_ values: [Double], _ decimals: Int = 3) -> String { "[" + values.map { jsonNumber($0, decimals) }.joined(separator: ", ") + "]" }
 func jsonIntArray(_ values: [Int]) -> String { "[" + values.map(String.init).joined(separator: ", ") + "]" }
 
-func printJSON() {
+@MainActor func printJSON() {
     var parts: [String] = []
     parts.append("""
       "host": {"cpu_model": \(jsonString(host.cpuModel)), "online_cpus": \(host.onlineCPUs), \

@@ -72,8 +72,9 @@ final class RunControlTests: XCTestCase {
     func testTraceSeesEveryExit() throws {
         let machine = try Machine(serial: .buffer, kvm: try requireKVM())
         try machine.load(try GuestImage.require("hello-long").bootImage())
-        var traced: [UInt32] = []
-        let stop = try machine.run(timeout: .seconds(10)) { _, exit in traced.append(exit.reason) }
+        let shared = Shared<[UInt32]>([])
+        let stop = try machine.run(timeout: .seconds(10)) { _, exit in shared.update { $0.append(exit.reason) } }
+        let traced = shared.current
         guard case .halted = stop else { return XCTFail("stopped with \(describe(stop))") }
         XCTAssertEqual(traced.count, machine.vcpu.statistics.totalExits)
         XCTAssertEqual(traced.last, 5, "the last exit is the HLT")
@@ -127,7 +128,7 @@ final class RunControlTests: XCTestCase {
 }
 
 /// Carries a vCPU to a pthread.
-final class VCPUBox: @unchecked Sendable {
+final class VCPUBox: Sendable {
     let vcpu: VCPU
     init(_ vcpu: VCPU) { self.vcpu = vcpu }
 }

@@ -27,6 +27,7 @@
 /// the next enabled event to raise the line while no vCPU exits; it starts at
 /// the first enable and stops with `stop()`. One mutex guards this state; only
 /// register C reads and writes of A, B, the alarms and the time take it.
+// @unchecked: every mutable field is guarded by `lock`, which `line` and the timer's calls also take.
 final class RTCInterrupts: @unchecked Sendable {
     /// Register C's bits; PF, AF and UF are also register B's enables.
     enum Flag {

@@ -8,6 +8,7 @@ public struct MemoryRegion: Sendable {
     public let size: UInt64
     public let flags: UInt32
     /// The host mapping; valid for the life of the owning `GuestMemory`.
+    // nonisolated(unsafe): guest RAM, which the guest writes anyway; who writes it when is the guest's protocol.
     public nonisolated(unsafe) let host: UnsafeMutableRawPointer
 
     public var end: UInt64 { guestPhysical + size }
@@ -18,7 +19,8 @@ public struct MemoryRegion: Sendable {
 
 /// Guest-physical memory: its slots and bounds-checked typed access to them.
 /// An access must lie inside one slot; anything else throws, never traps.
-public final class GuestMemory {
+// @unchecked: slots are added and removed while no vCPU runs; host writes from devices come under the bus's mutex.
+public final class GuestMemory: @unchecked Sendable {
     public private(set) var regions: [MemoryRegion] = []
 
     public static let pageSize: UInt64 = 4096

@@ -1,9 +1,11 @@
 import CKVM
 import Glibc
+import Synchronization
 
 /// The `/dev/kvm` system handle: API version, capabilities, supported CPUID and
 /// MSR lists, and the factory for VMs (kvm-ioctls' `Kvm`).
-public final class KVM {
+// @unchecked: `capabilityAnswers` is read and written only with C atomics; the rest is immutable or in a Mutex.
+public final class KVM: @unchecked Sendable {
     /// The only KVM API version there has ever been.
     public static let apiVersion: Int32 = 12
 
@@ -13,8 +15,7 @@ public final class KVM {
     public let vcpuMmapSize: Int
     /// KVM_GET_SUPPORTED_CPUID, asked once: it cannot change while the module is
     /// loaded, and it costs about 0.5 ms a call on some hosts (every new vCPU needs it).
-    private var cachedCPUID: CPUID?
-    private let cpuidLock = Lock()
+    private let cachedCPUID = Mutex<CPUID?>(nil)
     /// KVM_CHECK_EXTENSION answers by capability number, -1 until asked: they
     /// cannot change while the module is loaded, and a snapshot reset asks
     /// several on every call. Atomic loads and stores: two threads that ask at
@@ -73,12 +74,12 @@ public final class KVM {
 
     /// KVM_GET_SUPPORTED_CPUID: what a vCPU may be offered.
     public func supportedCPUID() throws -> CPUID {
-        cpuidLock.lock()
-        defer { cpuidLock.unlock() }
-        if let cachedCPUID { return cachedCPUID }
-        let table = try CPUID.read { try handle.ioctl(.getSupportedCPUID, $0) }
-        cachedCPUID = table
-        return table
+        try cachedCPUID.withLock { cached in
+            if let cached { return cached }
+            let table = try CPUID.read { try handle.ioctl(.getSupportedCPUID, $0) }
+            cached = table
+            return table
+        }
     }
 
     /// KVM_GET_MSR_INDEX_LIST: the MSRs KVM saves and restores for a vCPU.
