@@ -45,6 +45,25 @@ final class RunControlTests: XCTestCase {
         guard case .stopped = stop else { return XCTFail("expected .stopped, got \(describe(stop))") }
     }
 
+    /// One run loop per vCPU at a time: a run while one is in progress throws.
+    func testASecondRunWhileRunningThrows() throws {
+        let machine = try spinMachine()
+        let bus = machine.bus
+        var second: String?
+        let stop = try machine.vcpu.run(bus: bus, timeout: .seconds(20)) { vcpu, _ in
+            guard second == nil else { return }
+            do {
+                _ = try vcpu.run(bus: bus, timeout: .milliseconds(100))   // without the check: runs, then times out
+                second = "ran"
+            } catch {
+                second = "\(error)"
+            }
+            vcpu.stop()
+        }
+        guard case .stopped = stop else { return XCTFail("expected .stopped, got \(describe(stop))") }
+        XCTAssertTrue(second?.contains("is already running") == true, second ?? "no second run")
+    }
+
     func testStopBeforeRunReturnsAtOnce() throws {
         let machine = try spinMachine()
         machine.vcpu.stop()

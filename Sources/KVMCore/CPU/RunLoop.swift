@@ -24,8 +24,12 @@ extension VCPU {
                     trace: ((VCPU, VMExit) -> Void)? = nil) throws -> StopReason {
         precondition(kickHandlerInstalled, "cannot install the vCPU kick signal handler")
         let tid = ckvm_gettid()
+        // One run loop at a time, checked: the kvm_run page is the running thread's alone.
+        let entered = runningThread.compareExchange(expected: 0, desired: tid, ordering: .sequentiallyConsistent)
+        guard entered.exchanged else {
+            throw ConfigurationError("vCPU \(id) is already running (its run loop is on thread \(entered.original))")
+        }
         ckvm_kick_set_run(runPage)
-        runningThread.store(tid, ordering: .sequentiallyConsistent)
         defer {
             runningThread.store(0, ordering: .sequentiallyConsistent)
             ckvm_kick_set_run(nil)
