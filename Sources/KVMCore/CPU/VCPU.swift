@@ -9,7 +9,7 @@ public final class VCPU: Sendable {
     public let vm: VirtualMachine
     let handle: FileHandle
     /// The shared `struct kvm_run` page(s).
-    // nonisolated(unsafe): only the thread in the run loop (one at a time) uses it; the kick handler sets immediate_exit.
+    // nonisolated(unsafe): only the thread in the run loop (one at a time, checked) uses it; the kick handler sets immediate_exit.
     nonisolated(unsafe) let runPage: UnsafeMutablePointer<kvm_run>
     private let runPageSize: Int
     /// Set by `stop()`, taken by the run loop.
