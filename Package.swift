@@ -61,5 +61,5 @@ let package = Package(
         .testTarget(name: "KVMTestingTests", dependencies: ["KVMTesting"],
                     exclude: ["guests"], plugins: ["GuestBuilder"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

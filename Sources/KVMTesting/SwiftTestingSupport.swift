@@ -103,6 +103,7 @@ public final class SharedGuestMachine: @unchecked Sendable {  // all state behin
 }
 
 /// A pthread mutex (KVMTesting stays off Foundation too).
+// @unchecked: the pthread mutex is the synchronization; its memory never moves.
 final class Lock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     init() { pthread_mutex_init(mutex, nil) }

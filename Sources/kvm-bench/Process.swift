@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// Child processes for the benchmark: timed runs (posix_spawn + wait4) and
 /// peak-RSS runs (fork + ptrace, see `peakRSS`).
@@ -220,7 +221,7 @@ func readTextFile(_ path: String) -> String? {
 
 /// Writes `bytes` to a new file in $TMPDIR (or /tmp); removed by `TempFiles.removeAll`.
 enum TempFiles {
-    nonisolated(unsafe) static var paths: [String] = []
+    static let paths = Mutex<[String]>([])
 
     static func write(_ bytes: [UInt8], name: String) throws -> String {
         let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
@@ -229,7 +230,7 @@ enum TempFiles {
         guard fd >= 0 else { throw BenchError("mkstemp in \(dir): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        paths.append(path)
+        paths.withLock { $0.append(path) }
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
@@ -240,8 +241,10 @@ enum TempFiles {
     }
 
     static func removeAll() {
-        for p in paths { unlink(p) }
-        paths.removeAll()
+        paths.withLock { paths in
+            for p in paths { unlink(p) }
+            paths.removeAll()
+        }
     }
 }
 

@@ -104,7 +104,7 @@ func runSnapshotBench(runs: Int, svgPath: String?) throws -> SnapshotBench {
     for mib in [64, 256, 512, 1024, 2048, 4096] {
         let bytes = UInt64(mib) << 20
         let path = "\(dir)/kvm-bench-snapshot-\(getpid())-\(mib).kvmsnap"
-        TempFiles.paths.append(path)
+        TempFiles.paths.withLock { $0.append(path) }
         try helloMachine(bytes, kvm: kvm).snapshot().write(to: path)
         var st = stat()
         stat(path, &st)
@@ -136,7 +136,7 @@ func runSnapshotBench(runs: Int, svgPath: String?) throws -> SnapshotBench {
     try machine.load(.flat(dirtierBytes, mode: .long, load: helloLoad))
     let snapshot = try machine.snapshot()
     let snapshotPath = "\(dir)/kvm-bench-snapshot-\(getpid())-dirtier.kvmsnap"
-    TempFiles.paths.append(snapshotPath)
+    TempFiles.paths.withLock { $0.append(snapshotPath) }
     try snapshot.write(to: snapshotPath)
     for pages in [1, 100, 10_000] {
         var point = ResetPoint(pages: pages, us: [])

@@ -52,8 +52,19 @@ struct Options {
     var needsBaseline: Bool { !swiftLoopOnly && (runExit || runStartup || runBoot || runSnapshot || runTestKit) }
 }
 
+/// `text` on stderr, unbuffered (Glibc's `stderr` is a mutable C global, which Swift 6 refuses).
+func printError(_ text: String) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let n = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { return }
+        bytes = bytes.dropFirst(n)
+    }
+}
+
 func usage() -> Never {
-    fputs("""
+    printError("""
         usage: kvm-bench [--json] [--runs N] [--startup-runs N]
                          [--only exit|startup|boot|snapshot|testkit|linux|swift-loop] [--svg PATH]
                          [--kvmrun PATH] [--baseline PATH]
@@ -72,7 +83,7 @@ func usage() -> Never {
           --baseline PATH   another C baseline than `cc -O2 -static Sources/kvm-baseline/main.c`,
                             which kvm-bench builds at start into its folder's kvm-bench-c/
 
-        """, stderr)
+        """)
     exit(2)
 }
 
@@ -145,7 +156,7 @@ let baselinePath: String = {
     do {
         return try PlainCBaseline.build(into: binDir + "/kvm-bench-c")
     } catch {
-        fputs("kvm-bench: \(error)\n", stderr)
+        printError("kvm-bench: \(error)\n")
         exit(1)
     }
 }()
@@ -158,8 +169,7 @@ func resolvedPath(_ path: String) -> String? {
 
 func progress(_ text: String) {
     // Progress goes to stderr so that stdout is only the table or the JSON.
-    fputs(text, stderr)
-    fflush(stderr)
+    printError(text)
 }
 
 // MARK: Targets
@@ -298,7 +308,7 @@ if options.swiftLoopOnly {
             let t = try swiftExitRun()
             print("KVMCore loop: \(fmt(t.wallNs, 1)) ns/exit, \(fmt(t.cpuNs, 1)) ns/exit thread CPU time")
         } catch {
-            fputs("kvm-bench: \(error)\n", stderr)
+            printError("kvm-bench: \(error)\n")
             exit(1)
         }
     }
@@ -331,7 +341,7 @@ do {
     }
 } catch {
     TempFiles.removeAll()
-    fputs("kvm-bench: \(error)\n", stderr)
+    printError("kvm-bench: \(error)\n")
     exit(1)
 }
 TempFiles.removeAll()
@@ -363,7 +373,7 @@ exit(0)   // a benchmark, not a test: MISS is reported, not a failure
 
 // MARK: Output
 
-func printTable() {
+@MainActor func printTable() {
     func verdict(_ t: Target) -> String { t.pass ? "PASS" : "MISS" }
     print("kvm-bench: swift-kvm against the C baseline")
     print("host:   \(host.cpuModel), \(host.onlineCPUs) CPUs online, load average \(host.loadAverage)")
@@ -426,7 +436,7 @@ func jsonNumber(_ v: Double, _ decimals: Int = 3) -> String { v.isFinite ? fmt(v
 func jsonArray(_ values: [Double], _ decimals: Int = 3) -> String { "[" + values.map { jsonNumber($0, decimals) }.joined(separator: ", ") + "]" }
 func jsonIntArray(_ values: [Int]) -> String { "[" + values.map(String.init).joined(separator: ", ") + "]" }
 
-func printJSON() {
+@MainActor func printJSON() {
     var parts: [String] = []
     parts.append("""
       "host": {"cpu_model": \(jsonString(host.cpuModel)), "online_cpus": \(host.onlineCPUs), \

@@ -7,6 +7,7 @@ import KVMCore
 ///
 /// Signals are blocked in the calling thread (and the vCPU threads it starts
 /// later) and taken by one thread with sigwait: no code runs in signal context.
+// @unchecked: `attached` is behind `lock`; `threads` is appended to on the main thread only.
 final class Session: @unchecked Sendable {
     /// The signal that stopped the run, 0 if none.
     private let stopSignal = AtomicCounter()
@@ -76,6 +77,7 @@ final class Session: @unchecked Sendable {
 /// The controlling terminal, when stdin is one.
 enum Console {
     /// On the heap: ASan found tcgetattr writing past a static `termios` global.
+    // nonisolated(unsafe), both: used on the main thread only (and by its atexit handler).
     nonisolated(unsafe) private static let saved = UnsafeMutablePointer<termios>.allocate(capacity: 1)
     nonisolated(unsafe) private static var isRaw = false
 

@@ -42,15 +42,16 @@ func runServingSnapshots(_ machine: Machine, session: Session, options: Snapshot
                          timeout: Duration?, trace: Bool) throws -> StopReason {
     let atExit = try options.atExit()
     let exitSnapshotDue = AtomicFlag()
-    var tracer: ((VCPU, VMExit) -> Void)? = trace ? traceExit : nil
+    var tracer: (@Sendable (VCPU, VMExit) -> Void)? = nil
+    if trace { tracer = traceExit }
     if let atExit {
-        var exits = 0
+        let exits = AtomicCounter()    // vCPU 0's; the tracer runs on every vCPU's thread
         tracer = { vcpu, exit in
             if trace { traceExit(vcpu, exit) }
             guard vcpu.id == 0 else { return }
             if case .interrupted = exit { return }
-            exits += 1
-            if exits == atExit.count {
+            exits.add(1)
+            if exits.value == atExit.count {
                 exitSnapshotDue.raise()
                 vcpu.stop()
             }

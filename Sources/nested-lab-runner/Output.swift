@@ -4,7 +4,13 @@ import Glibc
 /// the host script reads; nothing may sit in a buffer when the VM powers off).
 func say(_ line: String) {
     print(line)
-    fflush(stdout)
+    fflush(nil)
+}
+
+/// A line on stderr (usage and argument errors), written at once.
+func complain(_ text: String) {
+    let line = text.hasSuffix("\n") ? text : text + "\n"
+    _ = line.withCString { write(2, $0, strlen($0)) }
 }
 
 /// A detail line under a test (the host script keeps only PASS/FAIL lines as results).

@@ -7,14 +7,14 @@ import KVMCore
 // ValidatorCasesVMX.swift on Intel).
 
 /// Which real state a case starts from: a stop of the lab guest (LabGuest).
-enum ValidatorBase: String, CaseIterable {
+enum ValidatorBase: String, CaseIterable, Sendable {
     case beforeEnable = "sync 1"  // VMX: before VMXON (vmxon_pa -1); SVM: before EFER.SVME
     case beforeEntry = "sync 2"   // VMX: VMXON, VMCS loaded; SVM: EFER.SVME set, VMCB ready, GIF set
     case l2Running = "sync 3"     // in L2: GUEST_MODE (SVM: |GIF_SET)
     case afterExit = "sync 4"     // back in L1 (VMX: still in VMX operation; SVM: GIF clear)
 }
 
-struct ValidatorCase {
+struct ValidatorCase: Sendable {
     let name: String
     let base: ValidatorBase
     /// What the kernel source (svm_/vmx_set_nested_state, 6.1 and later) does: true accept.
@@ -22,13 +22,13 @@ struct ValidatorCase {
     /// A check KVMCore says it does not replicate (NestedStateValidator's header).
     var documentedGap = false
     /// Edits the vCPU's sregs (restored before the nested state).
-    var sregs: ((inout SpecialRegisters) -> Void)? = nil
+    var sregs: (@Sendable (inout SpecialRegisters) -> Void)? = nil
     /// Edits the vCPU's CPUID (set before the nested state, as a restore does).
-    var cpuid: ((inout CPUID) -> Void)? = nil
+    var cpuid: (@Sendable (inout CPUID) -> Void)? = nil
     /// Edits the state; `bits` is the guest's MAXPHYADDR.
-    var edit: (inout NestedState, Int) -> Void = { _, _ in }
+    var edit: @Sendable (inout NestedState, Int) -> Void = { _, _ in }
     /// Edits the encoded bytes instead (re-decoded afterwards), as a file would be.
-    var editBytes: ((inout [UInt8]) -> Void)? = nil
+    var editBytes: (@Sendable (inout [UInt8]) -> Void)? = nil
 }
 
 func checkValidator() throws {

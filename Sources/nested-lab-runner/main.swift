@@ -19,16 +19,15 @@ let usage = """
       debug-msrs                  which saved MSRs a fresh vCPU refuses (debugging)
     """
 
-setvbuf(stdout, nil, _IOLBF, 0)
 let args = Array(CommandLine.arguments.dropFirst())
 guard let command = args.first else {
-    fputs(usage + "\n", stderr)
+    complain(usage + "\n")
     exit(2)
 }
 
 func status(_ text: String) -> Int32 {
     guard let value = Int32(text) else {
-        fputs("nested-lab-runner: \(text): not an exit status\n", stderr)
+        complain("nested-lab-runner: \(text): not an exit status\n")
         exit(2)
     }
     return value
@@ -36,7 +35,7 @@ func status(_ text: String) -> Int32 {
 
 func needs(_ count: Int) {
     if args.count - 1 != count {
-        fputs(usage + "\n", stderr)
+        complain(usage + "\n")
         exit(2)
     }
 }
@@ -81,7 +80,7 @@ case "l2-fast-reset":
     needs(2)
     passed = test("l2-fast-reset") { try checkL2FastReset(kernel: args[1], initrd: args[2]) }
 default:
-    fputs("nested-lab-runner: unknown command \(command)\n" + usage + "\n", stderr)
+    complain("nested-lab-runner: unknown command \(command)\n" + usage + "\n")
     exit(2)
 }
 exit(passed ? 0 : 1)

@@ -3,10 +3,12 @@ import XCTest
 
 /// The PIIX4-style ACPI registers (PM1a event and control, PM timer, GPE0), without KVM.
 final class ACPIPowerManagementTests: XCTestCase {
+    // @unchecked: set and read on the test's thread only (no vCPU runs).
     final class Clock: @unchecked Sendable {
         var nanoseconds: UInt64 = 5_000_000_000
     }
 
+    // @unchecked: driven on the test's thread only (no vCPU runs).
     final class Line: @unchecked Sendable {
         var history: [Bool] = []
     }

@@ -6,6 +6,7 @@ final class CMOSTests: XCTestCase {
     /// 2024-02-29 23:59:58 UTC, a Thursday.
     static let leapDay: Int64 = 1_709_251_198
 
+    // @unchecked: set by the test between device calls on its own thread (no timer thread reads it).
     final class Clock: @unchecked Sendable {
         var seconds: Int64
         var nanoseconds: Int64 = 0

@@ -156,15 +156,15 @@ final class IOBusTests: XCTestCase {
         code += Array("HELLO".utf8)
         code += [UInt8](repeating: 0, count: 0x200 + 8 - code.count)
         try machine.load(.flat(code, mode: .long, load: 0x10_0000))
-        var largestCount = 0
+        let largestCount = Shared(0)
         let stop = try machine.run(timeout: .seconds(10)) { _, exit in
-            if case .io(let io) = exit, io.port == 0x510 { largestCount = max(largestCount, io.count) }
+            if case .io(let io) = exit, io.port == 0x510 { largestCount.update { $0 = max($0, io.count) } }
         }
         guard case .halted = stop else { return XCTFail("stopped with \(describe(stop))") }
         XCTAssertEqual(device.writes.map(\.value), Array("HELLO".utf8).map(UInt32.init))
         XCTAssertEqual(device.reads.count, 3)
         XCTAssertEqual(try machine.memory.bytes(at: 0x10_0200, count: 8), [0x00, 0x77, 0x01, 0x77, 0x02, 0x77, 0, 0])
-        XCTAssertGreaterThan(largestCount, 1, "KVM should batch rep outs/ins into one exit with count > 1")
+        XCTAssertGreaterThan(largestCount.current, 1, "KVM should batch rep outs/ins into one exit with count > 1")
     }
 
     private func le32(_ v: Int32) -> [UInt8] {

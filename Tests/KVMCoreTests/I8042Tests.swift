@@ -4,6 +4,7 @@ import XCTest
 /// The i8042 keyboard controller and its PS/2 keyboard and mouse, without KVM,
 /// driven as Linux's i8042, atkbd and psmouse drivers drive them.
 final class I8042Tests: XCTestCase {
+    // @unchecked: the device drives the lines on the test's thread (no vCPU runs).
     final class Lines: @unchecked Sendable {
         var history: [String] = []
     }

@@ -44,10 +44,10 @@ final class NestedValidatorTests: XCTestCase {
         }
     }
 
-    struct Case {
+    struct Case: Sendable {
         let label: String
         let base: Base
-        var edit: (inout NestedState, inout Ctx) -> Void
+        var edit: @Sendable (inout NestedState, inout Ctx) -> Void
         let expected: [NestedStateViolation]
     }
 

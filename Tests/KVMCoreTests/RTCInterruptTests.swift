@@ -6,6 +6,7 @@ final class RTCInterruptTests: XCTestCase {
     /// 2024-02-29 23:59:58 UTC.
     static let leapDay: Int64 = 1_709_251_198
 
+    // @unchecked: with a test clock the device starts no timer thread; only the test's thread reads it.
     final class Clock: @unchecked Sendable {
         var seconds: Int64
         var nanoseconds: Int64 = 0
@@ -19,6 +20,7 @@ final class RTCInterruptTests: XCTestCase {
     }
 
     /// Every level the device drove IRQ 8 to, in order (any thread).
+    // @unchecked: `levels` is behind `lock`.
     final class Line: @unchecked Sendable {
         private let lock = Lock()
         private var levels: [Bool] = []

@@ -45,6 +45,25 @@ final class RunControlTests: XCTestCase {
         guard case .stopped = stop else { return XCTFail("expected .stopped, got \(describe(stop))") }
     }
 
+    /// One run loop per vCPU at a time: a run while one is in progress throws.
+    func testASecondRunWhileRunningThrows() throws {
+        let machine = try spinMachine()
+        let bus = machine.bus
+        var second: String?
+        let stop = try machine.vcpu.run(bus: bus, timeout: .seconds(20)) { vcpu, _ in
+            guard second == nil else { return }
+            do {
+                _ = try vcpu.run(bus: bus, timeout: .milliseconds(100))   // without the check: runs, then times out
+                second = "ran"
+            } catch {
+                second = "\(error)"
+            }
+            vcpu.stop()
+        }
+        guard case .stopped = stop else { return XCTFail("expected .stopped, got \(describe(stop))") }
+        XCTAssertTrue(second?.contains("is already running") == true, second ?? "no second run")
+    }
+
     func testStopBeforeRunReturnsAtOnce() throws {
         let machine = try spinMachine()
         machine.vcpu.stop()
@@ -72,8 +91,9 @@ final class RunControlTests: XCTestCase {
     func testTraceSeesEveryExit() throws {
         let machine = try Machine(serial: .buffer, kvm: try requireKVM())
         try machine.load(try GuestImage.require("hello-long").bootImage())
-        var traced: [UInt32] = []
-        let stop = try machine.run(timeout: .seconds(10)) { _, exit in traced.append(exit.reason) }
+        let shared = Shared<[UInt32]>([])
+        let stop = try machine.run(timeout: .seconds(10)) { _, exit in shared.update { $0.append(exit.reason) } }
+        let traced = shared.current
         guard case .halted = stop else { return XCTFail("stopped with \(describe(stop))") }
         XCTAssertEqual(traced.count, machine.vcpu.statistics.totalExits)
         XCTAssertEqual(traced.last, 5, "the last exit is the HLT")
@@ -127,7 +147,7 @@ final class RunControlTests: XCTestCase {
 }
 
 /// Carries a vCPU to a pthread.
-final class VCPUBox: @unchecked Sendable {
+final class VCPUBox: Sendable {
     let vcpu: VCPU
     init(_ vcpu: VCPU) { self.vcpu = vcpu }
 }

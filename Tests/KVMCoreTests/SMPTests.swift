@@ -60,9 +60,10 @@ final class SMPTests: XCTestCase {
         let kvm = try requireKVM()
         let machine = try Machine(vcpus: 2, serial: .buffer, kvm: kvm)
         try machine.load(GuestImage.spin.bootImage())
+        let vcpus = machine.vcpus
         let stopper = try PosixThread {
             usleep(100_000)
-            for vcpu in machine.vcpus { vcpu.stop() }
+            for vcpu in vcpus { vcpu.stop() }
         }
         let stop = try machine.run(timeout: .seconds(20))
         stopper.join()

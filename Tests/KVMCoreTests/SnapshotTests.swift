@@ -55,13 +55,14 @@ enum SnapshotHarness {
     @discardableResult
     static func run(_ machine: Machine, stops: inout [String], exits: inout Int, stopAfter: Int? = nil,
                     onRequest: (StopReason) throws -> Void = { _ in }) throws -> (paused: Bool, last: StopReason?) {
-        var count = exits
-        let trace: (VCPU, VMExit) -> Void = { vcpu, exit in
+        let count = AtomicCounter()
+        count.add(exits)
+        let trace: @Sendable (VCPU, VMExit) -> Void = { vcpu, exit in
             if case .interrupted = exit { return }
-            count += 1
-            if count == stopAfter { vcpu.stop() }
+            count.add(1)
+            if count.value == stopAfter { vcpu.stop() }
         }
-        defer { exits = count }
+        defer { exits = count.value }
         while true {
             let stop = try machine.run(timeout: .seconds(60), trace: trace)
             switch stop {

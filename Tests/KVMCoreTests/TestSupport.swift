@@ -1,7 +1,17 @@
 import Foundation
 import Guests
 import KVMCore
+import Synchronization
 import XCTest
+
+/// A value a `@Sendable` closure (a trace, another thread) changes and the test
+/// reads afterwards.
+final class Shared<Value: Sendable>: Sendable {
+    private let value: Mutex<Value>
+    init(_ value: Value) { self.value = Mutex(value) }
+    func update(_ body: (inout Value) -> Void) { value.withLock { body(&$0) } }
+    var current: Value { value.withLock { $0 } }
+}
 
 // Shared helpers for the KVMCore tests: skipping when /dev/kvm is unusable,
 // running built-in guests, and reading process resources.

@@ -12,6 +12,7 @@ import XCTest
 final class LinuxGuestTests: XCTestCase {
     /// Nanoseconds per guest instruction of a CPL0 long-mode loop, measured
     /// once: a few on hardware KVM, hundreds where KVM emulates kernel mode.
+    // nonisolated(unsafe): XCTest runs these tests one at a time on one thread.
     nonisolated(unsafe) static var kernelModeSpeed: Result<Double, Error>?
 
     static func measureKernelMode() throws -> Double {

@@ -30,6 +30,7 @@ final class QEMUOracleTests: XCTestCase {
     }
 
     /// Found (or installed) and probed once for all tests.
+    // nonisolated(unsafe): XCTest runs these tests one at a time on one thread.
     nonisolated(unsafe) static var cached: Result<QEMU, XCTSkip>?
 
     static func qemu() throws -> QEMU {

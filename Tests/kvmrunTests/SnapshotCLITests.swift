@@ -26,11 +26,11 @@ final class SnapshotCLITests: XCTestCase {
     private func runInProcess(_ image: GuestImage, exits limit: Int? = nil) throws -> (serial: String, registers: Registers, exits: Int) {
         let machine = try Machine(memorySize: 64 << 20, serial: .buffer)
         try machine.load(try image.bootImage())
-        var count = 0
-        let trace: (VCPU, VMExit) -> Void = { vcpu, exit in
+        let count = AtomicCounter()
+        let trace: @Sendable (VCPU, VMExit) -> Void = { vcpu, exit in
             if case .interrupted = exit { return }
-            count += 1
-            if count == limit { vcpu.stop() }
+            count.add(1)
+            if count.value == limit { vcpu.stop() }
         }
         while true {
             let stop = try machine.run(timeout: .seconds(30), trace: trace)
@@ -38,7 +38,7 @@ final class SnapshotCLITests: XCTestCase {
             if case .sync = stop { continue }
             break
         }
-        return (machine.serial.text, try machine.vcpu.registers(), count)
+        return (machine.serial.text, try machine.vcpu.registers(), count.value)
     }
 
     private func registerList(_ r: Registers) -> [UInt64] {

@@ -153,12 +153,5 @@ long ckvm_timer_start(int signo, int tid, long long nanoseconds);
 long ckvm_timer_start_periodic(int signo, int tid, long long nanoseconds, long long interval);
 /// Disarms and deletes a timer from ckvm_timer_start.
 void ckvm_timer_stop(long timer);
-/// Sequentially consistent loads and stores for flags shared between threads.
-static inline int ckvm_atomic_load(int *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
-static inline void ckvm_atomic_store(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
-static inline int ckvm_atomic_exchange(int *p, int v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }
-static inline long ckvm_atomic_load_long(long *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
-static inline void ckvm_atomic_add_long(long *p, long v) { __atomic_add_fetch(p, v, __ATOMIC_SEQ_CST); }
-
 
 #endif

@@ -1,9 +1,11 @@
 import CKVM
 import Glibc
+import Synchronization
 
-/// The signal that kicks a vCPU thread out of KVM_RUN. SIGUSR2 unless changed
-/// before the first run; its handler is installed once per process.
-public nonisolated(unsafe) var vcpuKickSignal: Int32 = SIGUSR2
+/// The signal that kicks a vCPU thread out of KVM_RUN; its handler is installed
+/// once per process, at the first run. A constant: a signal chosen after that
+/// could never take effect. A program that needs SIGUSR2 for itself must leave it.
+public let vcpuKickSignal: Int32 = SIGUSR2
 private let kickHandlerInstalled: Bool = ckvm_kick_install(vcpuKickSignal) == 0
 
 extension VCPU {
@@ -22,10 +24,14 @@ extension VCPU {
                     trace: ((VCPU, VMExit) -> Void)? = nil) throws -> StopReason {
         precondition(kickHandlerInstalled, "cannot install the vCPU kick signal handler")
         let tid = ckvm_gettid()
+        // One run loop at a time, checked: the kvm_run page is the running thread's alone.
+        let entered = runningThread.compareExchange(expected: 0, desired: tid, ordering: .sequentiallyConsistent)
+        guard entered.exchanged else {
+            throw ConfigurationError.invalidRequest("vCPU \(id) is already running (its run loop is on thread \(entered.original))")
+        }
         ckvm_kick_set_run(runPage)
-        ckvm_atomic_store(control + 1, tid)
         defer {
-            ckvm_atomic_store(control + 1, 0)
+            runningThread.store(0, ordering: .sequentiallyConsistent)
             ckvm_kick_set_run(nil)
             runPage.pointee.immediate_exit = 0
         }
@@ -46,17 +52,17 @@ extension VCPU {
             guard haltTimer > 0 else { throw KVMError("timer_create", errno: Errno(rawValue: Int32(-haltTimer))) }
         }
         defer { ckvm_timer_stop(haltTimer) }
-        if ckvm_atomic_exchange(control, 0) != 0 { return .stopped }
+        if stopRequested.exchange(false, ordering: .sequentiallyConsistent) { return .stopped }
 
         return try withUnsafeTemporaryAllocation(of: Int.self, capacity: 64) { counts in
             var tally = ExitTally(counts: counts, measure: statistics.measureTime)
             var haltedChecks = 0
-            defer { tally.flush(into: &statistics) }
+            defer { updateStatistics { tally.flush(into: &$0) } }
             while true {
                 let exit = try run()
                 tally.exited(reason: exit.reason)
                 if let trace {
-                    tally.flush(into: &statistics)
+                    updateStatistics { tally.flush(into: &$0) }
                     trace(self, exit)
                 }
                 // Port and MMIO exits test the device's answer where it is made, so a
@@ -87,7 +93,7 @@ extension VCPU {
     @inline(never)
     private func kicked(deadline: UInt64, haltCheck: Bool, haltedChecks: inout Int, patience: Int) throws -> StopReason? {
         runPage.pointee.immediate_exit = 0
-        if ckvm_atomic_exchange(control, 0) != 0 { return .stopped }
+        if stopRequested.exchange(false, ordering: .sequentiallyConsistent) { return .stopped }
         if monotonicNanoseconds() >= deadline { return .timedOut(rip: try registers().rip) }
         if haltCheck {
             haltedChecks = try isHaltedForGood() ? haltedChecks + 1 : 0
@@ -106,7 +112,7 @@ extension VCPU {
         case .internalError(let error): .internalError(error)
         case .systemEvent(let type, let flags): .systemEvent(type: type, flags: flags)
         case .debug(let info): .debug(info)
-        case .io, .mmio, .interrupted, .irqWindowOpen, .unknown: .unhandled(exit)
+        case .io, .mmio, .interrupted, .irqWindowOpen, .unknown: .unhandled(UnhandledExit(exit))
         }
     }
 
@@ -119,8 +125,8 @@ extension VCPU {
     /// thread or a signal handler's deferred work; a stop before the run starts
     /// makes the next run return at once.
     public func stop() {
-        ckvm_atomic_store(control, 1)
-        let tid = ckvm_atomic_load(control + 1)
+        stopRequested.store(true, ordering: .sequentiallyConsistent)
+        let tid = runningThread.load(ordering: .sequentiallyConsistent)
         if tid != 0 { _ = ckvm_tgkill(tid, vcpuKickSignal) }
     }
 }

@@ -32,7 +32,22 @@ public enum StopReason: Sendable {
     /// The guest broke the hostcall protocol (bad magic, unknown command, bad address).
     case protocolError(String)
     /// An exit the loop has no handler for.
-    case unhandled(VMExit)
+    case unhandled(UnhandledExit)
+}
+
+/// What `StopReason.unhandled` keeps of a `VMExit`: its KVM_EXIT_* reason, a
+/// copy. A `VMExit` may point into kvm_run, which the next run overwrites, so
+/// it never leaves the run loop's thread (it is not `Sendable`).
+public struct UnhandledExit: Sendable, Equatable, CustomStringConvertible {
+    /// The KVM_EXIT_* number.
+    public let reason: UInt32
+
+    public init(_ exit: VMExit) { reason = exit.reason }
+
+    /// The KVM_EXIT_* name.
+    public var name: String { VMExit.name(ofReason: reason) }
+
+    public var description: String { "KVM_EXIT_\(name) (\(reason))" }
 }
 
 /// What `HC_FAIL` carries.
@@ -66,8 +81,6 @@ public struct GuestFailure: Sendable, Equatable, CustomStringConvertible {
         return "guest assertion failed at \(place): \(message) (\(hex(values.0)), \(hex(values.1)))"
     }
 }
-
-extension VMExit: @unchecked Sendable {}
 
 /// What a device asks of the run loop after an access.
 public enum DeviceAction {

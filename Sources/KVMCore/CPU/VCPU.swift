@@ -1,21 +1,36 @@
 import CKVM
 import Glibc
+import Synchronization
 
 /// A virtual CPU: its register state and KVM_RUN (kvm-ioctls' `VcpuFd`).
 /// One thread runs a vCPU at a time; `stop()` may be called from any thread.
-public final class VCPU {
+public final class VCPU: Sendable {
     /// The vCPU index, also its initial APIC ID.
     public let id: UInt32
     /// The VM the vCPU belongs to.
     public let vm: VirtualMachine
     let handle: FileHandle
     /// The shared `struct kvm_run` page(s).
-    let runPage: UnsafeMutablePointer<kvm_run>
+    // nonisolated(unsafe): only the thread in the run loop (one at a time, checked) uses it; the kick handler sets immediate_exit.
+    nonisolated(unsafe) let runPage: UnsafeMutablePointer<kvm_run>
     private let runPageSize: Int
-    /// [0]: stop requested, [1]: kernel tid of the thread in the run loop (0: none).
-    let control: UnsafeMutablePointer<Int32>
+    /// Set by `stop()`, taken by the run loop.
+    let stopRequested = Atomic<Bool>(false)
+    /// Kernel tid of the thread in the run loop (0: none), for `stop()`'s kick.
+    let runningThread = Atomic<Int32>(0)
+    /// Taken once when a run starts and when it returns (and before each trace
+    /// call), never per exit: the loop counts in locals (`ExitTally`).
+    private let statisticsStore = Mutex(RunStatistics())
     /// Exit counts and timing gathered by the run loop.
-    public var statistics = RunStatistics()
+    public var statistics: RunStatistics {
+        get { statisticsStore.withLock { $0 } }
+        set { statisticsStore.withLock { $0 = newValue } }
+    }
+
+    /// Adds to `statistics` in place (one lock, no copy of the exit counts).
+    func updateStatistics(_ body: (inout RunStatistics) -> Void) {
+        statisticsStore.withLock { body(&$0) }
+    }
 
     init(vm: VirtualMachine, id: UInt32, handle: FileHandle) throws {
         let size = vm.kvm.vcpuMmapSize
@@ -28,13 +43,10 @@ public final class VCPU {
         self.handle = handle
         self.runPage = page.assumingMemoryBound(to: kvm_run.self)
         self.runPageSize = size
-        self.control = .allocate(capacity: 2)
-        control.initialize(repeating: 0, count: 2)
     }
 
     deinit {
         munmap(runPage, runPageSize)
-        control.deallocate()
     }
 
     /// One KVM_RUN. Returns the decoded exit; EINTR (a kick) is `.interrupted`.

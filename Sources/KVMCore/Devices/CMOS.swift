@@ -32,7 +32,8 @@ public final class CMOS: PortDevice {
 
     /// Raises (true) or lowers IRQ 8; nil without an irqchip. Set it before the
     /// guest runs (it is not meant to change under a running guest).
-    public var interruptLine: ((Bool) -> Void)? {
+    /// Called on the RTC's timer thread too.
+    public var interruptLine: (@Sendable (Bool) -> Void)? {
         didSet { rtc.setLine(interruptLine) }
     }
 
@@ -61,7 +62,7 @@ public final class CMOS: PortDevice {
     /// Seconds this clock is ahead of the host's (a guest may set the time).
     var offset: Int64 = 0
     /// The host clock, seconds and nanoseconds since the epoch (tests replace it).
-    private let now: () -> (seconds: Int64, nanoseconds: Int64)
+    private let now: @Sendable () -> (seconds: Int64, nanoseconds: Int64)
     /// Register C and IRQ 8.
     let rtc: RTCInterrupts
 
@@ -69,8 +70,8 @@ public final class CMOS: PortDevice {
     /// from 4 GiB, and `cpus` CPUs. With `clock` (tests) no thread raises the
     /// RTC's interrupts: they come on register accesses and `checkRTCEvents()`.
     public init(lowMemory: UInt64, highMemory: UInt64 = 0, cpus: Int = 1,
-                clock: (() -> (seconds: Int64, nanoseconds: Int64))? = nil) {
-        let now = clock ?? {
+                clock: (@Sendable () -> (seconds: Int64, nanoseconds: Int64))? = nil) {
+        let now: @Sendable () -> (seconds: Int64, nanoseconds: Int64) = clock ?? {
             var ts = timespec()
             clock_gettime(CLOCK_REALTIME, &ts)
             return (Int64(ts.tv_sec), Int64(ts.tv_nsec))

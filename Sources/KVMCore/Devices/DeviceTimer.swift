@@ -9,6 +9,7 @@ import Glibc
 ///
 /// The owner must call `stop()` (a device does in its deinit): the thread
 /// keeps the timer alive until then. `fire` runs on the timer's thread only.
+// @unchecked: `kicked` and `stopping` are guarded by the pthread mutex beside them (a condition variable needs one).
 final class DeviceTimer: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
@@ -19,7 +20,7 @@ final class DeviceTimer: @unchecked Sendable {
 
     /// Starts the thread; `fire` returns the nanoseconds until it wants to run
     /// again, or nil to wait for a kick.
-    init(_ fire: @escaping () -> UInt64?) throws {
+    init(_ fire: @escaping @Sendable () -> UInt64?) throws {
         pthread_mutex_init(mutex, nil)
         // Sleep on CLOCK_MONOTONIC: a host clock step must not stretch a sleep.
         var attributes = pthread_condattr_t()

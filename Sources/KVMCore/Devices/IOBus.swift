@@ -22,7 +22,8 @@ public protocol MMIODevice: AnyObject {
 ///
 /// A bus shared by several vCPU threads serializes device accesses with one
 /// mutex; a single vCPU's bus takes no lock.
-public final class IOBus {
+// @unchecked: devices and counters are reached under `mutex` when shared, else by the one vCPU thread (no lock per exit).
+public final class IOBus: @unchecked Sendable {
     /// Device index + 1 for each port; 0 = unassigned.
     private let portTable: UnsafeMutablePointer<UInt8>
     private var portDevices: [PortDevice] = []

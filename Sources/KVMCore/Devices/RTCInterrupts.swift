@@ -27,6 +27,7 @@
 /// the next enabled event to raise the line while no vCPU exits; it starts at
 /// the first enable and stops with `stop()`. One mutex guards this state; only
 /// register C reads and writes of A, B, the alarms and the time take it.
+// @unchecked: every mutable field is guarded by `lock`, which `line` and the timer's calls also take.
 final class RTCInterrupts: @unchecked Sendable {
     /// Register C's bits; PF, AF and UF are also register B's enables.
     enum Flag {
@@ -52,7 +53,7 @@ final class RTCInterrupts: @unchecked Sendable {
 
     private let lock = Lock()
     /// Host time, nanoseconds since the epoch (the clock `CMOS` reads).
-    private let clock: () -> Int64
+    private let clock: @Sendable () -> Int64
     /// Whether a `DeviceTimer` may deliver interrupts (false: only accesses and `poll()` do).
     private let usesThread: Bool
     private var settings: Settings
@@ -62,12 +63,12 @@ final class RTCInterrupts: @unchecked Sendable {
     /// When the periodic ticks are counted from.
     private var periodicStart: Int64
     private var level = false
-    private var line: ((Bool) -> Void)?
+    private var line: (@Sendable (Bool) -> Void)?
     private var timer: DeviceTimer?
     /// The next alarm after a guest second, while the settings stay as they are.
     private var alarmCache: (after: Int64, next: Int64?)?
 
-    init(settings: Settings, clock: @escaping () -> Int64, usesThread: Bool) {
+    init(settings: Settings, clock: @escaping @Sendable () -> Int64, usesThread: Bool) {
         self.settings = settings
         self.clock = clock
         self.usesThread = usesThread
@@ -86,7 +87,7 @@ final class RTCInterrupts: @unchecked Sendable {
     }
 
     /// Sets the function that drives IRQ 8 (nil: none).
-    func setLine(_ newLine: ((Bool) -> Void)?) {
+    func setLine(_ newLine: (@Sendable (Bool) -> Void)?) {
         lock.withLock {
             line = newLine
             scheduleTimer()

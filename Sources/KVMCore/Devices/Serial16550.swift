@@ -17,7 +17,8 @@ public enum OutputSink: Sendable {
 ///
 /// Polled output takes no lock. Interrupt state and input are guarded by one
 /// mutex, touched only when interrupts are enabled or input is pending.
-public final class Serial16550: PortDevice {
+// @unchecked: `receive` (any thread) touches only `input` and, under its lock, the interrupt state; the rest is the bus's.
+public final class Serial16550: PortDevice, @unchecked Sendable {
     /// COM1's eight ports.
     public static let com1: ClosedRange<UInt16> = 0x3F8...0x3FF
     /// COM1's ISA interrupt.

@@ -12,6 +12,7 @@ public struct MemoryRegion: Sendable {
     /// KVM_MEM_* flags (dirty logging, read-only).
     public let flags: UInt32
     /// The host mapping; valid for the life of the owning `GuestMemory`.
+    // nonisolated(unsafe): guest RAM, which the guest writes anyway; who writes it when is the guest's protocol.
     public nonisolated(unsafe) let host: UnsafeMutableRawPointer
 
     /// The first guest-physical address past the slot.
@@ -24,7 +25,8 @@ public struct MemoryRegion: Sendable {
 
 /// Guest-physical memory: its slots and bounds-checked typed access to them.
 /// An access must lie inside one slot; anything else throws, never traps.
-public final class GuestMemory {
+// @unchecked: slots are added and removed while no vCPU runs; host writes from devices come under the bus's mutex.
+public final class GuestMemory: @unchecked Sendable {
     /// The slots, in the order they were added.
     public private(set) var regions: [MemoryRegion] = []
 

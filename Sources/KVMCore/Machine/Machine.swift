@@ -107,13 +107,13 @@ public final class Machine {
 extension Machine {
     /// A device's interrupt line: ISA IRQ `irq` of the in-kernel irqchip
     /// (KVM_IRQ_LINE), or nil on a machine without one.
-    func irqLine(_ irq: UInt32) -> ((Bool) -> Void)? {
+    func irqLine(_ irq: UInt32) -> (@Sendable (Bool) -> Void)? {
         guard let lines = irqLines() else { return nil }
         return { level in lines(irq, level) }
     }
 
     /// The irqchip's ISA lines for a device that drives several (the i8042's 1 and 12).
-    func irqLines() -> ((UInt32, Bool) -> Void)? {
+    func irqLines() -> (@Sendable (UInt32, Bool) -> Void)? {
         guard hasIRQChip else { return nil }
         let vm = self.vm
         return { irq, level in try? vm.setIRQLine(irq, level: level) }

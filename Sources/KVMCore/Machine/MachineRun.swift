@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 extension Machine {
     /// Runs until an exit the caller must see (see `StopReason`). With several
@@ -14,7 +15,10 @@ extension Machine {
     /// several vCPUs whose CPUID offers KVM's PV unhalt, such a halt may be a
     /// paravirtual spinlock wait (Linux's kvm_wait), which another vCPU's
     /// KVM_HC_KICK_CPU ends: the BSP must then stay halted so for a second.
-    public func run(timeout: Duration? = nil, trace: ((VCPU, VMExit) -> Void)? = nil) throws -> StopReason {
+    ///
+    /// `trace` is called on the thread of the vCPU that exited, so with several
+    /// vCPUs on several threads at once.
+    public func run(timeout: Duration? = nil, trace: (@Sendable (VCPU, VMExit) -> Void)? = nil) throws -> StopReason {
         let haltCheck: Duration? = hasIRQChip ? .milliseconds(10) : nil
         guard vcpus.count > 1 else { return try vcpu.run(bus: bus, timeout: timeout, haltCheck: haltCheck, trace: trace) }
         let pvUnhalt = (try vcpu.cpuid()[CPUID.kvmFeatures]?.eax ?? 0) & CPUID.kvmFeaturePVUnhalt != 0
@@ -61,20 +65,19 @@ extension Machine {
 }
 
 /// The first of several threads' results; later ones are dropped.
-final class FirstOutcome: @unchecked Sendable {
-    private let lock = Lock()
-    private var stored: Result<StopReason, Error>?
+final class FirstOutcome: Sendable {
+    private let stored = Mutex<Result<StopReason, any Error>?>(nil)
 
     /// Records `result` if nothing was recorded yet; true when it was first.
-    func settle(_ result: Result<StopReason, Error>) -> Bool {
-        lock.withLock {
+    func settle(_ result: sending Result<StopReason, any Error>) -> Bool {
+        stored.withLock { stored in
             guard stored == nil else { return false }
             stored = result
             return true
         }
     }
 
-    var result: Result<StopReason, Error>? { lock.withLock { stored } }
+    var result: Result<StopReason, any Error>? { stored.withLock { $0 } }
 
     var isSettled: Bool { result != nil }
 }

@@ -2,7 +2,7 @@ import CKVM
 import Glibc
 
 /// A KVM VM: its guest memory, in-kernel devices and vCPUs (kvm-ioctls' `VmFd`).
-public final class VirtualMachine {
+public final class VirtualMachine: Sendable {
     /// The /dev/kvm handle the VM was made with.
     public let kvm: KVM
     let handle: FileHandle

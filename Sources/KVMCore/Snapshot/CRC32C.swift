@@ -3,7 +3,8 @@
 /// Btrfs use. `CRC32C.checksum("123456789")` is 0xE3069283. Slicing-by-8 tables.
 enum CRC32C {
     /// 8 tables of 256 entries: table k gives the CRC of a byte followed by k zero bytes.
-    private static let tables: UnsafeMutablePointer<UInt32> = {
+    // nonisolated(unsafe): filled once by the static initializer (swift_once), only read after.
+    nonisolated(unsafe) private static let tables: UnsafeMutablePointer<UInt32> = {
         let t = UnsafeMutablePointer<UInt32>.allocate(capacity: 8 * 256)
         for i in 0..<256 {
             var c = UInt32(i)

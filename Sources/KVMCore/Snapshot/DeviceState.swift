@@ -21,7 +21,7 @@ extension SnapshotDevice {
 
 /// Devices a restore can create when the machine it builds does not have them.
 enum SnapshotDevices {
-    static let creatable: [String: (Snapshot.DeviceState, Machine) throws -> SnapshotDevice] = [
+    static let creatable: [String: @Sendable (Snapshot.DeviceState, Machine) throws -> SnapshotDevice] = [
         FwCfg.kind: { state, machine in try FwCfg(restoring: state.bytes, memory: machine.memory) },
         CMOS.kind: { state, machine in
             let cmos = CMOS(lowMemory: 0)

@@ -1,5 +1,6 @@
 import CKVM
 import Glibc
+import Synchronization
 
 /// What snapshots and resets remember about a machine.
 final class SnapshotTracking {
@@ -190,11 +191,10 @@ extension VCPUState {
 
 /// What this process learnt about fresh vCPUs on this host.
 enum FreshVCPU {
-    private static let lock = Lock()
     /// What a vCPU holds right after KVM_CREATE_VCPU and KVM_SET_CPUID2 with a
     /// given CPUID (KVM's reset values: XCR0 = x87, the XSAVE init state, DR6 =
     /// 0xffff0ff0, DR7 = 0x400): a restore need not write state equal to it.
-    struct Defaults {
+    struct Defaults: Sendable {
         var cpuid: CPUID
         var xcrs: XCRs?
         var xsave: XSAVEState
@@ -205,12 +205,12 @@ enum FreshVCPU {
         var unwritableMSRs: [UInt32: UInt64] = [:]
     }
 
-    nonisolated(unsafe) private static var known: [Defaults] = []
+    private static let known = Mutex<[Defaults]>([])
 
     /// The defaults of a fresh vCPU with `cpuid`, read from `vcpu` (which must be
     /// one, its CPUID just set) the first time this CPUID is seen in this process.
     static func defaults(for cpuid: CPUID, reading vcpu: VCPU) throws -> Defaults {
-        let found = lock.withLock { known.first { $0.cpuid == cpuid } }
+        let found = known.withLock { $0.first { $0.cpuid == cpuid } }
         if let found { return found }
         let kvm = vcpu.vm.kvm
         let read = Defaults(cpuid: cpuid, xcrs: kvm.check(.xcrs) != 0 ? try vcpu.xcrs() : nil,
@@ -221,12 +221,12 @@ enum FreshVCPU {
 
     /// Keeps (or updates) what is known of fresh vCPUs with `defaults.cpuid`.
     static func learn(_ defaults: Defaults) {
-        lock.lock()
-        defer { lock.unlock() }
-        if let i = known.firstIndex(where: { $0.cpuid == defaults.cpuid }) {
-            known[i].unwritableMSRs.merge(defaults.unwritableMSRs) { _, new in new }
-        } else if known.count < 16 {
-            known.append(defaults)
+        known.withLock { known in
+            if let i = known.firstIndex(where: { $0.cpuid == defaults.cpuid }) {
+                known[i].unwritableMSRs.merge(defaults.unwritableMSRs) { _, new in new }
+            } else if known.count < 16 {
+                known.append(defaults)
+            }
         }
     }
 }

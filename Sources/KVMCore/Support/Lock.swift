@@ -2,6 +2,7 @@ import Glibc
 
 /// A pthread mutex at a fixed heap address (a mutex must never move, which a
 /// Swift stored property does not promise).
+// @unchecked: the pthread mutex is the synchronization; its memory never moves or changes owner.
 package final class Lock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 

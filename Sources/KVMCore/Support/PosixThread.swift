@@ -6,13 +6,13 @@ package final class PosixThread {
     private var thread: pthread_t
     private var joined = false
 
-    private final class Body {
-        let run: () -> Void
-        init(_ run: @escaping () -> Void) { self.run = run }
+    private final class Body: Sendable {
+        let run: @Sendable () -> Void
+        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
     }
 
     /// Starts `body` on a new thread.
-    package init(_ body: @escaping () -> Void) throws {
+    package init(_ body: @escaping @Sendable () -> Void) throws {
         let context = Unmanaged.passRetained(Body(body)).toOpaque()
         var thread = pthread_t()
         let result = pthread_create(&thread, nil, { raw in

@@ -67,7 +67,7 @@ extension IOCtl {
 }
 
 /// An open file descriptor for /dev/kvm, a VM or a vCPU; closed when released.
-final class FileHandle {
+final class FileHandle: Sendable {
     let fd: Int32
     init(_ fd: Int32) { self.fd = fd }
     deinit { close(fd) }

@@ -1,9 +1,10 @@
 import CKVM
 import Glibc
+import Synchronization
 
 /// The `/dev/kvm` system handle: API version, capabilities, supported CPUID and
 /// MSR lists, and the factory for VMs (kvm-ioctls' `Kvm`).
-public final class KVM {
+public final class KVM: Sendable {
     /// The only KVM API version there has ever been.
     public static let apiVersion: Int32 = 12
 
@@ -14,15 +15,13 @@ public final class KVM {
     public let vcpuMmapSize: Int
     /// KVM_GET_SUPPORTED_CPUID, asked once: it cannot change while the module is
     /// loaded, and it costs about 0.5 ms a call on some hosts (every new vCPU needs it).
-    private var cachedCPUID: CPUID?
-    private let cpuidLock = Lock()
+    private let cachedCPUID = Mutex<CPUID?>(nil)
     /// KVM_CHECK_EXTENSION answers by capability number, -1 until asked: they
     /// cannot change while the module is loaded, and a snapshot reset asks
     /// several on every call. Atomic loads and stores: two threads that ask at
-    /// once both ask KVM and store the same answer. Allocated last in `init`, so
-    /// an init that throws leaves nothing behind (deinit frees it otherwise).
-    private let capabilityAnswers: UnsafeMutablePointer<Int32>
-    private static let cachedCapabilityLimit = 256
+    /// once both ask KVM and store the same answer (relaxed: nothing else is
+    /// published with it).
+    private let capabilityAnswers: InlineArray<256, Atomic<Int32>> = InlineArray { _ in Atomic(-1) }
 
     /// Opens `path` and checks the API version. Errors name the cause a user can fix:
     /// a missing device (module not loaded, no hardware support) or permissions.
@@ -45,21 +44,17 @@ public final class KVM {
                            hint: "KVM API version \(version), this library needs \(KVM.apiVersion)")
         }
         self.vcpuMmapSize = Int(try handle.ioctl(.getVCPUMmapSize, value: 0))
-        capabilityAnswers = .allocate(capacity: KVM.cachedCapabilityLimit)
-        capabilityAnswers.initialize(repeating: -1, count: KVM.cachedCapabilityLimit)
     }
-
-    deinit { capabilityAnswers.deallocate() }
 
     /// KVM_CHECK_EXTENSION: 0 when the capability is absent, else 1 or its value;
     /// asked once per capability.
     public func check(_ capability: Capability) -> Int {
         let number = Int(capability.rawValue)
-        guard number >= 0 && number < KVM.cachedCapabilityLimit else { return ask(capability) }
-        let known = ckvm_atomic_load(capabilityAnswers + number)
+        guard capabilityAnswers.indices.contains(number) else { return ask(capability) }
+        let known = capabilityAnswers[number].load(ordering: .relaxed)
         if known >= 0 { return Int(known) }
         let answer = ask(capability)
-        ckvm_atomic_store(capabilityAnswers + number, Int32(clamping: answer))
+        capabilityAnswers[number].store(Int32(clamping: answer), ordering: .relaxed)
         return answer
     }
 
@@ -74,12 +69,12 @@ public final class KVM {
 
     /// KVM_GET_SUPPORTED_CPUID: what a vCPU may be offered.
     public func supportedCPUID() throws -> CPUID {
-        cpuidLock.lock()
-        defer { cpuidLock.unlock() }
-        if let cachedCPUID { return cachedCPUID }
-        let table = try CPUID.read { try handle.ioctl(.getSupportedCPUID, $0) }
-        cachedCPUID = table
-        return table
+        try cachedCPUID.withLock { cached in
+            if let cached { return cached }
+            let table = try CPUID.read { try handle.ioctl(.getSupportedCPUID, $0) }
+            cached = table
+            return table
+        }
     }
 
     /// KVM_GET_MSR_INDEX_LIST: the MSRs KVM saves and restores for a vCPU.
