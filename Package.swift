@@ -28,10 +28,11 @@ let package = Package(
         // dependencies. KVMCore loads it (`GuestImage.bootImage()`).
         .target(name: "KVMGuestImage"),
         // Test guests, built from source by the GuestBuilder plugin and embedded as bytes.
-        .target(name: "Guests", dependencies: ["KVMGuestImage"], path: "Guests",
-                exclude: ["src", "include", "lib", "build-guest.sh", "README.md"],
-                sources: ["Swift"],
-                plugins: ["GuestBuilder"]),
+        .target(
+            name: "Guests", dependencies: ["KVMGuestImage"], path: "Guests",
+            exclude: ["src", "include", "lib", "build-guest.sh", "README.md"],
+            sources: ["Swift"],
+            plugins: ["GuestBuilder"]),
         .plugin(name: "GuestBuilder", capability: .buildTool()),
         // The test-side API: run a GuestImage fresh or reset from a snapshot, stages,
         // facts, guest failures as XCTest / Swift Testing issues at the guest's file:line.
@@ -42,15 +43,18 @@ let package = Package(
         // cost and 3 MiB (kvm-bench). The manifest carries no unsafe flags, so
         // a plain `swift build -c release` links and the product can be a
         // versioned dependency.
-        .executableTarget(name: "kvmrun", dependencies: [
-            "KVMCore", "Guests",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .executableTarget(
+            name: "kvmrun",
+            dependencies: [
+                "KVMCore", "Guests",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         // Prints the benchmark table: KVMCore and kvmrun against the C baseline
         // (Sources/kvm-baseline/main.c: the same work with raw ioctls, which
         // kvm-bench builds with plain `cc -O2 -static`, as a C program ships).
-        .executableTarget(name: "kvm-bench", dependencies: ["KVMCore", "Guests", "KVMTestingCore"],
-                          exclude: ["guests"], plugins: ["GuestBuilder"]),
+        .executableTarget(
+            name: "kvm-bench", dependencies: ["KVMCore", "Guests", "KVMTestingCore"],
+            exclude: ["guests"], plugins: ["GuestBuilder"]),
         // Runs inside the nested lab's L1 (Tools/nested-lab): checks that need KVMCore itself.
         .executableTarget(name: "nested-lab-runner", dependencies: ["KVMCore", "Guests"]),
         // Test inputs both test targets build (a synthetic bzImage).
@@ -58,8 +62,9 @@ let package = Package(
         .testTarget(name: "KVMCoreTests", dependencies: ["KVMCore", "Guests", "TestFixtures"]),
         .testTarget(name: "kvmrunTests", dependencies: ["KVMCore", "Guests", "TestFixtures"]),
         // The test kit's own tests; their guests are built by the plugin as a user's are.
-        .testTarget(name: "KVMTestingTests", dependencies: ["KVMTesting"],
-                    exclude: ["guests"], plugins: ["GuestBuilder"]),
+        .testTarget(
+            name: "KVMTestingTests", dependencies: ["KVMTesting"],
+            exclude: ["guests"], plugins: ["GuestBuilder"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -26,8 +26,9 @@ let inMainPackage: [SwiftSetting] = [.unsafeFlags(["-package-name", packageName]
 
 /// One libFuzzer executable: `LLVMFuzzerTestOneInput` in Sources/<name>/main.swift.
 func fuzzTarget(_ name: String) -> Target {
-    .executableTarget(name: name, dependencies: [kvmCore, "FuzzSupport"], path: "Sources/\(name)",
-                      swiftSettings: inMainPackage)
+    .executableTarget(
+        name: name, dependencies: [kvmCore, "FuzzSupport"], path: "Sources/\(name)",
+        swiftSettings: inMainPackage)
 }
 
 let package = Package(

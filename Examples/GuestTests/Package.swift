@@ -8,7 +8,7 @@ import PackageDescription
 let package = Package(
     name: "GuestTests",
     dependencies: [
-        .package(name: "swift-kvm", path: "../.."),
+        .package(name: "swift-kvm", path: "../..")
     ],
     targets: [
         // The tests and their guests: guests/guests.list names the guests,
@@ -18,6 +18,6 @@ let package = Package(
             name: "GuestExampleTests",
             dependencies: [.product(name: "KVMTesting", package: "swift-kvm")],
             exclude: ["guests"],
-            plugins: [.plugin(name: "GuestBuilder", package: "swift-kvm")]),
+            plugins: [.plugin(name: "GuestBuilder", package: "swift-kvm")])
     ]
 )

@@ -34,8 +34,9 @@ struct GuestBuilder: BuildToolPlugin {
         guard let target = target as? SwiftSourceModuleTarget else { return [] }
         let fm = FileManager.default
         let ownScript = target.directoryURL.appending(path: "build-guest.sh")
-        let isLibrary = fm.fileExists(atPath: ownScript.path()) &&
-            fm.fileExists(atPath: target.directoryURL.appending(path: "guests.list").path())
+        let isLibrary =
+            fm.fileExists(atPath: ownScript.path())
+            && fm.fileExists(atPath: target.directoryURL.appending(path: "guests.list").path())
         // dir: the manifest's folder (guest sources, and include/ lib/ that come first).
         var dir = target.directoryURL
         if !isLibrary && !fm.fileExists(atPath: dir.appending(path: "guests.list").path()) {
@@ -43,7 +44,9 @@ struct GuestBuilder: BuildToolPlugin {
         }
         let manifest = dir.appending(path: "guests.list")
         guard fm.fileExists(atPath: manifest.path()) else {
-            throw PluginError("target \(target.name): GuestBuilder needs \(target.directoryURL.path())/guests.list or guests/guests.list")
+            throw PluginError(
+                "target \(target.name): GuestBuilder needs \(target.directoryURL.path())/guests.list or guests/guests.list"
+            )
         }
         let library = isLibrary ? dir : try locateGuestLibrary(from: context.package)
         let script = library.appending(path: "build-guest.sh")
@@ -68,24 +71,28 @@ struct GuestBuilder: BuildToolPlugin {
         for e in entries {
             let output = work.appending(path: "Guest_\(e.name).swift")
             let source = dir.appending(path: e.source)
-            commands.append(.buildCommand(
-                displayName: "Building guest \(e.name)",
-                executable: URL(filePath: "/bin/sh"),
-                arguments: [script.path(), "guest",
-                            clang.path(), lld.path(), objcopy.path(),
-                            dir.path(), objects.path(), output.path(),
-                            e.name, e.kind, e.mode, e.load, e.entry, e.source, e.summary],
-                environment: environment,
-                inputFiles: [source] + shared,
-                outputFiles: [output]))
+            commands.append(
+                .buildCommand(
+                    displayName: "Building guest \(e.name)",
+                    executable: URL(filePath: "/bin/sh"),
+                    arguments: [
+                        script.path(), "guest",
+                        clang.path(), lld.path(), objcopy.path(),
+                        dir.path(), objects.path(), output.path(),
+                        e.name, e.kind, e.mode, e.load, e.entry, e.source, e.summary,
+                    ],
+                    environment: environment,
+                    inputFiles: [source] + shared,
+                    outputFiles: [output]))
         }
         let index = work.appending(path: "GuestIndex.swift")
-        commands.append(.buildCommand(
-            displayName: "Indexing guests",
-            executable: URL(filePath: "/bin/sh"),
-            arguments: [script.path(), "index", index.path()] + entries.map(\.name),
-            inputFiles: [manifest, script],
-            outputFiles: [index]))
+        commands.append(
+            .buildCommand(
+                displayName: "Indexing guests",
+                executable: URL(filePath: "/bin/sh"),
+                arguments: [script.path(), "index", index.path()] + entries.map(\.name),
+                inputFiles: [manifest, script],
+                outputFiles: [index]))
         return commands
     }
 
@@ -98,7 +105,8 @@ struct GuestBuilder: BuildToolPlugin {
         let fm = FileManager.default
         func isLibrary(_ url: URL) -> Bool { fm.fileExists(atPath: url.appending(path: "build-guest.sh").path()) }
         if isLibrary(guestLibrary) { return guestLibrary }
-        var queue = [package], seen = Set<String>()
+        var queue = [package]
+        var seen = Set<String>()
         while !queue.isEmpty {
             let p = queue.removeFirst()
             guard seen.insert(p.id).inserted else { continue }
@@ -108,7 +116,9 @@ struct GuestBuilder: BuildToolPlugin {
             }
             queue += p.dependencies.map(\.package)
         }
-        throw PluginError("GuestBuilder: swift-kvm's guest library is neither at \(guestLibrary.path()) nor in a dependency's Guests/ folder")
+        throw PluginError(
+            "GuestBuilder: swift-kvm's guest library is neither at \(guestLibrary.path()) nor in a dependency's Guests/ folder"
+        )
     }
 
     func parse(_ manifest: URL) throws -> [Entry] {
@@ -121,12 +131,15 @@ struct GuestBuilder: BuildToolPlugin {
             let fields = line.split(maxSplits: 6, whereSeparator: { $0 == " " || $0 == "\t" })
                 .map { $0.trimmingCharacters(in: .whitespaces) }
             guard fields.count == 7 else {
-                throw PluginError("\(manifest.path()):\(number + 1): expected 'name kind mode load entry source summary'")
+                throw PluginError(
+                    "\(manifest.path()):\(number + 1): expected 'name kind mode load entry source summary'")
             }
-            let e = Entry(name: fields[0], kind: fields[1], mode: fields[2], load: fields[3],
-                          entry: fields[4], source: fields[5], summary: fields[6])
+            let e = Entry(
+                name: fields[0], kind: fields[1], mode: fields[2], load: fields[3],
+                entry: fields[4], source: fields[5], summary: fields[6])
             guard e.name.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }),
-                  e.name.first?.isLetter == true else {
+                e.name.first?.isLetter == true
+            else {
                 throw PluginError("\(manifest.path()):\(number + 1): bad guest name '\(e.name)' (use a-z, 0-9, -)")
             }
             guard seen.insert(e.name).inserted else {

@@ -37,7 +37,9 @@ public struct Checkpoint {
     public func reply(_ value: UInt64) throws {
         let block = try vcpu.registers().rax & 0xFFFF_FFFF
         guard try memory.read(UInt32.self, at: block) == HostCall.magic else {
-            throw ConfigurationError.invalidRequest("checkpoint reply: no hostcall block at EAX = \(hex(block)) (the guest library's hostcall leaves it there)")
+            throw ConfigurationError.invalidRequest(
+                "checkpoint reply: no hostcall block at EAX = \(hex(block)) (the guest library's hostcall leaves it there)"
+            )
         }
         try memory.write(value, at: block + 8)
     }

@@ -58,11 +58,13 @@ public final class GuestMachine {
             let serial = String(decoding: serialPrefix + machine.serial.output.dropFirst(serialStart), as: UTF8.self)
             let failure: GuestTestFailure?
             if let error {
-                failure = GuestTestFailure(kind: .hostError, message: "\(error)",
-                                           details: facts.list.isEmpty ? [] : ["facts: \(facts)"])
+                failure = GuestTestFailure(
+                    kind: .hostError, message: "\(error)",
+                    details: facts.list.isEmpty ? [] : ["facts: \(facts)"])
             } else {
-                failure = GuestTestFailure(stop: stop!, facts: facts, serial: serial, options: options,
-                                           registers: { [machine] in try? machine.vcpu.registers() })
+                failure = GuestTestFailure(
+                    stop: stop!, facts: facts, serial: serial, options: options,
+                    registers: { [machine] in try? machine.vcpu.registers() })
             }
             return GuestRun(image: image, stop: stop, machine: machine, serial: serial, facts: facts, failure: failure)
         }
@@ -80,8 +82,10 @@ public final class GuestMachine {
             let deadline = RunDeadline(options.timeout)
             while true {
                 if let reason = pending, let onCheckpoint {
-                    try onCheckpoint(Checkpoint(reason: reason, machine: machine, factsStart: factsStart,
-                                                baseFacts: baseFacts, serialStart: serialStart))
+                    try onCheckpoint(
+                        Checkpoint(
+                            reason: reason, machine: machine, factsStart: factsStart,
+                            baseFacts: baseFacts, serialStart: serialStart))
                 }
                 let stop = try machine.run(timeout: deadline.remaining)
                 switch stop {
@@ -108,18 +112,24 @@ public final class GuestMachine {
                 let stop = try machine.run(timeout: deadline.remaining)
                 let reason: Checkpoint.Reason
                 switch stop {
-                case .sync(stage): at = .sync(stage: stage); break reach
+                case .sync(stage):
+                    at = .sync(stage: stage)
+                    break reach
                 case .sync(let other): reason = .sync(stage: other)
                 case .nestedDumpRequested: reason = .nestedDump
                 case .snapshotRequested(let tag): reason = .snapshot(tag: tag)
                 default:
                     let facts = GuestFacts(machine.hostcall.facts)
-                    let failure = GuestTestFailure(stop: stop, facts: facts, serial: machine.serial.text, options: options,
-                                                   registers: { [machine] in try? machine.vcpu.registers() })
-                    throw failure ?? GuestTestFailure(kind: .unexpectedStop,
-                                                      message: "guest \(image.name) ended (\(stop)) before sync_stage(\(stage))")
+                    let failure = GuestTestFailure(
+                        stop: stop, facts: facts, serial: machine.serial.text, options: options,
+                        registers: { [machine] in try? machine.vcpu.registers() })
+                    throw failure
+                        ?? GuestTestFailure(
+                            kind: .unexpectedStop,
+                            message: "guest \(image.name) ended (\(stop)) before sync_stage(\(stage))")
                 }
-                try onCheckpoint?(Checkpoint(reason: reason, machine: machine, factsStart: 0, baseFacts: [], serialStart: 0))
+                try onCheckpoint?(
+                    Checkpoint(reason: reason, machine: machine, factsStart: 0, baseFacts: [], serialStart: 0))
             }
         }
         baseline = (try machine.snapshot(), at)
@@ -131,7 +141,10 @@ public final class GuestMachine {
     /// Puts the machine back into the snapshot's state (memory, registers,
     /// devices). `run` does this itself when the machine ran since.
     public func reset() throws {
-        guard let baseline else { throw ConfigurationError.invalidRequest("GuestMachine.reset: no snapshot taken (call snapshot(atStage:) first)") }
+        guard let baseline else {
+            throw ConfigurationError.invalidRequest(
+                "GuestMachine.reset: no snapshot taken (call snapshot(atStage:) first)")
+        }
         try machine.reset(to: baseline.snapshot)
         dirty = false
     }

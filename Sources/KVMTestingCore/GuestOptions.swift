@@ -21,8 +21,10 @@ public struct GuestOptions: Sendable {
     /// A halt with interrupts off passes (the end of assembly guests); when false it fails.
     public var haltPasses: Bool = true
 
-    public init(memorySize: UInt64 = 64 << 20, timeout: Duration = .seconds(10), nested: Bool = false,
-                exceptionsFail: Bool = true, passingDebugExit: UInt32? = nil, haltPasses: Bool = true) {
+    public init(
+        memorySize: UInt64 = 64 << 20, timeout: Duration = .seconds(10), nested: Bool = false,
+        exceptionsFail: Bool = true, passingDebugExit: UInt32? = nil, haltPasses: Bool = true
+    ) {
         self.memorySize = memorySize
         self.timeout = timeout
         self.nested = nested

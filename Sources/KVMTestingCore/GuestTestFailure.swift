@@ -47,15 +47,19 @@ public struct GuestTestFailure: Error, CustomStringConvertible, Sendable {
     /// `file.c:12: message`, then the details, one per line.
     public var description: String {
         var head = message
-        if let filePath, let line { head = "\(filePath.split(separator: "/").last.map(String.init) ?? filePath):\(line): \(message)" }
+        if let filePath, let line {
+            head = "\(filePath.split(separator: "/").last.map(String.init) ?? filePath):\(line): \(message)"
+        }
         return ([head] + details).joined(separator: "\n")
     }
 
     /// The failure a run that ended with `stop` means, or nil when it passed.
     /// The lower-level piece of every entry point: pure, so it can be tested
     /// without running a guest. `registers` is read only for failures that show them.
-    public init?(stop: StopReason, facts: GuestFacts, serial: String, options: GuestOptions = GuestOptions(),
-                 registers: () -> Registers? = { nil }) {
+    public init?(
+        stop: StopReason, facts: GuestFacts, serial: String, options: GuestOptions = GuestOptions(),
+        registers: () -> Registers? = { nil }
+    ) {
         var details: [String] = []
         func regs(_ r: Registers?) {
             guard let r else { return }
@@ -89,26 +93,34 @@ public struct GuestTestFailure: Error, CustomStringConvertible, Sendable {
             var text = failure.message
             if failure.values != (0, 0) { text += " (\(hex(failure.values.0)) vs \(hex(failure.values.1)))" }
             context()
-            self.init(kind: .assertion, message: text, details: details, filePath: failure.file,
-                      line: failure.file == nil ? nil : Int(failure.line))
+            self.init(
+                kind: .assertion, message: text, details: details, filePath: failure.file,
+                line: failure.file == nil ? nil : Int(failure.line))
             if failure.file == nil {
-                self = GuestTestFailure(kind: .assertion, message: "guest line \(failure.line): " + text, details: details)
+                self = GuestTestFailure(
+                    kind: .assertion, message: "guest line \(failure.line): " + text, details: details)
             }
         case .done(let status):
             context()
             self.init(kind: .status, message: "guest ended with HC_DONE \(status) (\(hex(status)))", details: details)
         case .debugExit(let code):
             context()
-            self.init(kind: .debugExit, message: "guest wrote \(hex(code)) to isa-debug-exit (status \(DebugExit.exitStatus(for: code)))", details: details)
+            self.init(
+                kind: .debugExit,
+                message: "guest wrote \(hex(code)) to isa-debug-exit (status \(DebugExit.exitStatus(for: code)))",
+                details: details)
         case .shutdown(let r, let s):
             regs(r)
             details.append("cr0=\(hex(s.cr0)) cr3=\(hex(s.cr3)) cr4=\(hex(s.cr4)) efer=\(hex(s.efer))")
             context()
-            self.init(kind: .tripleFault, message: "guest triple-faulted (KVM_EXIT_SHUTDOWN) at rip=\(hex(r.rip))", details: details)
+            self.init(
+                kind: .tripleFault, message: "guest triple-faulted (KVM_EXIT_SHUTDOWN) at rip=\(hex(r.rip))",
+                details: details)
         case .timedOut(let rip):
             regs(registers())
             context()
-            self.init(kind: .timedOut, message: "guest ran past \(options.timeout) at rip=\(hex(rip))", details: details)
+            self.init(
+                kind: .timedOut, message: "guest ran past \(options.timeout) at rip=\(hex(rip))", details: details)
         case .protocolError(let text):
             context()
             self.init(kind: .protocolError, message: "guest broke the hostcall protocol: \(text)", details: details)
@@ -121,8 +133,10 @@ public struct GuestTestFailure: Error, CustomStringConvertible, Sendable {
 
     /// "#GP" for 13, and so on.
     public static func exceptionName(_ vector: UInt64) -> String {
-        let names = ["#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS",
-                     "#GP", "#PF", "", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"]
+        let names = [
+            "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS",
+            "#GP", "#PF", "", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+        ]
         return vector < names.count && !names[Int(vector)].isEmpty ? names[Int(vector)] : "vector \(vector)"
     }
 }

@@ -21,7 +21,9 @@ enum PlainCBaseline {
     /// Compiles main.c into `directory`/kvm-baseline and returns that path.
     static func build(into directory: String) throws -> String {
         guard access(source, R_OK) == 0 else {
-            throw BenchError("\(source) is not readable: kvm-bench builds its C baseline from the package's source; pass --baseline PATH to use another")
+            throw BenchError(
+                "\(source) is not readable: kvm-bench builds its C baseline from the package's source; pass --baseline PATH to use another"
+            )
         }
         mkdir(directory, 0o755)
         let output = directory + "/kvm-baseline"
@@ -32,7 +34,9 @@ enum PlainCBaseline {
         do {
             result = try spawnAndWait(argv, captureStderr: true, searchPath: true)
         } catch let error as SpawnError where error.code == ENOENT {
-            throw BenchError("cc not found in PATH: kvm-bench builds its C baseline with `cc -O2 -static` (Debian: apt-get install gcc libc6-dev), or pass --baseline PATH")
+            throw BenchError(
+                "cc not found in PATH: kvm-bench builds its C baseline with `cc -O2 -static` (Debian: apt-get install gcc libc6-dev), or pass --baseline PATH"
+            )
         }
         guard result.exitedCleanly else {
             unlink(partial)
@@ -56,11 +60,13 @@ func isStaticExecutable(_ path: String) -> Bool? {
     guard pread(fd, &header, 64, 0) == 64, header[0..<4] == [0x7f, 0x45, 0x4c, 0x46], header[4] == 2 else { return nil }
     func u64(_ b: [UInt8], _ at: Int) -> Int { (0..<8).reduce(0) { $0 | Int(b[at + $1]) << (8 * $1) } }
     func u16(_ b: [UInt8], _ at: Int) -> Int { Int(b[at]) | Int(b[at + 1]) << 8 }
-    let phoff = u64(header, 32), phentsize = u16(header, 54), phnum = u16(header, 56)
+    let phoff = u64(header, 32)
+    let phentsize = u16(header, 54)
+    let phnum = u16(header, 56)
     var entry = [UInt8](repeating: 0, count: max(phentsize, 4))
     for i in 0..<phnum {
         guard pread(fd, &entry, phentsize, off_t(phoff + i * phentsize)) == phentsize else { return nil }
-        if entry[0] == 3 && entry[1] == 0 && entry[2] == 0 && entry[3] == 0 { return false }   // PT_INTERP
+        if entry[0] == 3 && entry[1] == 0 && entry[2] == 0 && entry[3] == 0 { return false } // PT_INTERP
     }
     return true
 }

@@ -22,14 +22,20 @@ struct HostFacts {
         }
         var names = utsname()
         uname(&names)
-        let release = withUnsafeBytes(of: &names.release) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-        let machine = withUnsafeBytes(of: &names.machine) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        let release = withUnsafeBytes(of: &names.release) {
+            String(cString: $0.bindMemory(to: CChar.self).baseAddress!)
+        }
+        let machine = withUnsafeBytes(of: &names.machine) {
+            String(cString: $0.bindMemory(to: CChar.self).baseAddress!)
+        }
 
         // Built-in or loaded, a KVM module shows up in /sys/module.
         var modules: [String] = []
         if let dir = opendir("/sys/module") {
             while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                    String(cString: $0.bindMemory(to: CChar.self).baseAddress!)
+                }
                 if name == "kvm" || name.hasPrefix("kvm_") { modules.append(name) }
             }
             closedir(dir)
@@ -42,10 +48,12 @@ struct HostFacts {
             api = Int(ckvm_ioctl(fd, CKVM_GET_API_VERSION, 0))
             close(fd)
         }
-        let load = readTextFile("/proc/loadavg").map { $0.split(separator: " ").prefix(3).joined(separator: " ") } ?? "?"
-        return HostFacts(cpuModel: model, onlineCPUs: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))),
-                         kernel: "Linux \(release) \(machine)", kvmModules: modules, kvmAPIVersion: api,
-                         loadAverage: load)
+        let load =
+            readTextFile("/proc/loadavg").map { $0.split(separator: " ").prefix(3).joined(separator: " ") } ?? "?"
+        return HostFacts(
+            cpuModel: model, onlineCPUs: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))),
+            kernel: "Linux \(release) \(machine)", kvmModules: modules, kvmAPIVersion: api,
+            loadAverage: load)
     }
 }
 

@@ -34,15 +34,18 @@ func runBootBench(runs: Int) throws -> BootBench {
     func wallMs(_ argv: [String], expect status: Int32) throws -> Double {
         let result = try spawnAndWait(CArgv(argv), captureStderr: true)
         guard result.status & 0x7F == 0, (result.status >> 8) & 0xFF == status else {
-            throw BenchError("\(argv.joined(separator: " ")): \(result.describeStatus), expected status \(status): \(result.stderr)")
+            throw BenchError(
+                "\(argv.joined(separator: " ")): \(result.describeStatus), expected status \(status): \(result.stderr)")
         }
         return Double(result.wallNanoseconds) / 1e6
     }
     let kvmrun = [kvmrunPath, "-kernel", hello, "-m", "128"]
     var qemus: [(String, [String])] = []
     if let qemu = findOnPath("qemu-system-x86_64") {
-        let common = ["-accel", "kvm", "-nodefaults", "-display", "none", "-serial", "stdio",
-                      "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4", "-no-reboot", "-m", "128", "-kernel", hello]
+        let common = [
+            "-accel", "kvm", "-nodefaults", "-display", "none", "-serial", "stdio",
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4", "-no-reboot", "-m", "128", "-kernel", hello,
+        ]
         qemus.append(("microvm", [qemu, "-M", "microvm"] + common))
         let roms: [String] = ["/usr/share/qemu/qboot.rom", "/usr/share/seabios/qboot.rom"]
         if let qboot = roms.first(where: { access($0, R_OK) == 0 }) {
@@ -57,7 +60,7 @@ func runBootBench(runs: Int) throws -> BootBench {
         let k = try wallMs(kvmrun, expect: 1)
         var q: [Double] = []
         for (_, argv) in qemus { q.append(try wallMs(argv, expect: 1)) }
-        if run >= 2 {                                   // two warm-ups
+        if run >= 2 { // two warm-ups
             bench.kvmrunMs.append(k)
             for i in q.indices { bench.qemuMs[i].1.append(q[i]) }
         }

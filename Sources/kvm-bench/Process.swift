@@ -5,9 +5,9 @@ import Synchronization
 /// peak-RSS runs (fork + ptrace, see `peakRSS`).
 
 struct ChildResult {
-    var status: Int32          // raw wait status
+    var status: Int32 // raw wait status
     var wallNanoseconds: UInt64
-    var maxRSSKiB: Int         // wait4's ru_maxrss
+    var maxRSSKiB: Int // wait4's ru_maxrss
     var cpuNanoseconds: UInt64 // wait4's ru_utime + ru_stime
     var stderr: String
 
@@ -75,10 +75,15 @@ func spawnAndWait(_ argv: CArgv, captureStderr: Bool = false, searchPath: Bool =
 
     var pid: pid_t = 0
     let start = monotonicNow()
-    let rc = searchPath ? posix_spawnp(&pid, argv.pointers[0]!, &actions, nil, argv.pointers, environ)
-                        : posix_spawn(&pid, argv.pointers[0]!, &actions, nil, argv.pointers, environ)
+    let rc =
+        searchPath
+        ? posix_spawnp(&pid, argv.pointers[0]!, &actions, nil, argv.pointers, environ)
+        : posix_spawn(&pid, argv.pointers[0]!, &actions, nil, argv.pointers, environ)
     guard rc == 0 else {
-        if captureStderr { close(pipeFDs[0]); close(pipeFDs[1]) }
+        if captureStderr {
+            close(pipeFDs[0])
+            close(pipeFDs[1])
+        }
         throw SpawnError(program: String(cString: argv.pointers[0]!), code: rc)
     }
     if captureStderr { close(pipeFDs[1]) }
@@ -102,8 +107,9 @@ func spawnAndWait(_ argv: CArgv, captureStderr: Bool = false, searchPath: Bool =
         text = String(decoding: bytes, as: UTF8.self)
     }
     func ns(_ t: timeval) -> UInt64 { UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_usec) * 1000 }
-    return ChildResult(status: status, wallNanoseconds: end - start, maxRSSKiB: usage.ru_maxrss,
-                       cpuNanoseconds: ns(usage.ru_utime) + ns(usage.ru_stime), stderr: text)
+    return ChildResult(
+        status: status, wallNanoseconds: end - start, maxRSSKiB: usage.ru_maxrss,
+        cpuNanoseconds: ns(usage.ru_utime) + ns(usage.ru_stime), stderr: text)
 }
 
 // MARK: Peak RSS
@@ -137,8 +143,10 @@ struct RSSResult {
 /// fixed four-argument call, so the symbol is bound directly (this also works in a
 /// -static-executable build, where dlsym finds nothing).
 @_silgen_name("ptrace")
-private func sysPtrace(_ request: CInt, _ pid: pid_t, _ addr: UnsafeMutableRawPointer?,
-                       _ data: UnsafeMutableRawPointer?) -> CLong
+private func sysPtrace(
+    _ request: CInt, _ pid: pid_t, _ addr: UnsafeMutableRawPointer?,
+    _ data: UnsafeMutableRawPointer?
+) -> CLong
 
 private let PTRACE_TRACEME_: CInt = 0
 private let PTRACE_CONT_: CInt = 7
@@ -156,7 +164,9 @@ func peakRSS(_ argv: CArgv, guestMappingKiB: Int? = nil) throws -> RSSResult {
     if pid == 0 {
         // Child: async-signal-safe calls only.
         _ = ptrace(PTRACE_TRACEME_, 0, nil, nil)
-        dup2(devNull, 0); dup2(devNull, 1); dup2(devNull, 2)
+        dup2(devNull, 0)
+        dup2(devNull, 1)
+        dup2(devNull, 2)
         execv(argv.pointers[0]!, argv.pointers)
         _exit(127)
     }
@@ -172,14 +182,15 @@ func peakRSS(_ argv: CArgv, guestMappingKiB: Int? = nil) throws -> RSSResult {
             if errno == EINTR { continue }
             throw BenchError("wait4: \(String(cString: strerror(errno)))")
         }
-        if status & 0xff == 0x7f {            // stopped
+        if status & 0xff == 0x7f { // stopped
             let signal = (status >> 8) & 0xff
             let event = status >> 16
             var deliver: Int32 = 0
             if !sawExec && signal == SIGTRAP && event == 0 {
                 sawExec = true
-                _ = ptrace(PTRACE_SETOPTIONS_, pid, nil,
-                           UnsafeMutableRawPointer(bitPattern: PTRACE_O_TRACEEXIT_ | PTRACE_O_EXITKILL_))
+                _ = ptrace(
+                    PTRACE_SETOPTIONS_, pid, nil,
+                    UnsafeMutableRawPointer(bitPattern: PTRACE_O_TRACEEXIT_ | PTRACE_O_EXITKILL_))
             } else if signal == SIGTRAP && event == PTRACE_EVENT_EXIT_ {
                 hwm = vmHWM(pid)
                 if let size = guestMappingKiB { smaps = readSmapsRSS(pid, guestKiB: size) }
@@ -189,9 +200,11 @@ func peakRSS(_ argv: CArgv, guestMappingKiB: Int? = nil) throws -> RSSResult {
             _ = ptrace(PTRACE_CONT_, pid, nil, UnsafeMutableRawPointer(bitPattern: Int(deliver)))
             continue
         }
-        break                                  // exited or killed
+        break // exited or killed
     }
-    guard hwm >= 0 else { throw BenchError("could not read VmHWM of \(String(cString: argv.pointers[0]!)) (ptrace refused?)") }
+    guard hwm >= 0 else {
+        throw BenchError("could not read VmHWM of \(String(cString: argv.pointers[0]!)) (ptrace refused?)")
+    }
     return RSSResult(vmHWMKiB: hwm, ruMaxRSSKiB: usage.ru_maxrss, status: status, smaps: smaps)
 }
 

@@ -58,7 +58,11 @@ let startupTarget = 1.5
 /// "kvmrun (static)" or "kvmrun (dynamic)", with a number when two builds are alike.
 func kvmrunLabel(_ path: String, among paths: [String]) -> String {
     func kind(_ p: String) -> String {
-        switch isStaticExecutable(p) { case true?: "static"; case false?: "dynamic"; case nil: "?" }
+        switch isStaticExecutable(p) {
+        case true?: "static"
+        case false?: "dynamic"
+        case nil: "?"
+        }
     }
     let k = kind(path)
     let same = paths.filter { kind($0) == k }
@@ -75,14 +79,17 @@ func runStartupBench() throws -> StartupBench {
     }
     let c = program("kvm-baseline", [baselinePath, "--mode", layout.mode.rawValue, file])
     let kvmruns = kvmrunPaths.map {
-        program(kvmrunLabel($0, among: kvmrunPaths),
-                [$0, file, "--mode", layout.mode.rawValue, "--load", load, "-m", "\(startupGuestMiB)"])
+        program(
+            kvmrunLabel($0, among: kvmrunPaths),
+            [$0, file, "--mode", layout.mode.rawValue, "--load", load, "-m", "\(startupGuestMiB)"])
     }
     var all = [c] + kvmruns
 
     func timed(_ p: StartupProgram) throws -> ChildResult {
         let r = try spawnAndWait(p.argv)
-        guard r.exitedCleanly else { throw BenchError("\(p.name) on hello-long: \(r.describeStatus) (run it by hand: \(p.command))") }
+        guard r.exitedCleanly else {
+            throw BenchError("\(p.name) on hello-long: \(r.describeStatus) (run it by hand: \(p.command))")
+        }
         return r
     }
     progress("start-up: warm-up")
@@ -104,7 +111,10 @@ func runStartupBench() throws -> StartupBench {
         let argv = CArgv([kvmrunPaths[j - 1], "--version"])
         for _ in 0..<10 {
             let r = try spawnAndWait(argv)
-            guard r.exitedCleanly else { all[j].versionCpuMs = []; break }
+            guard r.exitedCleanly else {
+                all[j].versionCpuMs = []
+                break
+            }
             all[j].versionCpuMs.append(Double(r.cpuNanoseconds) / 1e6)
         }
         if !all[j].versionCpuMs.isEmpty { all[j].versionPeakKiB = try peakRSS(argv).vmHWMKiB }
@@ -127,36 +137,49 @@ func runStartupBench() throws -> StartupBench {
 
 func printStartupTable(_ s: StartupBench) {
     let all = [s.c] + s.kvmruns
-    print("2. Start-up: hello-long as a whole process (posix_spawn -> wait4), \(s.c.wallMs.count) rotating runs each after 3 warm-ups")
+    print(
+        "2. Start-up: hello-long as a whole process (posix_spawn -> wait4), \(s.c.wallMs.count) rotating runs each after 3 warm-ups"
+    )
     for p in all { print("   " + padRight(p.name + ":", 20) + p.command) }
-    print("   " + padRight("", 20) + padLeft("median ms", 11) + padLeft("min", 8) + padLeft("max", 8)
-          + padLeft("CPU ms", 9) + padLeft("peak RSS", 12) + padLeft("beyond guest", 14) + padLeft("binary", 10) + padLeft("anon", 10))
+    print(
+        "   " + padRight("", 20) + padLeft("median ms", 11) + padLeft("min", 8) + padLeft("max", 8)
+            + padLeft("CPU ms", 9) + padLeft("peak RSS", 12) + padLeft("beyond guest", 14) + padLeft("binary", 10)
+            + padLeft("anon", 10))
     for p in all {
         let parts = p.breakdown
-        print("   " + padRight(p.name, 20) + padLeft(fmt(p.medianMs, 3), 11) + padLeft(fmt(p.wallMs.min() ?? .nan, 3), 8)
-              + padLeft(fmt(p.wallMs.max() ?? .nan, 3), 8) + padLeft(fmt(p.medianCpuMs, 3), 9)
-              + padLeft(fmt(Double(p.peakKiB) / 1024, 2) + " MiB", 12) + padLeft(fmt(p.beyondGuestMiB, 2) + " MiB", 14)
-              + padLeft(parts.map { fmt($0.fileMiB, 2) + " MiB" } ?? "n/a", 10)
-              + padLeft(parts.map { fmt($0.anonMiB, 2) + " MiB" } ?? "n/a", 10))
+        print(
+            "   " + padRight(p.name, 20) + padLeft(fmt(p.medianMs, 3), 11) + padLeft(fmt(p.wallMs.min() ?? .nan, 3), 8)
+                + padLeft(fmt(p.wallMs.max() ?? .nan, 3), 8) + padLeft(fmt(p.medianCpuMs, 3), 9)
+                + padLeft(fmt(Double(p.peakKiB) / 1024, 2) + " MiB", 12)
+                + padLeft(fmt(p.beyondGuestMiB, 2) + " MiB", 14)
+                + padLeft(parts.map { fmt($0.fileMiB, 2) + " MiB" } ?? "n/a", 10)
+                + padLeft(parts.map { fmt($0.anonMiB, 2) + " MiB" } ?? "n/a", 10))
     }
     for k in s.kvmruns {
         let ratio = s.ratio(k)
-        print("   " + padRight("\(k.name) / C", 28) + "wall " + fmt(ratio, 3) + "x (target <= " + fmt(startupTarget, 2) + "x "
-              + (ratio <= startupTarget ? "PASS" : "MISS") + "), CPU " + fmt(s.cpuRatio(k), 3) + "x; beyond guest "
-              + fmt(k.beyondGuestMiB, 2) + " MiB (target <= " + fmt(rssBeyondGuestTargetMiB, 0) + " MiB "
-              + (k.beyondGuestMiB <= rssBeyondGuestTargetMiB ? "PASS" : "MISS") + "), "
-              + fmt(k.beyondGuestMiB - s.c.beyondGuestMiB, 2) + " MiB more than C")
+        print(
+            "   " + padRight("\(k.name) / C", 28) + "wall " + fmt(ratio, 3) + "x (target <= " + fmt(startupTarget, 2)
+                + "x "
+                + (ratio <= startupTarget ? "PASS" : "MISS") + "), CPU " + fmt(s.cpuRatio(k), 3) + "x; beyond guest "
+                + fmt(k.beyondGuestMiB, 2) + " MiB (target <= " + fmt(rssBeyondGuestTargetMiB, 0) + " MiB "
+                + (k.beyondGuestMiB <= rssBeyondGuestTargetMiB ? "PASS" : "MISS") + "), "
+                + fmt(k.beyondGuestMiB - s.c.beyondGuestMiB, 2) + " MiB more than C")
     }
     for k in s.kvmruns where !k.versionCpuMs.isEmpty {
-        print("   " + padRight("\(k.name) --version", 28) + fmt(median(k.versionCpuMs), 3) + " ms CPU, "
-              + fmt(Double(k.versionPeakKiB) / 1024, 2) + " MiB peak RSS: argument parsing and the runtime's start, no VM")
+        print(
+            "   " + padRight("\(k.name) --version", 28) + fmt(median(k.versionCpuMs), 3) + " ms CPU, "
+                + fmt(Double(k.versionPeakKiB) / 1024, 2)
+                + " MiB peak RSS: argument parsing and the runtime's start, no VM")
     }
     if !s.kvmruns.contains(where: { isStaticExecutable(kvmrunCommandPath($0)) == true }) {
         print("   (no static kvmrun measured: Scripts/release builds the shipped one in .build-static)")
     }
     print("   CPU ms = median user+system time (wait4), not inflated by waiting for a CPU.")
-    print("   peak RSS = VmHWM at exit (ptrace stop, max of \(rssRuns) runs); beyond guest = VmHWM minus the Rss of the")
-    print("   \(startupGuestMiB) MiB guest RAM mapping at that stop; binary = Rss of file-backed pages there, anon = the other")
+    print(
+        "   peak RSS = VmHWM at exit (ptrace stop, max of \(rssRuns) runs); beyond guest = VmHWM minus the Rss of the")
+    print(
+        "   \(startupGuestMiB) MiB guest RAM mapping at that stop; binary = Rss of file-backed pages there, anon = the other"
+    )
     print("   anonymous pages (heap, stacks, vCPU state).")
     print("")
 }
@@ -167,26 +190,26 @@ func startupJSON(_ s: StartupBench) -> String {
     func program(_ p: StartupProgram) -> String {
         let parts = p.breakdown
         return """
-        {"name": \(jsonString(p.name)), "command": \(jsonString(p.command)), \
-        "static": \(isStaticExecutable(kvmrunCommandPath(p)).map { "\($0)" } ?? "null"), \
-        "median_ms": \(jsonNumber(p.medianMs, 3)), "samples_ms": \(jsonArray(p.wallMs, 3)), \
-        "cpu_median_ms": \(jsonNumber(p.medianCpuMs, 3)), "cpu_samples_ms": \(jsonArray(p.cpuMs, 3)), \
-        "peak_rss_kib": \(p.peakKiB), "rss_beyond_guest_mib": \(jsonNumber(p.beyondGuestMiB, 3)), \
-        "binary_rss_mib": \(jsonNumber(parts?.fileMiB ?? .nan, 3)), "anon_rss_beyond_guest_mib": \(jsonNumber(parts?.anonMiB ?? .nan, 3)), \
-        "ru_maxrss_fork_kib": \(jsonIntArray(p.rss.map(\.ruMaxRSSKiB))), "ru_maxrss_posix_spawn_kib": \(jsonIntArray(p.spawnMaxRSS))}
-        """
+            {"name": \(jsonString(p.name)), "command": \(jsonString(p.command)), \
+            "static": \(isStaticExecutable(kvmrunCommandPath(p)).map { "\($0)" } ?? "null"), \
+            "median_ms": \(jsonNumber(p.medianMs, 3)), "samples_ms": \(jsonArray(p.wallMs, 3)), \
+            "cpu_median_ms": \(jsonNumber(p.medianCpuMs, 3)), "cpu_samples_ms": \(jsonArray(p.cpuMs, 3)), \
+            "peak_rss_kib": \(p.peakKiB), "rss_beyond_guest_mib": \(jsonNumber(p.beyondGuestMiB, 3)), \
+            "binary_rss_mib": \(jsonNumber(parts?.fileMiB ?? .nan, 3)), "anon_rss_beyond_guest_mib": \(jsonNumber(parts?.anonMiB ?? .nan, 3)), \
+            "ru_maxrss_fork_kib": \(jsonIntArray(p.rss.map(\.ruMaxRSSKiB))), "ru_maxrss_posix_spawn_kib": \(jsonIntArray(p.spawnMaxRSS))}
+            """
     }
     let kvmruns = s.kvmruns.map {
         let entry = program($0)
         return String(entry.dropLast()) + """
-        , "ratio": \(jsonNumber(s.ratio($0), 4)), "cpu_ratio": \(jsonNumber(s.cpuRatio($0), 4)), \
-        "ratio_pass": \(s.ratio($0) <= startupTarget), "rss_pass": \($0.beyondGuestMiB <= rssBeyondGuestTargetMiB), \
-        "version_cpu_median_ms": \(jsonNumber(median($0.versionCpuMs), 3)), "version_peak_rss_kib": \($0.versionPeakKiB)}
-        """
+            , "ratio": \(jsonNumber(s.ratio($0), 4)), "cpu_ratio": \(jsonNumber(s.cpuRatio($0), 4)), \
+            "ratio_pass": \(s.ratio($0) <= startupTarget), "rss_pass": \($0.beyondGuestMiB <= rssBeyondGuestTargetMiB), \
+            "version_cpu_median_ms": \(jsonNumber(median($0.versionCpuMs), 3)), "version_peak_rss_kib": \($0.versionPeakKiB)}
+            """
     }
     return """
-      "startup": {"guest": "hello-long", "guest_mib": \(startupGuestMiB), "runs": \(s.c.wallMs.count), \
-    "ratio_target": \(startupTarget), "rss_beyond_guest_target_mib": \(rssBeyondGuestTargetMiB), \
-    "c": \(program(s.c)), "kvmrun": [\(kvmruns.joined(separator: ", "))]}
-    """
+          "startup": {"guest": "hello-long", "guest_mib": \(startupGuestMiB), "runs": \(s.c.wallMs.count), \
+        "ratio_target": \(startupTarget), "rss_beyond_guest_target_mib": \(rssBeyondGuestTargetMiB), \
+        "c": \(program(s.c)), "kvmrun": [\(kvmruns.joined(separator: ", "))]}
+        """
 }

@@ -48,7 +48,9 @@ private func microseconds(_ body: () throws -> Void) rethrows -> Double {
 }
 
 func runTestKitBench(freshRuns: Int = 300, resetRuns: Int = 2000) throws -> [TestKitBench] {
-    try [GuestImage.testkitCase, GuestImage.hostcall].map { try runTestKitBench($0, freshRuns: freshRuns, resetRuns: resetRuns) }
+    try [GuestImage.testkitCase, GuestImage.hostcall].map {
+        try runTestKitBench($0, freshRuns: freshRuns, resetRuns: resetRuns)
+    }
 }
 
 func runTestKitBench(_ image: GuestImage, freshRuns: Int, resetRuns: Int) throws -> TestKitBench {
@@ -63,14 +65,17 @@ func runTestKitBench(_ image: GuestImage, freshRuns: Int, resetRuns: Int) throws
     let guest = try GuestMachine(image, kvm: kvm)
     try guest.snapshot()
     for i in 0..<(resetRuns + 20) {
-        let us = try microseconds { try testCase(guest) }      // run resets first
+        let us = try microseconds { try testCase(guest) } // run resets first
         if i >= 20 { b.resetUs.append(us) }
     }
     progress(", reset and run apart")
     for i in 0..<(resetRuns + 20) {
         let r = try microseconds { try guest.reset() }
         let u = try microseconds { try testCase(guest) }
-        if i >= 20 { b.resetOnlyUs.append(r); b.runOnlyUs.append(u) }
+        if i >= 20 {
+            b.resetOnlyUs.append(r)
+            b.runOnlyUs.append(u)
+        }
     }
     progress(", KVMCore alone")
     for _ in 0..<resetRuns {
@@ -107,8 +112,14 @@ func runTestKitBench(_ image: GuestImage, freshRuns: Int, resetRuns: Int) throws
 
 func testKitTargets(_ all: [TestKitBench]) -> [Target] {
     let b = all[0]
-    return [Target(name: "test kit case, fresh machine", measured: median(b.freshUs), limit: TestKitBench.freshTargetUs, unit: "µs"),
-     Target(name: "test kit case, reset machine", measured: median(b.resetUs), limit: TestKitBench.resetTargetUs, unit: "µs")]
+    return [
+        Target(
+            name: "test kit case, fresh machine", measured: median(b.freshUs), limit: TestKitBench.freshTargetUs,
+            unit: "µs"),
+        Target(
+            name: "test kit case, reset machine", measured: median(b.resetUs), limit: TestKitBench.resetTargetUs,
+            unit: "µs"),
+    ]
 }
 
 func printTestKitTable(_ all: [TestKitBench]) {
@@ -125,9 +136,11 @@ func printTestKitTable(_ all: [TestKitBench]) {
 func printTestKitRows(_ b: TestKitBench) {
     func row(_ name: String, _ us: [Double], _ target: Double?) {
         let m = median(us)
-        var line = "   \(name + String(repeating: " ", count: max(0, 34 - name.count))) median \(fmt(m, 1)) µs  (p10 \(fmt(percentile(us, 0.1), 1)), p90 \(fmt(percentile(us, 0.9), 1)); \(us.count) cases)"
+        var line =
+            "   \(name + String(repeating: " ", count: max(0, 34 - name.count))) median \(fmt(m, 1)) µs  (p10 \(fmt(percentile(us, 0.1), 1)), p90 \(fmt(percentile(us, 0.9), 1)); \(us.count) cases)"
         if let target {
-            line += "  target <= \(fmt(target, 0)) µs: \(fmt(m / target, 2))x of target " + (m <= target ? "PASS" : "MISS")
+            line +=
+                "  target <= \(fmt(target, 0)) µs: \(fmt(m / target, 2))x of target " + (m <= target ? "PASS" : "MISS")
         }
         print(line)
     }
@@ -138,8 +151,9 @@ func printTestKitRows(_ b: TestKitBench) {
     row("  of which the run", b.runOnlyUs, nil)
     row("KVMCore alone: reset + run loop", b.rawUs, nil)
     row("  the same, no run timeout", b.rawNoTimeoutUs, nil)
-    print("     each Machine.run after a reset (start → 1st stop, → 2nd, → 3rd): "
-          + b.segmentUs.map { "\(fmt(median($0), 1)) µs" }.joined(separator: ", "))
+    print(
+        "     each Machine.run after a reset (start → 1st stop, → 2nd, → 3rd): "
+            + b.segmentUs.map { "\(fmt(median($0), 1)) µs" }.joined(separator: ", "))
     print("")
 }
 

@@ -64,7 +64,8 @@ func printError(_ text: String) {
 }
 
 func usage() -> Never {
-    printError("""
+    printError(
+        """
         usage: kvm-bench [--json] [--runs N] [--startup-runs N]
                          [--only exit|startup|boot|snapshot|testkit|linux|swift-loop] [--svg PATH]
                          [--kvmrun PATH] [--baseline PATH]
@@ -105,13 +106,37 @@ func parseOptions() -> Options {
         case "--startup-runs": o.startupRuns = count()
         case "--only":
             switch value() {
-            case "exit": o.runStartup = false; o.runBoot = false; o.runSnapshot = false; o.runTestKit = false
-            case "startup": o.runExit = false; o.runBoot = false; o.runSnapshot = false; o.runTestKit = false
-            case "boot": o.runExit = false; o.runStartup = false; o.runSnapshot = false; o.runTestKit = false
-            case "snapshot": o.runExit = false; o.runStartup = false; o.runBoot = false; o.runTestKit = false
-            case "testkit": o.runExit = false; o.runStartup = false; o.runBoot = false; o.runSnapshot = false
+            case "exit":
+                o.runStartup = false
+                o.runBoot = false
+                o.runSnapshot = false
+                o.runTestKit = false
+            case "startup":
+                o.runExit = false
+                o.runBoot = false
+                o.runSnapshot = false
+                o.runTestKit = false
+            case "boot":
+                o.runExit = false
+                o.runStartup = false
+                o.runSnapshot = false
+                o.runTestKit = false
+            case "snapshot":
+                o.runExit = false
+                o.runStartup = false
+                o.runBoot = false
+                o.runTestKit = false
+            case "testkit":
+                o.runExit = false
+                o.runStartup = false
+                o.runBoot = false
+                o.runSnapshot = false
             case "linux":
-                o.runExit = false; o.runStartup = false; o.runBoot = false; o.runSnapshot = false; o.runTestKit = false
+                o.runExit = false
+                o.runStartup = false
+                o.runBoot = false
+                o.runSnapshot = false
+                o.runTestKit = false
                 o.runLinux = true
             case "swift-loop": o.swiftLoopOnly = true
             default: usage()
@@ -213,12 +238,13 @@ func threadCPUNow() -> UInt64 {
 }
 
 let expectedPortWrites = 200_000
-let expectedExits = expectedPortWrites + 1     // + the HLT
-let memorySize: UInt64 = 64 << 20              // kvm-baseline's MEM_SIZE
+let expectedExits = expectedPortWrites + 1 // + the HLT
+let memorySize: UInt64 = 64 << 20 // kvm-baseline's MEM_SIZE
 
 func guestLayout(_ image: GuestImage) -> (mode: CPUMode, load: UInt64, entry: UInt64) {
     guard case .flat(let mode, let load, let entry) = image.format,
-          let cpuMode = CPUMode(rawValue: mode.rawValue) else {
+        let cpuMode = CPUMode(rawValue: mode.rawValue)
+    else {
         fatalError("\(image.name) is not a flat guest")
     }
     return (cpuMode, load, entry)
@@ -239,7 +265,9 @@ func swiftExitRun() throws -> LoopTime {
     guard case .halted = stop else { throw BenchError("port-loop (Swift) stopped with \(stop), not HLT") }
     let exits = machine.vcpu.statistics.totalExits
     guard exits == expectedExits, machine.bus.unassignedPortAccesses == expectedPortWrites else {
-        throw BenchError("port-loop (Swift): \(exits) exits, \(machine.bus.unassignedPortAccesses) unassigned port writes; expected \(expectedExits) and \(expectedPortWrites)")
+        throw BenchError(
+            "port-loop (Swift): \(exits) exits, \(machine.bus.unassignedPortAccesses) unassigned port writes; expected \(expectedExits) and \(expectedPortWrites)"
+        )
     }
     return LoopTime(wallNs: Double(end - start) / Double(exits), cpuNs: Double(cpuEnd - cpuStart) / Double(exits))
 }
@@ -261,7 +289,8 @@ func cExitRun(_ argv: CArgv) throws -> LoopTime {
     guard exits == expectedExits else { throw BenchError("port-loop (C): \(exits) exits, expected \(expectedExits)") }
     // "cpu: 7990.2 ns/exit (1598.000 ms thread CPU time)"
     guard let cpuLine = result.stderr.split(separator: "\n").first(where: { $0.hasPrefix("cpu: ") }),
-          let cpu = Double(cpuLine.dropFirst(5).split(separator: " ").first ?? "") else {
+        let cpu = Double(cpuLine.dropFirst(5).split(separator: " ").first ?? "")
+    else {
         throw BenchError("kvm-baseline printed no CPU time (an older build?): \(result.stderr)")
     }
     return LoopTime(wallNs: ns, cpuNs: cpu)
@@ -271,8 +300,10 @@ func runExitBench() throws -> ExitBench {
     let image = GuestImage.portLoop
     let layout = guestLayout(image)
     let file = try TempFiles.write(image.bytes, name: "port-loop")
-    let argv = CArgv([baselinePath, "--mode", layout.mode.rawValue, "--load", "0x" + String(layout.load, radix: 16),
-                      "--entry", "0x" + String(layout.entry, radix: 16), "--count-exits", file])
+    let argv = CArgv([
+        baselinePath, "--mode", layout.mode.rawValue, "--load", "0x" + String(layout.load, radix: 16),
+        "--entry", "0x" + String(layout.entry, radix: 16), "--count-exits", file,
+    ])
     var bench = ExitBench()
     bench.exitsPerRun = expectedExits
     progress("exit round trip: warm-up")
@@ -281,7 +312,8 @@ func runExitBench() throws -> ExitBench {
     for i in 0..<options.exitRuns {
         progress(" \(i + 1)")
         // Alternate which loop goes first, so drift in host load hits both alike.
-        let swift: LoopTime, c: LoopTime
+        let swift: LoopTime
+        let c: LoopTime
         if i % 2 == 0 {
             swift = try swiftExitRun()
             c = try cExitRun(argv)
@@ -324,8 +356,10 @@ var testKitBench: [TestKitBench]?
 var linuxBench: LinuxBench?
 do {
     let needsKvmrun = options.runStartup || options.runBoot || options.runSnapshot || options.runLinux
-    for path in (options.needsBaseline ? [baselinePath] : []) + (needsKvmrun ? kvmrunPaths : []) where access(path, X_OK) != 0 {
-        throw BenchError("\(path) is not an executable: build all products (Scripts/release), or pass --kvmrun/--baseline")
+    for path in (options.needsBaseline ? [baselinePath] : []) + (needsKvmrun ? kvmrunPaths : [])
+    where access(path, X_OK) != 0 {
+        throw BenchError(
+            "\(path) is not an executable: build all products (Scripts/release), or pass --kvmrun/--baseline")
     }
     if options.runExit { exitBench = try runExitBench() }
     if options.runStartup { startupBench = try runStartupBench() }
@@ -336,8 +370,9 @@ do {
     }
     if options.runTestKit { testKitBench = try runTestKitBench() }
     if options.runLinux {
-        linuxBench = try runLinuxBench(runs: options.linuxRuns, limitSeconds: options.linuxLimitSeconds,
-                                       kernel: options.linuxKernel, initrd: options.linuxInitrd)
+        linuxBench = try runLinuxBench(
+            runs: options.linuxRuns, limitSeconds: options.linuxLimitSeconds,
+            kernel: options.linuxKernel, initrd: options.linuxInitrd)
     }
 } catch {
     TempFiles.removeAll()
@@ -353,7 +388,10 @@ if let e = exitBench {
 if let s = startupBench {
     for k in s.kvmruns {
         targets.append(Target(name: "start-up \(k.name)/C", measured: s.ratio(k), limit: startupTarget, unit: "x"))
-        targets.append(Target(name: "RSS beyond guest \(k.name)", measured: k.beyondGuestMiB, limit: rssBeyondGuestTargetMiB, unit: "MiB"))
+        targets.append(
+            Target(
+                name: "RSS beyond guest \(k.name)", measured: k.beyondGuestMiB, limit: rssBeyondGuestTargetMiB,
+                unit: "MiB"))
     }
 }
 if let b = bootBench, b.fastestQEMU != nil {
@@ -369,7 +407,7 @@ if options.json {
 } else {
     printTable()
 }
-exit(0)   // a benchmark, not a test: MISS is reported, not a failure
+exit(0) // a benchmark, not a test: MISS is reported, not a failure
 
 // MARK: Output
 
@@ -383,35 +421,48 @@ exit(0)   // a benchmark, not a test: MISS is reported, not a failure
     print("")
     if let e = exitBench {
         let t = targets.first { $0.name.hasPrefix("exit") }!
-        print("1. Exit round trip: port-loop guest, long mode, 64 MiB RAM, \(expectedPortWrites) OUT to unassigned port 0x80 + HLT = \(e.exitsPerRun) exits")
+        print(
+            "1. Exit round trip: port-loop guest, long mode, 64 MiB RAM, \(expectedPortWrites) OUT to unassigned port 0x80 + HLT = \(e.exitsPerRun) exits"
+        )
         print("   KVM_RUN loop only (set-up excluded); median of \(e.swiftNs.count) alternating runs after 1 warm-up")
         print("   " + padRight("", 34) + padLeft("median", 10) + padLeft("min", 10) + padLeft("max", 10) + "  ns/exit")
-        print("   " + padRight("KVMCore (Machine.run, in-process)", 34) + padLeft(fmt(e.swiftMedian, 1), 10)
-              + padLeft(fmt(e.swiftNs.min() ?? .nan, 1), 10) + padLeft(fmt(e.swiftNs.max() ?? .nan, 1), 10))
-        print("   " + padRight("C (kvm-baseline --count-exits)", 34) + padLeft(fmt(e.cMedian, 1), 10)
-              + padLeft(fmt(e.cNs.min() ?? .nan, 1), 10) + padLeft(fmt(e.cNs.max() ?? .nan, 1), 10))
-        print("   " + padRight("ratio Swift/C", 34) + padLeft(fmt(e.ratio, 3), 10) + "   target <= 1.03   " + verdict(t))
+        print(
+            "   " + padRight("KVMCore (Machine.run, in-process)", 34) + padLeft(fmt(e.swiftMedian, 1), 10)
+                + padLeft(fmt(e.swiftNs.min() ?? .nan, 1), 10) + padLeft(fmt(e.swiftNs.max() ?? .nan, 1), 10))
+        print(
+            "   " + padRight("C (kvm-baseline --count-exits)", 34) + padLeft(fmt(e.cMedian, 1), 10)
+                + padLeft(fmt(e.cNs.min() ?? .nan, 1), 10) + padLeft(fmt(e.cNs.max() ?? .nan, 1), 10))
+        print(
+            "   " + padRight("ratio Swift/C", 34) + padLeft(fmt(e.ratio, 3), 10) + "   target <= 1.03   " + verdict(t))
         print("   loop thread CPU time, same runs (not inflated by preemption):")
-        print("   " + padRight("KVMCore", 34) + padLeft(fmt(median(e.swiftCpuNs), 1), 10)
-              + padLeft(fmt(e.swiftCpuNs.min() ?? .nan, 1), 10) + padLeft(fmt(e.swiftCpuNs.max() ?? .nan, 1), 10))
-        print("   " + padRight("C", 34) + padLeft(fmt(median(e.cCpuNs), 1), 10)
-              + padLeft(fmt(e.cCpuNs.min() ?? .nan, 1), 10) + padLeft(fmt(e.cCpuNs.max() ?? .nan, 1), 10))
+        print(
+            "   " + padRight("KVMCore", 34) + padLeft(fmt(median(e.swiftCpuNs), 1), 10)
+                + padLeft(fmt(e.swiftCpuNs.min() ?? .nan, 1), 10) + padLeft(fmt(e.swiftCpuNs.max() ?? .nan, 1), 10))
+        print(
+            "   " + padRight("C", 34) + padLeft(fmt(median(e.cCpuNs), 1), 10)
+                + padLeft(fmt(e.cCpuNs.min() ?? .nan, 1), 10) + padLeft(fmt(e.cCpuNs.max() ?? .nan, 1), 10))
         print("   " + padRight("ratio Swift/C (CPU time)", 34) + padLeft(fmt(e.cpuRatio, 3), 10))
         print("")
     }
     if let s = startupBench { printStartupTable(s) }
     if let b = bootBench {
-        print("3. Boot-to-exit: mb-hello (multiboot) as a whole process, -m 128, \(b.kvmrunMs.count) alternating runs after 2 warm-ups")
+        print(
+            "3. Boot-to-exit: mb-hello (multiboot) as a whole process, -m 128, \(b.kvmrunMs.count) alternating runs after 2 warm-ups"
+        )
         print("   " + padRight("", 22) + padLeft("median ms", 11) + padLeft("min", 9) + padLeft("max", 9))
         func row(_ name: String, _ ms: [Double]) {
-            print("   " + padRight(name, 22) + padLeft(fmt(median(ms), 2), 11) + padLeft(fmt(ms.min() ?? .nan, 2), 9) + padLeft(fmt(ms.max() ?? .nan, 2), 9))
+            print(
+                "   " + padRight(name, 22) + padLeft(fmt(median(ms), 2), 11) + padLeft(fmt(ms.min() ?? .nan, 2), 9)
+                    + padLeft(fmt(ms.max() ?? .nan, 2), 9))
         }
         row("kvmrun -kernel", b.kvmrunMs)
         for (name, ms) in b.qemuMs { row("QEMU -M \(name)", ms) }
         if let note = b.qemuNote { print("   \(note)") }
         if let (name, _) = b.fastestQEMU {
             let t = targets.first { $0.name.hasPrefix("boot-to-exit") }!
-            print("   kvmrun is \(fmt(b.speedup, 2))x faster than QEMU's fastest (\(name))   target >= 20x   " + (t.pass ? "PASS" : "MISS"))
+            print(
+                "   kvmrun is \(fmt(b.speedup, 2))x faster than QEMU's fastest (\(name))   target >= 20x   "
+                    + (t.pass ? "PASS" : "MISS"))
         }
         print("4. SMP bring-up: mb-smp starts every CPU (INIT-SIPI-SIPI) and exits, whole process")
         for (cpus, ms) in b.smpMs { row("\(cpus) vCPU" + (cpus == 1 ? "" : "s"), ms) }
@@ -420,10 +471,14 @@ exit(0)   // a benchmark, not a test: MISS is reported, not a failure
     if let s = snapshotBench { printSnapshotTable(s, targets) }
     if let t = testKitBench { printTestKitTable(t) }
     if let l = linuxBench { printLinuxTable(l, targets) }
-    print("targets: " + targets.map {
-        let value = !$0.measured.isFinite ? "not measured" : fmt($0.measured, 3) + ($0.unit == "x" ? "x" : " " + $0.unit)
-        return "\($0.name) \(value) \($0.pass ? "PASS" : "MISS")"
-    }.joined(separator: "; "))
+    print(
+        "targets: "
+            + targets.map {
+                let value =
+                    !$0.measured.isFinite
+                    ? "not measured" : fmt($0.measured, 3) + ($0.unit == "x" ? "x" : " " + $0.unit)
+                return "\($0.name) \(value) \($0.pass ? "PASS" : "MISS")"
+            }.joined(separator: "; "))
 }
 
 func jsonString(_ s: String) -> String {
@@ -433,38 +488,47 @@ func jsonString(_ s: String) -> String {
 }
 
 func jsonNumber(_ v: Double, _ decimals: Int = 3) -> String { v.isFinite ? fmt(v, decimals) : "null" }
-func jsonArray(_ values: [Double], _ decimals: Int = 3) -> String { "[" + values.map { jsonNumber($0, decimals) }.joined(separator: ", ") + "]" }
+func jsonArray(_ values: [Double], _ decimals: Int = 3) -> String {
+    "[" + values.map { jsonNumber($0, decimals) }.joined(separator: ", ") + "]"
+}
 func jsonIntArray(_ values: [Int]) -> String { "[" + values.map(String.init).joined(separator: ", ") + "]" }
 
 @MainActor func printJSON() {
     var parts: [String] = []
-    parts.append("""
-      "host": {"cpu_model": \(jsonString(host.cpuModel)), "online_cpus": \(host.onlineCPUs), \
-    "kernel": \(jsonString(host.kernel)), "kvm_modules": [\(host.kvmModules.map(jsonString).joined(separator: ", "))], \
-    "kvm_api_version": \(host.kvmAPIVersion), "load_average": \(jsonString(host.loadAverage))},
-      "c_baseline": \(jsonString(options.baseline == nil ? PlainCBaseline.command(output: baselinePath) : baselinePath))
-    """)
-    if let e = exitBench {
-        parts.append("""
-          "exit_round_trip": {"guest": "port-loop", "exits_per_run": \(e.exitsPerRun), "memory_bytes": \(memorySize), \
-        "runs": \(e.swiftNs.count), "order": [\(e.order.map(jsonString).joined(separator: ", "))], \
-        "swift_ns_per_exit": {"median": \(jsonNumber(e.swiftMedian, 1)), "samples": \(jsonArray(e.swiftNs, 1))}, \
-        "c_ns_per_exit": {"median": \(jsonNumber(e.cMedian, 1)), "samples": \(jsonArray(e.cNs, 1))}, \
-        "ratio": \(jsonNumber(e.ratio, 4)), "target": 1.03, "pass": \(e.ratio <= 1.03), \
-        "swift_cpu_ns_per_exit": {"median": \(jsonNumber(median(e.swiftCpuNs), 1)), "samples": \(jsonArray(e.swiftCpuNs, 1))}, \
-        "c_cpu_ns_per_exit": {"median": \(jsonNumber(median(e.cCpuNs), 1)), "samples": \(jsonArray(e.cCpuNs, 1))}, \
-        "cpu_ratio": \(jsonNumber(e.cpuRatio, 4))}
+    parts.append(
+        """
+          "host": {"cpu_model": \(jsonString(host.cpuModel)), "online_cpus": \(host.onlineCPUs), \
+        "kernel": \(jsonString(host.kernel)), "kvm_modules": [\(host.kvmModules.map(jsonString).joined(separator: ", "))], \
+        "kvm_api_version": \(host.kvmAPIVersion), "load_average": \(jsonString(host.loadAverage))},
+          "c_baseline": \(jsonString(options.baseline == nil ? PlainCBaseline.command(output: baselinePath) : baselinePath))
         """)
+    if let e = exitBench {
+        parts.append(
+            """
+              "exit_round_trip": {"guest": "port-loop", "exits_per_run": \(e.exitsPerRun), "memory_bytes": \(memorySize), \
+            "runs": \(e.swiftNs.count), "order": [\(e.order.map(jsonString).joined(separator: ", "))], \
+            "swift_ns_per_exit": {"median": \(jsonNumber(e.swiftMedian, 1)), "samples": \(jsonArray(e.swiftNs, 1))}, \
+            "c_ns_per_exit": {"median": \(jsonNumber(e.cMedian, 1)), "samples": \(jsonArray(e.cNs, 1))}, \
+            "ratio": \(jsonNumber(e.ratio, 4)), "target": 1.03, "pass": \(e.ratio <= 1.03), \
+            "swift_cpu_ns_per_exit": {"median": \(jsonNumber(median(e.swiftCpuNs), 1)), "samples": \(jsonArray(e.swiftCpuNs, 1))}, \
+            "c_cpu_ns_per_exit": {"median": \(jsonNumber(median(e.cCpuNs), 1)), "samples": \(jsonArray(e.cCpuNs, 1))}, \
+            "cpu_ratio": \(jsonNumber(e.cpuRatio, 4))}
+            """)
     }
     if let s = startupBench { parts.append(startupJSON(s)) }
     if let b = bootBench {
-        let qemu = b.qemuMs.map { "\(jsonString($0.0)): {\"median_ms\": \(jsonNumber(median($0.1), 3)), \"samples_ms\": \(jsonArray($0.1, 3))}" }
-        let smp = b.smpMs.map { "\"\($0.0)\": {\"median_ms\": \(jsonNumber(median($0.1), 3)), \"samples_ms\": \(jsonArray($0.1, 3))}" }
-        parts.append("""
-          "boot_to_exit": {"guest": "mb-hello", "kvmrun": {"median_ms": \(jsonNumber(b.kvmrunMedian, 3)), "samples_ms": \(jsonArray(b.kvmrunMs, 3))}, \
-        "qemu": {\(qemu.joined(separator: ", "))}, "speedup": \(jsonNumber(b.speedup, 3)), "speedup_target": 20, \
-        "smp_bringup": {\(smp.joined(separator: ", "))}}
-        """)
+        let qemu = b.qemuMs.map {
+            "\(jsonString($0.0)): {\"median_ms\": \(jsonNumber(median($0.1), 3)), \"samples_ms\": \(jsonArray($0.1, 3))}"
+        }
+        let smp = b.smpMs.map {
+            "\"\($0.0)\": {\"median_ms\": \(jsonNumber(median($0.1), 3)), \"samples_ms\": \(jsonArray($0.1, 3))}"
+        }
+        parts.append(
+            """
+              "boot_to_exit": {"guest": "mb-hello", "kvmrun": {"median_ms": \(jsonNumber(b.kvmrunMedian, 3)), "samples_ms": \(jsonArray(b.kvmrunMs, 3))}, \
+            "qemu": {\(qemu.joined(separator: ", "))}, "speedup": \(jsonNumber(b.speedup, 3)), "speedup_target": 20, \
+            "smp_bringup": {\(smp.joined(separator: ", "))}}
+            """)
     }
     if let s = snapshotBench { parts.append(snapshotJSON(s, targets)) }
     if let t = testKitBench { parts.append(testKitJSON(t)) }

@@ -15,7 +15,10 @@ struct BugReport {
         var written: [String] = []
         var missing: [String] = []
         func save(_ name: String, _ text: String?) throws {
-            guard let text else { missing.append(name); return }
+            guard let text else {
+                missing.append(name)
+                return
+            }
             try Files.writeAtomically(Array(text.utf8), to: "\(directory)/\(name)")
             written.append(name)
         }
@@ -23,15 +26,23 @@ struct BugReport {
         try save("nesting-report.json", report.json.pretty + "\n")
         try save("kernel.txt", Files.text("/proc/version").map { $0 + "\n" })
         try save("cpuinfo.txt", Files.text("/proc/cpuinfo"))
-        try save("module-parameters.txt", report.facts.modules.map { module in
-            (["[\(module.name)]"] + module.parameters.map { "\($0.0)=\($0.1)" }).joined(separator: "\n")
-        }.joined(separator: "\n\n") + "\n")
-        for (name, argv) in [("lscpu.txt", ["lscpu"]), ("dmesg.txt", ["dmesg"]),
-                             ("x86info.txt", ["x86info", "-a"]), ("dmidecode.txt", ["dmidecode"])] {
+        try save(
+            "module-parameters.txt",
+            report.facts.modules.map { module in
+                (["[\(module.name)]"] + module.parameters.map { "\($0.0)=\($0.1)" }).joined(separator: "\n")
+            }.joined(separator: "\n\n") + "\n")
+        for (name, argv) in [
+            ("lscpu.txt", ["lscpu"]), ("dmesg.txt", ["dmesg"]),
+            ("x86info.txt", ["x86info", "-a"]), ("dmidecode.txt", ["dmidecode"]),
+        ] {
             try save(name, capture(argv))
         }
-        try save("kvmrun.txt", "kvmrun \(KVMRun.configuration.version)\ncommand line: \(CommandLine.arguments.joined(separator: " "))\n")
-        try save("README.txt", """
+        try save(
+            "kvmrun.txt",
+            "kvmrun \(KVMRun.configuration.version)\ncommand line: \(CommandLine.arguments.joined(separator: " "))\n")
+        try save(
+            "README.txt",
+            """
             Nested virtualization bug report gathered by kvmrun.
             Say in the bug that this is a nested setup (L0/L1/L2), and gather this on L0 and on L1.
             Missing here (tool absent or not permitted): \(missing.isEmpty ? "nothing" : missing.joined(separator: ", "))
@@ -52,11 +63,14 @@ func capture(_ argv: [String]) -> String? {
     posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
     posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
     var cArgs = argv.map { strdup($0) } + [nil]
-    defer { cArgs.forEach { free($0) } }
+    defer { for arg in cArgs { free(arg) } }
     var pid = pid_t()
     let spawned = posix_spawnp(&pid, argv[0], &actions, nil, &cArgs, environ)
     close(pipeFDs[1])
-    guard spawned == 0 else { close(pipeFDs[0]); return nil }
+    guard spawned == 0 else {
+        close(pipeFDs[0])
+        return nil
+    }
     var output: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)
     while true {

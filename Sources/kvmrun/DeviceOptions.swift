@@ -89,7 +89,10 @@ extension QEMUOptions {
     /// The test devices need the PC machine of a multiboot boot: refused for `guest`, a flat or ELF guest.
     func refuseTestDevices(for guest: String) throws {
         if let device = try testDevices().first {
-            throw CLIError(.usage, "-device \(device.name): QEMU's test devices need the PC machine kvmrun builds for multiboot kernels; \(guest) is not one")
+            throw CLIError(
+                .usage,
+                "-device \(device.name): QEMU's test devices need the PC machine kvmrun builds for multiboot kernels; \(guest) is not one"
+            )
         }
     }
 }

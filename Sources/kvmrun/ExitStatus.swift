@@ -32,8 +32,10 @@ enum ExitStatus: Int32, CaseIterable {
         case .guestFailure: "the guest reported HC_FAIL, or HC_DONE with a non-zero status"
         case .nestingUnavailable: "--nested was asked for but the host cannot nest (the reason is printed)"
         case .protocolError: "the guest broke the hostcall protocol (Docs/PROTOCOL.md)"
-        case .badStateFile: "a saved state file is corrupt, truncated, or of the wrong kind; a snapshot of another format version or for another host"
-        case .suspended: "the guest entered ACPI S3 (suspend to RAM); with no wake-up source the run ends (QEMU would stay suspended)"
+        case .badStateFile:
+            "a saved state file is corrupt, truncated, or of the wrong kind; a snapshot of another format version or for another host"
+        case .suspended:
+            "the guest entered ACPI S3 (suspend to RAM); with no wake-up source the run ends (QEMU would stay suspended)"
         case .interrupted: "kvmrun was stopped by SIGINT (the vCPUs stopped cleanly, the terminal restored)"
         case .terminated: "kvmrun was stopped by SIGTERM or SIGHUP"
         }

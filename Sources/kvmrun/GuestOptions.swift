@@ -6,27 +6,34 @@ import KVMCore
 /// subcommands that run guests. QEMU's options that take a value take any
 /// string, one that begins with '-' too (`-append "-foo bar"`), as QEMU does.
 struct GuestOptions: ParsableArguments {
-    @Argument(help: "A multiboot kernel, static ELF32/ELF64 or flat binary. Without one, the built-in guest 'hello-c' runs.")
+    @Argument(
+        help: "A multiboot kernel, static ELF32/ELF64 or flat binary. Without one, the built-in guest 'hello-c' runs.")
     var guest: String?
 
-    @Option(name: [.customLong("kernel", withSingleDash: true), .customLong("kernel")],
-            parsing: .unconditional,
-            help: ArgumentHelp("The guest, as QEMU's -kernel names it.", valueName: "file"))
+    @Option(
+        name: [.customLong("kernel", withSingleDash: true), .customLong("kernel")],
+        parsing: .unconditional,
+        help: ArgumentHelp("The guest, as QEMU's -kernel names it.", valueName: "file"))
     var kernel: String?
 
-    @Option(name: [.customLong("append", withSingleDash: true), .customLong("append")],
-            parsing: .unconditional,
-            help: ArgumentHelp("The kernel command line (multiboot).", valueName: "args"))
+    @Option(
+        name: [.customLong("append", withSingleDash: true), .customLong("append")],
+        parsing: .unconditional,
+        help: ArgumentHelp("The kernel command line (multiboot).", valueName: "args"))
     var append: String?
 
-    @Option(name: [.customLong("initrd", withSingleDash: true), .customLong("initrd")],
-            parsing: .unconditional,
-            help: ArgumentHelp("Multiboot modules, QEMU's syntax: \"file1 args,file2\" (module 0 first).", valueName: "files"))
+    @Option(
+        name: [.customLong("initrd", withSingleDash: true), .customLong("initrd")],
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Multiboot modules, QEMU's syntax: \"file1 args,file2\" (module 0 first).", valueName: "files"))
     var initrd: String?
 
-    @Option(name: [.customLong("smp", withSingleDash: true), .customLong("smp")],
-            parsing: .unconditional,
-            help: ArgumentHelp("vCPUs: N or cpus=N (more than one gives each its own thread and an in-kernel irqchip).", valueName: "n"))
+    @Option(
+        name: [.customLong("smp", withSingleDash: true), .customLong("smp")],
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "vCPUs: N or cpus=N (more than one gives each its own thread and an in-kernel irqchip).", valueName: "n"))
     var smp: String?
 
     @OptionGroup(title: "QEMU compatibility (accepted so QEMU command lines run unchanged)")
@@ -38,19 +45,26 @@ struct GuestOptions: ParsableArguments {
     @Option(help: "CPU mode for a flat binary: real, protected, paged or long.")
     var mode: String = "real"
 
-    @Option(help: ArgumentHelp("Load address of a flat binary (default 0x10000 in real mode, else 0x100000).", valueName: "addr"))
+    @Option(
+        help: ArgumentHelp(
+            "Load address of a flat binary (default 0x10000 in real mode, else 0x100000).", valueName: "addr"))
     var load: String?
 
     @Option(help: ArgumentHelp("Entry address of a flat binary (default: the load address).", valueName: "addr"))
     var entry: String?
 
-    @Option(name: [.short, .long], parsing: .unconditional, help: ArgumentHelp("Guest RAM: a number of MiB, or with a K/M/G suffix.", valueName: "size"))
+    @Option(
+        name: [.short, .long], parsing: .unconditional,
+        help: ArgumentHelp("Guest RAM: a number of MiB, or with a K/M/G suffix.", valueName: "size"))
     var memory: String = "64M"
 
     @Option(help: ArgumentHelp("Stop the guest after this long (e.g. 5, 500ms, 2s).", valueName: "duration"))
     var timeout: String?
 
-    @Option(help: ArgumentHelp("Let the guest run a hypervisor: --nested (only where the host can nest), --nested=force (set VMX/SVM anyway), --nested=off.", valueName: "on|force|off"))
+    @Option(
+        help: ArgumentHelp(
+            "Let the guest run a hypervisor: --nested (only where the host can nest), --nested=force (set VMX/SVM anyway), --nested=off.",
+            valueName: "on|force|off"))
     var nested: String?
 
     var guestPath: String? { kernel ?? guest }
@@ -90,11 +104,16 @@ struct GuestOptions: ParsableArguments {
         _ = try timeLimit()
         try qemu.check()
         let vcpus = try vcpuCount()
-        if guest != nil && kernel != nil { throw CLIError(.usage, "give the guest once: as an argument or with -kernel") }
+        if guest != nil && kernel != nil {
+            throw CLIError(.usage, "give the guest once: as an argument or with -kernel")
+        }
         if guestPath != nil && builtin != nil { throw CLIError(.usage, "give a guest file or --builtin, not both") }
         let file = try guestPath.map { (path: $0, bytes: try readGuest($0, memorySize: memorySize)) }
-        if let file, let machine = try makePCMachine(
-            path: file.path, bytes: file.bytes, memorySize: memorySize, vcpus: vcpus, serial: serial, nesting: policy) {
+        if let file,
+            let machine = try makePCMachine(
+                path: file.path, bytes: file.bytes, memorySize: memorySize, vcpus: vcpus, serial: serial,
+                nesting: policy)
+        {
             return machine
         }
         if append != nil || initrd != nil {
@@ -143,7 +162,9 @@ struct GuestOptions: ParsableArguments {
         }
     }
 
-    private func bootImage(_ file: (path: String, bytes: [UInt8])?, mode: CPUMode, load: UInt64?, entry: UInt64?) throws -> BootImage {
+    private func bootImage(_ file: (path: String, bytes: [UInt8])?, mode: CPUMode, load: UInt64?, entry: UInt64?) throws
+        -> BootImage
+    {
         if let (path, bytes) = file {
             do {
                 if ELFImage.isELF(bytes) { return try ELFImage.parse(bytes) }
@@ -194,7 +215,9 @@ func enableNesting(_ policy: NestingPolicy, on machine: Machine, asked: String =
         for vcpu in machine.vcpus { warnings = try vcpu.enableNesting(policy, report: report) }
         for warning in warnings { eprint("kvmrun: warning: \(warning)") }
     } catch let error as NestingUnavailable {
-        throw CLIError(.nestingUnavailable, "\(asked): \(error.report.summary) (kvmrun host says more; --nested=force sets the bits anyway)")
+        throw CLIError(
+            .nestingUnavailable,
+            "\(asked): \(error.report.summary) (kvmrun host says more; --nested=force sets the bits anyway)")
     }
 }
 

@@ -12,8 +12,10 @@ struct KVMRun: ParsableCommand {
             See `kvmrun help run` for the statuses.
             """,
         version: "0.1.0",
-        subcommands: [RunCommand.self, ProbeCommand.self, HostCommand.self, NestedStateCommand.self,
-                      RestoreCommand.self],
+        subcommands: [
+            RunCommand.self, ProbeCommand.self, HostCommand.self, NestedStateCommand.self,
+            RestoreCommand.self,
+        ],
         defaultSubcommand: RunCommand.self
     )
 

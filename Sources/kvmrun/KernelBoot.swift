@@ -7,8 +7,10 @@ extension GuestOptions {
     /// Reads the initrd or modules, builds the PC machine (`Machine.pc`), sets
     /// its CPUs up, and boots the kernel (`bootLinux` / `bootMultiboot`).
     /// Nil when the file is neither kind of kernel.
-    func makePCMachine(path: String, bytes: [UInt8], memorySize: UInt64, vcpus: Int, serial: OutputSink,
-                       nesting: NestingPolicy) throws -> Machine? {
+    func makePCMachine(
+        path: String, bytes: [UInt8], memorySize: UInt64, vcpus: Int, serial: OutputSink,
+        nesting: NestingPolicy
+    ) throws -> Machine? {
         let boot: (Machine) throws -> Void
         if LinuxImage.isLinux(bytes) {
             let initrdBytes = try initrd.map { try readInitrd($0, limit: memorySize) }
@@ -19,8 +21,9 @@ extension GuestOptions {
             }
             let commandLine = Multiboot.qemuCommandLine(kernelPath: path, append: append ?? "")
             boot = { machine in
-                let boot = try machine.bootMultiboot(kernel: bytes, commandLine: commandLine, modules: modules,
-                                                     initrdText: initrd)
+                let boot = try machine.bootMultiboot(
+                    kernel: bytes, commandLine: commandLine, modules: modules,
+                    initrdText: initrd)
                 for warning in boot.warnings { eprint("kvmrun: warning: \(warning)") }
             }
         } else {

@@ -23,7 +23,9 @@ struct NestedStateCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: ArgumentHelp("Compare two saved nested-state files.", valueName: "a b"))
     var diff: [String] = []
 
-    @Option(help: ArgumentHelp("Save each dump's raw bytes in this directory (vcpu0-1-request.nstate, …).", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "Save each dump's raw bytes in this directory (vcpu0-1-request.nstate, …).", valueName: "dir"))
     var save: String?
 
     @Flag(help: "JSON instead of text.")
@@ -123,7 +125,8 @@ struct NestedStateCommand: ParsableCommand {
 
     private func diffFiles() throws {
         guard diff.count == 2 else { throw CLIError(.usage, "--diff takes two files, got \(diff.count)") }
-        let a = try load(diff[0]), b = try load(diff[1])
+        let a = try load(diff[0])
+        let b = try load(diff[1])
         let difference = NestedState.diff(a, b)
         if json {
             out(difference.json.pretty)

@@ -17,7 +17,9 @@ struct ProbeCommand: ParsableCommand {
     var timeout: String = "10s"
 
     func run() throws {
-        guard let limit = Parse.duration(timeout) else { throw CLIError(.usage, "--timeout \(timeout): not a duration") }
+        guard let limit = Parse.duration(timeout) else {
+            throw CLIError(.usage, "--timeout \(timeout): not a duration")
+        }
         let report = NestingReport(facts: .gather())
         let policy: NestingPolicy = report.isAvailable ? .on : .force
         out("host: \(report.summary)")
@@ -28,19 +30,26 @@ struct ProbeCommand: ParsableCommand {
             let facts = try probe(image, policy: policy, timeout: limit)
             if image.name == launcher.name { launcherFacts = facts }
         }
-        let ran = launcherFacts["vmrun"] == 1 && launcherFacts["exitcode"] == 0x81
+        let ran =
+            launcherFacts["vmrun"] == 1 && launcherFacts["exitcode"] == 0x81
             || launcherFacts["vmlaunch"] == 1 && launcherFacts["exit_reason"] == 18
         if ran {
             // The probe's levels are counted from this host; the machine's, from its L0.
             let hostLevel = report.facts.cpu.chain?.level ?? (report.facts.cpu.isVirtualMachine ? 1 : 0)
-            out("verdict: nested virtualization works: a guest hypervisor (L1) ran its own guest (L2)"
-                  + (hostLevel > 0 ? "; this host is itself a VM at level \(hostLevel), so that L2 is L\(hostLevel + 2) of the machine" : ""))
+            out(
+                "verdict: nested virtualization works: a guest hypervisor (L1) ran its own guest (L2)"
+                    + (hostLevel > 0
+                        ? "; this host is itself a VM at level \(hostLevel), so that L2 is L\(hostLevel + 2) of the machine"
+                        : ""))
             return
         }
-        var why = report.isAvailable ? "the host reports nesting available, but the guest hypervisor could not run its guest"
-                                     : report.summary
+        var why =
+            report.isAvailable
+            ? "the host reports nesting available, but the guest hypervisor could not run its guest"
+            : report.summary
         if let vector = launcherFacts["exception"] {
-            why += "; with nesting forced on, the guest hypervisor took exception \(vector) at \(hex(launcherFacts["exception_rip"] ?? 0))"
+            why +=
+                "; with nesting forced on, the guest hypervisor took exception \(vector) at \(hex(launcherFacts["exception_rip"] ?? 0))"
         }
         out("verdict: \(why)")
         throw ExitCode(ExitStatus.nestingUnavailable.rawValue)

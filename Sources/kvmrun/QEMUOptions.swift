@@ -6,19 +6,23 @@ import KVMCore
 /// a value that asks for something kvmrun's machine is not is an error, never
 /// silently ignored.
 struct QEMUOptions: ParsableArguments {
-    @Option(name: [.customLong("machine", withSingleDash: true), .customShort("M")],
-            parsing: .unconditional,
-            help: ArgumentHelp("pc, q35 or microvm; accel=kvm (the machine is always a PC on KVM).", valueName: "type"))
+    @Option(
+        name: [.customLong("machine", withSingleDash: true), .customShort("M")],
+        parsing: .unconditional,
+        help: ArgumentHelp("pc, q35 or microvm; accel=kvm (the machine is always a PC on KVM).", valueName: "type"))
     var machine: String?
 
-    @Option(name: .customLong("accel", withSingleDash: true), parsing: .unconditional,
-            help: ArgumentHelp("kvm.", valueName: "kvm"))
+    @Option(
+        name: .customLong("accel", withSingleDash: true), parsing: .unconditional,
+        help: ArgumentHelp("kvm.", valueName: "kvm"))
     var accel: String?
 
     @Flag(name: .customLong("enable-kvm", withSingleDash: true), help: "Always on.")
     var enableKVM = false
 
-    @Flag(name: .customLong("nodefaults", withSingleDash: true), help: "kvmrun has no default devices beyond COM1, debug-exit and fw_cfg.")
+    @Flag(
+        name: .customLong("nodefaults", withSingleDash: true),
+        help: "kvmrun has no default devices beyond COM1, debug-exit and fw_cfg.")
     var nodefaults = false
 
     @Flag(name: .customLong("no-reboot", withSingleDash: true), help: "A triple fault always ends the run (status 12).")
@@ -27,22 +31,30 @@ struct QEMUOptions: ParsableArguments {
     @Flag(name: .customLong("nographic", withSingleDash: true), help: "There is no display.")
     var nographic = false
 
-    @Option(name: .customLong("display", withSingleDash: true), parsing: .unconditional,
-            help: ArgumentHelp("none.", valueName: "none"))
+    @Option(
+        name: .customLong("display", withSingleDash: true), parsing: .unconditional,
+        help: ArgumentHelp("none.", valueName: "none"))
     var display: String?
 
-    @Option(name: .customLong("serial", withSingleDash: true), parsing: .unconditional,
-            help: ArgumentHelp("stdio (COM1 is always on stdout).", valueName: "stdio"))
+    @Option(
+        name: .customLong("serial", withSingleDash: true), parsing: .unconditional,
+        help: ArgumentHelp("stdio (COM1 is always on stdout).", valueName: "stdio"))
     var serial: String?
 
-    @Option(name: .customLong("device", withSingleDash: true),
-            parsing: .unconditionalSingleValue,
-            help: ArgumentHelp("isa-debug-exit,iobase=0xf4[,iosize=N] (always present at 0xf4), pc-testdev or pci-testdev (QEMU's test devices, for multiboot kernels).", valueName: "spec"))
+    @Option(
+        name: .customLong("device", withSingleDash: true),
+        parsing: .unconditionalSingleValue,
+        help: ArgumentHelp(
+            "isa-debug-exit,iobase=0xf4[,iosize=N] (always present at 0xf4), pc-testdev or pci-testdev (QEMU's test devices, for multiboot kernels).",
+            valueName: "spec"))
     var devices: [String] = []
 
-    @Option(name: .customLong("cpu", withSingleDash: true),
-            parsing: .unconditional,
-            help: ArgumentHelp("host, max (what KVM supports) or a QEMU model (qemu64, qemu32, kvm64, kvm32, Conroe, Penryn, Nehalem, Westmere), then ,+feat ,-feat ,feat=on|off ,vendor=… ,kvm=off; +vmx/+svm mean --nested.", valueName: "model[,…]"))
+    @Option(
+        name: .customLong("cpu", withSingleDash: true),
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "host, max (what KVM supports) or a QEMU model (qemu64, qemu32, kvm64, kvm32, Conroe, Penryn, Nehalem, Westmere), then ,+feat ,-feat ,feat=on|off ,vendor=… ,kvm=off; +vmx/+svm mean --nested.",
+            valueName: "model[,…]"))
     var cpu: String?
 
     func check() throws {
@@ -50,12 +62,16 @@ struct QEMUOptions: ParsableArguments {
             let item = String(part)
             if item.hasPrefix("accel=") {
                 try checkAccel(String(item.dropFirst(6)), "-machine \(machine!)")
-            } else if !["pc", "q35", "microvm", "type=pc", "type=q35", "type=microvm"].contains(item) && !item.contains("=") {
+            } else if !["pc", "q35", "microvm", "type=pc", "type=q35", "type=microvm"].contains(item)
+                && !item.contains("=")
+            {
                 throw CLIError(.usage, "-machine \(machine!): kvmrun's machine is a PC (pc, q35 or microvm accepted)")
             }
         }
         if let accel { try checkAccel(accel, "-accel \(accel)") }
-        if let display, display != "none" { throw CLIError(.usage, "-display \(display): kvmrun has no display (use none)") }
+        if let display, display != "none" {
+            throw CLIError(.usage, "-display \(display): kvmrun has no display (use none)")
+        }
         if let serial, serial != "stdio" && serial != "mon:stdio" {
             throw CLIError(.usage, "-serial \(serial): COM1 always goes to stdout (use stdio)")
         }

@@ -8,7 +8,8 @@ struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run a guest (the default subcommand).",
-        discussion: "Exit statuses:\n" + ExitStatus.allCases
+        discussion: "Exit statuses:\n"
+            + ExitStatus.allCases
             .map { "  \($0.rawValue)\t\($0.meaning)" }.joined(separator: "\n")
             + "\n  odd\tisa-debug-exit: the guest wrote v to port 0xf4, status (v << 1) | 1"
     )

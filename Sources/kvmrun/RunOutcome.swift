@@ -20,12 +20,15 @@ struct ReportOptions: ParsableArguments {
 /// The rest of a `kvmrun` or `kvmrun restore` run once its machine is built:
 /// signals and stdin served by `session`, snapshots taken, exits traced and
 /// counted as `report` asks, and the last stop turned into kvmrun's exit.
-func runToEnd(_ machine: Machine, session: Session, snapshots: SnapshotOptions, report: ReportOptions,
-              timeout: String?) throws {
+func runToEnd(
+    _ machine: Machine, session: Session, snapshots: SnapshotOptions, report: ReportOptions,
+    timeout: String?
+) throws {
     try session.attach(machine)
     machine.vcpu.statistics.measureTime = report.stats
-    let stop = try runServingSnapshots(machine, session: session, options: snapshots,
-                                       timeout: try parseTimeout(timeout), trace: report.trace)
+    let stop = try runServingSnapshots(
+        machine, session: session, options: snapshots,
+        timeout: try parseTimeout(timeout), trace: report.trace)
     if report.stats { printStatistics(machine) }
     if case .stopped = stop, let interruption = session.interruption { throw interruption }
     try finishRun(stop, timeout: timeout)
@@ -65,7 +68,8 @@ func finishRun(_ stop: StopReason, timeout: String?) throws {
         return
     case .systemEvent(type: ACPIPowerManagement.suspendEvent, _):
         // ACPI S3: QEMU stays suspended until a wake-up; kvmrun has none to give.
-        throw CLIError(.suspended, "the guest suspended to RAM (ACPI S3); kvmrun has no wake-up source, so the run ends")
+        throw CLIError(
+            .suspended, "the guest suspended to RAM (ACPI S3); kvmrun has no wake-up source, so the run ends")
     case .systemEvent(let type, _):
         throw CLIError(.entryFailure, "unexpected system event \(type)")
     case .debug(let trap):

@@ -24,14 +24,15 @@ final class Session: @unchecked Sendable {
         for s in [SIGINT, SIGTERM, SIGHUP, SIGUSR1] { sigaddset(&set, s) }
         pthread_sigmask(SIG_BLOCK, &set, nil)
         let waitSet = set
-        threads.append(try PosixThread { [self] in
-            var set = waitSet
-            while true {
-                var signal: Int32 = 0
-                guard sigwait(&set, &signal) == 0 else { continue }
-                handle(signal)
-            }
-        })
+        threads.append(
+            try PosixThread { [self] in
+                var set = waitSet
+                while true {
+                    var signal: Int32 = 0
+                    guard sigwait(&set, &signal) == 0 else { continue }
+                    handle(signal)
+                }
+            })
     }
 
     /// Starts serving `machine`: its vCPUs are what signals stop, its UART what stdin feeds.
@@ -42,15 +43,16 @@ final class Session: @unchecked Sendable {
         guard Console.isInteractiveInput else { return }
         Console.enterRawMode()
         let serial = machine.serial
-        threads.append(try PosixThread {
-            var buffer = [UInt8](repeating: 0, count: 256)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return }
-                serial.receive(Array(buffer[0..<n]))
-            }
-        })
+        threads.append(
+            try PosixThread {
+                var buffer = [UInt8](repeating: 0, count: 256)
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { return }
+                    serial.receive(Array(buffer[0..<n]))
+                }
+            })
     }
 
     /// The status for a run that ended `.stopped` by a signal, if it was one.

@@ -6,22 +6,32 @@ import KVMCore
 /// (HC_SNAPSHOT), on SIGUSR1, or after a number of exits. Each is written
 /// atomically; `kvmrun restore FILE` continues it in another process.
 struct SnapshotOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("When the guest asks (HC_SNAPSHOT with tag t), write DIR/snapshot-t.kvmsnap.", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "When the guest asks (HC_SNAPSHOT with tag t), write DIR/snapshot-t.kvmsnap.", valueName: "dir"))
     var snapshotDir: String?
 
-    @Option(help: ArgumentHelp("At most N distinct guest-requested snapshots in the --snapshot-dir DIR (a guest choosing tags may not fill the disk).", valueName: "n"))
+    @Option(
+        help: ArgumentHelp(
+            "At most N distinct guest-requested snapshots in the --snapshot-dir DIR (a guest choosing tags may not fill the disk).",
+            valueName: "n"))
     var snapshotLimit: Int = 64
 
     @Option(help: ArgumentHelp("On SIGUSR1, write a snapshot to FILE (each signal overwrites it).", valueName: "file"))
     var snapshotOnSignal: String?
 
-    @Option(parsing: .upToNextOption,
-            help: ArgumentHelp("After N exits of vCPU 0 (not counting signal interruptions), write a snapshot to FILE.", valueName: "n file"))
+    @Option(
+        parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "After N exits of vCPU 0 (not counting signal interruptions), write a snapshot to FILE.",
+            valueName: "n file"))
     var snapshotAtExit: [String] = []
 
     /// The options, checked before the run starts.
     func check() throws {
-        guard snapshotLimit >= 1 else { throw CLIError(.usage, "--snapshot-limit \(snapshotLimit): expected at least 1") }
+        guard snapshotLimit >= 1 else {
+            throw CLIError(.usage, "--snapshot-limit \(snapshotLimit): expected at least 1")
+        }
         _ = try atExit()
     }
 
@@ -29,7 +39,10 @@ struct SnapshotOptions: ParsableArguments {
     func atExit() throws -> (count: Int, path: String)? {
         guard !snapshotAtExit.isEmpty else { return nil }
         guard snapshotAtExit.count == 2, let n = Int(snapshotAtExit[0]), n >= 1 else {
-            throw CLIError(.usage, "--snapshot-at-exit \(snapshotAtExit.joined(separator: " ")): expected a number of exits (at least 1) and a file")
+            throw CLIError(
+                .usage,
+                "--snapshot-at-exit \(snapshotAtExit.joined(separator: " ")): expected a number of exits (at least 1) and a file"
+            )
         }
         return (n, snapshotAtExit[1])
     }
@@ -38,14 +51,16 @@ struct SnapshotOptions: ParsableArguments {
 /// Runs `machine` until a stop that ends the run, serving the hostcall requests
 /// that resume (HC_SYNC, HC_SNAPSHOT, nested-state dumps) and the snapshots
 /// `options` ask for. Returns the final stop.
-func runServingSnapshots(_ machine: Machine, session: Session, options: SnapshotOptions,
-                         timeout: Duration?, trace: Bool) throws -> StopReason {
+func runServingSnapshots(
+    _ machine: Machine, session: Session, options: SnapshotOptions,
+    timeout: Duration?, trace: Bool
+) throws -> StopReason {
     let atExit = try options.atExit()
     let exitSnapshotDue = AtomicFlag()
     var tracer: (@Sendable (VCPU, VMExit) -> Void)? = nil
     if trace { tracer = traceExit }
     if let atExit {
-        let exits = AtomicCounter()    // vCPU 0's; the tracer runs on every vCPU's thread
+        let exits = AtomicCounter() // vCPU 0's; the tracer runs on every vCPU's thread
         tracer = { vcpu, exit in
             if trace { traceExit(vcpu, exit) }
             guard vcpu.id == 0 else { return }
@@ -58,8 +73,8 @@ func runServingSnapshots(_ machine: Machine, session: Session, options: Snapshot
         }
     }
     let deadline = RunDeadline(timeout)
-    var guestTags: Set<UInt64> = []    // the files the guest's HC_SNAPSHOT calls made
-    var noted: Set<String> = []        // each note once: a guest may ask thousands of times
+    var guestTags: Set<UInt64> = [] // the files the guest's HC_SNAPSHOT calls made
+    var noted: Set<String> = [] // each note once: a guest may ask thousands of times
     func note(_ key: String, _ text: String) {
         if noted.insert(key).inserted { eprint(text) }
     }
@@ -77,14 +92,19 @@ func runServingSnapshots(_ machine: Machine, session: Session, options: Snapshot
                 continue
             }
             guard guestTags.contains(tag) || guestTags.count < options.snapshotLimit else {
-                note("limit", "kvmrun: the guest asked for more than \(options.snapshotLimit) distinct snapshots; from tag \(tag) on, new tags are not written (--snapshot-limit N)")
+                note(
+                    "limit",
+                    "kvmrun: the guest asked for more than \(options.snapshotLimit) distinct snapshots; from tag \(tag) on, new tags are not written (--snapshot-limit N)"
+                )
                 continue
             }
             let path = "\(directory)/snapshot-\(tag).kvmsnap"
             if try writeSnapshot(of: machine, to: path, why: "HC_SNAPSHOT \(tag)", keepingFree: 0.05) {
                 guestTags.insert(tag)
             } else {
-                note("space", "kvmrun: HC_SNAPSHOT \(tag): not written, \(path) would leave less than 5% of its filesystem free")
+                note(
+                    "space",
+                    "kvmrun: HC_SNAPSHOT \(tag): not written, \(path) would leave less than 5% of its filesystem free")
             }
             continue
         case .stopped where exitSnapshotDue.isRaised || session.dumpRequested.isRaised:
@@ -110,7 +130,9 @@ func runServingSnapshots(_ machine: Machine, session: Session, options: Snapshot
 /// of its filesystem free is not written (false): a guest's requests may not
 /// fill the disk.
 @discardableResult
-private func writeSnapshot(of machine: Machine, to path: String, why: String, keepingFree reserve: Double = 0) throws -> Bool {
+private func writeSnapshot(of machine: Machine, to path: String, why: String, keepingFree reserve: Double = 0) throws
+    -> Bool
+{
     do {
         let snapshot = try machine.snapshot()
         if reserve > 0, let space = FileSystemSpace(path) {

@@ -26,10 +26,12 @@ func printStatistics(_ machine: Machine) {
     let s = machine.vcpu.statistics
     var lines = ["exits: \(s.totalExits)"]
     for (name, count) in s.exitsByReason { lines.append("  \(pad(name, 16)) \(count)") }
-    let guest = Double(s.guestNanoseconds) / 1e6, vmm = Double(s.vmmNanoseconds) / 1e6
+    let guest = Double(s.guestNanoseconds) / 1e6
+    let vmm = Double(s.vmmNanoseconds) / 1e6
     let share = guest + vmm > 0 ? Int((guest / (guest + vmm) * 100).rounded()) : 0
     lines.append("time: guest \(format(guest)) ms, vmm \(format(vmm)) ms (\(share)% in guest)")
-    lines.append("unassigned: \(machine.bus.unassignedPortAccesses) port, \(machine.bus.unassignedMMIOAccesses) MMIO accesses")
+    lines.append(
+        "unassigned: \(machine.bus.unassignedPortAccesses) port, \(machine.bus.unassignedMMIOAccesses) MMIO accesses")
     eprint(lines.joined(separator: "\n"))
 }
 

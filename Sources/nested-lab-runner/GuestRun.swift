@@ -28,13 +28,15 @@ struct RunLog: Equatable {
     /// The first way `self` differs from `other`, for a FAIL line; nil when equal.
     func difference(from other: RunLog) -> String? {
         if events != other.events {
-            return "stops differ: got [\(events.joined(separator: ", "))], expected [\(other.events.joined(separator: ", "))]"
+            return
+                "stops differ: got [\(events.joined(separator: ", "))], expected [\(other.events.joined(separator: ", "))]"
         }
         if serial != other.serial {
             let a = serialText.split(separator: "\n", omittingEmptySubsequences: false)
             let b = other.serialText.split(separator: "\n", omittingEmptySubsequences: false)
             for i in 0..<max(a.count, b.count) {
-                let x = i < a.count ? String(a[i]) : "<none>", y = i < b.count ? String(b[i]) : "<none>"
+                let x = i < a.count ? String(a[i]) : "<none>"
+                let y = i < b.count ? String(b[i]) : "<none>"
                 if x != y { return "serial line \(i + 1) differs: got '\(x)', expected '\(y)'" }
             }
             return "serial output differs"
@@ -61,11 +63,12 @@ struct LabFailure: Error, CustomStringConvertible {
 /// with the same stops (sync 1, sync 2, dump and sync 3 from L2, sync 4, done 0).
 enum LabGuest {
     /// The host CPU's nesting technology, read from CPUID once.
-    static let vendor: NestedVendor = switch HostCPU.current().vendor {
-    case .intel: .vmx
-    case .amd: .svm
-    case .other: .unknown
-    }
+    static let vendor: NestedVendor =
+        switch HostCPU.current().vendor {
+        case .intel: .vmx
+        case .amd: .svm
+        case .other: .unknown
+        }
     /// The guest for `vendor` (nested-svm-l2 when unknown: `machine` refuses to run it).
     static let image: GuestImage = vendor == .vmx ? .nestedVmxL2 : .nestedSvmL2
     static let memorySize: UInt64 = 64 << 20
@@ -74,7 +77,9 @@ enum LabGuest {
     /// A machine with nesting on (VMX/SVM offered as the host allows) and serial captured.
     static func machine(kvm: KVM, memorySize: UInt64 = LabGuest.memorySize) throws -> Machine {
         if vendor == .unknown {
-            throw LabFailure("the host CPU is \(HostCPU.current().vendorString), neither GenuineIntel (VMX) nor AuthenticAMD (SVM): no nested guest to drive")
+            throw LabFailure(
+                "the host CPU is \(HostCPU.current().vendorString), neither GenuineIntel (VMX) nor AuthenticAMD (SVM): no nested guest to drive"
+            )
         }
         let machine = try Machine(memorySize: memorySize, serial: .buffer, kvm: kvm)
         try machine.vcpu.enableNesting(.on)
@@ -115,9 +120,11 @@ enum LabGuest {
     /// its port exit still pending). `onStop` sees every stop before `pause`.
     /// Returns true when the run ended.
     @discardableResult
-    static func drive(_ machine: Machine, log: inout [String],
-                      onStop: (String) throws -> Void = { _ in },
-                      pause: (String, Int) -> Bool = { _, _ in false }) throws -> Bool {
+    static func drive(
+        _ machine: Machine, log: inout [String],
+        onStop: (String) throws -> Void = { _ in },
+        pause: (String, Int) -> Bool = { _, _ in false }
+    ) throws -> Bool {
         while true {
             let (name, terminal) = event(try machine.run(timeout: timeout))
             log.append(name)
@@ -129,8 +136,9 @@ enum LabGuest {
 
     /// What the machine has produced so far, as a log (events given).
     static func log(of machine: Machine, events: [String]) -> RunLog {
-        RunLog(events: events, serial: machine.serial.output,
-               facts: machine.hostcall.facts.map { RunLog.Fact(key: $0.key, value: $0.value) })
+        RunLog(
+            events: events, serial: machine.serial.output,
+            facts: machine.hostcall.facts.map { RunLog.Fact(key: $0.key, value: $0.value) })
     }
 
     /// An uninterrupted run: the reference every restored run must reproduce.
@@ -140,7 +148,9 @@ enum LabGuest {
         try drive(machine, log: &events)
         let log = log(of: machine, events: events)
         guard log.events.last == "done 0" else {
-            throw LabFailure("the uninterrupted run ended with '\(log.events.last ?? "nothing")', not HC_DONE 0; serial: \(log.serialText.split(separator: "\n").last ?? "")")
+            throw LabFailure(
+                "the uninterrupted run ended with '\(log.events.last ?? "nothing")', not HC_DONE 0; serial: \(log.serialText.split(separator: "\n").last ?? "")"
+            )
         }
         return log
     }

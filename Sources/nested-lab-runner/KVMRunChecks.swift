@@ -30,15 +30,23 @@ func checkHost(output path: String, status: Int32) throws {
     let nested = amd?["parameters"]?["nested"]?.stringValue
     let summary = json["verdict"]?["summary"]?.stringValue ?? "?"
     info(name, "verdict: \(summary)")
-    info(name, "vendor=\(vendor ?? "?") virtual_machine=\(virtualMachine.map { "\($0)" } ?? "?") hypervisor_signature=\(signature ?? "none") kvm_amd nested=\(nested ?? "?") nested_state_capability=\(capability.map { "\($0)" } ?? "?")")
-    for warning in json["verdict"]?["warnings"]?.arrayValue ?? [] { info(name, "warning: \(warning.stringValue ?? "")") }
+    info(
+        name,
+        "vendor=\(vendor ?? "?") virtual_machine=\(virtualMachine.map { "\($0)" } ?? "?") hypervisor_signature=\(signature ?? "none") kvm_amd nested=\(nested ?? "?") nested_state_capability=\(capability.map { "\($0)" } ?? "?")"
+    )
+    for warning in json["verdict"]?["warnings"]?.arrayValue ?? [] {
+        info(name, "warning: \(warning.stringValue ?? "")")
+    }
     var problems: [String] = []
     if status != 0 { problems.append("kvmrun host exited \(status), expected 0") }
     if available != true { problems.append("verdict.available is not true (\(summary))") }
     if technology != "SVM" { problems.append("verdict.technology is \(technology ?? "null"), expected SVM") }
-    if capability != 4224 { problems.append("kvm.nested_state_capability is \(capability.map { "\($0)" } ?? "null"), expected 4224") }
+    if capability != 4224 {
+        problems.append("kvm.nested_state_capability is \(capability.map { "\($0)" } ?? "null"), expected 4224")
+    }
     if virtualMachine != true || signature != "TCGTCGTCGTCG" {
-        problems.append("host.hypervisor_signature is \(signature ?? "null"), expected TCGTCGTCGTCG (L1 runs under QEMU TCG)")
+        problems.append(
+            "host.hypervisor_signature is \(signature ?? "null"), expected TCGTCGTCGTCG (L1 runs under QEMU TCG)")
     }
     if amd?["hardware"]?.boolValue != true { problems.append("kvm.modules has no hardware kvm_amd") }
     if nested != "1" && nested != "Y" { problems.append("kvm_amd nested=\(nested ?? "absent"), expected 1") }
@@ -58,12 +66,15 @@ func checkProbe(output path: String, status: Int32) throws {
     if status != 0 { problems.append("kvmrun probe exited \(status), expected 0") }
     let vmruns = lines.filter { $0.hasPrefix("probe vmrun=ok ") && keyValues($0)["exitcode"] == "0x81" }
     if vmruns.count < 2 {
-        problems.append("\(vmruns.count) 'probe vmrun=ok exitcode=0x81' lines, expected 2 (nested-enable and nested-svm-l2)")
+        problems.append(
+            "\(vmruns.count) 'probe vmrun=ok exitcode=0x81' lines, expected 2 (nested-enable and nested-svm-l2)")
     }
     if !vmruns.contains(where: { keyValues($0)["l2_rax"] == "0x12345678" }) {
         problems.append("no launcher line with l2_rax=0x12345678")
     }
-    if !lines.contains(where: { $0.hasPrefix("probe efer_svme=ok") }) { problems.append("no 'probe efer_svme=ok' (nested-enable)") }
+    if !lines.contains(where: { $0.hasPrefix("probe efer_svme=ok") }) {
+        problems.append("no 'probe efer_svme=ok' (nested-enable)")
+    }
     if !lines.contains(where: { $0 == "l2 entered" }) { problems.append("L2 never printed 'l2 entered'") }
     if !lines.contains(where: { $0.hasPrefix("verdict: nested virtualization works") }) {
         problems.append("no 'verdict: nested virtualization works' line")
@@ -94,28 +105,41 @@ func checkNestedDump(output path: String, status: Int32) throws {
             throw LabFailure("a JSON line does not parse: \(error)")
         }
     }
-    guard let request = dumps.first(where: { $0["trigger"]?.stringValue == "request" }), let state = request["state"] else {
+    guard let request = dumps.first(where: { $0["trigger"]?.stringValue == "request" }), let state = request["state"]
+    else {
         throw LabFailure("no dump with trigger 'request' (HC_DUMP_NESTED from L2); \(dumps.count) dumps")
     }
     let flags = (state["flags"]?["names"]?.arrayValue ?? []).compactMap(\.stringValue)
     let format = state["format"]?["name"]?.stringValue
     let svm = state["svm"]
-    let control = svm?["vmcb"]?["control"], save = svm?["vmcb"]?["save"]
+    let control = svm?["vmcb"]?["control"]
+    let save = svm?["vmcb"]?["save"]
     func field(_ object: JSONValue?, _ key: String) -> UInt64? { number(object?[key]?.stringValue) }
     let vmcbPA = number(svm?["vmcb_pa"]?.stringValue)
     let asid = field(control, "asid")
-    let misc1 = field(control, "intercept_misc1"), misc2 = field(control, "intercept_misc2")
+    let misc1 = field(control, "intercept_misc1")
+    let misc2 = field(control, "intercept_misc2")
     let intercept = misc1.flatMap { a in misc2.map { b in a | b << 32 } }
     let l1EFER = field(save, "efer")
-    info(name, "dump (request): flags=\(flags.joined(separator: "|")) format=\(format ?? "?") size=\(state["size"]?.int64Value ?? -1) vmcb_pa=\(vmcbPA.map(hex) ?? "?") asid=\(asid.map { "\($0)" } ?? "?") intercept=\(intercept.map(hex) ?? "?") l1.efer=\(l1EFER.map(hex) ?? "?") l1.rip=\(field(save, "rip").map(hex) ?? "?")")
+    info(
+        name,
+        "dump (request): flags=\(flags.joined(separator: "|")) format=\(format ?? "?") size=\(state["size"]?.int64Value ?? -1) vmcb_pa=\(vmcbPA.map(hex) ?? "?") asid=\(asid.map { "\($0)" } ?? "?") intercept=\(intercept.map(hex) ?? "?") l1.efer=\(l1EFER.map(hex) ?? "?") l1.rip=\(field(save, "rip").map(hex) ?? "?")"
+    )
     if !flags.contains("GUEST_MODE") || !flags.contains("GIF_SET") {
         problems.append("flags are \(flags.joined(separator: "|")), expected GUEST_MODE|GIF_SET while L2 runs")
     }
     if format != "svm" { problems.append("format is \(format ?? "null"), expected svm") }
-    if state["size"]?.int64Value != 4224 { problems.append("size is \(state["size"]?.int64Value ?? -1), expected 4224") }
+    if state["size"]?.int64Value != 4224 {
+        problems.append("size is \(state["size"]?.int64Value ?? -1), expected 4224")
+    }
     func compare(_ what: String, _ dumped: UInt64?, _ reported: String?) {
-        guard let r = number(reported) else { problems.append("the guest did not report \(what)"); return }
-        if dumped != r { problems.append("\(what): dump says \(dumped.map(hex) ?? "null"), the guest reported \(hex(r))") }
+        guard let r = number(reported) else {
+            problems.append("the guest did not report \(what)")
+            return
+        }
+        if dumped != r {
+            problems.append("\(what): dump says \(dumped.map(hex) ?? "null"), the guest reported \(hex(r))")
+        }
     }
     compare("vmcb_pa", vmcbPA, guest["vmcb_pa"])
     compare("asid", asid, guest["asid"])
@@ -129,6 +153,8 @@ func checkNestedDump(output path: String, status: Int32) throws {
     } else {
         problems.append("no dump at exit")
     }
-    if !lines.contains(where: { $0.hasPrefix("probe vmrun=ok exitcode=0x81") }) { problems.append("the guest did not finish its VMRUN") }
+    if !lines.contains(where: { $0.hasPrefix("probe vmrun=ok exitcode=0x81") }) {
+        problems.append("the guest did not finish its VMRUN")
+    }
     if !problems.isEmpty { throw LabFailure(problems.joined(separator: "; ")) }
 }

@@ -12,8 +12,9 @@ import KVMCore
 func checkL2FastReset(kernel: String, initrd: String) throws {
     let name = "l2-fast-reset"
     var t0 = secondsNow()
-    let machine = try linuxPC(kernel: kernel, initrd: initrd, memorySize: 512 << 20, nested: true,
-                              commandLine: "console=ttyS0 quiet -- /l2-nested spin 8")
+    let machine = try linuxPC(
+        kernel: kernel, initrd: initrd, memorySize: 512 << 20, nested: true,
+        commandLine: "console=ttyS0 quiet -- /l2-nested spin 8")
     try runUntil(machine, seconds: 600) { $0.contains("spinning") }
     info(name, "L2 booted, its kvmrun started L3 (spinning) in \(twoDecimals(secondsNow() - t0)) s (L1 time)")
 
@@ -31,7 +32,10 @@ func checkL2FastReset(kernel: String, initrd: String) throws {
     t0 = secondsNow()
     let snapshot = try machine.snapshot()
     let flags = try snapshot.vcpus[0].nestedState.map { try NestedState(bytes: $0).flags }
-    info(name, "snapshot with L3 running in \(twoDecimals((secondsNow() - t0) * 1000)) ms: nested flags \(flags.map { "\($0)" } ?? "none"), \(snapshot.storedPages) pages")
+    info(
+        name,
+        "snapshot with L3 running in \(twoDecimals((secondsNow() - t0) * 1000)) ms: nested flags \(flags.map { "\($0)" } ?? "none"), \(snapshot.storedPages) pages"
+    )
 
     // Each run from the snapshot: L2's console from there on, and how it stopped.
     func finish() throws -> (console: String, stop: StopReason) {
@@ -41,7 +45,8 @@ func checkL2FastReset(kernel: String, initrd: String) throws {
     }
     func check(_ run: String, _ result: (console: String, stop: StopReason)) throws {
         guard case .systemEvent(type: SystemEvent.shutdown, _) = result.stop else {
-            throw LabFailure("\(run): L2 stopped with \(result.stop), not power off; last: \(result.console.suffix(200))")
+            throw LabFailure(
+                "\(run): L2 stopped with \(result.stop), not power off; last: \(result.console.suffix(200))")
         }
         guard result.console.contains("L3-DONE status 16") else {
             throw LabFailure("\(run): no 'L3-DONE status 16' from L2; its console: \(result.console.suffix(300))")
@@ -50,7 +55,10 @@ func checkL2FastReset(kernel: String, initrd: String) throws {
     t0 = secondsNow()
     let uninterrupted = try finish()
     try check("the uninterrupted run", uninterrupted)
-    info(name, "uninterrupted: L3 done and L2 off \(twoDecimals(secondsNow() - t0)) s after the snapshot; console from the snapshot on: \(lines(uninterrupted.console))")
+    info(
+        name,
+        "uninterrupted: L3 done and L2 off \(twoDecimals(secondsNow() - t0)) s after the snapshot; console from the snapshot on: \(lines(uninterrupted.console))"
+    )
 
     var resets: [String] = []
     for n in 1...2 {
@@ -60,7 +68,9 @@ func checkL2FastReset(kernel: String, initrd: String) throws {
         let run = try finish()
         try check("reset \(n)", run)
         guard withoutTimestamps(run.console) == withoutTimestamps(uninterrupted.console) else {
-            throw LabFailure("reset \(n): L2's console from the snapshot on differs from the uninterrupted run's: \(lines(run.console)) vs \(lines(uninterrupted.console))")
+            throw LabFailure(
+                "reset \(n): L2's console from the snapshot on differs from the uninterrupted run's: \(lines(run.console)) vs \(lines(uninterrupted.console))"
+            )
         }
         resets.append("\(twoDecimals(reset * 1000)) ms (then \(twoDecimals(secondsNow() - t0 - reset)) s to power off)")
     }
@@ -77,7 +87,8 @@ private func lines(_ text: String) -> String {
 private func withoutTimestamps(_ text: String) -> String {
     text.split(whereSeparator: \.isNewline).map { line in
         guard line.hasPrefix("["), let end = line.firstIndex(of: "]"),
-              line[line.index(after: line.startIndex)..<end].allSatisfy({ $0 == " " || $0 == "." || $0.isNumber }) else {
+            line[line.index(after: line.startIndex)..<end].allSatisfy({ $0 == " " || $0 == "." || $0.isNumber })
+        else {
             return String(line)
         }
         return String(line[line.index(after: end)...])

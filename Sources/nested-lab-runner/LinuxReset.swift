@@ -8,8 +8,9 @@ import KVMCore
 /// /tmp/case-N. A case that sees another case's file was not reset.
 func checkLinuxReset(kernel: String, initrd: String) throws {
     let name = "linux-reset"
-    let machine = try linuxPC(kernel: kernel, initrd: initrd, memorySize: 256 << 20, nested: false,
-                              commandLine: "console=ttyS0 quiet kvmrun.shell=1")
+    let machine = try linuxPC(
+        kernel: kernel, initrd: initrd, memorySize: 256 << 20, nested: false,
+        commandLine: "console=ttyS0 quiet kvmrun.shell=1")
     var t0 = secondsNow()
     // The prompt after SHELL-START: the shell reads the console from here on.
     try runUntil(machine, seconds: 600) { text in
@@ -25,13 +26,21 @@ func checkLinuxReset(kernel: String, initrd: String) throws {
         resets.append(secondsNow() - t0)
         let start = machine.serial.output.count
         machine.serial.receive(Array("ls /tmp; touch /tmp/case-\(n); echo case-$((\(n) * 10))-done\n".utf8))
-        try runUntil(machine, seconds: 120) { $0.contains("case-\(n * 10)-done\r\n") || $0.contains("case-\(n * 10)-done\n") }
+        try runUntil(machine, seconds: 120) {
+            $0.contains("case-\(n * 10)-done\r\n") || $0.contains("case-\(n * 10)-done\n")
+        }
         let reply = String(decoding: machine.serial.output[start...], as: UTF8.self)
-        if let other = (1...3).first(where: { reply.contains("case-\($0)\r") || reply.contains("case-\($0)\n") || reply.contains("case-\($0) ") }) {
-            throw LabFailure("case \(n) sees /tmp/case-\(other) from an earlier case: the reset did not put the booted state back (reply: \(reply.split(separator: "\n").prefix(3).joined(separator: " | ")))")
+        if let other = (1...3).first(where: {
+            reply.contains("case-\($0)\r") || reply.contains("case-\($0)\n") || reply.contains("case-\($0) ")
+        }) {
+            throw LabFailure(
+                "case \(n) sees /tmp/case-\(other) from an earlier case: the reset did not put the booted state back (reply: \(reply.split(separator: "\n").prefix(3).joined(separator: " | ")))"
+            )
         }
     }
-    info(name, "reset(to:) of the booted Linux: \(resets.map { twoDecimals($0 * 1000) }.joined(separator: ", ")) ms (L1 time)")
+    info(
+        name,
+        "reset(to:) of the booted Linux: \(resets.map { twoDecimals($0 * 1000) }.joined(separator: ", ")) ms (L1 time)")
 }
 
 /// A one-vCPU PC with dirty-page logging (for `reset(to:)`) that boots
@@ -40,8 +49,9 @@ func checkLinuxReset(kernel: String, initrd: String) throws {
 func linuxPC(kernel: String, initrd: String, memorySize: UInt64, nested: Bool, commandLine: String) throws -> Machine {
     let machine = try Machine.pc(memorySize: memorySize, cpus: 1, serial: .buffer, logDirtyPages: true)
     if nested { try machine.vcpu.enableNesting(.on) }
-    try machine.bootLinux(kernel: try Files.read(kernel, limit: 64 << 20), initrd: try Files.read(initrd, limit: 64 << 20),
-                          commandLine: commandLine)
+    try machine.bootLinux(
+        kernel: try Files.read(kernel, limit: 64 << 20), initrd: try Files.read(initrd, limit: 64 << 20),
+        commandLine: commandLine)
     return machine
 }
 
@@ -51,7 +61,8 @@ func runUntil(_ machine: Machine, seconds: Int, _ done: (String) -> Bool) throws
         let stop = try machine.run(timeout: .seconds(1))
         if done(machine.serial.text) { return }
         guard case .timedOut = stop else {
-            throw LabFailure("the guest stopped (\(stop)) before the expected output; last: \(machine.serial.text.suffix(200))")
+            throw LabFailure(
+                "the guest stopped (\(stop)) before the expected output; last: \(machine.serial.text.suffix(200))")
         }
     }
     throw LabFailure("no expected output after \(seconds) s; last: \(machine.serial.text.suffix(200))")

@@ -8,21 +8,23 @@ import KVMCore
 /// (L2 running) or not, and the vendor's other bit: SVM's GIF, VMX's VMXON.
 private func expectedNested(at stop: String) -> (guestMode: Bool, gifOrVMXOn: Bool)? {
     switch (LabGuest.vendor, stop) {
-    case (.svm, "sync 1"): (false, true)   // before EFER.SVME
-    case (.svm, "sync 2"): (false, true)   // VMCB ready, before VMRUN
-    case (.svm, "dump"), (.svm, "sync 3"): (true, true)  // from L2
-    case (.svm, "sync 4"): (false, false)  // right after #VMEXIT: GIF = 0
-    case (.vmx, "sync 1"): (false, false)  // before VMXON: vmxon_pa = -1
-    case (.vmx, "sync 2"): (false, true)   // VMXON, VMCS loaded, before VMLAUNCH
-    case (.vmx, "dump"), (.vmx, "sync 3"): (true, true)  // from L2
-    case (.vmx, "sync 4"): (false, true)   // right after the VM exit, still in VMX operation
+    case (.svm, "sync 1"): (false, true) // before EFER.SVME
+    case (.svm, "sync 2"): (false, true) // VMCB ready, before VMRUN
+    case (.svm, "dump"), (.svm, "sync 3"): (true, true) // from L2
+    case (.svm, "sync 4"): (false, false) // right after #VMEXIT: GIF = 0
+    case (.vmx, "sync 1"): (false, false) // before VMXON: vmxon_pa = -1
+    case (.vmx, "sync 2"): (false, true) // VMXON, VMCS loaded, before VMLAUNCH
+    case (.vmx, "dump"), (.vmx, "sync 3"): (true, true) // from L2
+    case (.vmx, "sync 4"): (false, true) // right after the VM exit, still in VMX operation
     default: nil
     }
 }
 
 /// Checks a snapshot's nested state against the stop it was taken at.
 private func checkNested(_ snapshot: Snapshot, at stop: String, facts: RunLog) throws -> String {
-    guard let state = snapshot.nestedState else { throw LabFailure("at \(stop): KVM_GET_NESTED_STATE gave no decodable state") }
+    guard let state = snapshot.nestedState else {
+        throw LabFailure("at \(stop): KVM_GET_NESTED_STATE gave no decodable state")
+    }
     var text = "flags=\(state.flags) size=\(state.size)"
     if let pa = state.svm?.header.vmcbPA, state.flags.contains(.guestMode) { text += " vmcb_pa=\(hex(pa))" }
     if let h = state.vmx?.header { text += " vmxon_pa=\(hex(h.vmxonPA)) vmcs12_pa=\(hex(h.vmcs12PA))" }
@@ -34,15 +36,20 @@ private func checkNested(_ snapshot: Snapshot, at stop: String, facts: RunLog) t
     if state.format != .svm { throw LabFailure("at \(stop): nested state format \(state.format), expected svm") }
     let gif = want.gifOrVMXOn
     if state.flags.contains(.guestMode) != want.guestMode || state.flags.contains(.gifSet) != gif {
-        throw LabFailure("at \(stop): nested flags \(state.flags), expected \(want.guestMode ? "GUEST_MODE|" : "")\(gif ? "GIF_SET" : "no GIF_SET")")
+        throw LabFailure(
+            "at \(stop): nested flags \(state.flags), expected \(want.guestMode ? "GUEST_MODE|" : "")\(gif ? "GIF_SET" : "no GIF_SET")"
+        )
     }
     if want.guestMode {
         let reported = facts.fact("vmcb_pa")
         if state.svm?.header.vmcbPA != reported {
-            throw LabFailure("at \(stop): vmcb_pa \(hex(state.svm?.header.vmcbPA ?? 0)) but the guest reported \(reported.map(hex) ?? "none")")
+            throw LabFailure(
+                "at \(stop): vmcb_pa \(hex(state.svm?.header.vmcbPA ?? 0)) but the guest reported \(reported.map(hex) ?? "none")"
+            )
         }
         if let asid = facts.fact("asid"), state.svm?.vmcb?.control.asid != UInt32(truncatingIfNeeded: asid) {
-            throw LabFailure("at \(stop): vmcb12 asid \(state.svm?.vmcb?.control.asid ?? 0), the guest reported \(asid)")
+            throw LabFailure(
+                "at \(stop): vmcb12 asid \(state.svm?.vmcb?.control.asid ?? 0), the guest reported \(asid)")
         }
     }
     return text
@@ -51,18 +58,25 @@ private func checkNested(_ snapshot: Snapshot, at stop: String, facts: RunLog) t
 /// VMX: GUEST_MODE as expected; in VMX operation, vmxon_pa and vmcs12_pa are the
 /// pages the guest reported and the vmcs12 has VMCS12_REVISION; before VMXON both are -1.
 private func checkVMXNested(_ state: NestedState, at stop: String, guestMode: Bool, vmxOn: Bool, facts: RunLog) throws {
-    guard state.format == .vmx, let vmx = state.vmx else { throw LabFailure("at \(stop): nested state format \(state.format), expected vmx") }
+    guard state.format == .vmx, let vmx = state.vmx else {
+        throw LabFailure("at \(stop): nested state format \(state.format), expected vmx")
+    }
     if state.flags.contains(.guestMode) != guestMode {
-        throw LabFailure("at \(stop): nested flags \(state.flags), expected \(guestMode ? "GUEST_MODE" : "no GUEST_MODE")")
+        throw LabFailure(
+            "at \(stop): nested flags \(state.flags), expected \(guestMode ? "GUEST_MODE" : "no GUEST_MODE")")
     }
     let invalid = NestedState.invalidGPA
     let wantVMXON: UInt64? = vmxOn ? facts.fact("vmxon_pa") : invalid
     let wantVMCS: UInt64? = vmxOn ? facts.fact("vmcs_pa") : invalid
     if vmx.header.vmxonPA != wantVMXON || vmx.header.vmcs12PA != wantVMCS {
-        throw LabFailure("at \(stop): vmxon_pa \(hex(vmx.header.vmxonPA)) vmcs12_pa \(hex(vmx.header.vmcs12PA)), expected \(wantVMXON.map(hex) ?? "none") and \(wantVMCS.map(hex) ?? "none") (what the guest reported)")
+        throw LabFailure(
+            "at \(stop): vmxon_pa \(hex(vmx.header.vmxonPA)) vmcs12_pa \(hex(vmx.header.vmcs12PA)), expected \(wantVMXON.map(hex) ?? "none") and \(wantVMCS.map(hex) ?? "none") (what the guest reported)"
+        )
     }
     if vmxOn, vmx.vmcs12?.revisionID != VMCS12.revision {
-        throw LabFailure("at \(stop): vmcs12 revision \(vmx.vmcs12.map { hex(UInt64($0.revisionID)) } ?? "none"), expected \(hex(UInt64(VMCS12.revision)))")
+        throw LabFailure(
+            "at \(stop): vmcs12 revision \(vmx.vmcs12.map { hex(UInt64($0.revisionID)) } ?? "none"), expected \(hex(UInt64(VMCS12.revision)))"
+        )
     }
 }
 
@@ -97,7 +111,10 @@ func checkSaveRestoreInProcess() throws {
     let name = "save-restore-in-process"
     let kvm = try KVM()
     let reference = try LabGuest.reference(kvm: kvm)
-    info(name, "reference run: \(reference.events.joined(separator: ", ")); \(reference.serial.count) serial bytes, \(reference.facts.count) facts")
+    info(
+        name,
+        "reference run: \(reference.events.joined(separator: ", ")); \(reference.serial.count) serial bytes, \(reference.facts.count) facts"
+    )
     var problems: [String] = []
     for index in snapshotPoints(reference) {
         let stop = reference.events[index]
@@ -112,7 +129,10 @@ func checkSaveRestoreInProcess() throws {
             if let diff = LabGuest.log(of: source, events: events + rest).difference(from: reference) {
                 throw LabFailure("source after the snapshot: \(diff)")
             }
-            info(name, "at \(stop): \(snapshot.storedPages) pages, \(snapshot.vcpus[0].msrs.count) MSRs, nested \(nested): restored and source both finish like the reference")
+            info(
+                name,
+                "at \(stop): \(snapshot.storedPages) pages, \(snapshot.vcpus[0].msrs.count) MSRs, nested \(nested): restored and source both finish like the reference"
+            )
         } catch {
             problems.append("at \(stop): \(error)")
             info(name, "at \(stop): FAILED: \(error)")
@@ -147,7 +167,10 @@ func saveSnapshots(to directory: String) throws {
         let (snapshot, _, _) = try snapshotAtStop(index, kvm: kvm)
         let path = "\(directory)/stop-\(index + 1).snap"
         try snapshot.write(to: path)
-        info(name, "saved \(path) at \(reference.events[index]) in pid \(getpid()) (\(snapshot.storedPages) pages stored, nested flags \(snapshot.nestedState?.flags.description ?? "?"))")
+        info(
+            name,
+            "saved \(path) at \(reference.events[index]) in pid \(getpid()) (\(snapshot.storedPages) pages stored, nested flags \(snapshot.nestedState?.flags.description ?? "?"))"
+        )
     }
 }
 
@@ -165,7 +188,10 @@ func checkRestoreFiles(_ paths: [String]) throws {
             let stop = snapshot.labEvents.last ?? "?"
             let restored = try finishRestored(snapshot, kvm: kvm)
             if let diff = restored.difference(from: reference) { throw LabFailure(diff) }
-            info(name, "\(path) (at \(stop), nested flags \(snapshot.nestedState?.flags.description ?? "?")): restored in pid \(getpid()), finishes like the reference")
+            info(
+                name,
+                "\(path) (at \(stop), nested flags \(snapshot.nestedState?.flags.description ?? "?")): restored in pid \(getpid()), finishes like the reference"
+            )
         } catch {
             problems.append("\(path): \(error)")
         }
@@ -184,22 +210,44 @@ func checkChain() throws {
     let machine = try LabGuest.boot(kvm: kvm)
     var events: [String] = []
     var l3State: NestedState?
-    try LabGuest.drive(machine, log: &events, onStop: { stop in
-        if stop == "dump" { l3State = try machine.vcpu.nestedState() }
-    })
+    try LabGuest.drive(
+        machine, log: &events,
+        onStop: { stop in
+            if stop == "dump" { l3State = try machine.vcpu.nestedState() }
+        })
     let log = LabGuest.log(of: machine, events: events)
     var problems: [String] = []
-    if cpu.hypervisorSignature != "TCGTCGTCGTCG" { problems.append("L0 is not QEMU TCG (hypervisor signature \(cpu.hypervisorSignature ?? "none"))") }
+    if cpu.hypervisorSignature != "TCGTCGTCGTCG" {
+        problems.append("L0 is not QEMU TCG (hypervisor signature \(cpu.hypervisorSignature ?? "none"))")
+    }
     if amd == nil || amd?.flag("nested") != true { problems.append("L1's kvm_amd is not loaded with nested=1") }
     if !report.isAvailable { problems.append("L1 reports no nesting: \(report.summary)") }
-    if log.fact("vmrun") != 1 || log.fact("exitcode") != 0x81 { problems.append("L2 (the guest hypervisor) did not complete a VMRUN with a VMMCALL exit") }
-    if log.fact("l2_entered") != 1 || log.fact("l2_rax") != 0x1234_5678 { problems.append("L3 (its guest) did not run") }
-    if l3State?.flags.contains(.guestMode) != true { problems.append("L1's KVM did not report GUEST_MODE while L3 ran") }
+    if log.fact("vmrun") != 1 || log.fact("exitcode") != 0x81 {
+        problems.append("L2 (the guest hypervisor) did not complete a VMRUN with a VMMCALL exit")
+    }
+    if log.fact("l2_entered") != 1 || log.fact("l2_rax") != 0x1234_5678 {
+        problems.append("L3 (its guest) did not run")
+    }
+    if l3State?.flags.contains(.guestMode) != true {
+        problems.append("L1's KVM did not report GUEST_MODE while L3 ran")
+    }
     if events.last != "done 0" { problems.append("the guest ended with \(events.last ?? "nothing")") }
-    info(name, "L0 = \(cpu.hypervisorName ?? "none") (\(cpu.vendorString) family \(hex(cpu.family)) model \(hex(cpu.model)), CPUID signature \(cpu.hypervisorSignature ?? "none"))")
-    info(name, "L1 = Linux \(facts.kernelRelease) + KVM (kvm_amd nested=\(amd?.parameter("nested") ?? "absent") npt=\(amd?.parameter("npt") ?? "?") nrips=\(amd?.parameter("nrips") ?? "?"), KVM_CAP_NESTED_STATE=\(facts.nestedStateCapability)): runs nested-lab-runner")
-    info(name, "L2 = \(LabGuest.image.name), a guest hypervisor (EFER.SVME, VMRUN of vmcb_pa=\(log.fact("vmcb_pa").map(hex) ?? "?") asid=\(log.fact("asid") ?? 0))")
-    info(name, "L3 = its guest (l2_entered=\(log.fact("l2_entered") ?? 0), VMMCALL exit \(log.fact("exitcode").map(hex) ?? "?") with rax=\(log.fact("l2_rax").map(hex) ?? "?"); L1's KVM saw nested flags \(l3State?.flags.description ?? "?") while it ran)")
+    info(
+        name,
+        "L0 = \(cpu.hypervisorName ?? "none") (\(cpu.vendorString) family \(hex(cpu.family)) model \(hex(cpu.model)), CPUID signature \(cpu.hypervisorSignature ?? "none"))"
+    )
+    info(
+        name,
+        "L1 = Linux \(facts.kernelRelease) + KVM (kvm_amd nested=\(amd?.parameter("nested") ?? "absent") npt=\(amd?.parameter("npt") ?? "?") nrips=\(amd?.parameter("nrips") ?? "?"), KVM_CAP_NESTED_STATE=\(facts.nestedStateCapability)): runs nested-lab-runner"
+    )
+    info(
+        name,
+        "L2 = \(LabGuest.image.name), a guest hypervisor (EFER.SVME, VMRUN of vmcb_pa=\(log.fact("vmcb_pa").map(hex) ?? "?") asid=\(log.fact("asid") ?? 0))"
+    )
+    info(
+        name,
+        "L3 = its guest (l2_entered=\(log.fact("l2_entered") ?? 0), VMMCALL exit \(log.fact("exitcode").map(hex) ?? "?") with rax=\(log.fact("l2_rax").map(hex) ?? "?"); L1's KVM saw nested flags \(l3State?.flags.description ?? "?") while it ran)"
+    )
     if !problems.isEmpty { throw LabFailure(problems.joined(separator: "; ")) }
 }
 

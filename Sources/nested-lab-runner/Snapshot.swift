@@ -11,7 +11,8 @@ extension Snapshot {
     /// The stops of the run before the snapshot.
     var labEvents: [String] {
         guard let bytes = notes[Snapshot.eventsNote], !bytes.isEmpty else { return [] }
-        return String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        return String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(
+            String.init)
     }
 
     static func notes(events: [String]) -> [String: [UInt8]] {

@@ -8,10 +8,10 @@ import KVMCore
 
 /// Which real state a case starts from: a stop of the lab guest (LabGuest).
 enum ValidatorBase: String, CaseIterable, Sendable {
-    case beforeEnable = "sync 1"  // VMX: before VMXON (vmxon_pa -1); SVM: before EFER.SVME
-    case beforeEntry = "sync 2"   // VMX: VMXON, VMCS loaded; SVM: EFER.SVME set, VMCB ready, GIF set
-    case l2Running = "sync 3"     // in L2: GUEST_MODE (SVM: |GIF_SET)
-    case afterExit = "sync 4"     // back in L1 (VMX: still in VMX operation; SVM: GIF clear)
+    case beforeEnable = "sync 1" // VMX: before VMXON (vmxon_pa -1); SVM: before EFER.SVME
+    case beforeEntry = "sync 2" // VMX: VMXON, VMCS loaded; SVM: EFER.SVME set, VMCB ready, GIF set
+    case l2Running = "sync 3" // in L2: GUEST_MODE (SVM: |GIF_SET)
+    case afterExit = "sync 4" // back in L1 (VMX: still in VMX operation; SVM: GIF clear)
 }
 
 struct ValidatorCase: Sendable {
@@ -44,10 +44,14 @@ func checkValidator() throws {
         bases[base] = try snapshotAtStop(index, kvm: kvm).0
     }
     var disagreements: [String] = []
-    var agreed = 0, gaps = 0, skipped = 0
+    var agreed = 0
+    var gaps = 0
+    var skipped = 0
     for c in cases {
         let snapshot = bases[c.base]!
-        guard let nested = snapshot.vcpus[0].nestedState else { throw LabFailure("no nested state at \(c.base.rawValue)") }
+        guard let nested = snapshot.vcpus[0].nestedState else {
+            throw LabFailure("no nested state at \(c.base.rawValue)")
+        }
         // Everything but the nested state, which each case edits and sets itself.
         var withoutNested = snapshot
         withoutNested.vcpus[0].nestedState = nil
@@ -95,17 +99,30 @@ func checkValidator() throws {
             kernelAccepts = false
             kernel = "refuses (\(error.errno.name))"
         }
-        let kvmcore = validatorAccepts
+        let kvmcore =
+            validatorAccepts
             ? "accepts" + (violations.isEmpty ? "" : " with warnings \(violations.map(\.name).joined(separator: ","))")
             : "refuses (\(errors.map(\.name).joined(separator: ",")))"
         let agree = kernelAccepts == validatorAccepts
-        let source = kernelAccepts == c.kernelAccepts ? "" : " [kernel source reading said \(c.kernelAccepts ? "accept" : "refuse")]"
+        let source =
+            kernelAccepts == c.kernelAccepts
+            ? "" : " [kernel source reading said \(c.kernelAccepts ? "accept" : "refuse")]"
         let tag = agree ? "ok  " : c.documentedGap ? "gap " : "DIFF"
-        info(name, "\(tag) \(c.name) [\(c.base.rawValue), flags \(state.flags), size \(state.size)]: kernel \(kernel), KVMCore \(kvmcore)\(source)")
-        if agree { agreed += 1 } else if c.documentedGap { gaps += 1 } else {
+        info(
+            name,
+            "\(tag) \(c.name) [\(c.base.rawValue), flags \(state.flags), size \(state.size)]: kernel \(kernel), KVMCore \(kvmcore)\(source)"
+        )
+        if agree {
+            agreed += 1
+        } else if c.documentedGap {
+            gaps += 1
+        } else {
             disagreements.append("'\(c.name)': kernel \(kernel), KVMCore \(kvmcore)")
         }
     }
-    info(name, "\(agreed) agree, \(disagreements.count) disagree, \(gaps) disagree on checks KVMCore documents it does not make, \(skipped) not applicable")
+    info(
+        name,
+        "\(agreed) agree, \(disagreements.count) disagree, \(gaps) disagree on checks KVMCore documents it does not make, \(skipped) not applicable"
+    )
     if !disagreements.isEmpty { throw LabFailure(disagreements.joined(separator: "; ")) }
 }

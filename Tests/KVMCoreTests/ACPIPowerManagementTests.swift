@@ -1,5 +1,6 @@
-@testable import KVMCore
 import XCTest
+
+@testable import KVMCore
 
 /// The PIIX4-style ACPI registers (PM1a event and control, PM timer, GPE0), without KVM.
 final class ACPIPowerManagementTests: XCTestCase {
@@ -46,7 +47,7 @@ final class ACPIPowerManagementTests: XCTestCase {
         XCTAssertEqual(p.read(port: control, size: 2), 0x0001)
         proceeds(p.write(port: control, size: 2, value: 0x0000))
         XCTAssertEqual(p.read(port: control, size: 2), 0x0001)
-        proceeds(p.write(port: control, size: 2, value: 0x0004))          // GBL_RLS, kept
+        proceeds(p.write(port: control, size: 2, value: 0x0004)) // GBL_RLS, kept
         XCTAssertEqual(p.read(port: control, size: 2), 0x0005)
         XCTAssertEqual(p.read(port: control, size: 1), 0x05)
         XCTAssertEqual(p.read(port: control + 1, size: 1), 0x00)
@@ -65,11 +66,14 @@ final class ACPIPowerManagementTests: XCTestCase {
 
     func testS3SuspendsAndS4ShutsDown() {
         let (p, _) = pm()
-        XCTAssertEqual(systemEvent(p.write(port: control, size: 2, value: UInt32(ACPILayout.sleepTypeS3) << 10 | 0x2000)),
-                       ACPIPowerManagement.suspendEvent)
+        XCTAssertEqual(
+            systemEvent(p.write(port: control, size: 2, value: UInt32(ACPILayout.sleepTypeS3) << 10 | 0x2000)),
+            ACPIPowerManagement.suspendEvent)
         XCTAssertEqual(ACPIPowerManagement.suspendEvent, 5, "KVM_SYSTEM_EVENT_SUSPEND")
-        XCTAssertEqual(systemEvent(p.write(port: control, size: 2, value: 2 << 10 | 0x2000)), SystemEvent.shutdown, "S4 (QEMU's s4_val 2)")
-        proceeds(p.write(port: control, size: 2, value: 5 << 10 | 0x2000))   // no such state: nothing
+        XCTAssertEqual(
+            systemEvent(p.write(port: control, size: 2, value: 2 << 10 | 0x2000)), SystemEvent.shutdown,
+            "S4 (QEMU's s4_val 2)")
+        proceeds(p.write(port: control, size: 2, value: 5 << 10 | 0x2000)) // no such state: nothing
         // SLP_EN in the high byte alone, SLP_TYP written before.
         proceeds(p.write(port: control + 1, size: 1, value: 0x00))
         XCTAssertEqual(systemEvent(p.write(port: control + 1, size: 1, value: 0x20)), SystemEvent.shutdown)
@@ -87,7 +91,7 @@ final class ACPIPowerManagementTests: XCTestCase {
         XCTAssertEqual(p.read(port: timer + 1, size: 1), (3_579_545 >> 8) & 0xFF)
         XCTAssertEqual(p.read(port: timer + 2, size: 1), 3_579_545 >> 16)
         XCTAssertEqual(p.read(port: timer + 3, size: 1), 0, "the top byte of a 24-bit timer")
-        clock.nanoseconds += 4_000_000_000              // 5 s: 17_897_725 ticks, past 2^24
+        clock.nanoseconds += 4_000_000_000 // 5 s: 17_897_725 ticks, past 2^24
         XCTAssertEqual(p.read(port: timer, size: 4), 17_897_725 & 0xFF_FFFF)
         proceeds(p.write(port: timer, size: 4, value: 0))
         XCTAssertEqual(p.read(port: timer, size: 4), 17_897_725 & 0xFF_FFFF, "writes are ignored")
@@ -106,9 +110,9 @@ final class ACPIPowerManagementTests: XCTestCase {
         XCTAssertEqual(p.read(port: event, size: 2), 0x0001)
         proceeds(p.write(port: event, size: 2, value: 0x0001))
         XCTAssertEqual(p.read(port: event, size: 2), 0x0000)
-        clock.nanoseconds += 2_300_000_000              // 8_232_953 ticks, under 2^23
+        clock.nanoseconds += 2_300_000_000 // 8_232_953 ticks, under 2^23
         XCTAssertEqual(p.read(port: event, size: 2), 0x0000)
-        clock.nanoseconds += 100_000_000                // 8_590_908, over 2^23 = 8_388_608
+        clock.nanoseconds += 100_000_000 // 8_590_908, over 2^23 = 8_388_608
         XCTAssertEqual(p.read(port: event, size: 2), 0x0001)
         proceeds(p.write(port: event, size: 2, value: 0x0000))
         XCTAssertEqual(p.read(port: event, size: 2), 0x0001, "writing 0 clears nothing")
@@ -118,7 +122,7 @@ final class ACPIPowerManagementTests: XCTestCase {
 
     func testEnableRegisterAndPowerButtonSCI() {
         let (p, line) = pm()
-        proceeds(p.write(port: event, size: 2, value: 0xFFFF))     // clear everything, TMR_STS included
+        proceeds(p.write(port: event, size: 2, value: 0xFFFF)) // clear everything, TMR_STS included
         p.pressPowerButton()
         XCTAssertEqual(p.read(port: event, size: 2), 0x0100)
         XCTAssertEqual(line.history, [], "PWRBTN_EN clear: no SCI")
@@ -126,7 +130,7 @@ final class ACPIPowerManagementTests: XCTestCase {
         XCTAssertEqual(p.read(port: event + 2, size: 2), 0x0100)
         XCTAssertEqual(p.read(port: event, size: 4), 0x0100_0100, "status and enable in one read")
         XCTAssertEqual(line.history, [true], "enabled: the SCI rises")
-        proceeds(p.write(port: event + 1, size: 1, value: 0x01))   // clear PWRBTN_STS by its byte
+        proceeds(p.write(port: event + 1, size: 1, value: 0x01)) // clear PWRBTN_STS by its byte
         XCTAssertEqual(line.history, [true, false])
         XCTAssertEqual(p.read(port: event, size: 2), 0x0000)
         // A 4-byte write covers status (write 1 to clear) and enable together.
@@ -143,8 +147,8 @@ final class ACPIPowerManagementTests: XCTestCase {
         proceeds(p.write(port: gpe + 2, size: 2, value: 0x0304))
         XCTAssertEqual(p.read(port: gpe + 2, size: 2), 0x0304)
         XCTAssertEqual(p.read(port: gpe + 3, size: 1), 0x03)
-        p.lock.withLock { p.gpeStatus = 0x0006 }                   // as if GPEs 1 and 2 fired
-        proceeds(p.write(port: gpe + 3, size: 1, value: 0x03))      // any access updates the SCI
+        p.lock.withLock { p.gpeStatus = 0x0006 } // as if GPEs 1 and 2 fired
+        proceeds(p.write(port: gpe + 3, size: 1, value: 0x03)) // any access updates the SCI
         XCTAssertEqual(line.history, [true], "GPE 2 is enabled")
         proceeds(p.write(port: gpe, size: 1, value: 0x04))
         XCTAssertEqual(p.read(port: gpe, size: 2), 0x0002)

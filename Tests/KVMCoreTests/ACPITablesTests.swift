@@ -1,6 +1,7 @@
 import Foundation
-@testable import KVMCore
 import XCTest
+
+@testable import KVMCore
 
 /// The ACPI tables, without KVM: the RSDP and every table's checksum, the
 /// pointers between them, the FADT's 32- and 64-bit register blocks, the
@@ -151,7 +152,8 @@ final class ACPITablesTests: XCTestCase {
         XCTAssertEqual(flags, 0x84A5, "WBINVD, PROC_C1, SLP_BUTTON, RTC_S4, RESET_REG_SUP, USE_PLATFORM_CLOCK")
         XCTAssertEqual(flags & (1 << 8), 0, "TMR_VAL_EXT clear: 24-bit PM timer")
         XCTAssertEqual(flags & (1 << 4), 0, "fixed-feature power button")
-        XCTAssertEqual(Array(f[116..<128]), [1, 8, 0, 0] + littleEndianBytes(UInt64(ACPILayout.resetPort)), "RESET_REG")
+        XCTAssertEqual(
+            Array(f[116..<128]), [1, 8, 0, 0] + littleEndianBytes(UInt64(ACPILayout.resetPort)), "RESET_REG")
         XCTAssertEqual(f[128], ACPILayout.resetValue, "RESET_VALUE")
         XCTAssertEqual(u32(try Built(cpus: 9).fadt, 112) & (1 << 18), 1 << 18, "cluster model above 8 CPUs, as QEMU")
     }
@@ -159,7 +161,9 @@ final class ACPITablesTests: XCTestCase {
     // MARK: MADT
 
     /// The MADT's entries (type, bytes), walked by their length bytes.
-    func madtEntries(_ madt: [UInt8], file: StaticString = #filePath, line: UInt = #line) -> [(type: UInt8, bytes: [UInt8])] {
+    func madtEntries(_ madt: [UInt8], file: StaticString = #filePath, line: UInt = #line) -> [(
+        type: UInt8, bytes: [UInt8]
+    )] {
         var out: [(UInt8, [UInt8])] = []
         var offset = 44
         while offset + 2 <= madt.count {
@@ -189,13 +193,15 @@ final class ACPITablesTests: XCTestCase {
             let ioapics = entries.filter { $0.type == 1 }.map(\.bytes)
             XCTAssertEqual(ioapics, [[1, 12, 0, 0, 0x00, 0x00, 0xC0, 0xFE, 0, 0, 0, 0]])
             let overrides = entries.filter { $0.type == 2 }.map(\.bytes)
-            XCTAssertEqual(overrides, [
-                [2, 10, 0, 0, 2, 0, 0, 0, 0x0, 0],
-                [2, 10, 0, 5, 5, 0, 0, 0, 0xD, 0],
-                [2, 10, 0, 9, 9, 0, 0, 0, 0xD, 0],
-                [2, 10, 0, 10, 10, 0, 0, 0, 0xD, 0],
-                [2, 10, 0, 11, 11, 0, 0, 0, 0xD, 0],
-            ])
+            XCTAssertEqual(
+                overrides,
+                [
+                    [2, 10, 0, 0, 2, 0, 0, 0, 0x0, 0],
+                    [2, 10, 0, 5, 5, 0, 0, 0, 0xD, 0],
+                    [2, 10, 0, 9, 9, 0, 0, 0, 0xD, 0],
+                    [2, 10, 0, 10, 10, 0, 0, 0, 0xD, 0],
+                    [2, 10, 0, 11, 11, 0, 0, 0, 0xD, 0],
+                ])
             XCTAssertEqual(entries.filter { $0.type == 4 }.map(\.bytes), [[4, 6, 0xFF, 0, 0, 1]], "LAPIC NMI on LINT1")
             XCTAssertEqual(entries.count, cpus + 1 + 5 + 1)
         }
@@ -208,11 +214,14 @@ final class ACPITablesTests: XCTestCase {
     func sleepPackage(_ segment: String, in dsdt: [UInt8]) -> (count: UInt8, first: UInt64)? {
         let aml = Array(dsdt.dropFirst(36))
         let pattern = [AML.nameOp] + Array(segment.utf8) + [AML.packageOp]
-        guard let at = (0...max(0, aml.count - pattern.count)).first(where: { Array(aml[$0..<min(aml.count, $0 + pattern.count)]) == pattern })
+        guard
+            let at = (0...max(0, aml.count - pattern.count)).first(where: {
+                Array(aml[$0..<min(aml.count, $0 + pattern.count)]) == pattern
+            })
         else { return nil }
         var i = at + pattern.count
         guard i < aml.count else { return nil }
-        let lengthBytes = Int(aml[i] >> 6)               // PkgLength: 0 extra bytes for a small package
+        let lengthBytes = Int(aml[i] >> 6) // PkgLength: 0 extra bytes for a small package
         i += 1 + lengthBytes
         guard i + 1 < aml.count else { return nil }
         let count = aml[i]
@@ -234,9 +243,10 @@ final class ACPITablesTests: XCTestCase {
         XCTAssertEqual(s3?.count, 4)
         XCTAssertEqual(s3?.first, UInt64(ACPILayout.sleepTypeS3))
         // The whole body: both names, nothing else.
-        XCTAssertEqual(Array(dsdt.dropFirst(36)),
-                       [0x08] + Array("_S3_".utf8) + [0x12, 0x06, 0x04, 0x01, 0x01, 0x00, 0x00]
-                           + [0x08] + Array("_S5_".utf8) + [0x12, 0x06, 0x04, 0x00, 0x00, 0x00, 0x00])
+        XCTAssertEqual(
+            Array(dsdt.dropFirst(36)),
+            [0x08] + Array("_S3_".utf8) + [0x12, 0x06, 0x04, 0x01, 0x01, 0x00, 0x00]
+                + [0x08] + Array("_S5_".utf8) + [0x12, 0x06, 0x04, 0x00, 0x00, 0x00, 0x00])
     }
 
     func testAMLEncoders() {
@@ -314,10 +324,14 @@ final class ACPITablesTests: XCTestCase {
 
     /// The path of an acpica-tools program, or a skip naming what is missing.
     func acpicaTool(_ name: String) throws -> String {
-        let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
+        let dirs =
+            (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
             + ["/usr/bin", "/usr/local/bin"]
-        guard let path = dirs.map({ "\($0)/\(name)" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw XCTSkip("\(name) not installed (Debian: apt-get install acpica-tools): the tables are not checked by ACPICA")
+        guard
+            let path = dirs.map({ "\($0)/\(name)" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) })
+        else {
+            throw XCTSkip(
+                "\(name) not installed (Debian: apt-get install acpica-tools): the tables are not checked by ACPICA")
         }
         return path
     }
@@ -327,8 +341,10 @@ final class ACPITablesTests: XCTestCase {
     func dumpTables(_ t: Built) throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("acpi-tables-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        for (name, bytes) in [("rsdt", t.rsdt), ("xsdt", t.xsdt), ("facp", t.fadt), ("facs", t.facs),
-                              ("apic", t.madt), ("dsdt", t.dsdt)] {
+        for (name, bytes) in [
+            ("rsdt", t.rsdt), ("xsdt", t.xsdt), ("facp", t.fadt), ("facs", t.facs),
+            ("apic", t.madt), ("dsdt", t.dsdt),
+        ] {
             try Data(bytes).write(to: dir.appendingPathComponent("\(name).dat"))
         }
         return dir
@@ -358,8 +374,9 @@ final class ACPITablesTests: XCTestCase {
         XCTAssertEqual(status, 0, "iasl dsdt.dsl:\n\(output)")
         XCTAssertTrue(output.contains("0 Errors, 0 Warnings"), output)
         let recompiled = [UInt8]((try? Data(contentsOf: dir.appendingPathComponent("recompiled.aml"))) ?? Data())
-        XCTAssertEqual(Array(recompiled.dropFirst(36)), Array(try Built(cpus: 4).dsdt.dropFirst(36)),
-                       "iasl compiles the disassembly back to the same AML")
+        XCTAssertEqual(
+            Array(recompiled.dropFirst(36)), Array(try Built(cpus: 4).dsdt.dropFirst(36)),
+            "iasl compiles the disassembly back to the same AML")
     }
 
     /// acpiexec (ACPICA, the interpreter Linux runs) installs the FADT, DSDT
@@ -371,7 +388,8 @@ final class ACPITablesTests: XCTestCase {
         let acpiexec = try acpicaTool("acpiexec")
         let dir = try dumpTables(try Built(cpus: 4))
         defer { try? FileManager.default.removeItem(at: dir) }
-        let (status, output) = try run(acpiexec, ["-b", "Evaluate \\_S3; Evaluate \\_S5", "dsdt.dat", "facp.dat", "apic.dat"], in: dir)
+        let (status, output) = try run(
+            acpiexec, ["-b", "Evaluate \\_S3; Evaluate \\_S5", "dsdt.dat", "facp.dat", "apic.dat"], in: dir)
         XCTAssertEqual(status, 0, output)
         for line in complaints(output) { XCTFail("acpiexec: \(line)") }
         XCTAssertTrue(output.contains("ACPI: FACP") && output.contains("ACPI: APIC"), output)

@@ -1,5 +1,6 @@
-@testable import KVMCore
 import XCTest
+
+@testable import KVMCore
 
 /// CMOS/RTC and the small PC ports, without KVM.
 final class CMOSTests: XCTestCase {
@@ -41,9 +42,9 @@ final class CMOSTests: XCTestCase {
     func testBinaryAnd12HourModes() {
         let clock = Clock(Self.leapDay)
         let c = cmos(clock)
-        write(c, 0x0B, 0x04)              // binary, 12-hour
+        write(c, 0x0B, 0x04) // binary, 12-hour
         XCTAssertEqual(time(c), [58, 59, 11 | 0x80, 5, 29, 2, 24, 20])
-        write(c, 0x0B, 0x06)              // binary, 24-hour
+        write(c, 0x0B, 0x06) // binary, 24-hour
         XCTAssertEqual(read(c, 4), 23)
     }
 
@@ -54,7 +55,9 @@ final class CMOSTests: XCTestCase {
         write(c, 0x0B, 0x82)
         clock.seconds += 100
         XCTAssertEqual(read(c, 0), 0x58, "frozen while SET")
-        for (reg, value) in [(0x00, 0x30), (0x02, 0x15), (0x04, 0x09), (0x07, 0x04), (0x08, 0x07), (0x09, 0x99), (0x32, 0x19)] as [(UInt8, UInt8)] {
+        for (reg, value) in [
+            (0x00, 0x30), (0x02, 0x15), (0x04, 0x09), (0x07, 0x04), (0x08, 0x07), (0x09, 0x99), (0x32, 0x19),
+        ] as [(UInt8, UInt8)] {
             write(c, reg, value)
         }
         write(c, 0x0B, 0x02)
@@ -85,7 +88,7 @@ final class CMOSTests: XCTestCase {
 
     func testIndexPort() {
         let c = cmos(Clock(0))
-        _ = c.write(port: 0x70, size: 1, value: 0x8F)     // NMI off, register 0x0f
+        _ = c.write(port: 0x70, size: 1, value: 0x8F) // NMI off, register 0x0f
         write(c, 0x0F, 0x5A)
         _ = c.write(port: 0x70, size: 1, value: 0x8F)
         XCTAssertEqual(UInt8(c.read(port: 0x71, size: 1)), 0x5A)
@@ -96,23 +99,31 @@ final class CMOSTests: XCTestCase {
 
     /// The bytes QEMU 7.2's pc_cmos_init sets (measured with mb-pcports).
     func testMemoryBytesLikeQEMU() {
-        let bytes: [UInt8] = [0x10, 0x12, 0x14, 0x15, 0x16, 0x17, 0x18, 0x30, 0x31, 0x34, 0x35, 0x38, 0x3D, 0x5B, 0x5C, 0x5D, 0x5F]
+        let bytes: [UInt8] = [
+            0x10, 0x12, 0x14, 0x15, 0x16, 0x17, 0x18, 0x30, 0x31, 0x34, 0x35, 0x38, 0x3D, 0x5B, 0x5C, 0x5D, 0x5F,
+        ]
         let small = cmos(Clock(0), memory: 128 << 20)
-        XCTAssertEqual(bytes.map { read(small, $0) },
-                       [0x00, 0x00, 0x06, 0x80, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x07, 0x30, 0x12, 0x00, 0x00, 0x00, 0x00])
+        XCTAssertEqual(
+            bytes.map { read(small, $0) },
+            [0x00, 0x00, 0x06, 0x80, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x07, 0x30, 0x12, 0x00, 0x00, 0x00, 0x00])
         let large = cmos(Clock(0), memory: 5 << 30, cpus: 3)
-        XCTAssertEqual(bytes.map { read(large, $0) },
-                       [0x00, 0x00, 0x06, 0x80, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0xBF, 0x30, 0x12, 0x00, 0x80, 0x00, 0x02])
+        XCTAssertEqual(
+            bytes.map { read(large, $0) },
+            [0x00, 0x00, 0x06, 0x80, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0xBF, 0x30, 0x12, 0x00, 0x80, 0x00, 0x02])
         let tiny = CMOS(lowMemory: 2 << 20)
-        XCTAssertEqual([0x15, 0x16, 0x17, 0x18, 0x34, 0x35].map { read(tiny, $0) }, [0x80, 0x02, 0x00, 0x04, 0x00, 0x00])
+        XCTAssertEqual(
+            [0x15, 0x16, 0x17, 0x18, 0x34, 0x35].map { read(tiny, $0) }, [0x80, 0x02, 0x00, 0x04, 0x00, 0x00])
         XCTAssertEqual(read(CMOS(lowMemory: 64 << 20, cpus: 300), 0x5F), 0, "more CPUs than a byte holds")
         let conv = CMOS(memorySize: 3300 << 20)
-        XCTAssertEqual([0x34, 0x35, 0x5B, 0x5C].map { read(conv, $0) }, [0x40, 0xCD, 0x00, 0x00], "3300 MiB all below 4 GiB")
+        XCTAssertEqual(
+            [0x34, 0x35, 0x5B, 0x5C].map { read(conv, $0) }, [0x40, 0xCD, 0x00, 0x00], "3300 MiB all below 4 GiB")
     }
 
     func testCalendar() {
-        for (seconds, date) in [(Int64(0), (1970, 1, 1, 4)), (951_782_400, (2000, 2, 29, 2)),
-                                (4_107_542_400, (2100, 3, 1, 1)), (-86_400, (1969, 12, 31, 3))] {
+        for (seconds, date) in [
+            (Int64(0), (1970, 1, 1, 4)), (951_782_400, (2000, 2, 29, 2)),
+            (4_107_542_400, (2100, 3, 1, 1)), (-86_400, (1969, 12, 31, 3)),
+        ] {
             let t = CalendarTime(epochSeconds: seconds)
             XCTAssertEqual([t.year, t.month, t.day, t.weekday], [date.0, date.1, date.2, date.3], "\(seconds)")
             XCTAssertEqual(t.epochSeconds, seconds)

@@ -1,6 +1,7 @@
-@testable import KVMCore
 import Foundation
 import XCTest
+
+@testable import KVMCore
 
 /// A port device that records every access and answers reads with a counter.
 final class RecordingDevice: PortDevice {
@@ -36,8 +37,10 @@ final class RecordingMMIODevice: MMIODevice {
 
 final class IOBusTests: XCTestCase {
     /// A `PortIO` over `bytes`, as the run loop decodes a KVM_EXIT_IO.
-    private func withPortIO<R>(_ direction: PortIO.Direction, port: UInt16, size: Int, count: Int,
-                               bytes: inout [UInt8], _ body: (PortIO) -> R) -> R {
+    private func withPortIO<R>(
+        _ direction: PortIO.Direction, port: UInt16, size: Int, count: Int,
+        bytes: inout [UInt8], _ body: (PortIO) -> R
+    ) -> R {
         bytes.withUnsafeMutableBytes { raw in
             body(PortIO(direction: direction, port: port, size: size, count: count, data: raw.baseAddress!))
         }
@@ -45,7 +48,8 @@ final class IOBusTests: XCTestCase {
 
     func testAttachRefusesTakenPorts() throws {
         let bus = IOBus()
-        let a = RecordingDevice(), b = RecordingDevice()
+        let a = RecordingDevice()
+        let b = RecordingDevice()
         try bus.attach(a, ports: 0x100...0x107)
         assertThrows(ConfigurationError.self, containing: ["0x107", "already attached"]) {
             try bus.attach(b, ports: 0x107...0x10F)
@@ -144,14 +148,14 @@ final class IOBusTests: XCTestCase {
         //   lea rsi, [rip + data] ; mov ecx, 5 ; mov dx, 0x510 ; rep outsb
         //   lea rdi, [rip + buffer] ; mov ecx, 3 ; rep insw ; hlt
         var code: [UInt8] = []
-        code += [0x48, 0x8D, 0x35] + le32(0x100 - 7)          // lea rsi, [rip+disp] (ends at 7)
-        code += [0xB9, 0x05, 0x00, 0x00, 0x00]                 // mov ecx, 5          (12)
-        code += [0x66, 0xBA, 0x10, 0x05]                       // mov dx, 0x510       (16)
-        code += [0xF3, 0x6E]                                   // rep outsb           (18)
-        code += [0x48, 0x8D, 0x3D] + le32(0x200 - 25)         // lea rdi, [rip+disp] (25)
-        code += [0xB9, 0x03, 0x00, 0x00, 0x00]                 // mov ecx, 3          (30)
-        code += [0x66, 0xF3, 0x6D]                             // rep insw            (33)
-        code += [0xF4]                                         // hlt
+        code += [0x48, 0x8D, 0x35] + le32(0x100 - 7) // lea rsi, [rip+disp] (ends at 7)
+        code += [0xB9, 0x05, 0x00, 0x00, 0x00] // mov ecx, 5          (12)
+        code += [0x66, 0xBA, 0x10, 0x05] // mov dx, 0x510       (16)
+        code += [0xF3, 0x6E] // rep outsb           (18)
+        code += [0x48, 0x8D, 0x3D] + le32(0x200 - 25) // lea rdi, [rip+disp] (25)
+        code += [0xB9, 0x03, 0x00, 0x00, 0x00] // mov ecx, 3          (30)
+        code += [0x66, 0xF3, 0x6D] // rep insw            (33)
+        code += [0xF4] // hlt
         code += [UInt8](repeating: 0x90, count: 0x100 - code.count)
         code += Array("HELLO".utf8)
         code += [UInt8](repeating: 0, count: 0x200 + 8 - code.count)
@@ -186,8 +190,12 @@ final class Serial16550Tests: XCTestCase {
         nonisolated(unsafe) var received: [UInt8] = []
         let reader = Thread {
             usleep(100_000)
-            var got: [UInt8] = [], chunk = [UInt8](repeating: 0, count: 4096)
-            while case let n = read(readEnd, &chunk, chunk.count), n > 0 { got += chunk[0..<n]; usleep(200) }
+            var got: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while case let n = read(readEnd, &chunk, chunk.count), n > 0 {
+                got += chunk[0..<n]
+                usleep(200)
+            }
             received = got
         }
         reader.start()
@@ -250,13 +258,13 @@ final class Serial16550Tests: XCTestCase {
         let uart = Serial16550(sink: .buffer)
         var levels: [Bool] = []
         uart.interruptLine = { levels.append($0) }
-        _ = uart.write(port: 0x3F9, size: 1, value: 0x02)          // IER: THR empty
+        _ = uart.write(port: 0x3F9, size: 1, value: 0x02) // IER: THR empty
         XCTAssertEqual(levels, [true], "enabling THRI with the THR empty raises IRQ 4")
         XCTAssertEqual(uart.read(port: 0x3FA, size: 1), 0x02, "IIR: THR empty")
         XCTAssertEqual(levels, [true, false], "reading IIR acknowledges it")
         _ = uart.write(port: 0x3F8, size: 1, value: 0x41)
         XCTAssertEqual(levels, [true, false, true], "each transmitted byte is a new edge")
-        _ = uart.write(port: 0x3F9, size: 1, value: 0x01)          // IER: received data only
+        _ = uart.write(port: 0x3F9, size: 1, value: 0x01) // IER: received data only
         XCTAssertEqual(levels.last, false)
         uart.receive([0x7A])
         XCTAssertEqual(levels.last, true, "received data raises the line")
@@ -275,12 +283,12 @@ final class Serial16550Tests: XCTestCase {
 
     func testDivisorLatchAndScratch() {
         let uart = Serial16550(sink: .buffer)
-        _ = uart.write(port: 0x3FB, size: 1, value: 0x83)    // DLAB = 1, 8N1
-        _ = uart.write(port: 0x3F8, size: 1, value: 0x01)    // DLL: 115200 baud, not transmitted
-        _ = uart.write(port: 0x3F9, size: 1, value: 0x00)    // DLM
+        _ = uart.write(port: 0x3FB, size: 1, value: 0x83) // DLAB = 1, 8N1
+        _ = uart.write(port: 0x3F8, size: 1, value: 0x01) // DLL: 115200 baud, not transmitted
+        _ = uart.write(port: 0x3F9, size: 1, value: 0x00) // DLM
         XCTAssertEqual(uart.read(port: 0x3F8, size: 1), 0x01)
         XCTAssertEqual(uart.read(port: 0x3FB, size: 1), 0x83)
-        _ = uart.write(port: 0x3FB, size: 1, value: 0x03)    // DLAB = 0
+        _ = uart.write(port: 0x3FB, size: 1, value: 0x03) // DLAB = 0
         XCTAssertEqual(uart.bytesWritten, 0, "divisor writes are not output")
         XCTAssertEqual(uart.read(port: 0x3F8, size: 1), 0, "no input")
         _ = uart.write(port: 0x3FF, size: 1, value: 0x5A)
@@ -329,8 +337,10 @@ final class DebugExitTests: XCTestCase {
 
 /// The hostcall device, driven directly with blocks written into guest memory.
 final class HostCallDeviceTests: XCTestCase {
-    private func block(_ memory: GuestMemory, at address: UInt64, magic: UInt32 = HostCall.magic,
-                       command: UInt32, args: [UInt64]) throws {
+    private func block(
+        _ memory: GuestMemory, at address: UInt64, magic: UInt32 = HostCall.magic,
+        command: UInt32, args: [UInt64]
+    ) throws {
         try memory.write(magic, at: address)
         try memory.write(command, at: address + 4)
         for (i, arg) in args.enumerated() { try memory.write(arg, at: address + 8 + 8 * UInt64(i)) }
@@ -338,10 +348,13 @@ final class HostCallDeviceTests: XCTestCase {
 
     func testCommands() throws {
         let machine = try Machine(memorySize: 1 << 20, serial: .buffer, kvm: try requireKVM())
-        let memory = machine.memory, hc = machine.hostcall
+        let memory = machine.memory
+        let hc = machine.hostcall
         try memory.write(Array("key\0".utf8), at: 0x3000)
         try block(memory, at: 0x2000, command: 1, args: [0x3000, 99])
-        guard case .proceed = hc.write(port: HostCall.port, size: 4, value: 0x2000) else { return XCTFail("report must proceed") }
+        guard case .proceed = hc.write(port: HostCall.port, size: 4, value: 0x2000) else {
+            return XCTFail("report must proceed")
+        }
         XCTAssertEqual(hc.fact("key"), 99)
         try block(memory, at: 0x2000, command: 1, args: [0x3000, 100])
         _ = hc.write(port: HostCall.port, size: 4, value: 0x2000)
@@ -349,11 +362,15 @@ final class HostCallDeviceTests: XCTestCase {
         XCTAssertEqual(hc.facts.count, 2)
 
         try block(memory, at: 0x2000, command: 2, args: [3])
-        guard case .stop(.done(let status)) = hc.write(port: HostCall.port, size: 4, value: 0x2000) else { return XCTFail("done") }
+        guard case .stop(.done(let status)) = hc.write(port: HostCall.port, size: 4, value: 0x2000) else {
+            return XCTFail("done")
+        }
         XCTAssertEqual(status, 3)
 
         try block(memory, at: 0x2000, command: 4, args: [9])
-        guard case .stop(.sync(let stage)) = hc.write(port: HostCall.port, size: 4, value: 0x2000) else { return XCTFail("sync") }
+        guard case .stop(.sync(let stage)) = hc.write(port: HostCall.port, size: 4, value: 0x2000) else {
+            return XCTFail("sync")
+        }
         XCTAssertEqual(stage, 9)
 
         try block(memory, at: 0x2000, command: 6, args: [0x77])
@@ -365,13 +382,15 @@ final class HostCallDeviceTests: XCTestCase {
 
     func testProtocolErrors() throws {
         let machine = try Machine(memorySize: 1 << 20, serial: .buffer, kvm: try requireKVM())
-        let memory = machine.memory, hc = machine.hostcall
+        let memory = machine.memory
+        let hc = machine.hostcall
         func protocolError(_ action: DeviceAction) -> String? {
             if case .stop(.protocolError(let message)) = action { return message }
             return nil
         }
         try block(memory, at: 0x2000, magic: 0x1234_5678, command: 1, args: [])
-        XCTAssertTrue(protocolError(hc.write(port: HostCall.port, size: 4, value: 0x2000))?.contains("0x12345678") ?? false)
+        XCTAssertTrue(
+            protocolError(hc.write(port: HostCall.port, size: 4, value: 0x2000))?.contains("0x12345678") ?? false)
         try block(memory, at: 0x2000, command: 77, args: [])
         XCTAssertTrue(protocolError(hc.write(port: HostCall.port, size: 4, value: 0x2000))?.contains("77") ?? false)
         XCTAssertTrue(protocolError(hc.write(port: HostCall.port, size: 1, value: 0x20))?.contains("1-byte") ?? false)

@@ -5,17 +5,17 @@ import XCTest
 /// variant differs from a good one in exactly one field.
 struct ELFBuilder {
     struct ProgramHeader {
-        var type: UInt32 = 1            // PT_LOAD
-        var offset: UInt64? = nil       // nil: where `data` is placed in the file
+        var type: UInt32 = 1 // PT_LOAD
+        var offset: UInt64? = nil // nil: where `data` is placed in the file
         var paddr: UInt64
         var data: [UInt8]
-        var memsz: UInt64? = nil        // nil: data.count
-        var filesz: UInt64? = nil       // nil: data.count
+        var memsz: UInt64? = nil // nil: data.count
+        var filesz: UInt64? = nil // nil: data.count
     }
 
     var is64 = true
-    var type: UInt16 = 2                // ET_EXEC
-    var machine: UInt16? = nil          // nil: 62 (x86-64) or 3 (i386)
+    var type: UInt16 = 2 // ET_EXEC
+    var machine: UInt16? = nil // nil: 62 (x86-64) or 3 (i386)
     var entry: UInt64
     var headers: [ProgramHeader]
     var littleEndian = true
@@ -35,11 +35,17 @@ struct ELFBuilder {
         put(UInt64(machine ?? (is64 ? 62 : 3)), 2, at: 18)
         put(1, 4, at: 20)
         if is64 {
-            put(entry, 8, at: 24); put(64, 8, at: 32)
-            put(64, 2, at: 52); put(56, 2, at: 54); put(UInt64(headers.count), 2, at: 56)
+            put(entry, 8, at: 24)
+            put(64, 8, at: 32)
+            put(64, 2, at: 52)
+            put(56, 2, at: 54)
+            put(UInt64(headers.count), 2, at: 56)
         } else {
-            put(entry, 4, at: 24); put(52, 4, at: 28)
-            put(52, 2, at: 40); put(32, 2, at: 42); put(UInt64(headers.count), 2, at: 44)
+            put(entry, 4, at: 24)
+            put(52, 4, at: 28)
+            put(52, 2, at: 40)
+            put(32, 2, at: 42)
+            put(UInt64(headers.count), 2, at: 44)
         }
         for (i, h) in headers.enumerated() {
             let offset = h.offset ?? UInt64(out.count)
@@ -49,12 +55,20 @@ struct ELFBuilder {
             let base = ehsize + i * phentsize
             put(UInt64(h.type), 4, at: base)
             if is64 {
-                put(5, 4, at: base + 4)                 // p_flags R+X
-                put(offset, 8, at: base + 8); put(h.paddr, 8, at: base + 16); put(h.paddr, 8, at: base + 24)
-                put(filesz, 8, at: base + 32); put(memsz, 8, at: base + 40); put(0x1000, 8, at: base + 48)
+                put(5, 4, at: base + 4) // p_flags R+X
+                put(offset, 8, at: base + 8)
+                put(h.paddr, 8, at: base + 16)
+                put(h.paddr, 8, at: base + 24)
+                put(filesz, 8, at: base + 32)
+                put(memsz, 8, at: base + 40)
+                put(0x1000, 8, at: base + 48)
             } else {
-                put(offset, 4, at: base + 4); put(h.paddr, 4, at: base + 8); put(h.paddr, 4, at: base + 12)
-                put(filesz, 4, at: base + 16); put(memsz, 4, at: base + 20); put(5, 4, at: base + 24)
+                put(offset, 4, at: base + 4)
+                put(h.paddr, 4, at: base + 8)
+                put(h.paddr, 4, at: base + 12)
+                put(filesz, 4, at: base + 16)
+                put(memsz, 4, at: base + 20)
+                put(5, 4, at: base + 24)
                 put(0x1000, 4, at: base + 28)
             }
         }
@@ -67,9 +81,11 @@ struct ELFBuilder {
     static let code32: [UInt8] = [0xB0, 0x50, 0x66, 0xBA, 0xF8, 0x03, 0xEE, 0xF4]
 
     static func good64(bss: UInt64 = 0x100) -> ELFBuilder {
-        ELFBuilder(entry: 0x20_0000, headers: [
-            ProgramHeader(paddr: 0x20_0000, data: code64, memsz: UInt64(code64.count) + bss),
-        ])
+        ELFBuilder(
+            entry: 0x20_0000,
+            headers: [
+                ProgramHeader(paddr: 0x20_0000, data: code64, memsz: UInt64(code64.count) + bss)
+            ])
     }
 
     static func good32() -> ELFBuilder {
@@ -116,8 +132,9 @@ final class ELFImageTests: XCTestCase {
         try machine.load(try ELFImage.parse(ELFBuilder.good64(bss: 0x100).bytes))
         let tail = try machine.memory.bytes(at: 0x20_0000 + UInt64(ELFBuilder.code64.count), count: 0x100)
         XCTAssertEqual(tail, [UInt8](repeating: 0, count: 0x100), "p_memsz > p_filesz must be zero-filled")
-        XCTAssertEqual(try machine.memory.read(UInt8.self, at: 0x20_0000 + UInt64(ELFBuilder.code64.count) + 0x100), 0xAB,
-                       "bytes past p_memsz are left alone")
+        XCTAssertEqual(
+            try machine.memory.read(UInt8.self, at: 0x20_0000 + UInt64(ELFBuilder.code64.count) + 0x100), 0xAB,
+            "bytes past p_memsz are left alone")
         let stop = try machine.run(timeout: .seconds(10))
         guard case .halted = stop else { return XCTFail("stopped with \(describe(stop))") }
         XCTAssertEqual(machine.serial.text, "L")
@@ -140,7 +157,9 @@ final class ELFImageTests: XCTestCase {
             }
         }
         // The header is complete but the program headers it points at are not there.
-        assertThrows(GuestImageError.self, containing: ["program headers"]) { try ELFImage.parse(Array(good.prefix(64))) }
+        assertThrows(GuestImageError.self, containing: ["program headers"]) {
+            try ELFImage.parse(Array(good.prefix(64)))
+        }
         // The segment's bytes run past the end of the file.
         var elf = ELFBuilder.good64()
         elf.headers[0].filesz = 0x1000
@@ -170,7 +189,7 @@ final class ELFImageTests: XCTestCase {
         assertThrows(GuestImageError.self, containing: ["ET_EXEC"]) { try ELFImage.parse(elf.bytes) }
 
         elf = ELFBuilder.good64()
-        elf.machine = 183   // AArch64
+        elf.machine = 183 // AArch64
         assertThrows(GuestImageError.self, containing: ["machine 183"]) { try ELFImage.parse(elf.bytes) }
 
         var bytes = ELFBuilder.good64().bytes
@@ -204,9 +223,11 @@ final class ELFImageTests: XCTestCase {
 
     func testEntryOutsideSegments() {
         var elf = ELFBuilder.good64(bss: 0)
-        elf.entry = 0x20_0000 + UInt64(ELFBuilder.code64.count)      // one past the end
-        assertThrows(GuestImageError.self, containing: ["entry point", hex(elf.entry)]) { try ELFImage.parse(elf.bytes) }
-        elf.entry = 0x1F_FFFF                                         // one before the start
+        elf.entry = 0x20_0000 + UInt64(ELFBuilder.code64.count) // one past the end
+        assertThrows(GuestImageError.self, containing: ["entry point", hex(elf.entry)]) {
+            try ELFImage.parse(elf.bytes)
+        }
+        elf.entry = 0x1F_FFFF // one before the start
         assertThrows(GuestImageError.self, containing: ["entry point"]) { try ELFImage.parse(elf.bytes) }
     }
 

@@ -20,8 +20,9 @@ final class ErrorTests: XCTestCase {
 
     func testKVMErrorDescription() {
         XCTAssertEqual(KVMError("KVM_X", errno: .EINVAL, hint: "hint").description, "KVM_X: EINVAL — hint")
-        XCTAssertEqual(KVMError("KVM_SET_REGS", errno: .EFAULT).description,
-                       "KVM_SET_REGS: EFAULT (\(String(cString: strerror(EFAULT))))")
+        XCTAssertEqual(
+            KVMError("KVM_SET_REGS", errno: .EFAULT).description,
+            "KVM_SET_REGS: EFAULT (\(String(cString: strerror(EFAULT))))")
         let error = KVMError("KVM_RUN", errno: .EINTR, hint: "kicked")
         XCTAssertEqual(error.operation, "KVM_RUN")
         XCTAssertEqual(error.errno, .EINTR)
@@ -31,10 +32,12 @@ final class ErrorTests: XCTestCase {
 
     func testOtherErrorDescriptions() {
         XCTAssertEqual(ConfigurationError.memoryLayout("bad size").description, "bad size")
-        XCTAssertEqual(ConfigurationError.outsideGuestRAM(address: 0x2_0000, count: 4).description,
-                       "guest-physical 0x20000+4 is outside guest RAM")
-        XCTAssertEqual(ConfigurationError.outsideSnapshotRAM(address: 0x10, count: 2).description,
-                       "guest-physical 0x10+2 is outside the snapshot's RAM")
+        XCTAssertEqual(
+            ConfigurationError.outsideGuestRAM(address: 0x2_0000, count: 4).description,
+            "guest-physical 0x20000+4 is outside guest RAM")
+        XCTAssertEqual(
+            ConfigurationError.outsideSnapshotRAM(address: 0x10, count: 2).description,
+            "guest-physical 0x10+2 is outside the snapshot's RAM")
         XCTAssertEqual(GuestImageError.malformed("bad image").description, "bad image")
         XCTAssertNotEqual(GuestImageError.malformed("x"), GuestImageError.truncated("x"))
     }
@@ -83,7 +86,9 @@ final class ErrorTests: XCTestCase {
         assertThrows(FileError.self, containing: ["EISDIR"]) { try Files.read(dir) }
         try Files.writeAtomically([1, 2, 3], to: "\(dir)/f")
         XCTAssertEqual(try Files.read("\(dir)/f"), [1, 2, 3])
-        let tooLarge = assertThrows(FileTooLarge.self, containing: ["3 bytes", "2 bytes"]) { try Files.read("\(dir)/f", limit: 2) }
+        let tooLarge = assertThrows(FileTooLarge.self, containing: ["3 bytes", "2 bytes"]) {
+            try Files.read("\(dir)/f", limit: 2)
+        }
         XCTAssertEqual(tooLarge?.size, 3)
         XCTAssertEqual(try Files.read("\(dir)/f", limit: 3), [1, 2, 3])
         try Files.writeAtomically([], to: "\(dir)/f")
@@ -105,12 +110,19 @@ final class ErrorTests: XCTestCase {
         live.executableURL = URL(fileURLWithPath: "/bin/sleep")
         live.arguments = ["30"]
         try live.run()
-        defer { live.terminate(); live.waitUntilExit() }
-        for name in ["f.tmp-\(gone.processIdentifier)", "f.tmp-\(live.processIdentifier)", "g.tmp-\(gone.processIdentifier)", "f.tmp-x"] {
+        defer {
+            live.terminate()
+            live.waitUntilExit()
+        }
+        for name in [
+            "f.tmp-\(gone.processIdentifier)", "f.tmp-\(live.processIdentifier)", "g.tmp-\(gone.processIdentifier)",
+            "f.tmp-x",
+        ] {
             FileManager.default.createFile(atPath: "\(dir)/\(name)", contents: Data([0]))
         }
         try Files.writeAtomically([7], to: "\(dir)/f")
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(),
-                       ["f", "f.tmp-\(live.processIdentifier)", "f.tmp-x", "g.tmp-\(gone.processIdentifier)"])
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: dir).sorted(),
+            ["f", "f.tmp-\(live.processIdentifier)", "f.tmp-x", "g.tmp-\(gone.processIdentifier)"])
     }
 }

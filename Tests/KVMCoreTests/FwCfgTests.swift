@@ -1,11 +1,14 @@
-@testable import KVMCore
 import XCTest
+
+@testable import KVMCore
 
 /// fw_cfg on its ports, without KVM: selection, reads, reads past the end,
 /// the file directory, the DMA interface (on a plain GuestMemory), and the
 /// items QEMU's `-M pc` has.
 final class FwCfgTests: XCTestCase {
-    func select(_ d: FwCfg, _ key: UInt16) { XCTAssertTrue(proceeds(d.write(port: 0x510, size: 2, value: UInt32(key)))) }
+    func select(_ d: FwCfg, _ key: UInt16) {
+        XCTAssertTrue(proceeds(d.write(port: 0x510, size: 2, value: UInt32(key))))
+    }
     func proceeds(_ action: DeviceAction) -> Bool { if case .proceed = action { return true } else { return false } }
     func readBytes(_ d: FwCfg, _ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(d.read(port: 0x511, size: 1)) } }
 
@@ -63,7 +66,7 @@ final class FwCfgTests: XCTestCase {
         XCTAssertEqual(d.read(port: 0x511, size: 2), 0xFFFF_FFFF)
         XCTAssertTrue(proceeds(d.write(port: 0x511, size: 1, value: 0x55)))
         XCTAssertEqual(UInt8(d.read(port: 0x511, size: 1)), UInt8(ascii: "M"))
-        XCTAssertTrue(proceeds(d.write(port: 0x510, size: 1, value: 0x01)))   // not a select
+        XCTAssertTrue(proceeds(d.write(port: 0x510, size: 1, value: 0x01))) // not a select
         XCTAssertEqual(UInt8(d.read(port: 0x511, size: 1)), UInt8(ascii: "U"))
         select(d, FwCfgKey.signature)
         XCTAssertEqual(UInt8(d.read(port: 0x511, size: 1)), UInt8(ascii: "Q"))
@@ -108,25 +111,32 @@ final class FwCfgTests: XCTestCase {
     func testQEMUPCE820() {
         let identity = E820Entry(address: 0xFEFF_C000, length: 0x4000, type: .reserved)
         let hyperTransport = E820Entry(address: 0xFD_0000_0000, length: 0x3_0000_0000, type: .reserved)
-        let ram = [E820Entry(address: 0, length: 3 << 30, type: .ram), E820Entry(address: 4 << 30, length: 0x7880_0000, type: .ram)]
+        let ram = [
+            E820Entry(address: 0, length: 3 << 30, type: .ram),
+            E820Entry(address: 4 << 30, length: 0x7880_0000, type: .ram),
+        ]
         for amd in [false, true] {
             let map = PCMemoryMap(ram: [(4 << 30, 0x7880_0000), (0, 3 << 30)], amdHyperTransport: amd)
             let items = FwCfgItems.qemuPC(memoryMap: map, cpus: 1)
             let reserved = amd ? [identity, hyperTransport] : [identity]
-            XCTAssertEqual(items.files.first { $0.name == "etc/e820" }?.bytes, (reserved + ram).flatMap(\.bytes), "AMD: \(amd)")
+            XCTAssertEqual(
+                items.files.first { $0.name == "etc/e820" }?.bytes, (reserved + ram).flatMap(\.bytes), "AMD: \(amd)")
             XCTAssertEqual(items[FwCfgKey.ramSize], littleEndianBytes(UInt64(5000 << 20)))
             let legacy = items[FwCfgKey.e820Table] ?? []
             XCTAssertEqual(legacy.count, 324)
             XCTAssertEqual(Array(legacy[0..<4]), [UInt8(reserved.count), 0, 0, 0])
             XCTAssertEqual(Array(legacy[4..<4 + 20 * reserved.count]), reserved.flatMap(\.bytes))
-            XCTAssertEqual(Array(legacy[(4 + 20 * reserved.count)...]), [UInt8](repeating: 0, count: 320 - 20 * reserved.count))
+            XCTAssertEqual(
+                Array(legacy[(4 + 20 * reserved.count)...]), [UInt8](repeating: 0, count: 320 - 20 * reserved.count))
         }
     }
 
     /// QEMU's IS_AMD_CPU and phys_bits >= 40: the vendor the vCPU shows, not the host's.
     func testHyperTransportRangeFollowsTheVCPUsVendorAndAddressWidth() {
         func cpu(_ vendor: String, physicalBits: UInt32?) -> CPUID {
-            let words = Array(vendor.utf8).withUnsafeBytes { raw in (0..<3).map { raw.load(fromByteOffset: $0 * 4, as: UInt32.self) } }
+            let words = Array(vendor.utf8).withUnsafeBytes { raw in
+                (0..<3).map { raw.load(fromByteOffset: $0 * 4, as: UInt32.self) }
+            }
             var entries = [CPUIDEntry(function: 0, eax: 0xD, ebx: words[0], ecx: words[2], edx: words[1])]
             if let physicalBits { entries.append(CPUIDEntry(function: 0x8000_0008, eax: 0x3000 | physicalBits)) }
             return CPUID(entries: entries)
@@ -148,8 +158,10 @@ final class FwCfgTests: XCTestCase {
         let high = PCLayout.ram(size: Machine.maxMemorySize).map { $0.guestPhysical + $0.size }.max() ?? 0
         let gib: UInt64 = 1 << 30
         let maxUsed = (high + gib - 1) / gib * gib + 2 * gib - 1
-        XCTAssertLessThan(maxUsed, PCMemoryMap.hyperTransport.address,
-                          "RAM can now reach AMD's HyperTransport range: QEMU would start RAM above 4 GiB at 1 TiB; model that in PCLayout")
+        XCTAssertLessThan(
+            maxUsed, PCMemoryMap.hyperTransport.address,
+            "RAM can now reach AMD's HyperTransport range: QEMU would start RAM above 4 GiB at 1 TiB; model that in PCLayout"
+        )
     }
 
     func testMerge() {
@@ -167,14 +179,16 @@ final class FwCfgTests: XCTestCase {
 
     func testDMAPortReadsSignature() {
         let d = FwCfg(items: pc())
-        XCTAssertEqual(d.read(port: 0x514, size: 4), 0x554D_4551)   // "QEMU" in memory order
-        XCTAssertEqual(d.read(port: 0x518, size: 4), 0x4746_4320)   // " CFG"
+        XCTAssertEqual(d.read(port: 0x514, size: 4), 0x554D_4551) // "QEMU" in memory order
+        XCTAssertEqual(d.read(port: 0x518, size: 4), 0x4746_4320) // " CFG"
         XCTAssertEqual(d.read(port: 0x514, size: 1), UInt32(UInt8(ascii: "Q")))
         XCTAssertEqual(d.read(port: 0x51B, size: 1), UInt32(UInt8(ascii: "G")))
     }
 
     /// Writes a FWCfgDmaAccess at `at` and starts it (high half, then low half).
-    func dma(_ d: FwCfg, _ memory: GuestMemory, at: UInt64, control: UInt32, length: UInt32, address: UInt64) throws -> UInt32 {
+    func dma(_ d: FwCfg, _ memory: GuestMemory, at: UInt64, control: UInt32, length: UInt32, address: UInt64) throws
+        -> UInt32
+    {
         try memory.write(control.byteSwapped, at: at)
         try memory.write(length.byteSwapped, at: at + 4)
         try memory.write(address.byteSwapped, at: at + 8)
@@ -188,7 +202,9 @@ final class FwCfgTests: XCTestCase {
         let d = FwCfg(items: pc(), memory: memory)
         try memory.fill(0xAA, count: 16, at: 0x2000)
         // SELECT signature | READ, 6 bytes: "QEMU" then two zeros.
-        XCTAssertEqual(try dma(d, memory, at: 0x1000, control: UInt32(FwCfgKey.signature) << 16 | 0x0A, length: 6, address: 0x2000), 0)
+        XCTAssertEqual(
+            try dma(
+                d, memory, at: 0x1000, control: UInt32(FwCfgKey.signature) << 16 | 0x0A, length: 6, address: 0x2000), 0)
         XCTAssertEqual(try memory.bytes(at: 0x2000, count: 8), Array("QEMU".utf8) + [0, 0, 0xAA, 0xAA])
         // Reads go on from the offset: RAM size in two halves.
         select(d, FwCfgKey.ramSize)
@@ -205,9 +221,14 @@ final class FwCfgTests: XCTestCase {
         let memory = try memory()
         let d = FwCfg(items: pc(), memory: memory)
         // A write: nothing is writable.
-        XCTAssertEqual(try dma(d, memory, at: 0x1000, control: UInt32(FwCfgKey.signature) << 16 | 0x18, length: 4, address: 0x2000), 1)
+        XCTAssertEqual(
+            try dma(
+                d, memory, at: 0x1000, control: UInt32(FwCfgKey.signature) << 16 | 0x18, length: 4, address: 0x2000), 1)
         // A destination outside RAM.
-        XCTAssertEqual(try dma(d, memory, at: 0x1000, control: UInt32(FwCfgKey.signature) << 16 | 0x0A, length: 4, address: 0x10_0000), 1)
+        XCTAssertEqual(
+            try dma(
+                d, memory, at: 0x1000, control: UInt32(FwCfgKey.signature) << 16 | 0x0A, length: 4, address: 0x10_0000),
+            1)
         // An access structure outside RAM: nothing happens, nothing traps.
         _ = d.write(port: 0x514, size: 4, value: 0)
         _ = d.write(port: 0x518, size: 4, value: UInt32(0x20_0000).byteSwapped)
@@ -220,6 +241,6 @@ final class FwCfgTests: XCTestCase {
         let bus = IOBus()
         try d.attach(to: bus)
         XCTAssertThrowsError(try bus.attach(PCPorts(), ports: 0x510...0x510), "0x510 is fw_cfg's")
-        try bus.attach(PCPorts(), ports: 0x514...0x514)   // no DMA ports without memory
+        try bus.attach(PCPorts(), ports: 0x514...0x514) // no DMA ports without memory
     }
 }

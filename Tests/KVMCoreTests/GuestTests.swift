@@ -8,9 +8,11 @@ import XCTest
 final class GuestTests: XCTestCase {
     /// The guests Guests/README.md documents must all be built in.
     func testDocumentedGuestsAreBuiltIn() {
-        let documented = ["hello-real", "hello-protected", "hello-paged", "hello-long", "hello-c", "regs",
-                          "unassigned", "triple-fault", "spin", "debug-exit", "hostcall", "fail",
-                          "port-loop", "port-loop-real"]
+        let documented = [
+            "hello-real", "hello-protected", "hello-paged", "hello-long", "hello-c", "regs",
+            "unassigned", "triple-fault", "spin", "debug-exit", "hostcall", "fail",
+            "port-loop", "port-loop-real",
+        ]
         let names = Set(GuestImage.all.map(\.name))
         for name in documented {
             XCTAssertTrue(names.contains(name), "guest \(name) is documented but not in GuestImage.all")
@@ -25,8 +27,9 @@ final class GuestTests: XCTestCase {
             XCTAssertFalse(guest.bytes.isEmpty, guest.name)
             XCTAssertFalse(guest.summary.isEmpty, guest.name)
             let image = try guest.bootImage()
-            XCTAssertTrue(image.segments.contains { image.entry >= $0.guestPhysical && image.entry < $0.end },
-                          "\(guest.name): entry \(hex(image.entry)) outside its segments")
+            XCTAssertTrue(
+                image.segments.contains { image.entry >= $0.guestPhysical && image.entry < $0.end },
+                "\(guest.name): entry \(hex(image.entry)) outside its segments")
         }
     }
 
@@ -133,8 +136,9 @@ final class GuestTests: XCTestCase {
             return XCTFail("triple-fault stopped with \(describe(run.stop))")
         }
         XCTAssertEqual(run.serial, "Triple-faulting now\n")
-        XCTAssertTrue((0x10_0000..<0x10_0000 + UInt64(guest.bytes.count)).contains(regs.rip),
-                      "rip \(hex(regs.rip)) at the shutdown is outside the guest")
+        XCTAssertTrue(
+            (0x10_0000..<0x10_0000 + UInt64(guest.bytes.count)).contains(regs.rip),
+            "rip \(hex(regs.rip)) at the shutdown is outside the guest")
     }
 
     func testSpinTimesOut() throws {
@@ -176,8 +180,9 @@ final class GuestTests: XCTestCase {
         let second = try machine.run(timeout: .seconds(20))
         guard case .sync(let stage2) = second else { return XCTFail("second stop: \(describe(second))") }
         XCTAssertEqual(stage2, 2)
-        XCTAssertEqual(machine.serial.text, "Hostcall test: report, sync 1, sync 2, done\n",
-                       "nothing printed between the syncs")
+        XCTAssertEqual(
+            machine.serial.text, "Hostcall test: report, sync 1, sync 2, done\n",
+            "nothing printed between the syncs")
 
         let third = try machine.run(timeout: .seconds(20))
         guard case .done(let status) = third else { return XCTFail("third stop: \(describe(third))") }
@@ -203,7 +208,10 @@ final class GuestTests: XCTestCase {
     func testPortLoopExitCounts() throws {
         for name in ["port-loop", "port-loop-real"] {
             let run = try runGuest(named: name, timeout: .seconds(60))
-            guard case .halted = run.stop else { XCTFail("\(name) stopped with \(describe(run.stop))"); continue }
+            guard case .halted = run.stop else {
+                XCTFail("\(name) stopped with \(describe(run.stop))")
+                continue
+            }
             let exits = run.machine.vcpu.statistics.exits
             XCTAssertEqual(exits[2], 200_000, "\(name): KVM_EXIT_IO count")
             XCTAssertEqual(exits[5], 1, "\(name): KVM_EXIT_HLT count")

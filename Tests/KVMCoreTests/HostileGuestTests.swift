@@ -20,8 +20,12 @@ final class HostileGuestTests: XCTestCase {
         return machine
     }
 
-    private func fact(_ machine: Machine, _ key: String, file: StaticString = #filePath, line: UInt = #line) throws -> UInt64 {
-        try XCTUnwrap(machine.hostcall.fact(key), "fact \(key); facts: \(machine.hostcall.facts.prefix(12))", file: file, line: line)
+    private func fact(_ machine: Machine, _ key: String, file: StaticString = #filePath, line: UInt = #line) throws
+        -> UInt64
+    {
+        try XCTUnwrap(
+            machine.hostcall.fact(key), "fact \(key); facts: \(machine.hostcall.facts.prefix(12))", file: file,
+            line: line)
     }
 
     // MARK: Random I/O
@@ -30,7 +34,9 @@ final class HostileGuestTests: XCTestCase {
         let machine = try pcMachine()
         try machine.load(try GuestImage.require("hostile-io").bootImage())
         let started = Date()
-        guard case .sync(stage: 1) = try machine.run(timeout: .seconds(60)) else { return XCTFail("expected HC_SYNC 1") }
+        guard case .sync(stage: 1) = try machine.run(timeout: .seconds(60)) else {
+            return XCTFail("expected HC_SYNC 1")
+        }
         let stop = try machine.run(timeout: .seconds(60))
         guard case .done(status: 0) = stop else {
             return XCTFail("expected HC_DONE 0, got \(describe(stop)); serial tail: \(machine.serial.text.suffix(200))")
@@ -44,7 +50,9 @@ final class HostileGuestTests: XCTestCase {
         XCTAssertGreaterThan(try fact(machine, "sweep_ff"), 65_400)
         XCTAssertGreaterThan(machine.bus.unassignedPortAccesses, 60_000)
         XCTAssertGreaterThan(machine.bus.unassignedMMIOAccesses, 1000)
-        XCTAssertTrue(machine.serial.text.hasSuffix("hostile-io: survived\n"), "serial tail: \(machine.serial.text.suffix(100).debugDescription)")
+        XCTAssertTrue(
+            machine.serial.text.hasSuffix("hostile-io: survived\n"),
+            "serial tail: \(machine.serial.text.suffix(100).debugDescription)")
         XCTAssertLessThan(Date().timeIntervalSince(started), 60)
     }
 
@@ -54,7 +62,9 @@ final class HostileGuestTests: XCTestCase {
     func testRandomPortAndMMIOAccessesOnFourVCPUsAtOnce() throws {
         let machine = try pcMachine(vcpus: 4)
         try machine.load(try GuestImage.require("hostile-io").bootImage())
-        guard case .sync(stage: 1) = try machine.run(timeout: .seconds(60)) else { return XCTFail("expected HC_SYNC 1") }
+        guard case .sync(stage: 1) = try machine.run(timeout: .seconds(60)) else {
+            return XCTFail("expected HC_SYNC 1")
+        }
         let entry = try fact(machine, "ap_entry")
         let stacks = try fact(machine, "ap_stacks")
         let stackSize = try fact(machine, "ap_stack_size")
@@ -110,12 +120,16 @@ final class HostileGuestTests: XCTestCase {
 
     func testSmashedIDTGDTAndPageTablesEndInATripleFault() throws {
         let run = try runGuest(named: "hostile-smash", timeout: .seconds(20))
-        guard case .shutdown(let regs, _) = run.stop else { return XCTFail("expected SHUTDOWN, got \(describe(run.stop))") }
-        XCTAssertTrue((0x10_0000..<0x10_1000).contains(regs.rip) || regs.rip == 0xFFF0,
-                      "rip \(hex(regs.rip)): in the guest, or the reset vector after the shutdown")
+        guard case .shutdown(let regs, _) = run.stop else {
+            return XCTFail("expected SHUTDOWN, got \(describe(run.stop))")
+        }
+        XCTAssertTrue(
+            (0x10_0000..<0x10_1000).contains(regs.rip) || regs.rip == 0xFFF0,
+            "rip \(hex(regs.rip)): in the guest, or the reset vector after the shutdown")
         XCTAssertEqual(run.serial, "Smashing the IDT, GDT and page tables\n")
         let memory = run.machine.memory
-        XCTAssertEqual(try memory.bytes(at: 0x1000, count: 0x1000), [UInt8](repeating: 0xAB, count: 0x1000), "IDT smashed")
+        XCTAssertEqual(
+            try memory.bytes(at: 0x1000, count: 0x1000), [UInt8](repeating: 0xAB, count: 0x1000), "IDT smashed")
         XCTAssertEqual(try memory.bytes(at: 0x500, count: 0x100), [UInt8](repeating: 0xAB, count: 0x100), "GDT smashed")
         // The first byte of the PML4 is enough: the entry gets reserved bits, and
         // the next page walk faults into the garbage IDT before the fill goes on.
@@ -141,7 +155,9 @@ final class HostileGuestTests: XCTestCase {
             final = stop
             break
         }
-        guard case .done(status: 0) = final else { return XCTFail("expected HC_DONE 0 at the end, got \(final.map(describe) ?? "nothing"); errors: \(errors)") }
+        guard case .done(status: 0) = final else {
+            return XCTFail("expected HC_DONE 0 at the end, got \(final.map(describe) ?? "nothing"); errors: \(errors)")
+        }
         let expected: [[String]] = [
             ["1-byte access"], ["2-byte access"], ["0xfffffff0", "outside guest RAM"], ["magic 0x12345678"],
             ["unknown hostcall command 30583"], ["0xffffffffffff0000", "outside guest RAM"],
@@ -153,7 +169,8 @@ final class HostileGuestTests: XCTestCase {
                 XCTAssertTrue(message.contains(fragment), "\"\(message)\" does not mention \(fragment)")
             }
         }
-        XCTAssertEqual(machine.hostcall.fact(String(repeating: "K", count: 63)), 77, "an unterminated key is cut at 63 bytes")
+        XCTAssertEqual(
+            machine.hostcall.fact(String(repeating: "K", count: 63)), 77, "an unterminated key is cut at 63 bytes")
         XCTAssertEqual(machine.hostcall.fact("string_io"), 7, "the good block of the string out was served")
     }
 
@@ -168,7 +185,8 @@ final class HostileGuestTests: XCTestCase {
             let stop = try machine.run(timeout: .seconds(2))
             let elapsed = Date().timeIntervalSince(started)
             guard case .timedOut = stop else {
-                return XCTFail("\(vcpus) vCPU(s): expected a timeout, got \(describe(stop)); facts \(machine.hostcall.facts)")
+                return XCTFail(
+                    "\(vcpus) vCPU(s): expected a timeout, got \(describe(stop)); facts \(machine.hostcall.facts)")
             }
             XCTAssertLessThan(elapsed, 6, "\(vcpus) vCPU(s)")
             let counters = try fact(machine, "counters_addr")
@@ -182,7 +200,9 @@ final class HostileGuestTests: XCTestCase {
             XCTAssertGreaterThan(timer, 0, "\(vcpus) vCPU(s): LAPIC timer interrupts")
             XCTAssertGreaterThan(ipis, 0, "\(vcpus) vCPU(s): self-IPIs")
             XCTAssertGreaterThan(pit + timer + ipis, 100, "\(vcpus) vCPU(s): a storm")
-            print("hostile-irq-storm, \(vcpus) vCPU(s), 2 s: \(pit) PIT, \(timer) LAPIC timer, \(ipis) self-IPI interrupts")
+            print(
+                "hostile-irq-storm, \(vcpus) vCPU(s), 2 s: \(pit) PIT, \(timer) LAPIC timer, \(ipis) self-IPI interrupts"
+            )
             XCTAssertEqual(exceptions, 0, "\(vcpus) vCPU(s)")
             XCTAssertNil(machine.hostcall.fact("exception"))
         }

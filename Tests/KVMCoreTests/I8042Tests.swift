@@ -1,5 +1,6 @@
-@testable import KVMCore
 import XCTest
+
+@testable import KVMCore
 
 /// The i8042 keyboard controller and its PS/2 keyboard and mouse, without KVM,
 /// driven as Linux's i8042, atkbd and psmouse drivers drive them.
@@ -117,7 +118,7 @@ final class I8042Tests: XCTestCase {
         XCTAssertEqual(lines.history, [], "interrupts still off in the CTR")
         // The AUX IRQ test: enable aux interrupts, loop 0xa5, IRQ 12 must come.
         command(c, 0x60)
-        send(c, 0x52)                                    // AUXINT, translation; keyboard disabled
+        send(c, 0x52) // AUXINT, translation; keyboard disabled
         command(c, 0xD3)
         send(c, 0xA5)
         XCTAssertEqual(lines.history, ["12+"])
@@ -182,7 +183,7 @@ final class I8042Tests: XCTestCase {
     func testMouseCommands() {
         let (c, lines) = controller()
         command(c, 0x60)
-        send(c, 0x47)                                    // both interrupts, both ports enabled
+        send(c, 0x47) // both interrupts, both ports enabled
         command(c, 0xD4)
         send(c, 0xFF)
         let reset = drain(c)
@@ -194,8 +195,10 @@ final class I8042Tests: XCTestCase {
         XCTAssertEqual(bytes(c), [0xFA, 0x00], "a plain PS/2 mouse")
         // IntelliMouse knock: sample rates 200, 100, 80.
         for rate: UInt8 in [200, 100, 80] {
-            command(c, 0xD4); send(c, 0xF3)
-            command(c, 0xD4); send(c, rate)
+            command(c, 0xD4)
+            send(c, 0xF3)
+            command(c, 0xD4)
+            send(c, rate)
         }
         XCTAssertEqual(bytes(c), [0xFA, 0xFA, 0xFA, 0xFA, 0xFA, 0xFA])
         command(c, 0xD4)
@@ -215,9 +218,9 @@ final class I8042Tests: XCTestCase {
     func testDisabledPortHoldsItsData() {
         let (c, _) = controller()
         command(c, 0xD4)
-        send(c, 0xE9)                                    // four bytes queued
+        send(c, 0xE9) // four bytes queued
         XCTAssertEqual(data(c), 0xFA)
-        command(c, 0xA7)                                 // the next byte is already in the buffer
+        command(c, 0xA7) // the next byte is already in the buffer
         XCTAssertEqual(data(c), 0x00)
         XCTAssertEqual(status(c) & 0x01, 0, "held back")
         command(c, 0x20)
@@ -232,7 +235,9 @@ final class I8042Tests: XCTestCase {
         XCTAssertTrue(resets(c.write(port: 0x64, size: 1, value: 0xF0)), "pulse bits 3–0: bit 0 included")
         guard case .proceed = c.write(port: 0x64, size: 1, value: 0xFF) else { return XCTFail("0xff pulses nothing") }
         guard case .proceed = c.write(port: 0x64, size: 1, value: 0xD1) else { return XCTFail() }
-        guard case .proceed = c.write(port: 0x60, size: 1, value: 0x03) else { return XCTFail("output port, reset bit set") }
+        guard case .proceed = c.write(port: 0x60, size: 1, value: 0x03) else {
+            return XCTFail("output port, reset bit set")
+        }
         command(c, 0xD1)
         XCTAssertTrue(resets(c.write(port: 0x60, size: 1, value: 0x02)), "output port with bit 0 clear")
     }
@@ -255,12 +260,12 @@ final class I8042Tests: XCTestCase {
     func testSnapshotRoundTrip() throws {
         let (c, _) = controller()
         command(c, 0x60)
-        send(c, 0x03)                                    // interrupts on, both ports, no translation
-        send(c, 0xF2)                                    // three keyboard bytes
+        send(c, 0x03) // interrupts on, both ports, no translation
+        send(c, 0xF2) // three keyboard bytes
         command(c, 0xD4)
-        send(c, 0xF2)                                    // two mouse bytes
+        send(c, 0xF2) // two mouse bytes
         XCTAssertEqual(data(c), 0xFA, "the keyboard's, then the mouse's byte moves in")
-        command(c, 0xD4)                                 // a half-done command
+        command(c, 0xD4) // a half-done command
         let saved = c.saveSnapshotState()
 
         let (copy, copyLines) = controller(.powerOn)
@@ -268,7 +273,7 @@ final class I8042Tests: XCTestCase {
         try copy.restoreSnapshotState(saved)
         XCTAssertEqual(copyLines.history, ["1-", "12+"], "the restore drives both saved levels")
         XCTAssertEqual(copy.saveSnapshotState(), saved)
-        send(copy, 0xF4)                                 // goes to the mouse: the 0xd4 carried over
+        send(copy, 0xF4) // goes to the mouse: the 0xd4 carried over
         XCTAssertEqual(bytes(copy), [0xFA, 0xAB, 0x00, 0x83, 0xFA], "the ports take turns, as on QEMU")
         XCTAssertThrowsError(try copy.restoreSnapshotState(saved + [0]))
     }

@@ -1,7 +1,8 @@
 import Foundation
-@testable import KVMCore
 import TestFixtures
 import XCTest
+
+@testable import KVMCore
 
 /// The Linux boot protocol loader (`LinuxImage`, `LinuxBoot`, `Machine.bootLinux`)
 /// on synthetic bzImages: header fields, the zero page, placement, entry, the
@@ -20,8 +21,10 @@ final class LinuxBootTests: XCTestCase {
 
     /// `map128M` with `ram` bytes of RAM in all (the RAM entry from 1 MiB ends there).
     static func map(ramEnd: UInt64) -> [E820Entry] {
-        [E820Entry(address: 0, length: 0x9_FC00, type: .ram),
-         E820Entry(address: 0x10_0000, length: ramEnd - 0x10_0000, type: .ram)]
+        [
+            E820Entry(address: 0, length: 0x9_FC00, type: .ram),
+            E820Entry(address: 0x10_0000, length: ramEnd - 0x10_0000, type: .ram),
+        ]
     }
 
     func zeroPage(_ boot: LinuxBoot, file: StaticString = #filePath, line: UInt = #line) throws -> [UInt8] {
@@ -32,10 +35,13 @@ final class LinuxBootTests: XCTestCase {
         return Array(page.bytes)
     }
 
-    func segment(at address: UInt64, in boot: LinuxBoot, file: StaticString = #filePath, line: UInt = #line) throws -> BootImage.Segment {
-        try XCTUnwrap(boot.image.segments.first { $0.guestPhysical == address },
-                      "no segment at \(hex(address)); segments at \(boot.image.segments.map { hex($0.guestPhysical) })",
-                      file: file, line: line)
+    func segment(at address: UInt64, in boot: LinuxBoot, file: StaticString = #filePath, line: UInt = #line) throws
+        -> BootImage.Segment
+    {
+        try XCTUnwrap(
+            boot.image.segments.first { $0.guestPhysical == address },
+            "no segment at \(hex(address)); segments at \(boot.image.segments.map { hex($0.guestPhysical) })",
+            file: file, line: line)
     }
 
     func u16(_ b: [UInt8], _ o: Int) -> UInt16 { UInt16(b[o]) | UInt16(b[o + 1]) << 8 }
@@ -165,7 +171,8 @@ final class LinuxBootTests: XCTestCase {
     }
 
     func testEmptyCommandLineAndNoInitrd() throws {
-        let boot = try LinuxBoot(kernel: try SyntheticBzImage().parsed(), initrd: nil, commandLine: "", e820: Self.map128M)
+        let boot = try LinuxBoot(
+            kernel: try SyntheticBzImage().parsed(), initrd: nil, commandLine: "", e820: Self.map128M)
         let zp = try zeroPage(boot)
         XCTAssertNil(boot.initrd)
         XCTAssertEqual(u32(zp, 0x218), 0)
@@ -173,7 +180,8 @@ final class LinuxBootTests: XCTestCase {
         XCTAssertEqual(Array(try segment(at: LinuxBoot.commandLineAddress, in: boot).bytes), [0])
         XCTAssertEqual(boot.image.segments.count, 3)
         // An empty initrd is no initrd.
-        let empty = try LinuxBoot(kernel: try SyntheticBzImage().parsed(), initrd: [], commandLine: "", e820: Self.map128M)
+        let empty = try LinuxBoot(
+            kernel: try SyntheticBzImage().parsed(), initrd: [], commandLine: "", e820: Self.map128M)
         XCTAssertNil(empty.initrd)
         XCTAssertEqual(u32(try zeroPage(empty), 0x21C), 0)
     }
@@ -190,19 +198,22 @@ final class LinuxBootTests: XCTestCase {
 
     /// acpi_rsdp_addr (0x70) is written for protocol 2.14 and later only.
     func testACPIRSDP() throws {
-        let boot = try LinuxBoot(kernel: try SyntheticBzImage().parsed(), initrd: nil, commandLine: "",
-                                 e820: Self.map128M, acpiRSDP: 0xF_5A40)
+        let boot = try LinuxBoot(
+            kernel: try SyntheticBzImage().parsed(), initrd: nil, commandLine: "",
+            e820: Self.map128M, acpiRSDP: 0xF_5A40)
         XCTAssertEqual(u64(try zeroPage(boot), 0x70), 0xF_5A40)
         var old = SyntheticBzImage()
         old.version = 0x020D
-        let oldBoot = try LinuxBoot(kernel: try old.parsed(), initrd: nil, commandLine: "",
-                                    e820: Self.map128M, acpiRSDP: 0xF_5A40)
+        let oldBoot = try LinuxBoot(
+            kernel: try old.parsed(), initrd: nil, commandLine: "",
+            e820: Self.map128M, acpiRSDP: 0xF_5A40)
         XCTAssertEqual(u64(try zeroPage(oldBoot), 0x70), 0)
     }
 
     func testFullMemoryMap() throws {
         let e820 = (0..<LinuxBoot.maxE820Entries).map { i -> E820Entry in
-            i == 1 ? E820Entry(address: 0x10_0000, length: 0x700_0000, type: .ram)
+            i == 1
+                ? E820Entry(address: 0x10_0000, length: 0x700_0000, type: .ram)
                 : E820Entry(address: 0x1_0000_0000 + UInt64(i) << 20, length: 0x1000, type: .reserved)
         }
         let boot = try LinuxBoot(kernel: try SyntheticBzImage().parsed(), initrd: nil, commandLine: "", e820: e820)
@@ -219,29 +230,34 @@ final class LinuxBootTests: XCTestCase {
         var synthetic = SyntheticBzImage()
         synthetic.initSize = 0x300_0000
         // Relocatable: the run address is 1 MiB aligned up to 2 MiB, or pref_address if higher.
-        XCTAssertEqual(try LinuxBoot(kernel: try synthetic.parsed(), initrd: nil, commandLine: "", e820: Self.map128M).kernelRange,
-                       0x10_0000..<0x400_0000)
+        XCTAssertEqual(
+            try LinuxBoot(kernel: try synthetic.parsed(), initrd: nil, commandLine: "", e820: Self.map128M).kernelRange,
+            0x10_0000..<0x400_0000)
         synthetic.preferredAddress = 0x10_0000
-        XCTAssertEqual(try LinuxBoot(kernel: try synthetic.parsed(), initrd: nil, commandLine: "", e820: Self.map128M).kernelRange,
-                       0x10_0000..<0x320_0000)
+        XCTAssertEqual(
+            try LinuxBoot(kernel: try synthetic.parsed(), initrd: nil, commandLine: "", e820: Self.map128M).kernelRange,
+            0x10_0000..<0x320_0000)
         // Not relocatable: the kernel runs at pref_address.
         synthetic.relocatable = 0
         synthetic.preferredAddress = 0x80_0000
-        XCTAssertEqual(try LinuxBoot(kernel: try synthetic.parsed(), initrd: nil, commandLine: "", e820: Self.map128M).kernelRange,
-                       0x10_0000..<0x380_0000)
+        XCTAssertEqual(
+            try LinuxBoot(kernel: try synthetic.parsed(), initrd: nil, commandLine: "", e820: Self.map128M).kernelRange,
+            0x10_0000..<0x380_0000)
         // A kernel file longer than init_size from its run address ends where the file does.
         synthetic.initSize = 0
         synthetic.preferredAddress = 0x10_0000
         synthetic.payload = [UInt8](repeating: 0x90, count: 0x12_3450)
-        XCTAssertEqual(try LinuxBoot(kernel: try synthetic.parsed(), initrd: nil, commandLine: "", e820: Self.map128M).kernelRange,
-                       0x10_0000..<0x22_3450)
+        XCTAssertEqual(
+            try LinuxBoot(kernel: try synthetic.parsed(), initrd: nil, commandLine: "", e820: Self.map128M).kernelRange,
+            0x10_0000..<0x22_3450)
     }
 
     /// As high as initrd_addr_max and the RAM entry from 1 MiB allow, page-aligned.
     func testInitrdPlacedHighAndPageAligned() throws {
         let image = try SyntheticBzImage().parsed()
         for size in [1, 4095, 4096, 5000, 1 << 20] {
-            let boot = try LinuxBoot(kernel: image, initrd: [UInt8](repeating: 1, count: size), commandLine: "", e820: Self.map128M)
+            let boot = try LinuxBoot(
+                kernel: image, initrd: [UInt8](repeating: 1, count: size), commandLine: "", e820: Self.map128M)
             let placed = try XCTUnwrap(boot.initrd)
             XCTAssertEqual(placed.lowerBound % 4096, 0, "size \(size)")
             XCTAssertEqual(placed.count, size)
@@ -255,29 +271,35 @@ final class LinuxBootTests: XCTestCase {
     func testInitrdBelowInitrdAddrMax() throws {
         var synthetic = SyntheticBzImage()
         synthetic.initrdAddressMax = 0x37FF_FFFF
-        let e820 = [E820Entry(address: 0, length: 0x9_FC00, type: .ram),
-                    E820Entry(address: 0x10_0000, length: 0xBFEE_0000, type: .ram),
-                    E820Entry(address: 0x1_0000_0000, length: 0x4000_0000, type: .ram)]
-        let boot = try LinuxBoot(kernel: try synthetic.parsed(), initrd: [UInt8](repeating: 2, count: 0x1800),
-                                 commandLine: "", e820: e820)
+        let e820 = [
+            E820Entry(address: 0, length: 0x9_FC00, type: .ram),
+            E820Entry(address: 0x10_0000, length: 0xBFEE_0000, type: .ram),
+            E820Entry(address: 0x1_0000_0000, length: 0x4000_0000, type: .ram),
+        ]
+        let boot = try LinuxBoot(
+            kernel: try synthetic.parsed(), initrd: [UInt8](repeating: 2, count: 0x1800),
+            commandLine: "", e820: e820)
         XCTAssertEqual(boot.initrd, 0x37FF_E000..<0x37FF_F800)
         // With the default initrd_addr_max (2 GiB - 1) and 3 GiB below 4 GiB: 2 GiB.
-        let high = try LinuxBoot(kernel: try SyntheticBzImage().parsed(), initrd: [UInt8](repeating: 2, count: 0x1000),
-                                 commandLine: "", e820: e820)
+        let high = try LinuxBoot(
+            kernel: try SyntheticBzImage().parsed(), initrd: [UInt8](repeating: 2, count: 0x1000),
+            commandLine: "", e820: e820)
         XCTAssertEqual(high.initrd, 0x7FFF_F000..<0x8000_0000)
         // initrd_addr_max 0xffffffff with RAM only to 64 MiB: the top of RAM.
         synthetic.initrdAddressMax = 0xFFFF_FFFF
-        let low = try LinuxBoot(kernel: try synthetic.parsed(), initrd: [3], commandLine: "", e820: Self.map(ramEnd: 0x400_0000))
+        let low = try LinuxBoot(
+            kernel: try synthetic.parsed(), initrd: [3], commandLine: "", e820: Self.map(ramEnd: 0x400_0000))
         XCTAssertEqual(low.initrd, 0x3FF_F000..<0x3FF_F001)
     }
 
     /// The initrd fits exactly from the page the kernel ends at; a page more does not.
     func testInitrdJustFitsAboveTheKernel() throws {
         var synthetic = SyntheticBzImage()
-        synthetic.initSize = 0x40_0000            // kernel to 0x1400000
+        synthetic.initSize = 0x40_0000 // kernel to 0x1400000
         let image = try synthetic.parsed()
-        let e820 = Self.map(ramEnd: 0x180_0000)   // 24 MiB: 4 MiB above the kernel
-        let boot = try LinuxBoot(kernel: image, initrd: [UInt8](repeating: 4, count: 0x40_0000), commandLine: "", e820: e820)
+        let e820 = Self.map(ramEnd: 0x180_0000) // 24 MiB: 4 MiB above the kernel
+        let boot = try LinuxBoot(
+            kernel: image, initrd: [UInt8](repeating: 4, count: 0x40_0000), commandLine: "", e820: e820)
         XCTAssertEqual(boot.kernelRange.upperBound, 0x140_0000)
         XCTAssertEqual(boot.initrd, 0x140_0000..<0x180_0000)
         assertThrows(GuestImageError.self, containing: ["initrd", "does not fit", "-m"]) {
@@ -288,7 +310,8 @@ final class LinuxBootTests: XCTestCase {
     // MARK: - Entry
 
     func testEntry64() throws {
-        let boot = try LinuxBoot(kernel: try SyntheticBzImage().parsed(), initrd: nil, commandLine: "", e820: Self.map128M)
+        let boot = try LinuxBoot(
+            kernel: try SyntheticBzImage().parsed(), initrd: nil, commandLine: "", e820: Self.map128M)
         XCTAssertEqual(boot.image.entry, 0x10_0200)
         XCTAssertEqual(boot.image.mode, .long)
         XCTAssertEqual(boot.image.arguments, EntryArguments(rsi: 0x1_0000))
@@ -299,7 +322,7 @@ final class LinuxBootTests: XCTestCase {
 
     func testEntry32WithoutXLFKernel64() throws {
         var synthetic = SyntheticBzImage()
-        synthetic.xloadFlags = 0x2   // XLF_CAN_BE_LOADED_ABOVE_4G alone
+        synthetic.xloadFlags = 0x2 // XLF_CAN_BE_LOADED_ABOVE_4G alone
         let boot = try LinuxBoot(kernel: try synthetic.parsed(), initrd: nil, commandLine: "", e820: Self.map128M)
         XCTAssertEqual(boot.image.entry, 0x10_0000)
         XCTAssertEqual(boot.image.mode, .protected)
@@ -312,7 +335,7 @@ final class LinuxBootTests: XCTestCase {
 
     func testNoHdrS() {
         var synthetic = SyntheticBzImage()
-        synthetic.magic = 0x5372_6447   // "GdrS"
+        synthetic.magic = 0x5372_6447 // "GdrS"
         XCTAssertFalse(LinuxImage.isLinux(synthetic.bytes))
         assertThrows(GuestImageError.self, containing: ["not a Linux kernel", "HdrS"]) { try synthetic.parsed() }
         XCTAssertFalse(LinuxImage.isLinux([]))
@@ -330,7 +353,7 @@ final class LinuxBootTests: XCTestCase {
 
     func testZImage() {
         var synthetic = SyntheticBzImage()
-        synthetic.loadFlags = 0x80   // CAN_USE_HEAP without LOADED_HIGH
+        synthetic.loadFlags = 0x80 // CAN_USE_HEAP without LOADED_HIGH
         assertThrows(GuestImageError.self, containing: ["zImage", "bzImage"]) { try synthetic.parsed() }
     }
 
@@ -353,7 +376,8 @@ final class LinuxBootTests: XCTestCase {
         synthetic.commandLineSize = 16
         let image = try synthetic.parsed()
         assertThrows(GuestImageError.self, containing: ["command line", "17 bytes", "at most 16"]) {
-            try LinuxBoot(kernel: image, initrd: nil, commandLine: String(repeating: "y", count: 17), e820: Self.map128M)
+            try LinuxBoot(
+                kernel: image, initrd: nil, commandLine: String(repeating: "y", count: 17), e820: Self.map128M)
         }
         // Bytes, not characters: "é" is two.
         assertThrows(GuestImageError.self, containing: ["18 bytes"]) {
@@ -363,32 +387,39 @@ final class LinuxBootTests: XCTestCase {
 
     func testKernelInitSizeDoesNotFitRAM() throws {
         var synthetic = SyntheticBzImage()
-        synthetic.initSize = 0x100_0000     // 16 MiB from 16 MiB: RAM to 32 MiB
+        synthetic.initSize = 0x100_0000 // 16 MiB from 16 MiB: RAM to 32 MiB
         let image = try synthetic.parsed()
         XCTAssertNoThrow(try LinuxBoot(kernel: image, initrd: nil, commandLine: "", e820: Self.map(ramEnd: 0x200_0000)))
-        let error = assertThrows(GuestImageError.self, containing: ["kernel needs RAM up to 0x2000000", "32 MiB", "ends at 0x1fff000", "-m"]) {
+        let error = assertThrows(
+            GuestImageError.self, containing: ["kernel needs RAM up to 0x2000000", "32 MiB", "ends at 0x1fff000", "-m"]
+        ) {
             try LinuxBoot(kernel: image, initrd: nil, commandLine: "", e820: Self.map(ramEnd: 0x1FF_F000))
         }
         XCTAssertNotNil(error)
         // RAM that does not reach 1 MiB at all.
         assertThrows(GuestImageError.self, containing: ["does not reach 1 MiB"]) {
-            try LinuxBoot(kernel: image, initrd: nil, commandLine: "",
-                          e820: [E820Entry(address: 0, length: 0x9_FC00, type: .ram)])
+            try LinuxBoot(
+                kernel: image, initrd: nil, commandLine: "",
+                e820: [E820Entry(address: 0, length: 0x9_FC00, type: .ram)])
         }
     }
 
     func testInitrdDoesNotFit() throws {
-        let image = try SyntheticBzImage().parsed()   // kernel to 0x1400000 (init_size 4 MiB from 16 MiB)
+        let image = try SyntheticBzImage().parsed() // kernel to 0x1400000 (init_size 4 MiB from 16 MiB)
         let e820 = Self.map(ramEnd: 0x200_0000)
-        assertThrows(GuestImageError.self, containing: ["initrd", "12288 KiB", "does not fit", "0x1400000", "0x2000000"]) {
-            try LinuxBoot(kernel: image, initrd: [UInt8](repeating: 0, count: (12 << 20) + 1), commandLine: "", e820: e820)
+        assertThrows(
+            GuestImageError.self, containing: ["initrd", "12288 KiB", "does not fit", "0x1400000", "0x2000000"]
+        ) {
+            try LinuxBoot(
+                kernel: image, initrd: [UInt8](repeating: 0, count: (12 << 20) + 1), commandLine: "", e820: e820)
         }
         // Larger than all of the space below initrd_addr_max.
         var synthetic = SyntheticBzImage()
         synthetic.initrdAddressMax = 0x1FF_FFFF
         assertThrows(GuestImageError.self, containing: ["initrd", "does not fit"]) {
-            try LinuxBoot(kernel: try synthetic.parsed(), initrd: [UInt8](repeating: 0, count: 0x200_1000), commandLine: "",
-                          e820: Self.map128M)
+            try LinuxBoot(
+                kernel: try synthetic.parsed(), initrd: [UInt8](repeating: 0, count: 0x200_1000), commandLine: "",
+                e820: Self.map128M)
         }
     }
 
@@ -396,7 +427,9 @@ final class LinuxBootTests: XCTestCase {
         var synthetic = SyntheticBzImage()
         for alignment: UInt32 in [0, 0x30_0000, 0x20_0001] {
             synthetic.kernelAlignment = alignment
-            assertThrows(GuestImageError.self, containing: ["kernel_alignment", "not a power of two"]) { try synthetic.parsed() }
+            assertThrows(GuestImageError.self, containing: ["kernel_alignment", "not a power of two"]) {
+                try synthetic.parsed()
+            }
         }
         // A kernel that is not relocatable is not moved: its alignment is not used.
         synthetic.relocatable = 0
@@ -404,7 +437,9 @@ final class LinuxBootTests: XCTestCase {
     }
 
     func testTooManyMemoryMapEntries() throws {
-        let e820 = (0...LinuxBoot.maxE820Entries).map { E820Entry(address: UInt64($0) << 20, length: 1 << 20, type: .ram) }
+        let e820 = (0...LinuxBoot.maxE820Entries).map {
+            E820Entry(address: UInt64($0) << 20, length: 1 << 20, type: .ram)
+        }
         assertThrows(GuestImageError.self, containing: ["129 entries", "128"]) {
             try LinuxBoot(kernel: try SyntheticBzImage().parsed(), initrd: nil, commandLine: "", e820: e820)
         }
@@ -415,9 +450,9 @@ final class LinuxBootTests: XCTestCase {
     /// overflow (they trapped once: Fuzz/Findings/fuzz-linux).
     func testPreferredAddressAtTheTopOfTheAddressSpace() throws {
         for (relocatable, initSize, pref): (UInt8, UInt32, UInt64) in [
-            (1, 0x40_0000, 0xFFFF_FFFF_FFE0_0000),     // runAddress + init_size overflows
+            (1, 0x40_0000, 0xFFFF_FFFF_FFE0_0000), // runAddress + init_size overflows
             (0, 0x40_0000, 0xFFFF_FFFF_FFE0_0000),
-            (0, 0, 0xFFFF_FFFF_FFFF_F000),             // kernelEnd + 0xfffff (the message's MiB) overflows
+            (0, 0, 0xFFFF_FFFF_FFFF_F000), // kernelEnd + 0xfffff (the message's MiB) overflows
         ] {
             var synthetic = SyntheticBzImage()
             synthetic.relocatable = relocatable
@@ -440,14 +475,17 @@ final class LinuxBootTests: XCTestCase {
         let special: SpecialRegisters
     }
 
-    func run(_ synthetic: SyntheticBzImage, initrd: [UInt8]?, commandLine: String,
-             memorySize: UInt64 = 64 << 20) throws -> Run {
+    func run(
+        _ synthetic: SyntheticBzImage, initrd: [UInt8]?, commandLine: String,
+        memorySize: UInt64 = 64 << 20
+    ) throws -> Run {
         let kvm = try requireKVM()
         let machine = try Machine(memorySize: memorySize, vcpus: 1, irqchip: true, serial: .buffer, kvm: kvm)
         let boot = try machine.bootLinux(kernel: synthetic.bytes, initrd: initrd, commandLine: commandLine)
         let stop = try machine.run(timeout: .seconds(20))
-        return Run(machine: machine, boot: boot, stop: stop, registers: try machine.vcpu.registers(),
-                   special: try machine.vcpu.specialRegisters())
+        return Run(
+            machine: machine, boot: boot, stop: stop, registers: try machine.vcpu.registers(),
+            special: try machine.vcpu.specialRegisters())
     }
 
     /// The "kernel" enters at load + 0x200 in long mode with RSI = the zero
@@ -506,7 +544,7 @@ final class LinuxBootTests: XCTestCase {
     func testBootLinuxRefusesAKernelLargerThanRAM() throws {
         let kvm = try requireKVM()
         var synthetic = SyntheticBzImage()
-        synthetic.initSize = 0x200_0000          // to 48 MiB
+        synthetic.initSize = 0x200_0000 // to 48 MiB
         let machine = try Machine(memorySize: 32 << 20, vcpus: 1, irqchip: true, serial: .buffer, kvm: kvm)
         assertThrows(GuestImageError.self, containing: ["kernel needs RAM up to 0x3000000", "-m"]) {
             try machine.bootLinux(kernel: synthetic.bytes, commandLine: "")

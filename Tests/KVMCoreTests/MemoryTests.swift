@@ -43,7 +43,9 @@ final class GuestMemoryTests: XCTestCase {
 
     func testOnePastTheEndIsRefused() throws {
         let memory = try twoSlotVM().memory
-        assertThrows(ConfigurationError.self, containing: ["outside guest RAM"]) { try memory.read(UInt8.self, at: 0x2_0000) }
+        assertThrows(ConfigurationError.self, containing: ["outside guest RAM"]) {
+            try memory.read(UInt8.self, at: 0x2_0000)
+        }
         XCTAssertThrowsError(try memory.read(UInt16.self, at: 0x1_FFFF)) {
             XCTAssertEqual($0 as? ConfigurationError, .outsideGuestRAM(address: 0x1_FFFF, count: 2))
         }
@@ -140,7 +142,9 @@ final class BootImageTests: XCTestCase {
     }
 
     func testFlatRefusals() {
-        assertThrows(GuestImageError.self, containing: ["empty"]) { try BootImage.flat([], mode: .long, load: 0x10_0000) }
+        assertThrows(GuestImageError.self, containing: ["empty"]) {
+            try BootImage.flat([], mode: .long, load: 0x10_0000)
+        }
         assertThrows(GuestImageError.self, containing: ["entry 0x100004"]) {
             try BootImage.flat([1, 2, 3, 4], mode: .long, load: 0x10_0000, entry: 0x10_0004)
         }
@@ -174,8 +178,9 @@ final class BootImageTests: XCTestCase {
             try BootImage.flat([UInt8](repeating: 0xF4, count: 0x20), mode: .long, load: 0xF_FFF0).load(into: m.memory)
         }
         // A zero-filled tail past the end counts too.
-        let bss = BootImage(segments: [segment(0xF_F000, [0xF4], memorySize: 0x2000)],
-                            entry: 0xF_F000, mode: .long)
+        let bss = BootImage(
+            segments: [segment(0xF_F000, [0xF4], memorySize: 0x2000)],
+            entry: 0xF_F000, mode: .long)
         assertThrows(GuestImageError.self, containing: ["outside guest RAM"]) { try bss.load(into: m.memory) }
         // Exactly the last bytes of RAM: accepted.
         try BootImage.flat([1, 2, 3, 4], mode: .long, load: 0xF_FFFC).load(into: m.memory)
@@ -184,17 +189,22 @@ final class BootImageTests: XCTestCase {
 
     func testOverlappingSegments() throws {
         let m = try machine()
-        let image = BootImage(segments: [
-            segment(0x2_0000, [1, 2, 3, 4], memorySize: 0x100),
-            segment(0x2_0080, [5, 6], memorySize: 2),
-        ], entry: 0x2_0000, mode: .long)
-        assertThrows(GuestImageError.self, containing: ["overlap", "0x20000", "0x20080"]) { try image.load(into: m.memory) }
-        XCTAssertEqual(try m.memory.bytes(at: 0x2_0000, count: 4), [0, 0, 0, 0], "nothing is copied from a refused image")
+        let image = BootImage(
+            segments: [
+                segment(0x2_0000, [1, 2, 3, 4], memorySize: 0x100),
+                segment(0x2_0080, [5, 6], memorySize: 2),
+            ], entry: 0x2_0000, mode: .long)
+        assertThrows(GuestImageError.self, containing: ["overlap", "0x20000", "0x20080"]) {
+            try image.load(into: m.memory)
+        }
+        XCTAssertEqual(
+            try m.memory.bytes(at: 0x2_0000, count: 4), [0, 0, 0, 0], "nothing is copied from a refused image")
         // Listed out of order, touching but not overlapping: accepted.
-        let touching = BootImage(segments: [
-            segment(0x2_0100, [7], memorySize: 1),
-            segment(0x2_0000, [1, 2, 3, 4], memorySize: 0x100),
-        ], entry: 0x2_0000, mode: .long)
+        let touching = BootImage(
+            segments: [
+                segment(0x2_0100, [7], memorySize: 1),
+                segment(0x2_0000, [1, 2, 3, 4], memorySize: 0x100),
+            ], entry: 0x2_0000, mode: .long)
         try touching.load(into: m.memory)
         XCTAssertEqual(try m.memory.bytes(at: 0x2_00FE, count: 3), [0, 0, 7])
     }
@@ -204,11 +214,14 @@ final class BootImageTests: XCTestCase {
         for mode in [CPUMode.protected, .paged, .long] {
             for (load, count) in [(UInt64(0x8000), 0x10), (0x400, 0x101), (0xFFFF, 2), (0x500, 1), (0x0, 0x2_0000)] {
                 assertThrows(GuestImageError.self, containing: ["boot structures"]) {
-                    try BootImage.flat([UInt8](repeating: 0x90, count: count), mode: mode, load: load).load(into: m.memory)
+                    try BootImage.flat([UInt8](repeating: 0x90, count: count), mode: mode, load: load).load(
+                        into: m.memory)
                 }
             }
             // Just below 0x500 and from 0x10000 on: accepted.
-            XCTAssertNoThrow(try BootImage.flat([UInt8](repeating: 0x90, count: 0x100), mode: mode, load: 0x400).load(into: m.memory))
+            XCTAssertNoThrow(
+                try BootImage.flat([UInt8](repeating: 0x90, count: 0x100), mode: mode, load: 0x400).load(into: m.memory)
+            )
             XCTAssertNoThrow(try BootImage.flat([0x90], mode: mode, load: 0x1_0000).load(into: m.memory))
         }
         // Real mode has no such structures.

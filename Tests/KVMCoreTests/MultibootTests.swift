@@ -1,6 +1,7 @@
 import Guests
-@testable import KVMCore
 import XCTest
+
+@testable import KVMCore
 
 /// The multiboot loader without KVM: header search, both ways of loading a
 /// kernel, QEMU's layout of the module list, strings and modules, the memory
@@ -9,8 +10,10 @@ final class MultibootTests: XCTestCase {
     static let ram128M: [(start: UInt64, size: UInt64)] = [(0, 128 << 20)]
 
     /// A kernel file of `size` bytes with a multiboot header at `offset`.
-    func kernel(size: Int = 0x400, offset: Int = 0, flags: UInt32 = 0x1_0003,
-                addresses: MultibootHeader.Addresses? = nil, checksum: UInt32? = nil) -> [UInt8] {
+    func kernel(
+        size: Int = 0x400, offset: Int = 0, flags: UInt32 = 0x1_0003,
+        addresses: MultibootHeader.Addresses? = nil, checksum: UInt32? = nil
+    ) -> [UInt8] {
         var bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) }
         func put(_ v: UInt32, _ at: Int) {
             for i in 0..<4 where at + i < bytes.count { bytes[at + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) }
@@ -19,21 +22,29 @@ final class MultibootTests: XCTestCase {
         put(flags, offset + 4)
         put(checksum ?? (0 &- Multiboot.headerMagic &- flags), offset + 8)
         if let a = addresses {
-            put(a.header, offset + 12); put(a.load, offset + 16); put(a.loadEnd, offset + 20)
-            put(a.bssEnd, offset + 24); put(a.entry, offset + 28)
+            put(a.header, offset + 12)
+            put(a.load, offset + 16)
+            put(a.loadEnd, offset + 20)
+            put(a.bssEnd, offset + 24)
+            put(a.entry, offset + 28)
         }
         return bytes
     }
 
-    func addresses(header: UInt32 = 0x10_0000, load: UInt32 = 0x10_0000, loadEnd: UInt32 = 0,
-                   bssEnd: UInt32 = 0, entry: UInt32 = 0x10_0020) -> MultibootHeader.Addresses {
+    func addresses(
+        header: UInt32 = 0x10_0000, load: UInt32 = 0x10_0000, loadEnd: UInt32 = 0,
+        bssEnd: UInt32 = 0, entry: UInt32 = 0x10_0020
+    ) -> MultibootHeader.Addresses {
         .init(header: header, load: load, loadEnd: loadEnd, bssEnd: bssEnd, entry: entry)
     }
 
-    func prepare(_ kernel: [UInt8], commandLine: String = "k ", modules: [MultibootModule] = [],
-                 ram: [(start: UInt64, size: UInt64)] = ram128M) throws -> MultibootBoot {
-        try Multiboot.prepare(kernel: kernel, commandLine: commandLine, modules: modules,
-                              memoryMap: PCMemoryMap(ram: ram, amdHyperTransport: false))
+    func prepare(
+        _ kernel: [UInt8], commandLine: String = "k ", modules: [MultibootModule] = [],
+        ram: [(start: UInt64, size: UInt64)] = ram128M
+    ) throws -> MultibootBoot {
+        try Multiboot.prepare(
+            kernel: kernel, commandLine: commandLine, modules: modules,
+            memoryMap: PCMemoryMap(ram: ram, amdHyperTransport: false))
     }
 
     func u32(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
@@ -106,7 +117,9 @@ final class MultibootTests: XCTestCase {
 
     /// header_addr − load_addr says where in the file loading starts; load_end_addr how much.
     func testAddressFieldsPartOfFile() throws {
-        let k = kernel(size: 0x1000, offset: 0x200, addresses: addresses(header: 0x20_0100, load: 0x20_0000, loadEnd: 0x20_0800, entry: 0x20_0104))
+        let k = kernel(
+            size: 0x1000, offset: 0x200,
+            addresses: addresses(header: 0x20_0100, load: 0x20_0000, loadEnd: 0x20_0800, entry: 0x20_0104))
         let boot = try prepare(k)
         XCTAssertEqual(boot.kernelAddress, 0x20_0000)
         XCTAssertEqual(boot.kernelSize, 0x800)
@@ -131,7 +144,8 @@ final class MultibootTests: XCTestCase {
 
     func testLoadOutsideRAM() {
         let k = kernel(addresses: addresses(header: 0x1000_0000, load: 0x1000_0000, entry: 0x1000_0000))
-        assertThrows(GuestImageError.self, containing: ["0x10000000–0x10002000", "outside guest RAM", "0x0–0x8000000"]) {
+        assertThrows(GuestImageError.self, containing: ["0x10000000–0x10002000", "outside guest RAM", "0x0–0x8000000"])
+        {
             try prepare(k)
         }
     }
@@ -157,15 +171,18 @@ final class MultibootTests: XCTestCase {
         _ = try memory.addRegion(at: 0, size: 1 << 20, flags: 0) { _ in }
         try boot.writeInfo(into: memory)
         try boot.image.load(into: memory)
-        XCTAssertEqual(try memory.bytes(at: 0x9000, count: 16), Array(k[0x1000..<0x1010]), "kernel bytes over the memory map")
-        XCTAssertEqual(try memory.bytes(at: 0x9500, count: 16), Array(k[0x1500..<0x1510]), "kernel bytes over the information")
+        XCTAssertEqual(
+            try memory.bytes(at: 0x9000, count: 16), Array(k[0x1000..<0x1010]), "kernel bytes over the memory map")
+        XCTAssertEqual(
+            try memory.bytes(at: 0x9500, count: 16), Array(k[0x1500..<0x1510]), "kernel bytes over the information")
     }
 
     /// An AMD vCPU's map has the HyperTransport range reserved, last (SeaBIOS sorts it).
     func testMemoryMapOfAnAMDVCPU() {
         let intel = MultibootMemoryMap(SeaBIOSMemoryMap(PCMemoryMap(ram: Self.ram128M, amdHyperTransport: false)))
         let amd = MultibootMemoryMap(SeaBIOSMemoryMap(PCMemoryMap(ram: Self.ram128M, amdHyperTransport: true)))
-        XCTAssertEqual(amd.entries, intel.entries + [E820Entry(address: 0xFD_0000_0000, length: 0x3_0000_0000, type: .reserved)])
+        XCTAssertEqual(
+            amd.entries, intel.entries + [E820Entry(address: 0xFD_0000_0000, length: 0x3_0000_0000, type: .reserved)])
         XCTAssertEqual(amd.memLower, intel.memLower)
         XCTAssertEqual(amd.memUpper, intel.memUpper)
     }
@@ -177,7 +194,9 @@ final class MultibootTests: XCTestCase {
 
     func testEntryOutsideRAM() {
         let k = kernel(addresses: addresses(entry: 0x2000_0000))
-        assertThrows(GuestImageError.self, containing: ["entry point 0x20000000", "outside guest RAM"]) { try prepare(k) }
+        assertThrows(GuestImageError.self, containing: ["entry point 0x20000000", "outside guest RAM"]) {
+            try prepare(k)
+        }
     }
 
     func testVideoModeIsAWarning() throws {
@@ -190,28 +209,52 @@ final class MultibootTests: XCTestCase {
 
     /// A minimal ELF32 with the given PT_LOAD segments (offset, vaddr, paddr,
     /// filesz, memsz, flags) and a multiboot header (flags 3) at file offset 0x100.
-    func elf32(entry: UInt32, machine: UInt16 = 3, elfClass: UInt8 = 1,
-               segments: [(offset: UInt32, vaddr: UInt32, paddr: UInt32, filesz: UInt32, memsz: UInt32, flags: UInt32)]) -> [UInt8] {
+    func elf32(
+        entry: UInt32, machine: UInt16 = 3, elfClass: UInt8 = 1,
+        segments: [(offset: UInt32, vaddr: UInt32, paddr: UInt32, filesz: UInt32, memsz: UInt32, flags: UInt32)]
+    ) -> [UInt8] {
         var b = [UInt8](repeating: 0, count: 0x2000)
-        func put16(_ v: UInt16, _ at: Int) { b[at] = UInt8(v & 0xFF); b[at + 1] = UInt8(v >> 8) }
+        func put16(_ v: UInt16, _ at: Int) {
+            b[at] = UInt8(v & 0xFF)
+            b[at + 1] = UInt8(v >> 8)
+        }
         func put32(_ v: UInt32, _ at: Int) { for i in 0..<4 { b[at + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) } }
         b[0...3] = [0x7F, 0x45, 0x4C, 0x46]
-        b[4] = elfClass; b[5] = 1; b[6] = 1
-        put16(2, 16); put16(machine, 18); put32(1, 20); put32(entry, 24)
-        put32(52, 28); put16(52, 40); put16(32, 42); put16(UInt16(segments.count), 44)
+        b[4] = elfClass
+        b[5] = 1
+        b[6] = 1
+        put16(2, 16)
+        put16(machine, 18)
+        put32(1, 20)
+        put32(entry, 24)
+        put32(52, 28)
+        put16(52, 40)
+        put16(32, 42)
+        put16(UInt16(segments.count), 44)
         for (i, s) in segments.enumerated() {
             let h = 52 + 32 * i
-            put32(1, h); put32(s.offset, h + 4); put32(s.vaddr, h + 8); put32(s.paddr, h + 12)
-            put32(s.filesz, h + 16); put32(s.memsz, h + 20); put32(s.flags, h + 24)
+            put32(1, h)
+            put32(s.offset, h + 4)
+            put32(s.vaddr, h + 8)
+            put32(s.paddr, h + 12)
+            put32(s.filesz, h + 16)
+            put32(s.memsz, h + 20)
+            put32(s.flags, h + 24)
         }
-        put32(Multiboot.headerMagic, 0x100); put32(3, 0x104); put32(0 &- Multiboot.headerMagic &- 3, 0x108)
+        put32(Multiboot.headerMagic, 0x100)
+        put32(3, 0x104)
+        put32(0 &- Multiboot.headerMagic &- 3, 0x108)
         for i in 0x200..<0x2000 { b[i] = UInt8(truncatingIfNeeded: i) }
         return b
     }
 
     func testELFSegmentsWithGap() throws {
-        let k = elf32(entry: 0x10_0010, segments: [(0x200, 0x10_0000, 0x10_0000, 0x100, 0x100, 5),
-                                                   (0x400, 0x10_1000, 0x10_1000, 0x80, 0x200, 6)])
+        let k = elf32(
+            entry: 0x10_0010,
+            segments: [
+                (0x200, 0x10_0000, 0x10_0000, 0x100, 0x100, 5),
+                (0x400, 0x10_1000, 0x10_1000, 0x80, 0x200, 6),
+            ])
         let boot = try prepare(k)
         XCTAssertEqual(boot.kernelAddress, 0x10_0000)
         XCTAssertEqual(boot.kernelSize, 0x1200)
@@ -235,11 +278,19 @@ final class MultibootTests: XCTestCase {
 
     func testELFErrors() {
         assertThrows(GuestImageError.self, containing: ["x86-64", "ELF32"]) {
-            try prepare(elf32(entry: 0x10_0000, machine: 62, elfClass: 2, segments: [(0x200, 0x10_0000, 0x10_0000, 0x10, 0x10, 5)]))
+            try prepare(
+                elf32(
+                    entry: 0x10_0000, machine: 62, elfClass: 2, segments: [(0x200, 0x10_0000, 0x10_0000, 0x10, 0x10, 5)]
+                ))
         }
         assertThrows(GuestImageError.self, containing: ["overlap"]) {
-            try prepare(elf32(entry: 0x10_0000, segments: [(0x200, 0x10_0000, 0x10_0000, 0x100, 0x100, 5),
-                                                           (0x300, 0x10_0080, 0x10_0080, 0x100, 0x100, 6)]))
+            try prepare(
+                elf32(
+                    entry: 0x10_0000,
+                    segments: [
+                        (0x200, 0x10_0000, 0x10_0000, 0x100, 0x100, 5),
+                        (0x300, 0x10_0080, 0x10_0080, 0x100, 0x100, 6),
+                    ]))
         }
         assertThrows(GuestImageError.self, containing: ["no loadable segments"]) {
             try prepare(elf32(entry: 0x10_0000, segments: []))
@@ -278,12 +329,18 @@ final class MultibootTests: XCTestCase {
     /// modules at +0x6000 and +0x7000.
     func testLayoutLikeQEMU() throws {
         let k = kernel(size: 0x4800, addresses: addresses())
-        let modules = [MultibootModule(bytes: Array("hello module zero\n".utf8), string: "m0 arg1 arg2"),
-                       MultibootModule(bytes: Array("second,module".utf8), string: "m1")]
+        let modules = [
+            MultibootModule(bytes: Array("hello module zero\n".utf8), string: "m0 arg1 arg2"),
+            MultibootModule(bytes: Array("second,module".utf8), string: "m1"),
+        ]
         let boot = try prepare(k, commandLine: "obj/mb-info/mb-info.elf exit=5 foo", modules: modules)
         let base: UInt64 = 0x10_0000
-        XCTAssertEqual(boot.modules, [.init(start: base + 0x6000, end: base + 0x6012, stringAddress: base + 0x5020),
-                                      .init(start: base + 0x7000, end: base + 0x700D, stringAddress: base + 0x502D)])
+        XCTAssertEqual(
+            boot.modules,
+            [
+                .init(start: base + 0x6000, end: base + 0x6012, stringAddress: base + 0x5020),
+                .init(start: base + 0x7000, end: base + 0x700D, stringAddress: base + 0x502D),
+            ])
         XCTAssertEqual(boot.commandLineAddress, base + 0x5030)
         XCTAssertEqual(boot.loaderNameAddress, base + 0x5053)
         let data = Array(boot.image.segments[0].bytes)
@@ -352,8 +409,9 @@ final class MultibootTests: XCTestCase {
         let k = kernel(size: 0x1000, addresses: addresses())
         let modules = [MultibootModule(bytes: [1], string: "a")]
         let rebuilt = try prepare(k, commandLine: "k ", modules: modules)
-        let given = try Multiboot.prepare(kernel: k, commandLine: "k ", modules: modules, initrdText: "a,",
-                                          memoryMap: PCMemoryMap(ram: Self.ram128M, amdHyperTransport: false))
+        let given = try Multiboot.prepare(
+            kernel: k, commandLine: "k ", modules: modules, initrdText: "a,",
+            memoryMap: PCMemoryMap(ram: Self.ram128M, amdHyperTransport: false))
         XCTAssertEqual(given.loaderNameAddress, rebuilt.loaderNameAddress + 1)
     }
 
@@ -379,15 +437,17 @@ final class MultibootTests: XCTestCase {
 
     func testMemoryMap128M() {
         let map = MultibootMemoryMap(SeaBIOSMemoryMap(PCMemoryMap(ram: Self.ram128M, amdHyperTransport: false)))
-        XCTAssertEqual(map.entries, [
-            E820Entry(address: 0, length: 0x9_FC00, type: .ram),
-            E820Entry(address: 0x9_FC00, length: 0x400, type: .reserved),
-            E820Entry(address: 0xF_0000, length: 0x1_0000, type: .reserved),
-            E820Entry(address: 0x10_0000, length: 0x7EE_0000, type: .ram),
-            E820Entry(address: 0x7FE_0000, length: 0x2_0000, type: .reserved),
-            E820Entry(address: 0xFEFF_C000, length: 0x4000, type: .reserved),
-            E820Entry(address: 0xFFFC_0000, length: 0x4_0000, type: .reserved),
-        ])
+        XCTAssertEqual(
+            map.entries,
+            [
+                E820Entry(address: 0, length: 0x9_FC00, type: .ram),
+                E820Entry(address: 0x9_FC00, length: 0x400, type: .reserved),
+                E820Entry(address: 0xF_0000, length: 0x1_0000, type: .reserved),
+                E820Entry(address: 0x10_0000, length: 0x7EE_0000, type: .ram),
+                E820Entry(address: 0x7FE_0000, length: 0x2_0000, type: .reserved),
+                E820Entry(address: 0xFEFF_C000, length: 0x4000, type: .reserved),
+                E820Entry(address: 0xFFFC_0000, length: 0x4_0000, type: .reserved),
+            ])
         XCTAssertEqual(map.memLower, 639)
         XCTAssertEqual(map.memUpper, 129_920)
         XCTAssertEqual(map.multibootBytes.count, 7 * 24)
@@ -396,8 +456,11 @@ final class MultibootTests: XCTestCase {
 
     /// QEMU -m 5000: 3 GiB below 4 GiB, the rest above.
     func testMemoryMapAbove4G() {
-        let map = MultibootMemoryMap(SeaBIOSMemoryMap(PCMemoryMap(ram: [(0, 3 << 30), (4 << 30, (5000 << 20) - (3 << 30))],
-                                                                  amdHyperTransport: false)))
+        let map = MultibootMemoryMap(
+            SeaBIOSMemoryMap(
+                PCMemoryMap(
+                    ram: [(0, 3 << 30), (4 << 30, (5000 << 20) - (3 << 30))],
+                    amdHyperTransport: false)))
         XCTAssertEqual(map.entries.count, 8)
         XCTAssertEqual(map.entries[3], E820Entry(address: 0x10_0000, length: 0xBFEE_0000, type: .ram))
         XCTAssertEqual(map.entries[4], E820Entry(address: 0xBFFE_0000, length: 0x2_0000, type: .reserved))

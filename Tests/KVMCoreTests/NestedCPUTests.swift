@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import KVMCore
 
 /// `VCPU.enableNesting`'s VMX MSR template, without a nesting host.

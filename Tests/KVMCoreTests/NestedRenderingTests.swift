@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import KVMCore
 
 final class NestedRenderingTests: XCTestCase {
@@ -17,16 +18,21 @@ final class NestedRenderingTests: XCTestCase {
         XCTAssertTrue(text.contains("vmcb.save (L1 host state saved at VMRUN = vmcb01.save, not L2"))
         XCTAssertTrue(lines.contains { $0.hasPrefix("  exit_code:") && $0.hasSuffix("0x0000000000000078 (HLT)") })
         XCTAssertTrue(lines.contains { $0.hasPrefix("  intercept_misc2:") && $0.hasSuffix("0x1 VMRUN") })
-        XCTAssertTrue(lines.contains { $0.hasPrefix("  exit_int_info:") && $0.hasSuffix("(valid vector=14 type=exception error-code)") })
+        XCTAssertTrue(
+            lines.contains {
+                $0.hasPrefix("  exit_int_info:") && $0.hasSuffix("(valid vector=14 type=exception error-code)")
+            })
         XCTAssertTrue(lines.contains { $0.hasPrefix("  efer:") && $0.hasSuffix("0x1d00 LME|LMA|NXE|SVME") })
         XCTAssertTrue(lines.contains { $0.hasPrefix("  cr0:") && $0.hasSuffix("0x80000011 PE|ET|PG") })
         XCTAssertTrue(lines.contains { $0.hasPrefix("  asid:") && $0.hasSuffix(" 1") })
         // Values in a section start in the same column.
         let section = lines.drop { !$0.hasPrefix("vmcb.control") }.dropFirst().prefix { $0.hasPrefix("  ") }
-        let columns = Set(section.map { line -> Int in
-            let afterColon = line.firstIndex(of: ":")!
-            return line[line.index(after: afterColon)...].prefix { $0 == " " }.count + line.distance(from: line.startIndex, to: afterColon)
-        })
+        let columns = Set(
+            section.map { line -> Int in
+                let afterColon = line.firstIndex(of: ":")!
+                return line[line.index(after: afterColon)...].prefix { $0 == " " }.count
+                    + line.distance(from: line.startIndex, to: afterColon)
+            })
         XCTAssertEqual(columns.count, 1)
     }
 
@@ -42,8 +48,8 @@ final class NestedRenderingTests: XCTestCase {
         XCTAssertTrue(text.contains("0x80000080 HLT_EXITING|ACTIVATE_SECONDARY_CONTROLS"))
         XCTAssertTrue(text.contains("0x4002 ENABLE_EPT|SHADOW_VMCS"))
         XCTAssertTrue(text.contains("flags:                     0x1 PREEMPTION_TIMER_DEADLINE"))
-        XCTAssertTrue(text.contains("  pin_based_vm_exec_control: 0x16\n"))  // only unnamed (always-1) bits
-        XCTAssertFalse(text.contains("io_bitmap_a"))   // zero fields left out
+        XCTAssertTrue(text.contains("  pin_based_vm_exec_control: 0x16\n")) // only unnamed (always-1) bits
+        XCTAssertFalse(text.contains("io_bitmap_a")) // zero fields left out
         XCTAssertTrue(state.textDump().contains("io_bitmap_a"))
 
         let off = NestedState.vmx(VMXNestedState())
@@ -104,15 +110,19 @@ final class NestedRenderingTests: XCTestCase {
         XCTAssertEqual(svm["vmcb"]?["save"]?["rip"]?.stringValue, "0x0000000000400000")
         XCTAssertEqual(svm["vmcb"]?["unknown_nonzero_bytes"]?.int64Value, 0)
         // Keys in the documented order.
-        XCTAssertEqual(json.objectValue?.map(\.0),
-                       ["schema", "flags", "format", "size", "trailing_bytes", "vmx", "svm", "unknown", "raw_hex"])
+        XCTAssertEqual(
+            json.objectValue?.map(\.0),
+            ["schema", "flags", "format", "size", "trailing_bytes", "vmx", "svm", "unknown", "raw_hex"])
         XCTAssertEqual(svm.objectValue?.map(\.0), ["vmcb_pa", "reserved_nonzero_bytes", "vmcb", "extra_bytes"])
         XCTAssertEqual(svm["vmcb"]?["save"]?.objectValue?.first?.0, "es.selector")
 
         let vmx = try NestedState(bytes: NestedBlob.vmxGuestMode()).json(includeRaw: true)
-        XCTAssertEqual(vmx["vmx"]?.objectValue?.map(\.0),
-                       ["vmxon_pa", "vmcs12_pa", "smm_flags", "pad", "flags", "preemption_timer_deadline",
-                        "reserved_nonzero_bytes", "vmcs12", "shadow_vmcs12", "extra_bytes"])
+        XCTAssertEqual(
+            vmx["vmx"]?.objectValue?.map(\.0),
+            [
+                "vmxon_pa", "vmcs12_pa", "smm_flags", "pad", "flags", "preemption_timer_deadline",
+                "reserved_nonzero_bytes", "vmcs12", "shadow_vmcs12", "extra_bytes",
+            ])
         XCTAssertEqual(vmx["vmx"]?["vmcs12"]?["fields"]?["guest_rip"]?.stringValue, "0xffffffff81000000")
         XCTAssertEqual(vmx["vmx"]?["vmcs12"]?["fields"]?["revision_id"]?.stringValue, "0x11e57ed0")
         XCTAssertEqual(vmx["vmx"]?["shadow_vmcs12"]?["fields"]?["shadow_vmcs"]?.stringValue, "0x01")
@@ -137,8 +147,10 @@ final class NestedRenderingTests: XCTestCase {
     func testJSONEscaping() throws {
         let tricky = "quote\" backslash\\ nl\n cr\r tab\t bs\u{08} ff\u{0C} nul\u{00} us\u{1F} del\u{7F} é 🚀 /"
         let json = JSONValue.object([("k\"ey", .string(tricky))])
-        XCTAssertEqual(json.compact,
-                       "{\"k\\\"ey\":\"quote\\\" backslash\\\\ nl\\n cr\\r tab\\t bs\\b ff\\f nul\\u0000 us\\u001f del\u{7F} é 🚀 /\"}")
+        XCTAssertEqual(
+            json.compact,
+            "{\"k\\\"ey\":\"quote\\\" backslash\\\\ nl\\n cr\\r tab\\t bs\\b ff\\f nul\\u0000 us\\u001f del\u{7F} é 🚀 /\"}"
+        )
         XCTAssertEqual(try JSONValue(parsing: json.compact), json)
         XCTAssertEqual(try JSONValue(parsing: "\"\\ud83d\\ude80\\u00e9\\/\""), .string("🚀é/"))
     }
@@ -149,7 +161,9 @@ final class NestedRenderingTests: XCTestCase {
             ("b", .object([])), ("c", .array([])), ("d", .string("")),
         ])
         XCTAssertEqual(v.compact, "{\"a\":[-1,18446744073709551615,true,null],\"b\":{},\"c\":[],\"d\":\"\"}")
-        XCTAssertEqual(v.pretty, """
+        XCTAssertEqual(
+            v.pretty,
+            """
             {
               "a": [
                 -1,
@@ -164,16 +178,20 @@ final class NestedRenderingTests: XCTestCase {
             """)
         XCTAssertEqual(try JSONValue(parsing: v.pretty), v)
         XCTAssertEqual(JSONValue.int(5), JSONValue.uint(5))
-        XCTAssertNotEqual(JSONValue.object([("a", .null), ("b", .null)]), JSONValue.object([("b", .null), ("a", .null)]))
+        XCTAssertNotEqual(
+            JSONValue.object([("a", .null), ("b", .null)]), JSONValue.object([("b", .null), ("a", .null)]))
     }
 
     func testJSONParserRejectsBadInput() {
-        for bad in ["", "{", "[1,]", "{\"a\" 1}", "01", "1.5", "1e3", "\"abc", "\"\\x\"", "tru", "[1] 2",
-                    "\"\\ud800\"", "\"a\u{01}\"", "18446744073709551616", "-9223372036854775809"] {
+        for bad in [
+            "", "{", "[1,]", "{\"a\" 1}", "01", "1.5", "1e3", "\"abc", "\"\\x\"", "tru", "[1] 2",
+            "\"\\ud800\"", "\"a\u{01}\"", "18446744073709551616", "-9223372036854775809",
+        ] {
             XCTAssertThrowsError(try JSONValue(parsing: bad), bad)
         }
-        XCTAssertEqual(try JSONValue(parsing: " [ -9223372036854775808 , 0 ] "),
-                       .array([.int(.min), .int(0)]))
+        XCTAssertEqual(
+            try JSONValue(parsing: " [ -9223372036854775808 , 0 ] "),
+            .array([.int(.min), .int(0)]))
     }
 
     // MARK: Diff
@@ -186,20 +204,26 @@ final class NestedRenderingTests: XCTestCase {
             $0.control.exitCode = 0x7b
             $0.save.setSegment(.cs, VMCBSegment(selector: 0x10, attrib: 0x29b, limit: 0xffff_ffff, base: 0x1000))
             $0.tail[5] = 1
-            $0.control.raw[0x30] = 7  // reserved byte
+            $0.control.raw[0x30] = 7 // reserved byte
         }
         let d = NestedState.diff(a, b)
         XCTAssertEqual(d.fields.map(\.path), ["header.flags", "vmcb.control.exit_code", "vmcb.save.cs.base"])
-        XCTAssertEqual(d["vmcb.control.exit_code"],
-                       FieldDifference(path: "vmcb.control.exit_code", old: .uint(0x78, width: 8), new: .uint(0x7b, width: 8)))
-        XCTAssertEqual(d["vmcb.control.exit_code"]?.description,
-                       "vmcb.control.exit_code: 0x0000000000000078 -> 0x000000000000007b")
+        XCTAssertEqual(
+            d["vmcb.control.exit_code"],
+            FieldDifference(path: "vmcb.control.exit_code", old: .uint(0x78, width: 8), new: .uint(0x7b, width: 8)))
+        XCTAssertEqual(
+            d["vmcb.control.exit_code"]?.description,
+            "vmcb.control.exit_code: 0x0000000000000078 -> 0x000000000000007b")
         XCTAssertEqual(d.unknownBytesDiffering, 2)
         XCTAssertFalse(d.isEmpty)
         XCTAssertEqual(d.json["schema"]?.stringValue, "kvm-nested-state-diff/1")
-        XCTAssertEqual(d.json["fields"]?[1], .object([("path", .string("vmcb.control.exit_code")),
-                                                      ("old", .string("0x0000000000000078")),
-                                                      ("new", .string("0x000000000000007b"))]))
+        XCTAssertEqual(
+            d.json["fields"]?[1],
+            .object([
+                ("path", .string("vmcb.control.exit_code")),
+                ("old", .string("0x0000000000000078")),
+                ("new", .string("0x000000000000007b")),
+            ]))
         XCTAssertEqual(d.json["unknown_bytes_differing"]?.int64Value, 2)
         XCTAssertEqual(try JSONValue(parsing: d.json.pretty), d.json)
         XCTAssertTrue(NestedState.diff(a, a).isEmpty)

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import KVMCore
 
 /// NestedBlob builders that write straight to kernel offsets (independent of the model code).
@@ -20,38 +21,38 @@ enum NestedBlob {
     /// A VMX state as KVM writes it in guest mode with vmcs12 + shadow (8320 bytes).
     static func vmxGuestMode() -> [UInt8] {
         var b = header(flags: 0x3, format: 0, size: 8320, total: 8320)
-        put(&b, 8, 8, 0x1000)           // vmxon_pa
-        put(&b, 16, 8, 0x2000)          // vmcs12_pa
-        put(&b, 28, 4, 1)               // hdr.vmx.flags = PREEMPTION_TIMER_DEADLINE
-        put(&b, 32, 8, 0x1234_5678_9abc)  // preemption_timer_deadline
+        put(&b, 8, 8, 0x1000) // vmxon_pa
+        put(&b, 16, 8, 0x2000) // vmcs12_pa
+        put(&b, 28, 4, 1) // hdr.vmx.flags = PREEMPTION_TIMER_DEADLINE
+        put(&b, 32, 8, 0x1234_5678_9abc) // preemption_timer_deadline
         let v = 128
-        put(&b, v + 0, 4, 0x11e5_7ed0)  // revision
-        put(&b, v + 8, 4, 1)            // launch_state
-        put(&b, v + 176, 8, 0x5000)     // vmcs_link_pointer
-        put(&b, v + 424, 8, 0x8000_0031)  // guest_cr0
-        put(&b, v + 432, 8, 0x7000)     // guest_cr3
-        put(&b, v + 440, 8, 0x2020)     // guest_cr4
-        put(&b, v + 456, 8, 0)          // guest_cs_base
-        put(&b, v + 536, 8, 0x8ff0)     // guest_rsp
-        put(&b, v + 544, 8, 0xffff_ffff_8100_0000)  // guest_rip
-        put(&b, v + 552, 8, 0x202)      // guest_rflags
-        put(&b, v + 584, 8, 0x8000_0031)  // host_cr0: PE|NE|PG, which VMX fixes to 1
-        put(&b, v + 592, 8, 0x9000)     // host_cr3
-        put(&b, v + 600, 8, 0x2020)     // host_cr4: VMXE
-        put(&b, v + 672, 8, 0x40_1000)  // host_rip
-        put(&b, v + 744, 4, 0x16)       // pin-based
-        put(&b, v + 748, 4, 0x8000_0080)  // primary: HLT exiting + secondary
-        put(&b, v + 804, 4, 0x4002)     // secondary: EPT + SHADOW_VMCS
-        put(&b, v + 812, 4, 12)         // exit reason HLT
-        put(&b, v + 408, 8, 0xabc)      // exit qualification
-        put(&b, v + 808, 4, 7)          // vm_instruction_error
-        put(&b, v + 816, 4, 0x8000_0b0e)  // exit intr info: valid, #PF, hw exception, error code
-        put(&b, v + 884, 4, 0xa09b)     // guest_cs_ar_bytes
-        put(&b, v + 966, 2, 0x10)       // guest_cs_selector
-        put(&b, v + 984, 2, 0x08)       // host_cs_selector
-        put(&b, v + 996, 2, 511)        // guest_pml_index
+        put(&b, v + 0, 4, 0x11e5_7ed0) // revision
+        put(&b, v + 8, 4, 1) // launch_state
+        put(&b, v + 176, 8, 0x5000) // vmcs_link_pointer
+        put(&b, v + 424, 8, 0x8000_0031) // guest_cr0
+        put(&b, v + 432, 8, 0x7000) // guest_cr3
+        put(&b, v + 440, 8, 0x2020) // guest_cr4
+        put(&b, v + 456, 8, 0) // guest_cs_base
+        put(&b, v + 536, 8, 0x8ff0) // guest_rsp
+        put(&b, v + 544, 8, 0xffff_ffff_8100_0000) // guest_rip
+        put(&b, v + 552, 8, 0x202) // guest_rflags
+        put(&b, v + 584, 8, 0x8000_0031) // host_cr0: PE|NE|PG, which VMX fixes to 1
+        put(&b, v + 592, 8, 0x9000) // host_cr3
+        put(&b, v + 600, 8, 0x2020) // host_cr4: VMXE
+        put(&b, v + 672, 8, 0x40_1000) // host_rip
+        put(&b, v + 744, 4, 0x16) // pin-based
+        put(&b, v + 748, 4, 0x8000_0080) // primary: HLT exiting + secondary
+        put(&b, v + 804, 4, 0x4002) // secondary: EPT + SHADOW_VMCS
+        put(&b, v + 812, 4, 12) // exit reason HLT
+        put(&b, v + 408, 8, 0xabc) // exit qualification
+        put(&b, v + 808, 4, 7) // vm_instruction_error
+        put(&b, v + 816, 4, 0x8000_0b0e) // exit intr info: valid, #PF, hw exception, error code
+        put(&b, v + 884, 4, 0xa09b) // guest_cs_ar_bytes
+        put(&b, v + 966, 2, 0x10) // guest_cs_selector
+        put(&b, v + 984, 2, 0x08) // host_cs_selector
+        put(&b, v + 996, 2, 511) // guest_pml_index
         let s = 128 + 4096
-        put(&b, s + 0, 4, 0x8000_0000 | 0x11e5_7ed0)  // shadow revision + shadow bit
+        put(&b, s + 0, 4, 0x8000_0000 | 0x11e5_7ed0) // shadow revision + shadow bit
         put(&b, s + 544, 8, 0xdead_beef)
         return b
     }
@@ -59,43 +60,43 @@ enum NestedBlob {
     /// An SVM state in guest mode (4224 bytes).
     static func svmGuestMode() -> [UInt8] {
         var b = header(flags: 0x101, format: 1, size: 4224, total: 4224)
-        put(&b, 8, 8, 0x3000)           // vmcb_pa
+        put(&b, 8, 8, 0x3000) // vmcb_pa
         let c = 128
-        put(&b, c + 0x0c, 4, 0x1000_0000)  // misc1: MSR_PROT
-        put(&b, c + 0x10, 4, 0x1)       // misc2: VMRUN
+        put(&b, c + 0x0c, 4, 0x1000_0000) // misc1: MSR_PROT
+        put(&b, c + 0x10, 4, 0x1) // misc2: VMRUN
         put(&b, c + 0x40, 8, 0x10_0000) // iopm
         put(&b, c + 0x48, 8, 0x20_0000) // msrpm
-        put(&b, c + 0x58, 4, 1)         // asid
-        put(&b, c + 0x60, 4, 0x0100_0000)  // int_ctl V_INTR_MASKING
-        put(&b, c + 0x70, 8, 0x78)      // exit_code HLT
-        put(&b, c + 0x78, 8, 0x11)      // exit_info_1
-        put(&b, c + 0x80, 8, 0x22)      // exit_info_2
-        put(&b, c + 0x88, 4, 0x8000_0b0e)  // exit_int_info: valid #PF exception + error code
-        put(&b, c + 0x90, 8, 1)         // nested_ctl NP
-        put(&b, c + 0xa8, 4, 0x8000_0020)  // event_inj
-        put(&b, c + 0xb0, 8, 0x6000)    // nested_cr3
+        put(&b, c + 0x58, 4, 1) // asid
+        put(&b, c + 0x60, 4, 0x0100_0000) // int_ctl V_INTR_MASKING
+        put(&b, c + 0x70, 8, 0x78) // exit_code HLT
+        put(&b, c + 0x78, 8, 0x11) // exit_info_1
+        put(&b, c + 0x80, 8, 0x22) // exit_info_2
+        put(&b, c + 0x88, 4, 0x8000_0b0e) // exit_int_info: valid #PF exception + error code
+        put(&b, c + 0x90, 8, 1) // nested_ctl NP
+        put(&b, c + 0xa8, 4, 0x8000_0020) // event_inj
+        put(&b, c + 0xb0, 8, 0x6000) // nested_cr3
         put(&b, c + 0xc8, 8, 0x40_1234) // next_rip
         let s = 128 + 0x400
-        put(&b, s + 0x10, 2, 0x10)      // cs.selector
-        put(&b, s + 0x12, 2, 0x29b)     // cs.attrib
-        put(&b, s + 0x14, 4, 0xffff_ffff)  // cs.limit
-        put(&b, s + 0x98, 8, 0xfeed_0000)  // tr.base
-        put(&b, s + 0xcb, 1, 0)         // cpl
-        put(&b, s + 0xd0, 8, 0x1d00)    // efer: SVME|LMA|LME|NXE
-        put(&b, s + 0x148, 8, 0x20)     // cr4 PAE
-        put(&b, s + 0x150, 8, 0x9000)   // cr3
-        put(&b, s + 0x158, 8, 0x8000_0011)  // cr0 PG|ET|PE
-        put(&b, s + 0x160, 8, 0x400)    // dr7
-        put(&b, s + 0x168, 8, 0xffff_0ff0)  // dr6
-        put(&b, s + 0x170, 8, 0x2)      // rflags
-        put(&b, s + 0x178, 8, 0x40_0000)  // rip
-        put(&b, s + 0x1d8, 8, 0x7000)   // rsp
-        put(&b, s + 0x1f8, 8, 0xaa)     // rax
-        put(&b, s + 0x208, 8, 0xffff_ffff_8180_0000)  // lstar
-        put(&b, s + 0x220, 8, 0x1111)   // kernel_gs_base
-        put(&b, s + 0x240, 8, 0x2222)   // cr2
-        put(&b, s + 0x268, 8, 0x0007_0406_0007_0406)  // g_pat
-        put(&b, s + 0x270, 8, 0x1)      // dbgctl
+        put(&b, s + 0x10, 2, 0x10) // cs.selector
+        put(&b, s + 0x12, 2, 0x29b) // cs.attrib
+        put(&b, s + 0x14, 4, 0xffff_ffff) // cs.limit
+        put(&b, s + 0x98, 8, 0xfeed_0000) // tr.base
+        put(&b, s + 0xcb, 1, 0) // cpl
+        put(&b, s + 0xd0, 8, 0x1d00) // efer: SVME|LMA|LME|NXE
+        put(&b, s + 0x148, 8, 0x20) // cr4 PAE
+        put(&b, s + 0x150, 8, 0x9000) // cr3
+        put(&b, s + 0x158, 8, 0x8000_0011) // cr0 PG|ET|PE
+        put(&b, s + 0x160, 8, 0x400) // dr7
+        put(&b, s + 0x168, 8, 0xffff_0ff0) // dr6
+        put(&b, s + 0x170, 8, 0x2) // rflags
+        put(&b, s + 0x178, 8, 0x40_0000) // rip
+        put(&b, s + 0x1d8, 8, 0x7000) // rsp
+        put(&b, s + 0x1f8, 8, 0xaa) // rax
+        put(&b, s + 0x208, 8, 0xffff_ffff_8180_0000) // lstar
+        put(&b, s + 0x220, 8, 0x1111) // kernel_gs_base
+        put(&b, s + 0x240, 8, 0x2222) // cr2
+        put(&b, s + 0x268, 8, 0x0007_0406_0007_0406) // g_pat
+        put(&b, s + 0x270, 8, 0x1) // dbgctl
         return b
     }
 }
@@ -295,7 +296,7 @@ final class NestedStateTests: XCTestCase {
         XCTAssertFalse(v.isComplete)
         XCTAssertEqual(v.guestRIP, 0xffff_ffff_8100_0000)
         XCTAssertEqual(v.value(of: "vm_exit_reason"), .absent)
-        XCTAssertEqual(v.vmExitReason, 0)  // typed access past the end reads 0
+        XCTAssertEqual(v.vmExitReason, 0) // typed access past the end reads 0
         XCTAssertEqual(state.bytes, blob)
 
         var svmBlob = Array(NestedBlob.svmGuestMode()[0..<(128 + 0x500)])
@@ -312,7 +313,7 @@ final class NestedStateTests: XCTestCase {
         blob[139] = 0x44
         let state = try NestedState(bytes: blob)
         XCTAssertEqual(state.format.rawValue, 7)
-        guard case let .unknown(header, data) = state.payload else { return XCTFail("expected unknown payload") }
+        guard case .unknown(let header, let data) = state.payload else { return XCTFail("expected unknown payload") }
         XCTAssertEqual(header.count, 120)
         XCTAssertEqual(header[12], 0xee)
         XCTAssertEqual(data.count, 12)
@@ -321,10 +322,10 @@ final class NestedStateTests: XCTestCase {
 
     func testReservedHeaderBytesRoundTrip() throws {
         var blob = NestedBlob.vmxGuestMode()
-        blob[26] = 0x77   // pad
-        blob[100] = 0x99  // reserved
+        blob[26] = 0x77 // pad
+        blob[100] = 0x99 // reserved
         var svm = NestedBlob.svmGuestMode()
-        svm[16] = 0x42    // reserved (proposed gpat area)
+        svm[16] = 0x42 // reserved (proposed gpat area)
         XCTAssertEqual(try NestedState(bytes: blob).bytes, blob)
         XCTAssertEqual(try NestedState(bytes: blob).vmx?.header.pad, 0x77)
         XCTAssertEqual(try NestedState(bytes: svm).bytes, svm)
@@ -350,8 +351,11 @@ final class NestedStateTests: XCTestCase {
                 decoded += 1
                 XCTAssertEqual(state.bytes, blob, "round trip failed for blob \(i)")
                 XCTAssertTrue(NestedState.diff(state, state).isEmpty)
-                _ = NestedStateValidator.validate(state, context: .init(capabilitySize: 8320, vendor: .vmx, efer: 0,
-                                                                        inSMM: false, cr0: 0, maxPhysAddrBits: 46))
+                _ = NestedStateValidator.validate(
+                    state,
+                    context: .init(
+                        capabilitySize: 8320, vendor: .vmx, efer: 0,
+                        inSMM: false, cr0: 0, maxPhysAddrBits: 46))
                 if i % 25 == 0 {
                     _ = state.textDump()
                     _ = state.json(includeRaw: true).compact
@@ -387,14 +391,15 @@ final class NestedStateTests: XCTestCase {
 
     func testDecodeFromKernelFilledBuffer() throws {
         try NestedState.withBuffer(capacity: NestedState.vmxCapabilitySize) { buffer in
-            let svm = NestedBlob.svmGuestMode()   // what KVM would write: size 4224 into an 8320 buffer
+            let svm = NestedBlob.svmGuestMode() // what KVM would write: size 4224 into an 8320 buffer
             buffer.copyBytes(from: svm)
             let state = try NestedState(buffer: UnsafeRawBufferPointer(buffer))
             XCTAssertEqual(state.size, 4224)
             XCTAssertEqual(state.trailing, [])
             XCTAssertEqual(state.bytes, svm)
 
-            buffer[4] = 0xff; buffer[5] = 0xff  // size larger than the buffer
+            buffer[4] = 0xff
+            buffer[5] = 0xff // size larger than the buffer
             XCTAssertThrowsError(try NestedState(buffer: UnsafeRawBufferPointer(buffer)))
         }
     }
@@ -414,19 +419,20 @@ final class NestedStateTests: XCTestCase {
         v.guestRIP = 0x1234
         v.setGuestSegment(.ss, VMCS12Segment(selector: 0x18, base: 0x100, limit: 0xfffff, accessRights: 0xc093))
         v.guestGDTR = VMCS12DescriptorTable(base: 0x5000, limit: 0x27)
-        let state = NestedState.vmx(flags: .guestMode,
-                                    VMXNestedState(header: VMXNestedHeader(vmxonPA: 0x1000, vmcs12PA: 0x2000), vmcs12: v))
+        let state = NestedState.vmx(
+            flags: .guestMode,
+            VMXNestedState(header: VMXNestedHeader(vmxonPA: 0x1000, vmcs12PA: 0x2000), vmcs12: v))
         XCTAssertEqual(state.size, UInt32(128 + 4096))
         let blob = state.bytes
         XCTAssertEqual(blob.count, 128 + 4096)
         XCTAssertEqual(NestedBlob.get(blob, 128, 4), UInt64(VMCS12.revision))
         XCTAssertEqual(NestedBlob.get(blob, 128 + 544, 8), 0x1234)
-        XCTAssertEqual(NestedBlob.get(blob, 128 + 968, 2), 0x18)     // guest_ss_selector
-        XCTAssertEqual(NestedBlob.get(blob, 128 + 464, 8), 0x100)    // guest_ss_base
-        XCTAssertEqual(NestedBlob.get(blob, 128 + 848, 4), 0xfffff)  // guest_ss_limit
-        XCTAssertEqual(NestedBlob.get(blob, 128 + 888, 4), 0xc093)   // guest_ss_ar_bytes
-        XCTAssertEqual(NestedBlob.get(blob, 128 + 512, 8), 0x5000)   // guest_gdtr_base
-        XCTAssertEqual(NestedBlob.get(blob, 128 + 872, 4), 0x27)     // guest_gdtr_limit
+        XCTAssertEqual(NestedBlob.get(blob, 128 + 968, 2), 0x18) // guest_ss_selector
+        XCTAssertEqual(NestedBlob.get(blob, 128 + 464, 8), 0x100) // guest_ss_base
+        XCTAssertEqual(NestedBlob.get(blob, 128 + 848, 4), 0xfffff) // guest_ss_limit
+        XCTAssertEqual(NestedBlob.get(blob, 128 + 888, 4), 0xc093) // guest_ss_ar_bytes
+        XCTAssertEqual(NestedBlob.get(blob, 128 + 512, 8), 0x5000) // guest_gdtr_base
+        XCTAssertEqual(NestedBlob.get(blob, 128 + 872, 4), 0x27) // guest_gdtr_limit
         XCTAssertEqual(try NestedState(bytes: blob), state)
 
         // A shadow page without vmcs12 still lands at its offset.
@@ -443,36 +449,39 @@ final class NestedStateTests: XCTestCase {
         vmcb.control.instructionBytes = [0x0f, 0x01, 0xd8]
         vmcb.save.setSegment(.gs, VMCBSegment(selector: 0x2b, attrib: 0xf3, limit: 0xffff, base: 0x7777))
         vmcb.save.star = 0x0023_0010_0000_0000
-        let state = NestedState.svm(flags: [.guestMode, .gifSet], SVMNestedState(header: SVMNestedHeader(vmcbPA: 0x4000), vmcb: vmcb))
+        let state = NestedState.svm(
+            flags: [.guestMode, .gifSet], SVMNestedState(header: SVMNestedHeader(vmcbPA: 0x4000), vmcb: vmcb))
         let blob = state.bytes
         XCTAssertEqual(blob.count, 4224)
         XCTAssertEqual(NestedBlob.get(blob, 128 + 0x10, 4), 1)
         XCTAssertEqual(NestedBlob.get(blob, 128 + 0x70, 8), UInt64.max)
         XCTAssertEqual(Array(blob[(128 + 0xd1)..<(128 + 0xd4)]), [0x0f, 0x01, 0xd8])
-        XCTAssertEqual(NestedBlob.get(blob, 128 + 0x400 + 0x50, 2), 0x2b)       // gs.selector
-        XCTAssertEqual(NestedBlob.get(blob, 128 + 0x400 + 0x58, 8), 0x7777)     // gs.base
-        XCTAssertEqual(NestedBlob.get(blob, 128 + 0x400 + 0x200, 8), 0x0023_0010_0000_0000)  // star
+        XCTAssertEqual(NestedBlob.get(blob, 128 + 0x400 + 0x50, 2), 0x2b) // gs.selector
+        XCTAssertEqual(NestedBlob.get(blob, 128 + 0x400 + 0x58, 8), 0x7777) // gs.base
+        XCTAssertEqual(NestedBlob.get(blob, 128 + 0x400 + 0x200, 8), 0x0023_0010_0000_0000) // star
         XCTAssertEqual(try NestedState(bytes: blob), state)
     }
 
     // MARK: Layout tables
 
     func testLayoutTablesAreOrderedAndInsideTheirAreas() {
-        for (name, layout) in [("vmcs12", VMCS12.layout), ("control", VMCBControl.layout), ("save", VMCBSaveArea.layout)] {
+        for (name, layout) in [
+            ("vmcs12", VMCS12.layout), ("control", VMCBControl.layout), ("save", VMCBSaveArea.layout),
+        ] {
             var lastEnd = 0
             var lastOffset = -1
             var names = Set<String>()
             for f in layout.fields {
                 XCTAssertTrue(names.insert(f.name).inserted, "\(name): duplicate \(f.name)")
                 XCTAssertLessThanOrEqual(f.offset + f.width, layout.size, "\(name).\(f.name) outside")
-                if f.offset != lastOffset {  // bit fields share their bytes
+                if f.offset != lastOffset { // bit fields share their bytes
                     XCTAssertGreaterThanOrEqual(f.offset, lastEnd, "\(name).\(f.name) overlaps")
                 }
                 lastOffset = f.offset
                 lastEnd = max(lastEnd, f.offset + f.width)
             }
         }
-        XCTAssertEqual(VMCBSaveArea.layout.fields.last?.offset, 0x2e0)  // spec_ctrl
+        XCTAssertEqual(VMCBSaveArea.layout.fields.last?.offset, 0x2e0) // spec_ctrl
         XCTAssertEqual(VMCBSaveArea.size, 744)
         XCTAssertEqual(VMCS12.layout.fields.last.map { $0.offset + $0.width }, VMCS12.structSize)
     }
@@ -539,7 +548,8 @@ final class NestedStateTests: XCTestCase {
             (\.hostGSBase, "host_gs_base"), (\.hostTRBase, "host_tr_base"), (\.hostGDTRBase, "host_gdtr_base"),
             (\.hostIDTRBase, "host_idtr_base"), (\.hostSysenterESP, "host_ia32_sysenter_esp"),
             (\.hostSysenterEIP, "host_ia32_sysenter_eip"), (\.hostRSP, "host_rsp"), (\.hostRIP, "host_rip"),
-            (\.hostEFER, "host_ia32_efer"), (\.hostPAT, "host_ia32_pat"), (\.hostPerfGlobalCtrl, "host_ia32_perf_global_ctrl"),
+            (\.hostEFER, "host_ia32_efer"), (\.hostPAT, "host_ia32_pat"),
+            (\.hostPerfGlobalCtrl, "host_ia32_perf_global_ctrl"),
         ]
         let v32: [(WritableKeyPath<VMCS12, UInt32>, String)] = [
             (\.abort, "abort"), (\.launchState, "launch_state"), (\.pinBasedControls, "pin_based_vm_exec_control"),

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import KVMCore
 
 /// vmx_set_nested_state() decides whether a vmcs12 (and a shadow_vmcs12) is
@@ -17,11 +18,13 @@ final class NestedValidatorStructSizeTests: XCTestCase {
     }
 
     func testVMCS12PresentFromStructSize() {
-        XCTAssertEqual(NestedStateValidator.validate(guestMode(size: header + vmcs12), context: ctx)
-                           .filter { $0.name == "vmcs12Missing" }, [],
-                       "the kernel reads sizeof(struct vmcs12) = 998 bytes, not the page")
-        XCTAssertEqual(NestedStateValidator.validate(guestMode(size: header + vmcs12 - 1), context: ctx),
-                       [.vmcs12Missing(size: UInt32(header + vmcs12 - 1))])
+        XCTAssertEqual(
+            NestedStateValidator.validate(guestMode(size: header + vmcs12), context: ctx)
+                .filter { $0.name == "vmcs12Missing" }, [],
+            "the kernel reads sizeof(struct vmcs12) = 998 bytes, not the page")
+        XCTAssertEqual(
+            NestedStateValidator.validate(guestMode(size: header + vmcs12 - 1), context: ctx),
+            [.vmcs12Missing(size: UInt32(header + vmcs12 - 1))])
     }
 
     func testVMCS12RulesApplyToAStructSizedVMCS12() {
@@ -35,12 +38,14 @@ final class NestedValidatorStructSizeTests: XCTestCase {
     func testShadowVMCS12PresentFromStructSize() {
         // The blob's vmcs12 shadows with a link pointer: the shadow page is read too.
         XCTAssertEqual(NestedStateValidator.validate(guestMode(size: header + page + vmcs12), context: ctx), [])
-        XCTAssertEqual(NestedStateValidator.validate(guestMode(size: header + page + vmcs12 - 1), context: ctx),
-                       [.shadowVMCS12Missing(size: UInt32(header + page + vmcs12 - 1))])
+        XCTAssertEqual(
+            NestedStateValidator.validate(guestMode(size: header + page + vmcs12 - 1), context: ctx),
+            [.shadowVMCS12Missing(size: UInt32(header + page + vmcs12 - 1))])
     }
 
     func testMessagesNameTheKernelsSize() {
         XCTAssertTrue(NestedStateViolation.vmcs12Missing(size: 128).message.contains("needs \(header + vmcs12)"))
-        XCTAssertTrue(NestedStateViolation.shadowVMCS12Missing(size: 4224).message.contains("needs \(header + page + vmcs12)"))
+        XCTAssertTrue(
+            NestedStateViolation.shadowVMCS12Missing(size: 4224).message.contains("needs \(header + page + vmcs12)"))
     }
 }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import KVMCore
 
 /// The VM-entry checks vmx_set_nested_state() runs on a GUEST_MODE vmcs12
@@ -53,11 +54,28 @@ final class NestedValidatorVMCS12Tests: XCTestCase {
         XCTAssertEqual(vmxViolations(vmx { $0.guestCR0 = 0x8000_0030 }), [.vmcs12GuestCR0Invalid(0x8000_0030)])
         // Unrestricted guest (secondary bit 7) lets L2 run unpaged or in real mode...
         let unrestricted: (inout VMCS12) -> Void = { $0.secondaryProcBasedControls |= 0x80 }
-        XCTAssertEqual(vmxViolations(vmx { unrestricted(&$0); $0.guestCR0 = 0x30 }), [])
+        XCTAssertEqual(
+            vmxViolations(
+                vmx {
+                    unrestricted(&$0)
+                    $0.guestCR0 = 0x30
+                }), [])
         // ...but not without NE, and only when the secondary controls are active.
-        XCTAssertEqual(vmxViolations(vmx { unrestricted(&$0); $0.guestCR0 = 0x11 }), [.vmcs12GuestCR0Invalid(0x11)])
-        XCTAssertEqual(vmxViolations(vmx { unrestricted(&$0); $0.primaryProcBasedControls = 0x80; $0.vmcsLinkPointer = NestedState.invalidGPA; $0.guestCR0 = 0x30 }),
-                       [.vmcs12GuestCR0Invalid(0x30)])
+        XCTAssertEqual(
+            vmxViolations(
+                vmx {
+                    unrestricted(&$0)
+                    $0.guestCR0 = 0x11
+                }), [.vmcs12GuestCR0Invalid(0x11)])
+        XCTAssertEqual(
+            vmxViolations(
+                vmx {
+                    unrestricted(&$0)
+                    $0.primaryProcBasedControls = 0x80
+                    $0.vmcsLinkPointer = NestedState.invalidGPA
+                    $0.guestCR0 = 0x30
+                }),
+            [.vmcs12GuestCR0Invalid(0x30)])
     }
 
     func testGuestCR4NeedsVMXE() {
@@ -66,24 +84,35 @@ final class NestedValidatorVMCS12Tests: XCTestCase {
 
     func testEntryChecksOnlyInGuestMode() {
         // Out of guest mode vmx_set_nested_state() returns before the entry checks.
-        var state = vmx { $0.put(764, 4, 5); $0.hostCR0 = 0; $0.hostCR4 = 0; $0.guestCR0 = 0; $0.guestCR4 = 0 }
-        XCTAssertEqual(vmxViolations(state).map(\.name),
-                       ["vmcs12CR3TargetCount", "vmcs12HostCR0Invalid", "vmcs12HostCR4Invalid",
-                        "vmcs12GuestCR0Invalid", "vmcs12GuestCR4Invalid"])
+        var state = vmx {
+            $0.put(764, 4, 5)
+            $0.hostCR0 = 0
+            $0.hostCR4 = 0
+            $0.guestCR0 = 0
+            $0.guestCR4 = 0
+        }
+        XCTAssertEqual(
+            vmxViolations(state).map(\.name),
+            [
+                "vmcs12CR3TargetCount", "vmcs12HostCR0Invalid", "vmcs12HostCR4Invalid",
+                "vmcs12GuestCR0Invalid", "vmcs12GuestCR4Invalid",
+            ])
         state.flags = []
         XCTAssertEqual(vmxViolations(state), [])
     }
 
     func testL1EFERReservedBits() {
-        XCTAssertEqual(NestedStateValidator.validate(svm { $0.save.efer |= 1 << 9 }, context: svmContext),
-                       [.l1EFERReserved(0x1d00 | 1 << 9)])
+        XCTAssertEqual(
+            NestedStateValidator.validate(svm { $0.save.efer |= 1 << 9 }, context: svmContext),
+            [.l1EFERReserved(0x1d00 | 1 << 9)])
         // AUTOIBRS (bit 21) is the guest CPUID's to allow, not a reserved bit everywhere.
         XCTAssertEqual(NestedStateValidator.validate(svm { $0.save.efer |= 1 << 21 }, context: svmContext), [])
     }
 
     func testL1CR4ReservedBits() {
-        XCTAssertEqual(NestedStateValidator.validate(svm { $0.save.cr4 |= 1 << 40 }, context: svmContext),
-                       [.l1CR4Reserved(0x20 | 1 << 40)])
+        XCTAssertEqual(
+            NestedStateValidator.validate(svm { $0.save.cr4 |= 1 << 40 }, context: svmContext),
+            [.l1CR4Reserved(0x20 | 1 << 40)])
         // Bit 32 is FRED's, allowed when the guest has it.
         XCTAssertEqual(NestedStateValidator.validate(svm { $0.save.cr4 |= 1 << 32 }, context: svmContext), [])
     }
@@ -100,13 +129,18 @@ final class NestedValidatorVMCS12Tests: XCTestCase {
         }
         XCTAssertTrue(NestedStateViolation.vmcs12CR3TargetCount(5).message.contains("CR3_TARGET_COUNT is 5"))
         XCTAssertTrue(NestedStateViolation.l1EFERReserved(0x1d00 | 1 << 9).message.contains("(0x200)"))
-        XCTAssertTrue(NestedStateViolation.vmcs12HostCR4Invalid(0).kernelReference.contains("nested_vmx_check_host_state()"))
-        XCTAssertTrue(NestedStateViolation.vmcs12GuestCR0Invalid(0).kernelReference.contains("nested_vmx_check_guest_state()"))
-        XCTAssertTrue(NestedStateViolation.vmcs12CR3TargetCount(1).kernelReference.contains("nested_vmx_check_controls("))
+        XCTAssertTrue(
+            NestedStateViolation.vmcs12HostCR4Invalid(0).kernelReference.contains("nested_vmx_check_host_state()"))
+        XCTAssertTrue(
+            NestedStateViolation.vmcs12GuestCR0Invalid(0).kernelReference.contains("nested_vmx_check_guest_state()"))
+        XCTAssertTrue(
+            NestedStateViolation.vmcs12CR3TargetCount(1).kernelReference.contains("nested_vmx_check_controls("))
         let ids = NestedStateValidator.rules.map(\.id)
         XCTAssertEqual(Set(ids).count, ids.count)
-        for id in ["vmcs12-cr3-target-count", "vmcs12-host-cr0", "vmcs12-host-cr4", "vmcs12-guest-cr0",
-                   "vmcs12-guest-cr4", "l1-efer-reserved", "l1-cr4-reserved"] {
+        for id in [
+            "vmcs12-cr3-target-count", "vmcs12-host-cr0", "vmcs12-host-cr4", "vmcs12-guest-cr0",
+            "vmcs12-guest-cr4", "l1-efer-reserved", "l1-cr4-reserved",
+        ] {
             XCTAssertTrue(ids.contains(id), id)
         }
     }

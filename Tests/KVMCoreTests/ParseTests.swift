@@ -18,8 +18,10 @@ final class ParseTests: XCTestCase {
     }
 
     func testSizeRefusals() {
-        for bad in ["", " ", "12Q", "-1", "0", "0M", "99999999999T", "M", "iB", "B", "1.5G", "0x10M", "64 M", "G64",
-                    "18446744073709551616"] {
+        for bad in [
+            "", " ", "12Q", "-1", "0", "0M", "99999999999T", "M", "iB", "B", "1.5G", "0x10M", "64 M", "G64",
+            "18446744073709551616",
+        ] {
             XCTAssertNil(Parse.size(bad), "Parse.size(\"\(bad)\") should be nil")
         }
         // The largest value that does not overflow, and the first that does.
@@ -48,8 +50,10 @@ final class ParseTests: XCTestCase {
         XCTAssertEqual(Parse.duration("2s"), .seconds(2))
         XCTAssertEqual(Parse.duration("1m"), .seconds(60))
         XCTAssertEqual(Parse.duration("0.25s"), .milliseconds(250))
-        for bad in ["", "-1", "0", "0ms", "abc", "ms", "s", "inf", "nan", "1e10", "5h", "1..5", "-500ms",
-                    "1e-10", "0.0000000004", "0.0000004ms"] {  // positive, but zero once rounded to nanoseconds
+        for bad in [
+            "", "-1", "0", "0ms", "abc", "ms", "s", "inf", "nan", "1e10", "5h", "1..5", "-500ms",
+            "1e-10", "0.0000000004", "0.0000004ms",
+        ] { // positive, but zero once rounded to nanoseconds
             XCTAssertNil(Parse.duration(bad), "Parse.duration(\"\(bad)\") should be nil")
         }
     }

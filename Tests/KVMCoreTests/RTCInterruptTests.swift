@@ -1,5 +1,6 @@
-@testable import KVMCore
 import XCTest
+
+@testable import KVMCore
 
 /// The RTC's interrupts (register B's PIE, AIE, UIE; register C; IRQ 8), without KVM.
 final class RTCInterruptTests: XCTestCase {
@@ -63,9 +64,9 @@ final class RTCInterruptTests: XCTestCase {
     }
 
     func testUpdateEndedInterrupt() {
-        let clock = Clock(Self.leapDay - 3600)         // an hour before midnight, the alarm's 00:00:00
+        let clock = Clock(Self.leapDay - 3600) // an hour before midnight, the alarm's 00:00:00
         let (c, line) = rtc(clock)
-        write(c, 0x0B, 0x12)                       // UIE, 24-hour
+        write(c, 0x0B, 0x12) // UIE, 24-hour
         c.checkRTCEvents()
         XCTAssertEqual(line.history, [])
         clock.advance(nanoseconds: 999_999_999)
@@ -92,7 +93,7 @@ final class RTCInterruptTests: XCTestCase {
         let (c, line) = rtc(clock)
         clock.advance(nanoseconds: 10_000_000)
         XCTAssertEqual(read(c, 0x0C), 0x00, "no PF while PIE is clear (QEMU's periodic timer is off)")
-        write(c, 0x0B, 0x42)                       // PIE
+        write(c, 0x0B, 0x42) // PIE
         clock.advance(nanoseconds: 976_000)
         c.checkRTCEvents()
         XCTAssertEqual(line.history, [], "just under a period")
@@ -100,7 +101,7 @@ final class RTCInterruptTests: XCTestCase {
         c.checkRTCEvents()
         XCTAssertEqual(line.history, [true])
         XCTAssertEqual(read(c, 0x0C), 0xC0)
-        clock.advance(nanoseconds: 5_000_000)      // several periods: one interrupt (lost ticks are dropped)
+        clock.advance(nanoseconds: 5_000_000) // several periods: one interrupt (lost ticks are dropped)
         c.checkRTCEvents()
         XCTAssertEqual(line.history, [true, false, true])
         XCTAssertEqual(read(c, 0x0C), 0xC0)
@@ -134,47 +135,49 @@ final class RTCInterruptTests: XCTestCase {
 
     /// Alarm at second 05 of any minute and hour (0xc0 and above: don't care).
     func testAlarmWithDontCareFields() {
-        let clock = Clock(Self.leapDay)                 // 23:59:58
+        let clock = Clock(Self.leapDay) // 23:59:58
         let (c, line) = rtc(clock)
         write(c, 0x01, 0x05)
         write(c, 0x03, 0xC0)
         write(c, 0x05, 0xFF)
-        write(c, 0x0B, 0x22)                            // AIE
-        clock.seconds += 6                              // 00:00:04
+        write(c, 0x0B, 0x22) // AIE
+        clock.seconds += 6 // 00:00:04
         c.checkRTCEvents()
         XCTAssertEqual(line.history, [])
         XCTAssertEqual(read(c, 0x0C), 0x10, "UF only")
-        clock.seconds += 1                              // 00:00:05
+        clock.seconds += 1 // 00:00:05
         c.checkRTCEvents()
         XCTAssertEqual(line.history, [true])
         XCTAssertEqual(read(c, 0x0C), 0xB0, "IRQF, AF, UF")
-        clock.seconds += 59                             // 00:01:04
+        clock.seconds += 59 // 00:01:04
         XCTAssertEqual(read(c, 0x0C), 0x10)
-        clock.seconds += 1                              // 00:01:05: every minute
+        clock.seconds += 1 // 00:01:05: every minute
         XCTAssertEqual(read(c, 0x0C), 0xB0)
     }
 
     /// A full alarm: hours, minutes and seconds all given, in BCD, 24-hour.
     func testAlarmAtATime() {
-        let clock = Clock(Self.leapDay)                 // 23:59:58
+        let clock = Clock(Self.leapDay) // 23:59:58
         let (c, _) = rtc(clock)
         write(c, 0x05, 0x00)
         write(c, 0x03, 0x01)
-        write(c, 0x01, 0x00)                            // 00:01:00
-        clock.seconds += 61                             // 00:00:59
+        write(c, 0x01, 0x00) // 00:01:00
+        clock.seconds += 61 // 00:00:59
         XCTAssertEqual(read(c, 0x0C) & 0x20, 0)
-        clock.seconds += 1                              // 00:01:00
+        clock.seconds += 1 // 00:01:00
         XCTAssertEqual(read(c, 0x0C), 0x30, "AF and UF; no IRQF without AIE")
         clock.seconds += 3600
         XCTAssertEqual(read(c, 0x0C), 0x10, "a day later, not an hour")
     }
 
     func testNextAlarmMatch() {
-        let t: Int64 = 86400 * 10 + 3600 * 23 + 60 * 59 + 58     // 23:59:58
+        let t: Int64 = 86400 * 10 + 3600 * 23 + 60 * 59 + 58 // 23:59:58
         XCTAssertEqual(RTCInterrupts.nextMatch(after: t, alarm: (nil, nil, nil)), t + 1)
         XCTAssertEqual(RTCInterrupts.nextMatch(after: t, alarm: (58, 59, 23)), t + 86400, "the same time: tomorrow")
         XCTAssertEqual(RTCInterrupts.nextMatch(after: t, alarm: (0, nil, nil)), t + 2)
-        XCTAssertEqual(RTCInterrupts.nextMatch(after: t, alarm: (nil, 30, nil)), t + 2 + 30 * 60, "00:30:00, the minute's first second")
+        XCTAssertEqual(
+            RTCInterrupts.nextMatch(after: t, alarm: (nil, 30, nil)), t + 2 + 30 * 60,
+            "00:30:00, the minute's first second")
         XCTAssertEqual(RTCInterrupts.nextMatch(after: t, alarm: (nil, nil, 23)), t + 1)
         XCTAssertNil(RTCInterrupts.nextMatch(after: t, alarm: (nil, nil, 24)), "no such hour")
     }
@@ -187,9 +190,9 @@ final class RTCInterruptTests: XCTestCase {
         clock.seconds += 1
         c.checkRTCEvents()
         XCTAssertEqual(line.history, [])
-        write(c, 0x0B, 0x12)                            // UIE, UF already set
+        write(c, 0x0B, 0x12) // UIE, UF already set
         XCTAssertEqual(line.history, [true])
-        write(c, 0x0B, 0x02)                            // UIE off
+        write(c, 0x0B, 0x02) // UIE off
         XCTAssertEqual(line.history, [true, false])
         XCTAssertEqual(read(c, 0x0C), 0x10, "UF stays; IRQF went with the enable")
     }
@@ -197,8 +200,10 @@ final class RTCInterruptTests: XCTestCase {
     func testSetStopsAlarmsAndClearsUIE() {
         let clock = Clock(Self.leapDay)
         let (c, _) = rtc(clock)
-        write(c, 0x01, 0xC0); write(c, 0x03, 0xC0); write(c, 0x05, 0xC0)   // every second
-        write(c, 0x0B, 0x92)                            // SET and UIE: UIE dropped
+        write(c, 0x01, 0xC0)
+        write(c, 0x03, 0xC0)
+        write(c, 0x05, 0xC0) // every second
+        write(c, 0x0B, 0x92) // SET and UIE: UIE dropped
         XCTAssertEqual(read(c, 0x0B), 0x82)
         clock.seconds += 1
         XCTAssertEqual(read(c, 0x0C), 0x10, "UF with SET (QEMU), no AF while the clock is stopped")
@@ -257,11 +262,11 @@ final class RTCInterruptTests: XCTestCase {
             let c = CMOS(lowMemory: 64 << 20)
             let line = Line()
             c.interruptLine = { line.drive($0) }
-            write(c, 0x0B, 0x42)                         // PIE at 1024 Hz
+            write(c, 0x0B, 0x42) // PIE at 1024 Hz
             try waitFor("a periodic interrupt") { line.raises >= 1 }
             XCTAssertEqual(read(c, 0x0C) & 0xC0, 0xC0)
             try waitFor("another after reading C") { line.raises >= 2 }
-            write(c, 0x0B, 0x12)                         // UIE instead: once a second
+            write(c, 0x0B, 0x12) // UIE instead: once a second
             _ = read(c, 0x0C)
             line.clear()
             try waitFor("an update-ended interrupt", seconds: 2) { line.raises >= 1 }

@@ -34,7 +34,9 @@ final class ResourceTests: XCTestCase {
         try churn(10_000)
         let seconds = Date().timeIntervalSince(started)
         let grown = Int(try residentKiB()) - Int(resident)
-        print("ResourceTests: 10,000 machines in \(String(format: "%.1f", seconds)) s, resident memory \(grown >= 0 ? "+" : "")\(grown) KiB")
+        print(
+            "ResourceTests: 10,000 machines in \(String(format: "%.1f", seconds)) s, resident memory \(grown >= 0 ? "+" : "")\(grown) KiB"
+        )
         XCTAssertEqual(try openFileDescriptorCount(), descriptors, "descriptors after 10,000 machines")
         if !underSanitizer {
             XCTAssertLessThan(grown, 8 << 10, "resident memory grew by \(grown) KiB over 10,000 machines")
@@ -45,7 +47,7 @@ final class ResourceTests: XCTestCase {
     /// timers) give everything back too.
     func testMachinesThatRunOnSeveralVCPUsLeaveNothingBehind() throws {
         let kvm = try requireKVM()
-        let halt = try BootImage.flat([0xFA, 0xF4], mode: .long, load: 0x10_0000)   // cli; hlt
+        let halt = try BootImage.flat([0xFA, 0xF4], mode: .long, load: 0x10_0000) // cli; hlt
         func churn(_ count: Int) throws {
             for i in 0..<count {
                 let machine = try Machine(memorySize: 2 << 20, vcpus: 2 + i % 3, serial: .buffer, kvm: kvm)
@@ -123,9 +125,12 @@ final class ResourceTests: XCTestCase {
         do {
             let machine = try Machine(memorySize: Machine.maxMemorySize, serial: .buffer, kvm: kvm)
             try machine.load(GuestImage.helloLong.bootImage())
-            guard case .halted = try machine.run(timeout: .seconds(20)) else { return XCTFail("hello-long did not halt") }
-            XCTAssertLessThan(Int(try residentKiB()) - Int(before), 64 << 10,
-                              "\(Machine.maxMemorySize >> 30) GiB of guest RAM, a few pages touched")
+            guard case .halted = try machine.run(timeout: .seconds(20)) else {
+                return XCTFail("hello-long did not halt")
+            }
+            XCTAssertLessThan(
+                Int(try residentKiB()) - Int(before), 64 << 10,
+                "\(Machine.maxMemorySize >> 30) GiB of guest RAM, a few pages touched")
         }
         assertThrows(ConfigurationError.self, containing: ["this machine supports"]) {
             try Machine(memorySize: Machine.maxMemorySize + (1 << 30), serial: .buffer, kvm: kvm)

@@ -33,12 +33,14 @@ final class RunControlTests: XCTestCase {
         let machine = try spinMachine()
         let box = Unmanaged.passRetained(VCPUBox(machine.vcpu))
         var thread = pthread_t()
-        let created = pthread_create(&thread, nil, { raw in
-            let box = Unmanaged<VCPUBox>.fromOpaque(raw!).takeRetainedValue()
-            usleep(100_000)
-            box.vcpu.stop()
-            return nil
-        }, box.toOpaque())
+        let created = pthread_create(
+            &thread, nil,
+            { raw in
+                let box = Unmanaged<VCPUBox>.fromOpaque(raw!).takeRetainedValue()
+                usleep(100_000)
+                box.vcpu.stop()
+                return nil
+            }, box.toOpaque())
         XCTAssertEqual(created, 0)
         let stop = try machine.run(timeout: .seconds(20))
         pthread_join(thread, nil)
@@ -53,7 +55,7 @@ final class RunControlTests: XCTestCase {
         let stop = try machine.vcpu.run(bus: bus, timeout: .seconds(20)) { vcpu, _ in
             guard second == nil else { return }
             do {
-                _ = try vcpu.run(bus: bus, timeout: .milliseconds(100))   // without the check: runs, then times out
+                _ = try vcpu.run(bus: bus, timeout: .milliseconds(100)) // without the check: runs, then times out
                 second = "ran"
             } catch {
                 second = "\(error)"
@@ -114,8 +116,12 @@ final class RunControlTests: XCTestCase {
 
     func testMachineRefusesBadMemorySizes() throws {
         let kvm = try requireKVM()
-        assertThrows(ConfigurationError.self, containing: ["too small"]) { try Machine(memorySize: 512 << 10, kvm: kvm) }
-        assertThrows(ConfigurationError.self, containing: ["4 KiB pages"]) { try Machine(memorySize: (1 << 20) + 1, kvm: kvm) }
+        assertThrows(ConfigurationError.self, containing: ["too small"]) {
+            try Machine(memorySize: 512 << 10, kvm: kvm)
+        }
+        assertThrows(ConfigurationError.self, containing: ["4 KiB pages"]) {
+            try Machine(memorySize: (1 << 20) + 1, kvm: kvm)
+        }
         assertThrows(ConfigurationError.self, containing: ["MiB this machine supports"]) {
             try Machine(memorySize: Machine.maxMemorySize + 4096, kvm: kvm)
         }
@@ -133,7 +139,7 @@ final class RunControlTests: XCTestCase {
             guard case .halted = stop else { throw TestSetupError("hello-long stopped with \(describe(stop))") }
         }
         _ = kvm
-        try once()   // warm up lazily created process state (signal handler, CPUID cache)
+        try once() // warm up lazily created process state (signal handler, CPUID cache)
         let fdsBefore = try openFileDescriptorCount()
         let vmBefore = try virtualMemoryKiB()
         for _ in 0..<200 { try once() }
@@ -141,8 +147,9 @@ final class RunControlTests: XCTestCase {
         let vmAfter = try virtualMemoryKiB()
         XCTAssertEqual(fdsAfter, fdsBefore, "file descriptors leaked by 200 machines")
         // Each machine maps 64 MiB of guest RAM; a leak of even one would show.
-        XCTAssertLessThan(Int64(vmAfter) - Int64(vmBefore), 32 << 10,
-                          "virtual size grew from \(vmBefore) KiB to \(vmAfter) KiB")
+        XCTAssertLessThan(
+            Int64(vmAfter) - Int64(vmBefore), 32 << 10,
+            "virtual size grew from \(vmBefore) KiB to \(vmAfter) KiB")
     }
 }
 

@@ -16,7 +16,9 @@ final class SnapshotFileTests: XCTestCase {
         scratch = try SnapshotScratch()
         path = scratch.path + "/hostcall.kvmsnap"
         let machine = try SnapshotHarness.boot(.hostcall, kvm: kvm)
-        guard case .sync(1) = try machine.run(timeout: .seconds(10)) else { throw XCTSkip("hostcall did not reach sync 1") }
+        guard case .sync(1) = try machine.run(timeout: .seconds(10)) else {
+            throw XCTSkip("hostcall did not reach sync 1")
+        }
         try machine.snapshot(notes: ["note": [1, 2, 3]]).write(to: path)
     }
 
@@ -45,8 +47,12 @@ final class SnapshotFileTests: XCTestCase {
         return b
     }
 
-    private func u32(_ bytes: [UInt8], _ at: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(bytes[at + $1]) << (8 * $1) } }
-    private func u64(_ bytes: [UInt8], _ at: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) } }
+    private func u32(_ bytes: [UInt8], _ at: Int) -> UInt32 {
+        (0..<4).reduce(0) { $0 | UInt32(bytes[at + $1]) << (8 * $1) }
+    }
+    private func u64(_ bytes: [UInt8], _ at: Int) -> UInt64 {
+        (0..<8).reduce(0) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) }
+    }
     private func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
     private func le64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }
 
@@ -61,12 +67,14 @@ final class SnapshotFileTests: XCTestCase {
     }
 
     private struct Header {
-        var version: UInt32, fileSize: UInt64, metaOffset: UInt64, metaLength: UInt64, memOffset: UInt64, memLength: UInt64, metaCRC: UInt32, headerCRC: UInt32
+        var version: UInt32, fileSize: UInt64, metaOffset: UInt64, metaLength: UInt64, memOffset: UInt64,
+            memLength: UInt64, metaCRC: UInt32, headerCRC: UInt32
     }
 
     private func header(_ b: [UInt8]) -> Header {
-        Header(version: u32(b, 8), fileSize: u64(b, 16), metaOffset: u64(b, 24), metaLength: u64(b, 32),
-               memOffset: u64(b, 40), memLength: u64(b, 48), metaCRC: u32(b, 56), headerCRC: u32(b, 60))
+        Header(
+            version: u32(b, 8), fileSize: u64(b, 16), metaOffset: u64(b, 24), metaLength: u64(b, 32),
+            memOffset: u64(b, 40), memLength: u64(b, 48), metaCRC: u32(b, 56), headerCRC: u32(b, 60))
     }
 
     /// Recomputes the header checksum after an edit of bytes 0..<60.
@@ -98,8 +106,10 @@ final class SnapshotFileTests: XCTestCase {
     }
 
     @discardableResult
-    private func assertRefused(_ kind: SnapshotError.Kind, _ fragments: [String] = [],
-                               file: StaticString = #filePath, line: UInt = #line) -> SnapshotError? {
+    private func assertRefused(
+        _ kind: SnapshotError.Kind, _ fragments: [String] = [],
+        file: StaticString = #filePath, line: UInt = #line
+    ) -> SnapshotError? {
         let error = assertThrows(SnapshotError.self, containing: [path] + fragments, file: file, line: line) {
             try Snapshot(contentsOf: path)
         }
@@ -137,7 +147,8 @@ final class SnapshotFileTests: XCTestCase {
         }
         XCTAssertEqual(tags, ["CONF", "MEMX", "VCPU", "CLCK", "DEVC", "DEVC", "DEVC", "NOTE"])
         // The guest's code is in the image where the guest sees it (RAM from 0).
-        let code = Array(GuestImage.hostcall.bytes.prefix(0xE0))  // (the hostcall block after it is written by the guest)
+        // (The hostcall block after it is written by the guest.)
+        let code = Array(GuestImage.hostcall.bytes.prefix(0xE0))
         XCTAssertEqual(Array(b[Int(h.memOffset) + 0x10_0000..<Int(h.memOffset) + 0x10_0000 + code.count]), code)
         // Sparse: the file takes far less disk than its size.
         var info = stat()
@@ -149,7 +160,7 @@ final class SnapshotFileTests: XCTestCase {
 
     func testWriteIsAtomicAndLeavesNoTemporaryFile() throws {
         let snapshot = try Snapshot(contentsOf: path)
-        try snapshot.write(to: path)   // over itself: the open file's mapping is not affected
+        try snapshot.write(to: path) // over itself: the open file's mapping is not affected
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch.path), ["hostcall.kvmsnap"])
         _ = try Snapshot(contentsOf: path)
         XCTAssertThrowsError(try snapshot.write(to: scratch.path + "/no/such/dir/x.kvmsnap")) { error in
@@ -174,8 +185,10 @@ final class SnapshotFileTests: XCTestCase {
         let h = header(try fileBytes())
         let original = path + ".orig"
         try FileManager.default.copyItem(atPath: path, toPath: original)
-        for length in [8, 30, 63, 64, 100, 4095, 4096, Int(h.metaOffset + h.metaLength) - 1, Int(h.memOffset),
-                       Int(h.memOffset) + 0x10_0000, Int(h.fileSize) - 1] {
+        for length in [
+            8, 30, 63, 64, 100, 4095, 4096, Int(h.metaOffset + h.metaLength) - 1, Int(h.memOffset),
+            Int(h.memOffset) + 0x10_0000, Int(h.fileSize) - 1,
+        ] {
             try? FileManager.default.removeItem(atPath: path)
             try FileManager.default.copyItem(atPath: original, toPath: path)
             XCTAssertEqual(truncate(path, off_t(length)), 0)
@@ -195,11 +208,13 @@ final class SnapshotFileTests: XCTestCase {
         let snapshot = try Snapshot(contentsOf: path)
         // Where the stored pages are: the guest's code at 1 MiB.
         let code = Int(h.memOffset) + 0x10_0000
-        var offsets = [0, 7, 8, 12, 16, 40, 56, 60, 63, 64, 2000, 4095,            // header and its padding
-                       4096, 4100, 4104, 4112, Int(h.metaOffset + h.metaLength) - 1,  // metadata
-                       Int(h.metaOffset + h.metaLength), Int(h.memOffset) - 1,        // padding before memory
-                       code, code + 5, code + 4095,                                   // a stored page
-                       Int(h.memOffset), Int(h.memOffset) + 0x20_0000, Int(h.fileSize) - 1]  // pages not stored
+        var offsets = [
+            0, 7, 8, 12, 16, 40, 56, 60, 63, 64, 2000, 4095, // header and its padding
+            4096, 4100, 4104, 4112, Int(h.metaOffset + h.metaLength) - 1, // metadata
+            Int(h.metaOffset + h.metaLength), Int(h.memOffset) - 1, // padding before memory
+            code, code + 5, code + 4095, // a stored page
+            Int(h.memOffset), Int(h.memOffset) + 0x20_0000, Int(h.fileSize) - 1,
+        ] // pages not stored
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<40 { offsets.append(Int.random(in: 0..<Int(h.fileSize), using: &generator)) }
         for offset in offsets {
@@ -208,7 +223,8 @@ final class SnapshotFileTests: XCTestCase {
             try patch(offset, [original ^ bit])
             let error = assertThrows(SnapshotError.self, containing: [path]) { try Snapshot(contentsOf: path) }
             if let error {
-                XCTAssertTrue([.corrupt, .notSnapshot, .truncated].contains(error.kind), "bit \(bit) at \(offset): \(error)")
+                XCTAssertTrue(
+                    [.corrupt, .notSnapshot, .truncated].contains(error.kind), "bit \(bit) at \(offset): \(error)")
             } else {
                 XCTFail("a flipped bit at offset \(offset) (of \(h.fileSize)) was not noticed")
             }
@@ -256,11 +272,13 @@ final class SnapshotFileTests: XCTestCase {
 
     func testAnotherVendorsCPUIsRefusedAtRestore() throws {
         var snapshot = try Snapshot(contentsOf: path)
-        snapshot.configuration.cpuVendor = snapshot.configuration.cpuVendor == "AuthenticAMD" ? "GenuineIntel" : "AuthenticAMD"
+        snapshot.configuration.cpuVendor =
+            snapshot.configuration.cpuVendor == "AuthenticAMD" ? "GenuineIntel" : "AuthenticAMD"
         try snapshot.write(to: path)
         let read = try Snapshot(contentsOf: path)
         let fds = try openFileDescriptorCount()
-        let error = assertThrows(SnapshotError.self, containing: ["taken on a \(snapshot.configuration.cpuVendor) CPU"]) {
+        let error = assertThrows(SnapshotError.self, containing: ["taken on a \(snapshot.configuration.cpuVendor) CPU"])
+        {
             try Machine(restoring: read, kvm: kvm)
         }
         XCTAssertEqual(error?.kind, .wrongHost)
@@ -275,7 +293,9 @@ final class SnapshotFileTests: XCTestCase {
         try snapshot.write(to: path)
         let read = try Snapshot(contentsOf: path)
         XCTAssertEqual(read.vcpus[0].nestedState, other.bytes, "the blob round-trips")
-        let error = assertThrows(SnapshotError.self, containing: [intel ? "SVM (AMD)" : "VMX (Intel)", snapshot.configuration.cpuVendor]) {
+        let error = assertThrows(
+            SnapshotError.self, containing: [intel ? "SVM (AMD)" : "VMX (Intel)", snapshot.configuration.cpuVendor]
+        ) {
             try Machine(restoring: read, kvm: kvm)
         }
         XCTAssertEqual(error?.kind, .wrongHost)
@@ -284,7 +304,8 @@ final class SnapshotFileTests: XCTestCase {
     func testNestedStateNeedsTheCapability() throws {
         guard kvm.check(.nestedState) == 0 else { throw XCTSkip("this host has KVM_CAP_NESTED_STATE") }
         var snapshot = try Snapshot(contentsOf: path)
-        let own: NestedState = snapshot.configuration.cpuVendor == "GenuineIntel" ? .vmx(VMXNestedState()) : .svm(SVMNestedState())
+        let own: NestedState =
+            snapshot.configuration.cpuVendor == "GenuineIntel" ? .vmx(VMXNestedState()) : .svm(SVMNestedState())
         snapshot.vcpus[0].nestedState = own.bytes
         let error = assertThrows(SnapshotError.self, containing: ["KVM_CAP_NESTED_STATE = 0"]) {
             try Machine(restoring: snapshot, kvm: kvm)
@@ -295,7 +316,9 @@ final class SnapshotFileTests: XCTestCase {
     func testAnXSAVEAreaLargerThanTheHostsIsRefused() throws {
         var snapshot = try Snapshot(contentsOf: path)
         snapshot.vcpus[0].xsave.bytes += [UInt8](repeating: 0, count: 64 << 10)
-        assertThrows(SnapshotError.self, containing: ["XSAVE", "KVM_CAP_XSAVE2"]) { try Machine(restoring: snapshot, kvm: kvm) }
+        assertThrows(SnapshotError.self, containing: ["XSAVE", "KVM_CAP_XSAVE2"]) {
+            try Machine(restoring: snapshot, kvm: kvm)
+        }
     }
 
     func testAnUnknownDeviceKindIsRefusedAtRestore() throws {

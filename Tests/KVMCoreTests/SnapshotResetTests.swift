@@ -8,29 +8,40 @@ import XCTest
 /// devices — runs on exactly as from the snapshot.
 final class SnapshotResetTests: XCTestCase {
     /// Every byte of RAM equals the snapshot's.
-    private func assertMemoryEqual(_ machine: Machine, _ snapshot: Snapshot, file: StaticString = #filePath, line: UInt = #line) throws {
+    private func assertMemoryEqual(
+        _ machine: Machine, _ snapshot: Snapshot, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         for region in machine.memory.regions {
             let expected = try snapshot.memoryBytes(at: region.guestPhysical, count: Int(region.size))
             let same = expected.withUnsafeBytes { memcmp($0.baseAddress!, region.host, Int(region.size)) == 0 }
             if !same {
                 let actual = UnsafeRawBufferPointer(start: region.host, count: Int(region.size))
                 let first = (0..<expected.count).first { expected[$0] != actual[$0] } ?? -1
-                XCTFail("RAM differs from the snapshot at \(hex(region.guestPhysical + UInt64(first)))", file: file, line: line)
+                XCTFail(
+                    "RAM differs from the snapshot at \(hex(region.guestPhysical + UInt64(first)))", file: file,
+                    line: line)
             }
         }
     }
 
-    private func assertVCPUEqual(_ machine: Machine, _ snapshot: Snapshot, file: StaticString = #filePath, line: UInt = #line) throws {
+    private func assertVCPUEqual(
+        _ machine: Machine, _ snapshot: Snapshot, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let state = snapshot.vcpus[0]
-        XCTAssertEqual(SnapshotHarness.registerList(try machine.vcpu.registers()),
-                       SnapshotHarness.registerList(state.registers), "registers", file: file, line: line)
+        XCTAssertEqual(
+            SnapshotHarness.registerList(try machine.vcpu.registers()),
+            SnapshotHarness.registerList(state.registers), "registers", file: file, line: line)
         let sregs = try machine.vcpu.specialRegisters()
-        XCTAssertEqual([sregs.cr0, sregs.cr3, sregs.cr4, sregs.efer, sregs.cs.base, UInt64(sregs.cs.selector)],
-                       [state.specialRegisters.cr0, state.specialRegisters.cr3, state.specialRegisters.cr4,
-                        state.specialRegisters.efer, state.specialRegisters.cs.base, UInt64(state.specialRegisters.cs.selector)],
-                       "special registers", file: file, line: line)
-        XCTAssertEqual(try canonicalXSAVE(machine.vcpu.xsave(), machine.kvm), try canonicalXSAVE(state.xsave, machine.kvm),
-                       "XSAVE", file: file, line: line)
+        XCTAssertEqual(
+            [sregs.cr0, sregs.cr3, sregs.cr4, sregs.efer, sregs.cs.base, UInt64(sregs.cs.selector)],
+            [
+                state.specialRegisters.cr0, state.specialRegisters.cr3, state.specialRegisters.cr4,
+                state.specialRegisters.efer, state.specialRegisters.cs.base, UInt64(state.specialRegisters.cs.selector),
+            ],
+            "special registers", file: file, line: line)
+        XCTAssertEqual(
+            try canonicalXSAVE(machine.vcpu.xsave(), machine.kvm), try canonicalXSAVE(state.xsave, machine.kvm),
+            "XSAVE", file: file, line: line)
         XCTAssertEqual(try machine.vcpu.mpState(), state.mpState, file: file, line: line)
     }
 
@@ -52,7 +63,9 @@ final class SnapshotResetTests: XCTestCase {
         ]
         let cpuid = try kvm.supportedCPUID()
         for bit in 2..<63 {
-            guard let leaf = cpuid[0xD, UInt32(bit)], leaf.eax > 0, Int(leaf.ebx) + Int(leaf.eax) <= bytes.count else { continue }
+            guard let leaf = cpuid[0xD, UInt32(bit)], leaf.eax > 0, Int(leaf.ebx) + Int(leaf.eax) <= bytes.count else {
+                continue
+            }
             regions.append((bit, [Int(leaf.ebx)..<Int(leaf.ebx) + Int(leaf.eax)], { _ in 0 }))
         }
         var present = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[512 + $1]) << (8 * $1) }
@@ -70,8 +83,10 @@ final class SnapshotResetTests: XCTestCase {
 
     /// Runs `machine` to its end: the stops, serial output, facts and final
     /// registers are the reference's (exit counts are not compared).
-    private func assertFinishes(_ machine: Machine, after stops: [String], like reference: SnapshotHarness.Outcome,
-                                _ message: String = "", file: StaticString = #filePath, line: UInt = #line) throws {
+    private func assertFinishes(
+        _ machine: Machine, after stops: [String], like reference: SnapshotHarness.Outcome,
+        _ message: String = "", file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         var outcome = try SnapshotHarness.finish(machine, stops: stops)
         outcome.exits = reference.exits
         XCTAssertEqual(outcome, reference, message, file: file, line: line)
@@ -90,7 +105,7 @@ final class SnapshotResetTests: XCTestCase {
         let (machine, snapshot) = try machineAtSync1(kvm: kvm)
         // The guest runs to its end (stack, hostcall block), and the host scribbles.
         try assertFinishes(machine, after: ["sync 1"], like: reference)
-        try machine.memory.write([0xAA, 0xBB, 0xCC], at: 0x10_0000)          // the guest's code
+        try machine.memory.write([0xAA, 0xBB, 0xCC], at: 0x10_0000) // the guest's code
         try machine.memory.fill(0x55, count: 3 * 4096 + 100, at: 0x40_0000 - 50) // pages never stored
         let p = try XCTUnwrap(machine.memory.pointer(0x80_0000, count: 8))
         p.storeBytes(of: UInt64.max, as: UInt64.self)
@@ -102,7 +117,8 @@ final class SnapshotResetTests: XCTestCase {
         try assertMemoryEqual(machine, snapshot)
         try assertVCPUEqual(machine, snapshot)
         XCTAssertEqual(machine.serial.read(port: 0x3FD, size: 1) & 1, 0, "no input pending at the snapshot")
-        XCTAssertEqual(machine.serial.text, "Hostcall test: report, sync 1, sync 2, done\n", "output back to the snapshot's")
+        XCTAssertEqual(
+            machine.serial.text, "Hostcall test: report, sync 1, sync 2, done\n", "output back to the snapshot's")
         XCTAssertEqual(machine.hostcall.facts, [HostCall.Fact(key: "answer", value: 42)])
         // And it runs on as from the snapshot, again and again.
         for round in 0..<5 {
@@ -148,7 +164,7 @@ final class SnapshotResetTests: XCTestCase {
         try machine.reset(to: second)
         try assertMemoryEqual(machine, second)
         try assertFinishes(machine, after: ["sync 1", "sync 2"], like: reference)
-        try machine.reset(to: second)   // now the baseline: the dirty pages only
+        try machine.reset(to: second) // now the baseline: the dirty pages only
         try assertMemoryEqual(machine, second)
         try assertFinishes(machine, after: ["sync 1", "sync 2"], like: reference)
     }
@@ -176,7 +192,8 @@ final class SnapshotResetTests: XCTestCase {
             try machine.reset(to: snapshot)
             try assertVCPUEqual(machine, snapshot)
             let lapic = try machine.vcpu.lapic()
-            XCTAssertEqual(withUnsafeBytes(of: lapic) { Array($0) }, withUnsafeBytes(of: snapshot.vcpus[0].lapic!) { Array($0) })
+            XCTAssertEqual(
+                withUnsafeBytes(of: lapic) { Array($0) }, withUnsafeBytes(of: snapshot.vcpus[0].lapic!) { Array($0) })
         }
         try assertMemoryEqual(machine, snapshot)
     }
@@ -195,7 +212,9 @@ final class SnapshotResetTests: XCTestCase {
             XCTAssertTrue(try SnapshotHarness.run(machine, stops: &stops, exits: &more, stopAfter: n).paused)
             try machine.reset(to: snapshot)
             try assertVCPUEqual(machine, snapshot)
-            XCTAssertEqual(try machine.vcpu.registers().rcx, 200_000 - 999, "the loop counter is the snapshot's (the 1000th OUT done, not yet its dec)")
+            XCTAssertEqual(
+                try machine.vcpu.registers().rcx, 200_000 - 999,
+                "the loop counter is the snapshot's (the 1000th OUT done, not yet its dec)")
         }
     }
 
@@ -210,7 +229,7 @@ final class SnapshotResetTests: XCTestCase {
             throw XCTSkip("the vCPU's CPUID has no XSAVE, so CR4.OSXSAVE cannot be set")
         }
         var sregs = try machine.vcpu.specialRegisters()
-        sregs.cr4 ^= 1 << 18  // OSXSAVE
+        sregs.cr4 ^= 1 << 18 // OSXSAVE
         try machine.vcpu.setSpecialRegisters(sregs)
         XCTAssertNotEqual(try machine.vcpu.cpuid()[1]?.ecx, leaf1.ecx, "KVM mirrors CR4.OSXSAVE in CPUID.1:ECX")
         try machine.reset(to: snapshot)

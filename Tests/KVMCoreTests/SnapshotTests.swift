@@ -22,8 +22,10 @@ enum SnapshotHarness {
 
     /// rax … r15, rip, rflags.
     static func registerList(_ r: Registers) -> [UInt64] {
-        [r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rsp, r.rbp,
-         r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rip, r.rflags]
+        [
+            r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rsp, r.rbp,
+            r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rip, r.rflags,
+        ]
     }
 
     static func describe(_ stop: StopReason) -> String {
@@ -40,10 +42,13 @@ enum SnapshotHarness {
     }
 
     /// A fresh machine with `image` loaded.
-    static func boot(_ image: GuestImage, kvm: KVM, memorySize: UInt64 = 16 << 20, irqchip: Bool = false,
-                     vcpus: Int = 1, logDirtyPages: Bool = false) throws -> Machine {
-        let machine = try Machine(memorySize: memorySize, vcpus: vcpus, irqchip: irqchip, serial: .buffer,
-                                  kvm: kvm, logDirtyPages: logDirtyPages)
+    static func boot(
+        _ image: GuestImage, kvm: KVM, memorySize: UInt64 = 16 << 20, irqchip: Bool = false,
+        vcpus: Int = 1, logDirtyPages: Bool = false
+    ) throws -> Machine {
+        let machine = try Machine(
+            memorySize: memorySize, vcpus: vcpus, irqchip: irqchip, serial: .buffer,
+            kvm: kvm, logDirtyPages: logDirtyPages)
         try machine.load(image.bootImage())
         return machine
     }
@@ -53,8 +58,10 @@ enum SnapshotHarness {
     /// exits (KVM_RUN interruptions not counted) have been handled. `stops`
     /// collects the hostcall stops and the final one.
     @discardableResult
-    static func run(_ machine: Machine, stops: inout [String], exits: inout Int, stopAfter: Int? = nil,
-                    onRequest: (StopReason) throws -> Void = { _ in }) throws -> (paused: Bool, last: StopReason?) {
+    static func run(
+        _ machine: Machine, stops: inout [String], exits: inout Int, stopAfter: Int? = nil,
+        onRequest: (StopReason) throws -> Void = { _ in }
+    ) throws -> (paused: Bool, last: StopReason?) {
         let count = AtomicCounter()
         count.add(exits)
         let trace: @Sendable (VCPU, VMExit) -> Void = { vcpu, exit in
@@ -85,8 +92,9 @@ enum SnapshotHarness {
         var exits = exits
         let (paused, _) = try run(machine, stops: &stops, exits: &exits)
         precondition(!paused)
-        return Outcome(stops: stops, serial: machine.serial.text, facts: machine.hostcall.facts,
-                       registers: registerList(try machine.vcpu.registers()), exits: exits)
+        return Outcome(
+            stops: stops, serial: machine.serial.text, facts: machine.hostcall.facts,
+            registers: registerList(try machine.vcpu.registers()), exits: exits)
     }
 }
 
@@ -97,8 +105,10 @@ final class SnapshotRestoreTests: XCTestCase {
     /// Snapshots `image` after every `k`-th exit; each snapshot is restored into
     /// a fresh machine (and every `fileEvery`-th also through a file) and run to
     /// the end, and the source machine runs on too: all must equal the reference.
-    private func checkEveryKthExit(_ image: GuestImage, k: Int? = nil, points: Int = 12, fileEvery: Int = 4,
-                                   irqchip: Bool = false, vcpus: Int = 1) throws {
+    private func checkEveryKthExit(
+        _ image: GuestImage, k: Int? = nil, points: Int = 12, fileEvery: Int = 4,
+        irqchip: Bool = false, vcpus: Int = 1
+    ) throws {
         let kvm = try requireKVM()
         let reference = try SnapshotHarness.finish(
             SnapshotHarness.boot(image, kvm: kvm, irqchip: irqchip, vcpus: vcpus))
@@ -112,7 +122,8 @@ final class SnapshotRestoreTests: XCTestCase {
             var exits = 0
             let (paused, last) = try SnapshotHarness.run(source, stops: &stops, exits: &exits, stopAfter: exit)
             guard paused else {
-                XCTFail("\(image.name): the run ended (\(last.map(SnapshotHarness.describe) ?? "?")) before exit \(exit)")
+                XCTFail(
+                    "\(image.name): the run ended (\(last.map(SnapshotHarness.describe) ?? "?")) before exit \(exit)")
                 continue
             }
             var snapshot = try source.snapshot()
@@ -193,10 +204,12 @@ final class SnapshotRestoreTests: XCTestCase {
         // The vCPU is past the OUT of HC_SYNC 1 (its pending I/O was completed).
         let state = snapshot.vcpus[0]
         XCTAssertEqual(state.registers.rip, try machine.vcpu.registers().rip)
-        XCTAssertEqual(try snapshot.memoryBytes(at: 0x10_0000, count: 16),
-                       try machine.memory.bytes(at: 0x10_0000, count: 16))
-        XCTAssertEqual(try snapshot.memoryBytes(at: 0x10_0000, count: 16),
-                       Array(GuestImage.hostcall.bytes.prefix(16)))
+        XCTAssertEqual(
+            try snapshot.memoryBytes(at: 0x10_0000, count: 16),
+            try machine.memory.bytes(at: 0x10_0000, count: 16))
+        XCTAssertEqual(
+            try snapshot.memoryBytes(at: 0x10_0000, count: 16),
+            Array(GuestImage.hostcall.bytes.prefix(16)))
     }
 
     func testRestoredMachineIsIndependentOfItsSnapshot() throws {
@@ -229,7 +242,9 @@ final class SnapshotRestoreTests: XCTestCase {
         let machine = try Machine(memorySize: 4 << 20, serial: .buffer, kvm: kvm)
         try machine.load(.flat(code, mode: .long, load: 0x10_0000))
         machine.serial.receive(Array("typed".utf8))
-        guard case .snapshotRequested(tag: 42) = try machine.run(timeout: .seconds(5)) else { return XCTFail("no HC_SNAPSHOT") }
+        guard case .snapshotRequested(tag: 42) = try machine.run(timeout: .seconds(5)) else {
+            return XCTFail("no HC_SNAPSHOT")
+        }
         let restored = try Machine(restoring: try machine.snapshot(), kvm: kvm)
         XCTAssertEqual(restored.serial.read(port: 0x3FD, size: 1) & 1, 1, "input pending after the restore")
         XCTAssertEqual(restored.serial.read(port: 0x3F8, size: 1), UInt32(UInt8(ascii: "t")))
@@ -254,14 +269,17 @@ final class SnapshotRestoreTests: XCTestCase {
         XCTAssertEqual(copy.items, items)
         let ports: [ClosedRange<UInt16>] = restored.bus.attachedPorts.filter { $0.device === copy }.map { $0.ports }
         XCTAssertEqual(ports, [FwCfg.ports, FwCfg.dmaPorts])
-        XCTAssertEqual([copy.readByte(), copy.readByte(), copy.readByte()], [0x56, 0x34, 0x12], "the read offset carried over")
+        XCTAssertEqual(
+            [copy.readByte(), copy.readByte(), copy.readByte()], [0x56, 0x34, 0x12], "the read offset carried over")
     }
 
     func testADeviceWithoutSnapshotSupportIsNamed() throws {
         let kvm = try requireKVM()
         let machine = try SnapshotHarness.boot(.hostcall, kvm: kvm)
         try machine.bus.attach(StatelessDevice(), ports: 0x300...0x301)
-        let error = assertThrows(SnapshotError.self, containing: ["StatelessDevice", "0x300"]) { try machine.snapshot() }
+        let error = assertThrows(SnapshotError.self, containing: ["StatelessDevice", "0x300"]) {
+            try machine.snapshot()
+        }
         XCTAssertEqual(error?.kind, .incompatible)
     }
 
@@ -272,9 +290,9 @@ final class SnapshotRestoreTests: XCTestCase {
         try machine.bus.attach(cmos, ports: CMOS.ports)
         let pcPorts = PCPorts()
         try pcPorts.attach(to: machine.bus)
-        _ = cmos.write(port: 0x70, size: 1, value: 0x3F)        // select a plain CMOS byte ...
-        _ = cmos.write(port: 0x71, size: 1, value: 0xA5)        // ... and write it
-        _ = pcPorts.write(port: 0x92, size: 1, value: 0x00)     // A20 off
+        _ = cmos.write(port: 0x70, size: 1, value: 0x3F) // select a plain CMOS byte ...
+        _ = cmos.write(port: 0x71, size: 1, value: 0xA5) // ... and write it
+        _ = pcPorts.write(port: 0x92, size: 1, value: 0x00) // A20 off
         let restored = try Machine(restoring: try machine.snapshot(), kvm: kvm)
         let devices = restored.bus.attachedPorts.map(\.device)
         let cmosCopy = try XCTUnwrap(devices.lazy.compactMap { $0 as? CMOS }.first)
@@ -290,7 +308,6 @@ private final class StatelessDevice: PortDevice {
     func read(port: UInt16, size: Int) -> UInt32 { 0 }
     func write(port: UInt16, size: Int, value: UInt32) -> DeviceAction { .proceed }
 }
-
 
 /// A temporary directory, removed with everything in it when released.
 final class SnapshotScratch {

@@ -44,8 +44,9 @@ extension GuestImage {
     /// A built-in guest by name, failing the test (not crashing) when it is missing.
     static func require(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> GuestImage {
         guard let image = GuestImage.all.first(where: { $0.name == name }) else {
-            XCTFail("no built-in guest named \(name); GuestImage.all has \(GuestImage.all.map(\.name))",
-                    file: file, line: line)
+            XCTFail(
+                "no built-in guest named \(name); GuestImage.all has \(GuestImage.all.map(\.name))",
+                file: file, line: line)
             throw TestSetupError("no built-in guest \(name)")
         }
         return image
@@ -64,8 +65,10 @@ struct GuestRun {
 
 /// Boots `image` in a fresh `Machine(serial: .buffer)` and runs it once, until
 /// the first stop the caller must see (or `timeout`). Skips when KVM is unusable.
-func runGuest(_ image: BootImage, memorySize: UInt64 = 64 << 20,
-              timeout: Duration = .seconds(20)) throws -> GuestRun {
+func runGuest(
+    _ image: BootImage, memorySize: UInt64 = 64 << 20,
+    timeout: Duration = .seconds(20)
+) throws -> GuestRun {
     let kvm = try requireKVM()
     let machine = try Machine(memorySize: memorySize, serial: .buffer, kvm: kvm)
     try machine.load(image)
@@ -74,8 +77,10 @@ func runGuest(_ image: BootImage, memorySize: UInt64 = 64 << 20,
 }
 
 /// Runs a built-in guest by name (see `runGuest(_:)`).
-func runGuest(named name: String, memorySize: UInt64 = 64 << 20,
-              timeout: Duration = .seconds(20)) throws -> GuestRun {
+func runGuest(
+    named name: String, memorySize: UInt64 = 64 << 20,
+    timeout: Duration = .seconds(20)
+) throws -> GuestRun {
     try runGuest(try GuestImage.require(name).bootImage(), memorySize: memorySize, timeout: timeout)
 }
 
@@ -108,9 +113,11 @@ func virtualMemoryKiB() throws -> UInt64 {
 /// Asserts that `body` throws an error of type `E` whose description contains
 /// every string in `fragments`; returns the error for further checks.
 @discardableResult
-func assertThrows<E: Error, R>(_ errorType: E.Type, containing fragments: [String] = [],
-                               file: StaticString = #filePath, line: UInt = #line,
-                               _ body: () throws -> R) -> E? {
+func assertThrows<E: Error, R>(
+    _ errorType: E.Type, containing fragments: [String] = [],
+    file: StaticString = #filePath, line: UInt = #line,
+    _ body: () throws -> R
+) -> E? {
     do {
         let value = try body()
         XCTFail("expected \(E.self), got a result: \(value)", file: file, line: line)
@@ -146,7 +153,11 @@ struct SplitMix64: RandomNumberGenerator {
         var i = 0
         while i < n {
             var v = next()
-            for _ in 0..<8 where i < n { out[i] = UInt8(truncatingIfNeeded: v); v >>= 8; i += 1 }
+            for _ in 0..<8 where i < n {
+                out[i] = UInt8(truncatingIfNeeded: v)
+                v >>= 8
+                i += 1
+            }
         }
         return out
     }

@@ -7,8 +7,9 @@ import XCTest
 final class VCPUStateSaveRestoreTests: XCTestCase {
     private func copyRAM(from source: Machine, to target: Machine) throws {
         for region in source.memory.regions {
-            try target.memory.write(UnsafeRawBufferPointer(start: region.host, count: Int(region.size)),
-                                    at: region.guestPhysical)
+            try target.memory.write(
+                UnsafeRawBufferPointer(start: region.host, count: Int(region.size)),
+                at: region.guestPhysical)
         }
     }
 

@@ -65,12 +65,24 @@ final class VCPUStateTests: XCTestCase {
     func testRegisters() throws {
         var regs = try vcpu.registers()
         let values: [UInt64] = (1...16).map { UInt64($0) &* 0x0101_0101_0101_0101 }
-        regs.rax = values[0]; regs.rbx = values[1]; regs.rcx = values[2]; regs.rdx = values[3]
-        regs.rsi = values[4]; regs.rdi = values[5]; regs.rbp = values[6]; regs.rsp = values[7]
-        regs.r8 = values[8]; regs.r9 = values[9]; regs.r10 = values[10]; regs.r11 = values[11]
-        regs.r12 = values[12]; regs.r13 = values[13]; regs.r14 = values[14]; regs.r15 = values[15]
+        regs.rax = values[0]
+        regs.rbx = values[1]
+        regs.rcx = values[2]
+        regs.rdx = values[3]
+        regs.rsi = values[4]
+        regs.rdi = values[5]
+        regs.rbp = values[6]
+        regs.rsp = values[7]
+        regs.r8 = values[8]
+        regs.r9 = values[9]
+        regs.r10 = values[10]
+        regs.r11 = values[11]
+        regs.r12 = values[12]
+        regs.r13 = values[13]
+        regs.r14 = values[14]
+        regs.r15 = values[15]
         regs.rip = 0xFFF0
-        regs.rflags = 0x2 | 0x1 | 0x40   // CF, ZF
+        regs.rflags = 0x2 | 0x1 | 0x40 // CF, ZF
         try vcpu.setRegisters(regs)
         let back = try vcpu.registers()
         let pairs: [(UInt64, UInt64)] = [
@@ -138,7 +150,9 @@ final class VCPUStateTests: XCTestCase {
         XCTAssertEqual(sregs.cr0 & ControlRegister.pe, 0)
         XCTAssertEqual(try vcpu.registers().rip, 0)
         XCTAssertEqual(try vcpu.registers().rsp, 0x8000)
-        assertThrows(ConfigurationError.self, containing: ["above 1 MiB"]) { try vcpu.setUp(mode: .real, entry: 0x10_0000) }
+        assertThrows(ConfigurationError.self, containing: ["above 1 MiB"]) {
+            try vcpu.setUp(mode: .real, entry: 0x10_0000)
+        }
     }
 
     func testFPU() throws {
@@ -148,7 +162,7 @@ final class VCPUStateTests: XCTestCase {
         fpu.fcw = 0x027F
         fpu.last_ip = 0x1234
         withUnsafeMutableBytes(of: &fpu.xmm) { raw in
-            for i in 0..<16 { raw[i] = UInt8(0xA0 + i) }          // xmm0
+            for i in 0..<16 { raw[i] = UInt8(0xA0 + i) } // xmm0
         }
         try vcpu.setFPU(fpu)
         var back = try vcpu.fpu()
@@ -185,7 +199,7 @@ final class VCPUStateTests: XCTestCase {
     func testDebugRegisters() throws {
         var dr = try vcpu.debugRegisters()
         dr.db = (0x1000, 0x2000, 0x3000, 0x4000)
-        dr.dr7 = 0x0000_0400 | 0x1 | 0x4     // reserved bit 10, L0, L1
+        dr.dr7 = 0x0000_0400 | 0x1 | 0x4 // reserved bit 10, L0, L1
         dr.flags = 0
         try vcpu.setDebugRegisters(dr)
         let back = try vcpu.debugRegisters()
@@ -226,10 +240,14 @@ final class VCPUStateTests: XCTestCase {
     /// restored Linux otherwise never gets its next timer interrupt).
     func testTSCDeadlineSurvivesARestoreIntoAFreshVCPU() throws {
         let machine = try Machine(memorySize: 4 << 20, irqchip: true)
-        guard machine.kvm.check(.tscDeadlineTimer) != 0 else { throw XCTSkip("KVM_CAP_TSC_DEADLINE_TIMER is 0 on this host") }
+        guard machine.kvm.check(.tscDeadlineTimer) != 0 else {
+            throw XCTSkip("KVM_CAP_TSC_DEADLINE_TIMER is 0 on this host")
+        }
         var lapic = try machine.vcpu.lapic()
         // LVT timer (0x320): TSC-deadline mode (bits 17–18 = 2), vector 0xec.
-        withUnsafeMutableBytes(of: &lapic) { $0.storeBytes(of: UInt32(2 << 17 | 0xEC), toByteOffset: 0x320, as: UInt32.self) }
+        withUnsafeMutableBytes(of: &lapic) {
+            $0.storeBytes(of: UInt32(2 << 17 | 0xEC), toByteOffset: 0x320, as: UInt32.self)
+        }
         try machine.vcpu.setLAPIC(lapic)
         let deadline: UInt64 = 1 << 60
         try machine.vcpu.setMSRs([MSR(MSR.tscDeadline, deadline)])
@@ -259,10 +277,11 @@ final class VCPUStateTests: XCTestCase {
 
     func testBogusMSRIsNamed() throws {
         if let ignore = try? String(contentsOfFile: "/sys/module/kvm/parameters/ignore_msrs", encoding: .utf8),
-           ignore.hasPrefix("Y") {
+            ignore.hasPrefix("Y")
+        {
             throw XCTSkip("kvm.ignore_msrs=Y: KVM accepts unknown MSRs")
         }
-        let bogus: UInt32 = 0x4B56_4D99       // in no MSR range KVM emulates
+        let bogus: UInt32 = 0x4B56_4D99 // in no MSR range KVM emulates
         let setError = assertThrows(KVMError.self, containing: ["KVM_SET_MSRS", hex(bogus)]) {
             try vcpu.setMSRs([MSR(0xC000_0102, 0x1000), MSR(bogus, 0x1234)])
         }

@@ -36,19 +36,25 @@ final class VMChainTests: XCTestCase {
 
     /// The host report of a machine under kvmrun names its level and its L0.
     func testTheReportNamesTheChain() {
-        let l2 = host([signature("KVMKVMKVM")] + VMChain(level: 2, base: "TCGTCGTCGTCG").cpuidEntries, hypervisorBit: true)
-        let report = NestingReport(facts: NestingFacts(
-            cpu: l2, modules: [KVMModule(name: "kvm_amd", parameters: [("nested", "1")])], kernelRelease: "6.1.0",
-            kvmOpenError: nil, apiVersion: 12, nestedStateCapability: 4224, supportedCPUIDHasVMX: false,
-            supportedCPUIDHasSVM: true))
-        XCTAssertTrue(report.text.contains("VM chain                level 2 of a chain of VMs run by kvmrun; L0 is QEMU TCG (emulation)"),
-                      report.text)
-        XCTAssertTrue(report.json.compact.contains("\"chain\":{\"level\":2,\"base_signature\":\"TCGTCGTCGTCG\"}"),
-                      report.json.compact)
-        let plain = NestingReport(facts: NestingFacts(
-            cpu: host([signature("KVMKVMKVM")], hypervisorBit: true), modules: [], kernelRelease: "6.1.0",
-            kvmOpenError: nil, apiVersion: 12, nestedStateCapability: 0, supportedCPUIDHasVMX: false,
-            supportedCPUIDHasSVM: false))
+        let l2 = host(
+            [signature("KVMKVMKVM")] + VMChain(level: 2, base: "TCGTCGTCGTCG").cpuidEntries, hypervisorBit: true)
+        let report = NestingReport(
+            facts: NestingFacts(
+                cpu: l2, modules: [KVMModule(name: "kvm_amd", parameters: [("nested", "1")])], kernelRelease: "6.1.0",
+                kvmOpenError: nil, apiVersion: 12, nestedStateCapability: 4224, supportedCPUIDHasVMX: false,
+                supportedCPUIDHasSVM: true))
+        XCTAssertTrue(
+            report.text.contains(
+                "VM chain                level 2 of a chain of VMs run by kvmrun; L0 is QEMU TCG (emulation)"),
+            report.text)
+        XCTAssertTrue(
+            report.json.compact.contains("\"chain\":{\"level\":2,\"base_signature\":\"TCGTCGTCGTCG\"}"),
+            report.json.compact)
+        let plain = NestingReport(
+            facts: NestingFacts(
+                cpu: host([signature("KVMKVMKVM")], hypervisorBit: true), modules: [], kernelRelease: "6.1.0",
+                kvmOpenError: nil, apiVersion: 12, nestedStateCapability: 0, supportedCPUIDHasVMX: false,
+                supportedCPUIDHasSVM: false))
         XCTAssertFalse(plain.text.contains("VM chain"))
         XCTAssertTrue(plain.json.compact.contains("\"chain\":null"))
     }

@@ -9,18 +9,25 @@ final class FailureDescriptionTests: XCTestCase {
     func testPassingStops() {
         XCTAssertNil(GuestTestFailure(stop: .done(status: 0), facts: none, serial: ""))
         XCTAssertNil(GuestTestFailure(stop: .halted, facts: none, serial: ""))
-        XCTAssertNil(GuestTestFailure(stop: .debugExit(code: 0x10), facts: none, serial: "",
-                                      options: GuestOptions(passingDebugExit: 0x10)))
+        XCTAssertNil(
+            GuestTestFailure(
+                stop: .debugExit(code: 0x10), facts: none, serial: "",
+                options: GuestOptions(passingDebugExit: 0x10)))
     }
 
     func testAssertionWithAFileIsReportedThere() throws {
-        let stop = StopReason.failed(GuestFailure(message: "assertion failed: a == b", line: 17, values: (1, 2),
-                                                  file: "/pkg/Tests/T/guests/src/x.c"))
-        let failure = try XCTUnwrap(GuestTestFailure(stop: stop, facts: GuestFacts([.init(key: "k", value: 3)]), serial: "hi\n"))
+        let stop = StopReason.failed(
+            GuestFailure(
+                message: "assertion failed: a == b", line: 17, values: (1, 2),
+                file: "/pkg/Tests/T/guests/src/x.c"))
+        let failure = try XCTUnwrap(
+            GuestTestFailure(stop: stop, facts: GuestFacts([.init(key: "k", value: 3)]), serial: "hi\n"))
         XCTAssertEqual(failure.kind, .assertion)
         XCTAssertEqual(failure.filePath, "/pkg/Tests/T/guests/src/x.c")
         XCTAssertEqual(failure.line, 17)
-        XCTAssertEqual(failure.description, """
+        XCTAssertEqual(
+            failure.description,
+            """
             x.c:17: assertion failed: a == b (0x1 vs 0x2)
             serial (last lines):
             hi
@@ -40,17 +47,23 @@ final class FailureDescriptionTests: XCTestCase {
     }
 
     func testOtherStops() throws {
-        XCTAssertEqual(GuestTestFailure(stop: .done(status: 3), facts: none, serial: "")?.message,
-                       "guest ended with HC_DONE 3 (0x3)")
+        XCTAssertEqual(
+            GuestTestFailure(stop: .done(status: 3), facts: none, serial: "")?.message,
+            "guest ended with HC_DONE 3 (0x3)")
         XCTAssertEqual(GuestTestFailure(stop: .debugExit(code: 0x10), facts: none, serial: "")?.kind, .debugExit)
-        XCTAssertEqual(GuestTestFailure(stop: .halted, facts: none, serial: "", options: GuestOptions(haltPasses: false))?.kind,
-                       .unexpectedStop)
-        XCTAssertEqual(GuestTestFailure(stop: .protocolError("bad magic"), facts: none, serial: "")?.message,
-                       "guest broke the hostcall protocol: bad magic")
-        let exception = GuestFacts([.init(key: "exception", value: 13), .init(key: "exception_rip", value: 0x100234),
-                                    .init(key: "exception_error", value: 0), .init(key: "exception_level", value: 2)])
-        XCTAssertEqual(GuestTestFailure(stop: .done(status: 0), facts: exception, serial: "")?.message,
-                       "guest exception #GP (vector 13) at rip=0x100234, error code 0x0, in L2")
+        XCTAssertEqual(
+            GuestTestFailure(stop: .halted, facts: none, serial: "", options: GuestOptions(haltPasses: false))?.kind,
+            .unexpectedStop)
+        XCTAssertEqual(
+            GuestTestFailure(stop: .protocolError("bad magic"), facts: none, serial: "")?.message,
+            "guest broke the hostcall protocol: bad magic")
+        let exception = GuestFacts([
+            .init(key: "exception", value: 13), .init(key: "exception_rip", value: 0x100234),
+            .init(key: "exception_error", value: 0), .init(key: "exception_level", value: 2),
+        ])
+        XCTAssertEqual(
+            GuestTestFailure(stop: .done(status: 0), facts: exception, serial: "")?.message,
+            "guest exception #GP (vector 13) at rip=0x100234, error code 0x0, in L2")
         let regs = Registers()
         let timedOut = GuestTestFailure(stop: .timedOut(rip: 0x1234), facts: none, serial: "", registers: { regs })
         XCTAssertEqual(timedOut?.kind, .timedOut)
@@ -58,7 +71,9 @@ final class FailureDescriptionTests: XCTestCase {
     }
 
     func testFactsReadTyped() {
-        let facts = GuestFacts([.init(key: "a", value: 1), .init(key: "n", value: UInt64.max), .init(key: "a", value: 2)])
+        let facts = GuestFacts([
+            .init(key: "a", value: 1), .init(key: "n", value: UInt64.max), .init(key: "a", value: 2),
+        ])
         XCTAssertEqual(facts["a"], 2)
         XCTAssertEqual(facts.all("a"), [1, 2])
         XCTAssertEqual(facts["n", as: Int64.self], -1)

@@ -10,7 +10,9 @@ final class GuestMachineTests: XCTestCase {
         let run = try makeGuestMachine(.tkAssert).run()
         let failure = try XCTUnwrap(run.failure, "tk-assert passed")
         XCTAssertEqual(failure.kind, .assertion)
-        XCTAssertTrue(failure.filePath?.hasSuffix("/KVMTestingTests/guests/src/tk-assert.c") == true, "\(failure.filePath ?? "nil")")
+        XCTAssertTrue(
+            failure.filePath?.hasSuffix("/KVMTestingTests/guests/src/tk-assert.c") == true,
+            "\(failure.filePath ?? "nil")")
         XCTAssertEqual(failure.line, 5)
         XCTAssertEqual(failure.message, "assertion failed: 7 == 8 (0x7 vs 0x8)")
         XCTAssertTrue(failure.description.hasPrefix("tk-assert.c:5: assertion failed: 7 == 8"), failure.description)
@@ -124,7 +126,9 @@ final class GuestMachineTests: XCTestCase {
 /// GUEST_ASSERT_EQ at guests/src/tk-assert.c:5 (both tests then fail, as they should).
 final class FailureDemoTests: XCTestCase {
     func testDemoFailureAtTheGuestLine() throws {
-        guard getenv("KVMTESTING_DEMO_FAILURES") != nil else { throw XCTSkip("set KVMTESTING_DEMO_FAILURES=1 to see a guest failure reported") }
+        guard getenv("KVMTESTING_DEMO_FAILURES") != nil else {
+            throw XCTSkip("set KVMTESTING_DEMO_FAILURES=1 to see a guest failure reported")
+        }
         try runGuest(.tkAssert)
     }
 }

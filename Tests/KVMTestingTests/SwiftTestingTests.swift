@@ -23,7 +23,10 @@ import Testing
     }
 }
 
-@Test(.enabled(if: getenv("KVMTESTING_DEMO_FAILURES") != nil, "set KVMTESTING_DEMO_FAILURES=1 to see a guest failure reported"))
+@Test(
+    .enabled(
+        if: getenv("KVMTESTING_DEMO_FAILURES") != nil, "set KVMTESTING_DEMO_FAILURES=1 to see a guest failure reported")
+)
 func demoFailureAtTheGuestLine() throws {
     try runGuest(.tkAssert)
 }

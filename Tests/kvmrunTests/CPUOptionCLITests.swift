@@ -12,8 +12,10 @@ final class CPUOptionCLITests: XCTestCase {
         return try KVM().supportedCPUID().vendor
     }
 
-    func refuse(_ arguments: [String], status: Int32 = 2, containing text: String,
-                file: StaticString = #filePath, line: UInt = #line) throws {
+    func refuse(
+        _ arguments: [String], status: Int32 = 2, containing text: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let r = try kvmrun(arguments, file: file, line: line)
         XCTAssertEqual(r.status, status, "kvmrun \(arguments): \(r.stderr)", file: file, line: line)
         let lines = r.stderr.split(separator: "\n").filter { !$0.contains("warning:") }
@@ -37,8 +39,10 @@ final class CPUOptionCLITests: XCTestCase {
         }
         let scratch = try ScratchDirectory()
         let kernel = try scratch.file("mb-cpuid.elf", GuestImage.mbCpuid.bytes)
-        try refuse(["-kernel", kernel, "-cpu", "max,+\(lacking.name)"],
-                   containing: "feature '\(lacking.name)' (\(lacking.word) bit \(lacking.bit)): KVM does not support it on this host")
+        try refuse(
+            ["-kernel", kernel, "-cpu", "max,+\(lacking.name)"],
+            containing:
+                "feature '\(lacking.name)' (\(lacking.word) bit \(lacking.bit)): KVM does not support it on this host")
         // Without the in-kernel irqchip (a flat guest, one vCPU) there is no x2APIC to give.
         try refuse(["--builtin", "hello-c", "-cpu", "max,+x2apic"], containing: "without the in-kernel irqchip")
         try refuse(["-cpu", "host,-apic"], containing: "always have a local APIC")
@@ -49,24 +53,30 @@ final class CPUOptionCLITests: XCTestCase {
     func testNestingThroughCPU() throws {
         let vendor = try hostVendor()
         guard vendor == "GenuineIntel" || vendor == "AuthenticAMD" else { throw XCTSkip("host vendor \(vendor)") }
-        let own = vendor == "GenuineIntel" ? "vmx" : "svm", foreign = own == "vmx" ? "svm" : "vmx"
+        let own = vendor == "GenuineIntel" ? "vmx" : "svm"
+        let foreign = own == "vmx" ? "svm" : "vmx"
         let guest = ["--builtin", "nested-cpuid", "--timeout", "20"]
         let nested = try kvmrun(guest + ["--nested"])
         let viaCPU = try kvmrun(guest + ["-cpu", "max,+\(own)"])
-        XCTAssertEqual(viaCPU.status, nested.status, "-cpu max,+\(own) as --nested: \(viaCPU.stderr) / \(nested.stderr)")
+        XCTAssertEqual(
+            viaCPU.status, nested.status, "-cpu max,+\(own) as --nested: \(viaCPU.stderr) / \(nested.stderr)")
         if nested.status == 20 {
             XCTAssertTrue(viaCPU.stderr.hasPrefix("kvmrun: -cpu max,+\(own): "), viaCPU.stderr)
             XCTAssertEqual(viaCPU.stderr.split(separator: "\n").count, 1, viaCPU.stderr)
         } else {
             XCTAssertTrue(viaCPU.stdout.contains("\(own)=1"), viaCPU.stdout)
         }
-        XCTAssertEqual(try kvmrun(guest + ["-cpu", "max,+\(own)", "--nested=force"]).status,
-                       try kvmrun(guest + ["--nested=force"]).status, "--nested=force with +\(own) is --nested=force")
-        try refuse(guest + ["-cpu", "max,+\(foreign)"], containing: "+\(foreign): this host's CPU is \(vendor); KVM nests only with \(own) here")
+        XCTAssertEqual(
+            try kvmrun(guest + ["-cpu", "max,+\(own)", "--nested=force"]).status,
+            try kvmrun(guest + ["--nested=force"]).status, "--nested=force with +\(own) is --nested=force")
+        try refuse(
+            guest + ["-cpu", "max,+\(foreign)"],
+            containing: "+\(foreign): this host's CPU is \(vendor); KVM nests only with \(own) here")
         try refuse(guest + ["-cpu", "max,+\(own)", "--nested=off"], containing: "+\(own) contradicts --nested=off")
         try refuse(guest + ["-cpu", "max,-\(own)", "--nested"], containing: "-\(own) contradicts --nested=on")
         let otherVendor = vendor == "GenuineIntel" ? "AuthenticAMD" : "GenuineIntel"
-        try refuse(guest + ["-cpu", "max,+\(own),vendor=\(otherVendor)"], containing: "\(own) with vendor=\(otherVendor)")
+        try refuse(
+            guest + ["-cpu", "max,+\(own),vendor=\(otherVendor)"], containing: "\(own) with vendor=\(otherVendor)")
         // Off is off: the guest sees no VMX/SVM.
         let off = try kvmrun(guest + ["-cpu", "max,-\(own)"])
         XCTAssertEqual(off.status, 0, off.stderr)

@@ -17,7 +17,9 @@ final class HostileGuestCLITests: XCTestCase {
             XCTAssertEqual(result.status, 0, "-smp \(smp): stderr \(result.stderr.prefix(400))")
             XCTAssertEqual(result.stderr, "", "-smp \(smp)")
             XCTAssertTrue(result.stdout.hasPrefix("hostile-io: ports, fw_cfg, MMIO\n"), "-smp \(smp)")
-            XCTAssertTrue(result.stdout.hasSuffix("hostile-io: survived\n"), "-smp \(smp): \(result.stdout.suffix(80).debugDescription)")
+            XCTAssertTrue(
+                result.stdout.hasSuffix("hostile-io: survived\n"),
+                "-smp \(smp): \(result.stdout.suffix(80).debugDescription)")
             XCTAssertLessThan(result.seconds, 60, "-smp \(smp)")
             assertNoCrashText(result)
         }
@@ -79,13 +81,16 @@ final class HostileGuestCLITests: XCTestCase {
         try requireKVM()
         let result = try kvmrun(["--builtin", "hostile-flood", "--timeout", "1s"], timeout: 15)
         guard result.seconds < 10 else {
-            return XCTFail("--timeout 1s did not stop a guest that hostcalls faster than the timeout: killed after \(Int(result.seconds)) s")
+            return XCTFail(
+                "--timeout 1s did not stop a guest that hostcalls faster than the timeout: killed after \(Int(result.seconds)) s"
+            )
         }
         XCTAssertFalse(result.signaled)
         XCTAssertEqual(result.status, 16, "expected the timeout status; stderr tail: \(result.stderr.suffix(200))")
         XCTAssertTrue(result.stderr.hasSuffix("\n"))
-        XCTAssertTrue(result.stderr.split(separator: "\n").last?.contains("--timeout 1s") ?? false,
-                      "last stderr line: \(result.stderr.split(separator: "\n").last ?? "")")
+        XCTAssertTrue(
+            result.stderr.split(separator: "\n").last?.contains("--timeout 1s") ?? false,
+            "last stderr line: \(result.stderr.split(separator: "\n").last ?? "")")
         assertNoCrashText(result)
     }
 
@@ -100,7 +105,8 @@ final class HostileGuestCLITests: XCTestCase {
         // Fuzz/Findings/fuzz-multiboot/elf32-memsz-4gib-oom, less the fuzz input's
         // 14-byte prefix: an ELF32 header, a PT_LOAD at 0x1badb002 of 0xe4524ffb
         // bytes, and the multiboot magic with its checksum inside the header.
-        let hex = "7f454c4601010100ffff00000000000002000300010000000c00100034000000940200000000000034002000"
+        let hex =
+            "7f454c4601010100ffff00000000000002000300010000000c00100034000000940200000000000034002000"
             + "020028000600050001000000000000000000000002b0ad1b03000000fb4f52e4fafc89000000000000010000"
         let kernel: [UInt8] = stride(from: 0, to: hex.count, by: 2).map {
             let i = hex.index(hex.startIndex, offsetBy: $0)
@@ -112,8 +118,9 @@ final class HostileGuestCLITests: XCTestCase {
         // 11 GB leaves beside it is less than the 3.8 GB the kernel claims. (The
         // kernel must lie below 4 GiB, where a PC has at most 3 GiB of RAM.)
         for (memory, limit) in [("64M", "2000000"), ("8G", "11000000")] {
-            let result = try kvmrun(["-m", memory, "-kernel", path], timeout: 60,
-                                    wrapper: ["/bin/sh", "-c", "ulimit -v \(limit) && exec \"$@\"", "sh"])
+            let result = try kvmrun(
+                ["-m", memory, "-kernel", path], timeout: 60,
+                wrapper: ["/bin/sh", "-c", "ulimit -v \(limit) && exec \"$@\"", "sh"])
             assertOneLineError(result, status: 6, mentioning: [path])
             XCTAssertLessThan(result.seconds, 10, "-m \(memory)")
         }
@@ -125,11 +132,15 @@ final class HostileGuestCLITests: XCTestCase {
     func testSnapshotRequestsCannotFillTheDisk() throws {
         try requireKVM()
         let scratch = try ScratchDirectory()
-        let result = try kvmrun(["--builtin", "hostile-flood", "--timeout", "2s", "--snapshot-dir", scratch.path,
-                                 "--snapshot-limit", "3"], timeout: 30)
+        let result = try kvmrun(
+            [
+                "--builtin", "hostile-flood", "--timeout", "2s", "--snapshot-dir", scratch.path,
+                "--snapshot-limit", "3",
+            ], timeout: 30)
         XCTAssertEqual(result.status, 16, result.stderr.suffix(300).description)
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch.path).sorted(),
-                       ["snapshot-1.kvmsnap", "snapshot-2.kvmsnap", "snapshot-3.kvmsnap"])
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: scratch.path).sorted(),
+            ["snapshot-1.kvmsnap", "snapshot-2.kvmsnap", "snapshot-3.kvmsnap"])
         let refusals = result.stderr.components(separatedBy: "more than 3 distinct snapshots").count - 1
         XCTAssertEqual(refusals, 1, result.stderr.suffix(600).description)
         XCTAssertTrue(result.stderr.contains("from tag 4 on"), result.stderr.suffix(600).description)
@@ -148,15 +159,20 @@ final class HostileGuestCLITests: XCTestCase {
         }
         let scratch = try ScratchDirectory()
         let script = "mount -t tmpfs -o size=1m none \"$1\" || exit 97; shift; exec \"$@\""
-        let result = try kvmrun(["--builtin", "hostile-flood", "--timeout", "1s", "--snapshot-dir", scratch.path],
-                                timeout: 30, wrapper: [unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", script,
-                                                       "sh", scratch.path])
+        let result = try kvmrun(
+            ["--builtin", "hostile-flood", "--timeout", "1s", "--snapshot-dir", scratch.path],
+            timeout: 30,
+            wrapper: [
+                unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", script,
+                "sh", scratch.path,
+            ])
         if result.status == 97 || result.stderr.hasPrefix("unshare:") {
             throw XCTSkip("cannot mount a tmpfs in a private mount namespace here: \(result.stderr.prefix(200))")
         }
         XCTAssertEqual(result.status, 16, result.stderr.suffix(300).description)
-        XCTAssertEqual(result.stderr.components(separatedBy: "would leave less than 5% of its filesystem free").count - 1, 1,
-                       result.stderr.suffix(600).description)
+        XCTAssertEqual(
+            result.stderr.components(separatedBy: "would leave less than 5% of its filesystem free").count - 1, 1,
+            result.stderr.suffix(600).description)
         XCTAssertFalse(result.stderr.contains("written to"), result.stderr.suffix(600).description)
         assertNoCrashText(result)
     }

@@ -19,7 +19,7 @@ enum KVMRunLocator {
         var candidates: [URL] = []
         if let argv0 = CommandLine.arguments.first {
             var url = URL(fileURLWithPath: argv0).resolvingSymlinksInPath()
-            for _ in 0..<4 {           // .../debug/swift-kvmPackageTests.xctest[/Contents/MacOS/...]
+            for _ in 0..<4 { // .../debug/swift-kvmPackageTests.xctest[/Contents/MacOS/...]
                 url.deleteLastPathComponent()
                 candidates.append(url.appendingPathComponent("kvmrun"))
             }
@@ -42,7 +42,8 @@ enum KVMRunLocator {
 struct KVMRunNotBuilt: Error, CustomStringConvertible {
     let searched: [String]
     var description: String {
-        "kvmrun is not built (build it with `swift build --build-tests`); looked in: " + searched.joined(separator: ", ")
+        "kvmrun is not built (build it with `swift build --build-tests`); looked in: "
+            + searched.joined(separator: ", ")
     }
 }
 
@@ -50,9 +51,11 @@ struct KVMRunNotBuilt: Error, CustomStringConvertible {
 /// failure). With `wrapper`, runs `wrapper + [kvmrun path] + arguments` instead
 /// (e.g. in a private mount namespace).
 /// With `interruptAfter`, sends SIGINT that many seconds after the start.
-func kvmrun(_ arguments: [String], timeout: TimeInterval = 60, wrapper: [String] = [],
-            interruptAfter: TimeInterval? = nil,
-            file: StaticString = #filePath, line: UInt = #line) throws -> ProcessResult {
+func kvmrun(
+    _ arguments: [String], timeout: TimeInterval = 60, wrapper: [String] = [],
+    interruptAfter: TimeInterval? = nil,
+    file: StaticString = #filePath, line: UInt = #line
+) throws -> ProcessResult {
     let executable: URL
     do {
         executable = try KVMRunLocator.executable()
@@ -61,10 +64,12 @@ func kvmrun(_ arguments: [String], timeout: TimeInterval = 60, wrapper: [String]
         throw error
     }
     let command = wrapper + [executable.path] + arguments
-    let (result, killed) = try runProcess(command[0], Array(command.dropFirst()), timeout: timeout,
-                                          interruptAfter: interruptAfter)
+    let (result, killed) = try runProcess(
+        command[0], Array(command.dropFirst()), timeout: timeout,
+        interruptAfter: interruptAfter)
     if killed {
-        XCTFail("kvmrun \(arguments.joined(separator: " ")) ran past \(timeout) s and was killed", file: file, line: line)
+        XCTFail(
+            "kvmrun \(arguments.joined(separator: " ")) ran past \(timeout) s and was killed", file: file, line: line)
     }
     return result
 }
@@ -72,9 +77,12 @@ func kvmrun(_ arguments: [String], timeout: TimeInterval = 60, wrapper: [String]
 /// Runs `program` to its end with stdin empty and stdout and stderr captured;
 /// kills it with SIGKILL after `timeout` seconds (`killed`). With
 /// `interruptAfter`, sends SIGINT that many seconds after the start.
-func runProcess(_ program: String, _ arguments: [String], timeout: TimeInterval,
-                environment: [String: String] = [:], interruptAfter: TimeInterval? = nil) throws
-    -> (result: ProcessResult, killed: Bool) {
+func runProcess(
+    _ program: String, _ arguments: [String], timeout: TimeInterval,
+    environment: [String: String] = [:], interruptAfter: TimeInterval? = nil
+) throws
+    -> (result: ProcessResult, killed: Bool)
+{
     let process = Process()
     process.executableURL = URL(fileURLWithPath: program)
     process.arguments = arguments
@@ -85,10 +93,12 @@ func runProcess(_ program: String, _ arguments: [String], timeout: TimeInterval,
         .appendingPathComponent("kvmrun-out-\(getpid())-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
-    let outURL = directory.appendingPathComponent("stdout"), errURL = directory.appendingPathComponent("stderr")
+    let outURL = directory.appendingPathComponent("stdout")
+    let errURL = directory.appendingPathComponent("stderr")
     _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
     _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
+    let out = try FileHandle(forWritingTo: outURL)
+    let err = try FileHandle(forWritingTo: errURL)
     process.standardOutput = out
     process.standardError = err
     process.standardInput = FileHandle.nullDevice
@@ -132,8 +142,10 @@ func requireKVM() throws {
 /// more than such a limit leaves.
 func requireUnsanitized() throws {
     if dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil
-        || dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil {
-        throw XCTSkip("built with a sanitizer: its shadow memory needs more address space than this test's ulimit -v leaves")
+        || dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil
+    {
+        throw XCTSkip(
+            "built with a sanitizer: its shadow memory needs more address space than this test's ulimit -v leaves")
     }
 }
 
@@ -163,32 +175,40 @@ final class ScratchDirectory {
 extension XCTestCase {
     /// kvmrun failed the way errors must: the given status, exactly one stderr
     /// line starting with "kvmrun: " that mentions each fragment, and no crash text.
-    func assertOneLineError(_ result: ProcessResult, status: Int32, mentioning fragments: [String],
-                            file: StaticString = #filePath, line: UInt = #line) {
+    func assertOneLineError(
+        _ result: ProcessResult, status: Int32, mentioning fragments: [String],
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         guard !result.signaled else {
             let summary = result.stderr.split(separator: "\n").filter { !$0.isEmpty }.prefix(6).joined(separator: " | ")
             return XCTFail("kvmrun died of signal \(result.status): \(summary)", file: file, line: line)
         }
         XCTAssertEqual(result.status, status, "exit status; stderr: \(result.stderr)", file: file, line: line)
-        XCTAssertTrue(result.stderr.hasSuffix("\n"), "stderr ends with a newline: \(result.stderr.debugDescription)",
-                      file: file, line: line)
-        XCTAssertEqual(result.stderr.filter { $0 == "\n" }.count, 1,
-                       "stderr must be exactly one line: \(result.stderr.prefix(600).debugDescription)",
-                       file: file, line: line)
-        XCTAssertTrue(result.stderr.hasPrefix("kvmrun: "), "stderr: \(result.stderr.debugDescription)",
-                      file: file, line: line)
+        XCTAssertTrue(
+            result.stderr.hasSuffix("\n"), "stderr ends with a newline: \(result.stderr.debugDescription)",
+            file: file, line: line)
+        XCTAssertEqual(
+            result.stderr.filter { $0 == "\n" }.count, 1,
+            "stderr must be exactly one line: \(result.stderr.prefix(600).debugDescription)",
+            file: file, line: line)
+        XCTAssertTrue(
+            result.stderr.hasPrefix("kvmrun: "), "stderr: \(result.stderr.debugDescription)",
+            file: file, line: line)
         for fragment in fragments {
-            XCTAssertTrue(result.stderr.contains(fragment), "stderr does not mention \"\(fragment)\": \(result.stderr)",
-                          file: file, line: line)
+            XCTAssertTrue(
+                result.stderr.contains(fragment), "stderr does not mention \"\(fragment)\": \(result.stderr)",
+                file: file, line: line)
         }
         assertNoCrashText(result, file: file, line: line)
     }
 
     func assertNoCrashText(_ result: ProcessResult, file: StaticString = #filePath, line: UInt = #line) {
         for text in ["Fatal error", "Backtrace", "Stack dump", "💣", "Illegal instruction", "Current stack trace"] {
-            XCTAssertFalse(result.stderr.contains(text), "stderr has \"\(text)\": \(result.stderr.prefix(600))",
-                           file: file, line: line)
-            XCTAssertFalse(result.stdout.contains(text), "stdout has \"\(text)\": \(result.stdout)", file: file, line: line)
+            XCTAssertFalse(
+                result.stderr.contains(text), "stderr has \"\(text)\": \(result.stderr.prefix(600))",
+                file: file, line: line)
+            XCTAssertFalse(
+                result.stdout.contains(text), "stdout has \"\(text)\": \(result.stdout)", file: file, line: line)
         }
     }
 }

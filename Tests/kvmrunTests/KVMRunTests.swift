@@ -224,7 +224,7 @@ final class KVMRunGuestTests: XCTestCase {
         var bytes = try guest("hello-c").bytes
         let phoff = Int(bytes[32]) | Int(bytes[33]) << 8
         XCTAssertEqual(bytes[phoff], 1, "hello-c's first program header is PT_LOAD")
-        bytes[phoff] = 3                                          // PT_INTERP
+        bytes[phoff] = 3 // PT_INTERP
         let dir = try ScratchDirectory()
         let path = try dir.file("interp.elf", bytes)
         assertOneLineError(try kvmrun([path]), status: 6, mentioning: [path, "PT_INTERP"])
@@ -232,7 +232,7 @@ final class KVMRunGuestTests: XCTestCase {
 
     func testPositionIndependentELF() throws {
         var bytes = try guest("hello-c").bytes
-        bytes[16] = 3                                             // e_type = ET_DYN
+        bytes[16] = 3 // e_type = ET_DYN
         let dir = try ScratchDirectory()
         let path = try dir.file("pie.elf", bytes)
         assertOneLineError(try kvmrun([path]), status: 6, mentioning: [path, "ET_DYN"])
@@ -248,16 +248,18 @@ final class KVMRunGuestTests: XCTestCase {
         try requireKVM()
         let dir = try ScratchDirectory()
         let path = try dir.file("low.bin", try guest("hello-long").bytes)
-        assertOneLineError(try kvmrun(["--mode", "long", "--load", "0x8000", path]), status: 6,
-                           mentioning: [path, "boot structures"])
+        assertOneLineError(
+            try kvmrun(["--mode", "long", "--load", "0x8000", path]), status: 6,
+            mentioning: [path, "boot structures"])
     }
 
     func testImageOutsideRAM() throws {
         try requireKVM()
         let dir = try ScratchDirectory()
         let path = try dir.file("high.bin", try guest("hello-long").bytes)
-        assertOneLineError(try kvmrun(["--mode", "long", "--load", "0x40000000", "-m", "16M", path]), status: 6,
-                           mentioning: [path, "outside guest RAM"])
+        assertOneLineError(
+            try kvmrun(["--mode", "long", "--load", "0x40000000", "-m", "16M", path]), status: 6,
+            mentioning: [path, "outside guest RAM"])
     }
 
     /// A load address at the very top of the address space: refused with a
@@ -267,8 +269,9 @@ final class KVMRunGuestTests: XCTestCase {
         let dir = try ScratchDirectory()
         let path = try dir.file("top.bin", [0xF4])
         for mode in ["long", "real"] {
-            assertOneLineError(try kvmrun(["--mode", mode, "--load", "0xffffffffffffffff", path]), status: 6,
-                               mentioning: [path])
+            assertOneLineError(
+                try kvmrun(["--mode", mode, "--load", "0xffffffffffffffff", path]), status: 6,
+                mentioning: [path])
         }
     }
 
@@ -291,7 +294,10 @@ final class KVMRunGuestTests: XCTestCase {
             (["-smp", "-2"], ["-smp -2"]),
             (["-machine", "-x"], ["-machine -x"]),
             (["-accel", "-x"], ["-accel -x"]),
-            (["-append", "-foo bar", "--builtin", "hello-c"], ["-append and -initrd are for Linux and multiboot kernels"]),
+            (
+                ["-append", "-foo bar", "--builtin", "hello-c"],
+                ["-append and -initrd are for Linux and multiboot kernels"]
+            ),
             (["-initrd", "-m0", "--builtin", "hello-c"], ["-append and -initrd are for Linux and multiboot kernels"]),
         ]
         for (arguments, fragments) in cases {
@@ -317,10 +323,12 @@ final class KVMRunGuestTests: XCTestCase {
     private func kvmrunWithoutKVM(_ setup: String, _ arguments: [String] = []) throws -> ProcessResult {
         let unshare = ["/usr/bin/unshare", "/bin/unshare"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let unshare, geteuid() == 0 else {
-            throw XCTSkip("hiding /dev/kvm needs root and unshare(1) for a private mount namespace; status 8 not exercised")
+            throw XCTSkip(
+                "hiding /dev/kvm needs root and unshare(1) for a private mount namespace; status 8 not exercised")
         }
         let script = "\(setup) || exit 97; exec \"$0\" \"$@\""
-        let result = try kvmrun(arguments, wrapper: [unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", script])
+        let result = try kvmrun(
+            arguments, wrapper: [unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", script])
         if result.status == 97 || result.stderr.hasPrefix("unshare:") {
             throw XCTSkip("cannot make a private mount namespace here: \(result.stderr.prefix(200))")
         }
@@ -356,12 +364,14 @@ final class KVMRunGuestTests: XCTestCase {
                 if fields.count == 2, let status = Int(fields[0]) { table[status] = String(fields[1]) }
             }
             for status in [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 22] {
-                XCTAssertNotNil(table[status], "\(arguments): status \(status) missing from the table:\n\(result.stdout)")
+                XCTAssertNotNil(
+                    table[status], "\(arguments): status \(status) missing from the table:\n\(result.stdout)")
             }
             XCTAssertTrue(table[16]?.contains("timeout") ?? false)
             XCTAssertTrue(table[12]?.contains("triple") ?? false)
-            XCTAssertTrue(table.keys.filter { $0 != 0 && $0 < 128 }.allSatisfy { $0 % 2 == 0 },
-                          "kvmrun's own statuses are even (odd ones belong to isa-debug-exit)")
+            XCTAssertTrue(
+                table.keys.filter { $0 != 0 && $0 < 128 }.allSatisfy { $0 % 2 == 0 },
+                "kvmrun's own statuses are even (odd ones belong to isa-debug-exit)")
             XCTAssertTrue(result.stdout.contains("isa-debug-exit"), "the odd statuses are explained")
         }
     }

@@ -36,7 +36,8 @@ final class LinuxCLITests: XCTestCase {
         image.sysSize = UInt32(image.payload.count / 16) + 1
         let kernel = try dir.file("bzImage", image.bytes)
         let result = try kvmrun(["-kernel", kernel])
-        assertOneLineError(result, status: 6, mentioning: [kernel, "truncated", "\(5 * 512 + 4096 + 16)", "\(5 * 512 + 4096)"])
+        assertOneLineError(
+            result, status: 6, mentioning: [kernel, "truncated", "\(5 * 512 + 4096 + 16)", "\(5 * 512 + 4096)"])
         XCTAssertEqual(result.stdout, "")
         // Cut inside the setup header.
         let short = try dir.file("short", Array(SyntheticBzImage.small.bytes.prefix(0x230)))
@@ -51,15 +52,16 @@ final class LinuxCLITests: XCTestCase {
         let dir = try ScratchDirectory()
         var image = SyntheticBzImage.small
         image.magic = 0x5372_6447
-        image.bootSector = [0xFA, 0xF4]          // cli; hlt
+        image.bootSector = [0xFA, 0xF4] // cli; hlt
         let kernel = try dir.file("notLinux", image.bytes)
         let result = try kvmrun(["-kernel", kernel, "--timeout", "10s"])
         XCTAssertFalse(result.signaled, result.stderr)
         XCTAssertEqual(result.status, 0, "halted with interrupts off; stderr: \(result.stderr)")
         XCTAssertEqual(result.stdout, "", "the Linux entry code did not run")
         // -append or -initrd with it: a usage error naming both kinds of kernel.
-        assertOneLineError(try kvmrun(["-kernel", kernel, "-append", "quiet"]), status: 2,
-                           mentioning: [kernel, "Linux", "multiboot", "neither"])
+        assertOneLineError(
+            try kvmrun(["-kernel", kernel, "-append", "quiet"]), status: 2,
+            mentioning: [kernel, "Linux", "multiboot", "neither"])
     }
 
     func testProtocolTooOld() throws {
@@ -99,8 +101,9 @@ final class LinuxCLITests: XCTestCase {
     func testKernelFileLargerThanMemory() throws {
         let dir = try ScratchDirectory()
         let kernel = try dir.file("bzImage", SyntheticBzImage.small.bytes + [UInt8](repeating: 0, count: 2 << 20))
-        assertOneLineError(try kvmrun(["-m", "2", "-kernel", kernel]), status: 6,
-                           mentioning: [kernel, "larger than guest memory"])
+        assertOneLineError(
+            try kvmrun(["-m", "2", "-kernel", kernel]), status: 6,
+            mentioning: [kernel, "larger than guest memory"])
     }
 
     /// pref_address is a u64 from the file; one near 2^64 must be an error
@@ -121,10 +124,13 @@ final class LinuxCLITests: XCTestCase {
             image.initSize = initSize
             image.preferredAddress = pref
             let kernel = try dir.file(name, image.bytes)
-            let (result, killed) = try runProcess(executable.path, ["-kernel", kernel], timeout: 60,
-                                                  environment: ["SWIFT_BACKTRACE": "enable=no"])
+            let (result, killed) = try runProcess(
+                executable.path, ["-kernel", kernel], timeout: 60,
+                environment: ["SWIFT_BACKTRACE": "enable=no"])
             XCTAssertFalse(killed, name)
-            XCTAssertFalse(result.signaled, "\(name): kvmrun died of signal \(result.status) (an arithmetic trap in LinuxBoot.init)")
+            XCTAssertFalse(
+                result.signaled,
+                "\(name): kvmrun died of signal \(result.status) (an arithmetic trap in LinuxBoot.init)")
             assertOneLineError(result, status: 6, mentioning: [kernel, "kernel"])
         }
     }
@@ -138,15 +144,16 @@ final class LinuxCLITests: XCTestCase {
         let result = try kvmrun(["-kernel", kernel, "-initrd", missing])
         assertOneLineError(result, status: 4, mentioning: ["-initrd", missing, "ENOENT"])
         XCTAssertEqual(result.stdout, "")
-        assertOneLineError(try kvmrun(["-kernel", kernel, "-initrd", dir.path]), status: 4,
-                           mentioning: ["-initrd", dir.path, "EISDIR"])
+        assertOneLineError(
+            try kvmrun(["-kernel", kernel, "-initrd", dir.path]), status: 4,
+            mentioning: ["-initrd", dir.path, "EISDIR"])
     }
 
     /// An initrd larger than guest RAM (refused before reading), and one
     /// smaller that does not fit between the kernel and the top of RAM.
     func testInitrdTooBig() throws {
         let dir = try ScratchDirectory()
-        let kernel = try dir.file("bzImage", SyntheticBzImage.small.bytes)     // RAM to 3 MiB
+        let kernel = try dir.file("bzImage", SyntheticBzImage.small.bytes) // RAM to 3 MiB
         let huge = try dir.file("huge", [UInt8](repeating: 0x5A, count: (16 << 20) + 1))
         let result = try kvmrun(["-m", "16", "-kernel", kernel, "-initrd", huge])
         assertOneLineError(result, status: 6, mentioning: ["-initrd", huge, "larger than guest memory"])
@@ -185,19 +192,22 @@ final class LinuxCLITests: XCTestCase {
         var roots = [packageRoot]
         // A worktree's .git is a file: "gitdir: MAIN/.git/worktrees/NAME".
         if let text = try? String(contentsOfFile: packageRoot + "/.git", encoding: .utf8),
-           let range = text.range(of: "/.git/worktrees/") {
+            let range = text.range(of: "/.git/worktrees/")
+        {
             roots.append(String(text[..<range.lowerBound]).replacingOccurrences(of: "gitdir: ", with: ""))
         }
         for root in roots {
             var folders = [root + "/.build-linux/kernel"]
             for lab in ["nested-lab", "vmx-lab", "vmx-lab/linux"] {
                 let base = root + "/.build-lab/" + lab
-                for name in ((try? fm.contentsOfDirectory(atPath: base)) ?? []).sorted() where name.hasPrefix("kernel-") {
+                for name in ((try? fm.contentsOfDirectory(atPath: base)) ?? []).sorted() where name.hasPrefix("kernel-")
+                {
                     folders.append(base + "/" + name + "/boot")
                 }
             }
             for folder in folders {
-                for name in ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).sorted() where name.hasPrefix("vmlinuz-") {
+                for name in ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).sorted()
+                where name.hasPrefix("vmlinuz-") {
                     return folder + "/" + name
                 }
             }
@@ -217,10 +227,13 @@ final class LinuxCLITests: XCTestCase {
     /// Debian's 6.1 kernel needs init_size (~64 MiB) from 16 MiB: -m 16 cannot hold it.
     func testRealKernelInTooLittleMemory() throws {
         guard let kernel = try Self.cachedKernel() ?? Self.fetchedKernel() else {
-            throw XCTSkip("no cached Debian kernel (.build-linux/kernel/vmlinuz-* or .build-lab/*/kernel-*/boot/vmlinuz-*) and Tools/linux-guest/get-kernel could not fetch one; or set KVMRUN_LINUX_KERNEL")
+            throw XCTSkip(
+                "no cached Debian kernel (.build-linux/kernel/vmlinuz-* or .build-lab/*/kernel-*/boot/vmlinuz-*) and Tools/linux-guest/get-kernel could not fetch one; or set KVMRUN_LINUX_KERNEL"
+            )
         }
         let result = try kvmrun(["-m", "16", "-kernel", kernel, "-append", "console=ttyS0"])
-        assertOneLineError(result, status: 6, mentioning: [kernel, "kernel needs RAM up to", "give more memory with -m"])
+        assertOneLineError(
+            result, status: 6, mentioning: [kernel, "kernel needs RAM up to", "give more memory with -m"])
         XCTAssertEqual(result.stdout, "")
         // Its header, as LinuxImage reads it.
         let image = try LinuxImage(try Files.read(kernel))

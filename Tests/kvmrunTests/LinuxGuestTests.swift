@@ -18,7 +18,10 @@ final class LinuxGuestTests: XCTestCase {
     static func measureKernelMode() throws -> Double {
         let iterations: UInt32 = 500_000
         // mov ecx, N; 1: dec rcx; jnz 1b; mov al, 0; out 0xf4, al
-        let code: [UInt8] = [0xB9] + (0..<4).map { UInt8(truncatingIfNeeded: iterations >> (8 * $0)) } + [0x48, 0xFF, 0xC9, 0x75, 0xFB, 0xB0, 0x00, 0xE6, 0xF4]
+        let code: [UInt8] =
+            [0xB9] + (0..<4).map { UInt8(truncatingIfNeeded: iterations >> (8 * $0)) } + [
+                0x48, 0xFF, 0xC9, 0x75, 0xFB, 0xB0, 0x00, 0xE6, 0xF4,
+            ]
         let machine = try Machine(memorySize: 16 << 20)
         try machine.load(.flat(code, mode: .long, load: 0x10_0000))
         let start = Date()
@@ -34,7 +37,9 @@ final class LinuxGuestTests: XCTestCase {
         let ns = try Self.kernelModeSpeed!.get()
         if ns > 50 {
             let modules = KVMModule.loaded().map(\.name).joined(separator: ", ")
-            throw XCTSkip("host KVM (\(modules)) runs guest kernel-mode code in its instruction emulator: a CPL0 long-mode loop took \(Int(ns)) ns per instruction (hardware KVM: ~1), so Linux does not boot in a test's time here; the nested lab boots it on kvm_amd (Tools/nested-lab, tests l2-linux-boots … linux-qemu-oracle)")
+            throw XCTSkip(
+                "host KVM (\(modules)) runs guest kernel-mode code in its instruction emulator: a CPL0 long-mode loop took \(Int(ns)) ns per instruction (hardware KVM: ~1), so Linux does not boot in a test's time here; the nested lab boots it on kvm_amd (Tools/nested-lab, tests l2-linux-boots … linux-qemu-oracle)"
+            )
         }
     }
 
@@ -43,7 +48,9 @@ final class LinuxGuestTests: XCTestCase {
         func tool(_ name: String) throws -> String {
             let r = try QEMUOracleTests.run(packageRoot + "/Tools/linux-guest/" + name, [], timeout: 600)
             guard r.status == 0, let path = r.stdout.split(separator: "\n").last else {
-                throw XCTSkip("Tools/linux-guest/\(name) failed (status \(r.status)): \(r.stderr.split(separator: "\n").last ?? "")")
+                throw XCTSkip(
+                    "Tools/linux-guest/\(name) failed (status \(r.status)): \(r.stderr.split(separator: "\n").last ?? "")"
+                )
             }
             return String(path)
         }
@@ -51,7 +58,8 @@ final class LinuxGuestTests: XCTestCase {
     }
 
     private var packageRoot: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
     }
 
     /// The FACT lines of a run (Tools/linux-guest/README.md), keyed; repeated keys joined by newlines.
@@ -60,7 +68,8 @@ final class LinuxGuestTests: XCTestCase {
         for line in output.split(separator: "\n").map({ $0.trimmingCharacters(in: .init(charactersIn: "\r")) })
         where line.hasPrefix("FACT ") {
             let words = line.dropFirst(5).split(separator: " ", maxSplits: 1)
-            let key = String(words[0]), value = words.count > 1 ? String(words[1]) : ""
+            let key = String(words[0])
+            let value = words.count > 1 ? String(words[1]) : ""
             facts[key] = facts[key].map { $0 + "\n" + value } ?? value
         }
         return facts
@@ -71,8 +80,9 @@ final class LinuxGuestTests: XCTestCase {
         let (kernel, initrd) = try linuxGuest()
         for (smp, memory) in [(1, 128), (4, 512)] {
             let append = "console=ttyS0 quiet kvmrun.facts=1"
-            let r = try kvmrun(["-kernel", kernel, "-initrd", initrd, "-append", append, "-smp", "\(smp)", "-m", "\(memory)"],
-                               timeout: 120)
+            let r = try kvmrun(
+                ["-kernel", kernel, "-initrd", initrd, "-append", append, "-smp", "\(smp)", "-m", "\(memory)"],
+                timeout: 120)
             XCTAssertEqual(r.status, 0, "poweroff (ACPI S5) ends the run with 0: \(r.stderr)")
             let facts = Self.facts(r.stdout)
             XCTAssertEqual(facts["cpus"], "\(smp)")
@@ -82,7 +92,8 @@ final class LinuxGuestTests: XCTestCase {
             XCTAssertEqual(facts["clocksource"], "kvm-clock")
             let kib = Int(facts["memtotal_kib"] ?? "") ?? 0
             XCTAssertTrue(kib < memory << 10 && kib > (memory - 96) << 10, "MemTotal \(kib) KiB with -m \(memory)")
-            XCTAssertEqual(facts["acpi_tables"]?.split(separator: " ").sorted(), ["APIC", "DSDT", "FACP", "FACS", "WAET"])
+            XCTAssertEqual(
+                facts["acpi_tables"]?.split(separator: " ").sorted(), ["APIC", "DSDT", "FACP", "FACS", "WAET"])
         }
     }
 
@@ -93,16 +104,25 @@ final class LinuxGuestTests: XCTestCase {
         try requireHardwareSpeedKernelMode()
         let qemu = try QEMUOracleTests.qemu()
         let (kernel, initrd) = try linuxGuest()
-        let options = ["-kernel", kernel, "-initrd", initrd, "-append", "console=ttyS0 quiet kvmrun.facts=1", "-smp", "2", "-m", "256"]
-        let q = try QEMUOracleTests.run(qemu.path, ["-accel", qemu.accel, "-M", "pc,hpet=off", "-nographic", "-no-reboot",
-                                                    "-nic", "none"] + options, timeout: 300)
+        let options = [
+            "-kernel", kernel, "-initrd", initrd, "-append", "console=ttyS0 quiet kvmrun.facts=1", "-smp", "2", "-m",
+            "256",
+        ]
+        let q = try QEMUOracleTests.run(
+            qemu.path,
+            [
+                "-accel", qemu.accel, "-M", "pc,hpet=off", "-nographic", "-no-reboot",
+                "-nic", "none",
+            ] + options, timeout: 300)
         let k = try kvmrun(options, timeout: 120)
         let compared = ["cpus", "cmdline", "initrd", "acpi_tables", "memmap"]
         let (qf, kf) = (Self.facts(q.stdout), Self.facts(k.stdout))
         XCTAssertNotNil(qf["cpus"], "QEMU printed no facts: \(q.stderr)")
         // QEMU reserves KVM's identity map and TSS (0xfeffc000) only with -accel kvm.
         func comparable(_ value: String?) -> [Substring] {
-            (value ?? "").split(separator: "\n").filter { qemu.accel == "kvm" || !$0.hasPrefix("0xfeffc000") && !$0.hasPrefix("feffc000") }
+            (value ?? "").split(separator: "\n").filter {
+                qemu.accel == "kvm" || !$0.hasPrefix("0xfeffc000") && !$0.hasPrefix("feffc000")
+            }
         }
         for key in compared { XCTAssertEqual(comparable(kf[key]), comparable(qf[key]), key) }
         func ramAndReserved(_ iomem: String?) -> [Substring] {

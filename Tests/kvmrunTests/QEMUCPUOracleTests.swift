@@ -52,27 +52,39 @@ final class QEMUCPUOracleTests: XCTestCase {
         for template in Self.lines {
             let line = template.replacingOccurrences(of: "%OTHER%", with: other)
             let model = try CPUModel(parsing: line)
-            let lacking = model.requested.filter { $0.value && !$0.key.isSet(in: supported) && $0.key != CPUFeatures.hypervisor }
+            let lacking = model.requested.filter {
+                $0.value && !$0.key.isSet(in: supported) && $0.key != CPUFeatures.hypervisor
+            }
             if !lacking.isEmpty {
                 print("-cpu \(line): not compared, KVM here lacks \(lacking.keys.map(\.name).sorted())")
                 continue
             }
             let options = ["-kernel", kernel, "-m", "64", "-cpu", line]
-            let q = try QEMUOracleTests.run(qemu.path, QEMUOracleTests.qemuArguments(accel: "kvm", qboot: qemu.qboot, firmware: .qboot) + options,
-                                            timeout: 60)
+            let q = try QEMUOracleTests.run(
+                qemu.path, QEMUOracleTests.qemuArguments(accel: "kvm", qboot: qemu.qboot, firmware: .qboot) + options,
+                timeout: 60)
             guard q.status == 1, !q.stdout.isEmpty else {
-                print("-cpu \(line): not compared, QEMU did not run it (status \(q.status)): \(q.stderr.split(separator: "\n").last ?? "")")
+                print(
+                    "-cpu \(line): not compared, QEMU did not run it (status \(q.status)): \(q.stderr.split(separator: "\n").last ?? "")"
+                )
                 continue
             }
             let k = try kvmrun(options, timeout: 60)
             XCTAssertEqual(k.status, 1, "-cpu \(line): kvmrun status \(k.status): \(k.stderr)")
-            let qf = Self.fields(q.stdout), kf = Self.fields(k.stdout)
-            XCTAssertEqual(Set(qf.keys), Set(kf.keys), "-cpu \(line): printed fields differ\nQEMU:\n\(q.stdout)kvmrun:\n\(k.stdout)")
+            let qf = Self.fields(q.stdout)
+            let kf = Self.fields(k.stdout)
+            XCTAssertEqual(
+                Set(qf.keys), Set(kf.keys),
+                "-cpu \(line): printed fields differ\nQEMU:\n\(q.stdout)kvmrun:\n\(k.stdout)")
             for (key, qv) in qf.sorted(by: { $0.key < $1.key }) {
                 guard let kv = kf[key] else { continue }
-                if let mask = Self.masks[key], let a = UInt32(qv.dropFirst(2), radix: 16), let b = UInt32(kv.dropFirst(2), radix: 16) {
-                    XCTAssertEqual(a & mask, b & mask,
-                                   "-cpu \(line): \(key) QEMU \(qv) kvmrun \(kv), differing bits \(Self.names(key, (a ^ b) & mask))")
+                if let mask = Self.masks[key], let a = UInt32(qv.dropFirst(2), radix: 16),
+                    let b = UInt32(kv.dropFirst(2), radix: 16)
+                {
+                    XCTAssertEqual(
+                        a & mask, b & mask,
+                        "-cpu \(line): \(key) QEMU \(qv) kvmrun \(kv), differing bits \(Self.names(key, (a ^ b) & mask))"
+                    )
                 } else {
                     XCTAssertEqual(qv, kv, "-cpu \(line): \(key)")
                 }
@@ -93,7 +105,9 @@ final class QEMUCPUOracleTests: XCTestCase {
                 let rest = line.dropFirst(name.count + 1)
                 if let end = rest.dropFirst().firstIndex(of: "\"") {
                     result[name] = String(rest[...end])
-                    for token in rest[rest.index(after: end)...].split(separator: " ") { add(token, to: &result, prefix: name) }
+                    for token in rest[rest.index(after: end)...].split(separator: " ") {
+                        add(token, to: &result, prefix: name)
+                    }
                 }
                 continue
             }
@@ -125,16 +139,17 @@ final class QEMUCPUOracleTests: XCTestCase {
     }()
 
     static func names(_ key: String, _ bits: UInt32) -> String {
-        let word: CPUFeatureWord? = switch key {
-        case "leaf1.ecx": CPUFeatureWord(leaf: 1, register: .ecx)
-        case "leaf1.edx": CPUFeatureWord(leaf: 1, register: .edx)
-        case "leaf7.ebx": CPUFeatureWord(leaf: 7, register: .ebx)
-        case "leaf7.ecx": CPUFeatureWord(leaf: 7, register: .ecx)
-        case "leaf7.edx": CPUFeatureWord(leaf: 7, register: .edx)
-        case "ext.ecx": CPUFeatureWord(leaf: 0x8000_0001, register: .ecx)
-        case "ext.edx": CPUFeatureWord(leaf: 0x8000_0001, register: .edx)
-        default: nil
-        }
+        let word: CPUFeatureWord? =
+            switch key {
+            case "leaf1.ecx": CPUFeatureWord(leaf: 1, register: .ecx)
+            case "leaf1.edx": CPUFeatureWord(leaf: 1, register: .edx)
+            case "leaf7.ebx": CPUFeatureWord(leaf: 7, register: .ebx)
+            case "leaf7.ecx": CPUFeatureWord(leaf: 7, register: .ecx)
+            case "leaf7.edx": CPUFeatureWord(leaf: 7, register: .edx)
+            case "ext.ecx": CPUFeatureWord(leaf: 0x8000_0001, register: .ecx)
+            case "ext.edx": CPUFeatureWord(leaf: 0x8000_0001, register: .edx)
+            default: nil
+            }
         return (0..<32).filter { bits & (1 << $0) != 0 }.map { bit in
             CPUFeatures.all.first { $0.word == word && $0.bit == bit }?.name ?? "bit \(bit)"
         }.joined(separator: ", ")

@@ -42,27 +42,36 @@ final class QEMUOracleTests: XCTestCase {
         var path = which("qemu-system-x86_64")
         if path == nil {
             var log = ""
-            for command in [["apt-get", "install", "-y", "--no-install-recommends", "qemu-system-x86"],
-                            ["apt-get", "update"],
-                            ["apt-get", "install", "-y", "--no-install-recommends", "qemu-system-x86"]] {
-                let r = try? run("/usr/bin/env", command, timeout: 900, environment: ["DEBIAN_FRONTEND": "noninteractive"])
-                log = r.map { $0.stderr.split(separator: "\n").last.map(String.init) ?? "status \($0.status)" } ?? "apt-get did not run"
+            for command in [
+                ["apt-get", "install", "-y", "--no-install-recommends", "qemu-system-x86"],
+                ["apt-get", "update"],
+                ["apt-get", "install", "-y", "--no-install-recommends", "qemu-system-x86"],
+            ] {
+                let r = try? run(
+                    "/usr/bin/env", command, timeout: 900, environment: ["DEBIAN_FRONTEND": "noninteractive"])
+                log =
+                    r.map { $0.stderr.split(separator: "\n").last.map(String.init) ?? "status \($0.status)" }
+                    ?? "apt-get did not run"
                 path = which("qemu-system-x86_64")
                 if path != nil { break }
             }
             guard path != nil else {
-                throw XCTSkip("qemu-system-x86_64 is not installed and `apt-get install qemu-system-x86` failed: \(log)")
+                throw XCTSkip(
+                    "qemu-system-x86_64 is not installed and `apt-get install qemu-system-x86` failed: \(log)")
             }
         }
         let qemu = path!
-        let qboot = ["/usr/share/qemu/qboot.rom", "/usr/share/seabios/qboot.rom"].first { FileManager.default.fileExists(atPath: $0) }
+        let qboot = ["/usr/share/qemu/qboot.rom", "/usr/share/seabios/qboot.rom"].first {
+            FileManager.default.fileExists(atPath: $0)
+        }
         // Can QEMU use KVM here? Boot mb-hello once with -accel kvm.
         let dir = NSTemporaryDirectory() + "qemu-probe-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let kernel = dir + "/mb-hello.elf"
         _ = FileManager.default.createFile(atPath: kernel, contents: Data(GuestImage.mbHello.bytes))
-        let probe = try run(qemu, qemuArguments(accel: "kvm", qboot: qboot, firmware: .qboot) + ["-kernel", kernel], timeout: 60)
+        let probe = try run(
+            qemu, qemuArguments(accel: "kvm", qboot: qboot, firmware: .qboot) + ["-kernel", kernel], timeout: 60)
         if probe.status == 1 && probe.stdout == "Hello from multiboot\n" {
             return QEMU(path: qemu, accel: "kvm", qboot: qboot, note: nil)
         }
@@ -71,8 +80,10 @@ final class QEMUOracleTests: XCTestCase {
     }
 
     static func qemuArguments(accel: String, qboot: String?, firmware: Firmware, machine: String = "pc") -> [String] {
-        var args = ["-M", machine, "-accel", accel, "-nodefaults", "-display", "none", "-serial", "stdio",
-                    "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4", "-no-reboot"]
+        var args = [
+            "-M", machine, "-accel", accel, "-nodefaults", "-display", "none", "-serial", "stdio",
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4", "-no-reboot",
+        ]
         if firmware == .qboot, let qboot, machine == "pc" { args += ["-bios", qboot] }
         return args
     }
@@ -105,8 +116,9 @@ final class QEMUOracleTests: XCTestCase {
             ("m1,x", Array("second,module".utf8), nil),
             ("empty", [], "nothing here"),
         ]
-        let q = try compareUnderQEMU("mb-info", append: "exit=5 foo  bar", modules: modules, firmware: .seabios,
-                            needsKVMInQEMU: "the E820 map (KVM's identity-map reservation)")
+        let q = try compareUnderQEMU(
+            "mb-info", append: "exit=5 foo  bar", modules: modules, firmware: .seabios,
+            needsKVMInQEMU: "the E820 map (KVM's identity-map reservation)")
         XCTAssertEqual(q.status, 11)
         XCTAssertTrue(q.stdout.contains("mb-info: ok exit=5"), q.stdout)
     }
@@ -128,18 +140,23 @@ final class QEMUOracleTests: XCTestCase {
         let supported = try KVM().supportedCPUID()
         let physicalBits = (supported[0x8000_0008]?.eax ?? 0) & 0xFF
         guard physicalBits >= 40 else {
-            throw XCTSkip("this host's vCPUs have \(physicalBits) physical address bits, QEMU's qemu64 has 40: the maps differ by design")
+            throw XCTSkip(
+                "this host's vCPUs have \(physicalBits) physical address bits, QEMU's qemu64 has 40: the maps differ by design"
+            )
         }
         for vendor in ["GenuineIntel", "AuthenticAMD"] {
-            let q = try compareUnderQEMU("mb-info", cpu: "qemu64,vendor=\(vendor)", firmware: .seabios, needsKVMInQEMU: "the E820 map")
-            XCTAssertEqual(q.stdout.contains("base=0x000000fd00000000 length=0x0000000300000000 type=2"), vendor == "AuthenticAMD",
-                           "vendor \(vendor): \(q.stdout)")
+            let q = try compareUnderQEMU(
+                "mb-info", cpu: "qemu64,vendor=\(vendor)", firmware: .seabios, needsKVMInQEMU: "the E820 map")
+            XCTAssertEqual(
+                q.stdout.contains("base=0x000000fd00000000 length=0x0000000300000000 type=2"), vendor == "AuthenticAMD",
+                "vendor \(vendor): \(q.stdout)")
         }
     }
 
     /// QEMU passes any string as -append, one that begins with '-' too.
     func testAppendThatBeginsWithADash() throws {
-        let q = try compareUnderQEMU("mb-info", append: "-foo bar exit=3", firmware: .seabios, needsKVMInQEMU: "the E820 map")
+        let q = try compareUnderQEMU(
+            "mb-info", append: "-foo bar exit=3", firmware: .seabios, needsKVMInQEMU: "the E820 map")
         XCTAssertTrue(q.stdout.contains(".elf -foo bar exit=3\""), q.stdout)
         XCTAssertEqual(q.status, 7)
     }
@@ -152,13 +169,16 @@ final class QEMUOracleTests: XCTestCase {
     func testKernelLoadingOverTheInformation() throws {
         let q = try compareUnderQEMU("mb-low", firmware: .seabios)
         XCTAssertTrue(q.stdout.hasPrefix("mb-low magic=0x2badb002 ebx=0x00009500 load=0x00008000"), q.stdout)
-        XCTAssertTrue(q.stdout.contains("at=0x00009500 words=0xa5a5a5a5,0xa5a5a5a5"), "the kernel covers the information: \(q.stdout)")
+        XCTAssertTrue(
+            q.stdout.contains("at=0x00009500 words=0xa5a5a5a5,0xa5a5a5a5"),
+            "the kernel covers the information: \(q.stdout)")
         XCTAssertEqual(q.status, 1)
     }
 
     func testFwCfg() throws {
-        let q = try compareUnderQEMU("mb-fwcfg", append: "console=ttyS0", modules: [("initrd.img", Array(repeating: 0x5A, count: 5000), nil)],
-                            needsKVMInQEMU: "etc/e820 (KVM's identity-map reservation)")
+        let q = try compareUnderQEMU(
+            "mb-fwcfg", append: "console=ttyS0", modules: [("initrd.img", Array(repeating: 0x5A, count: 5000), nil)],
+            needsKVMInQEMU: "etc/e820 (KVM's identity-map reservation)")
         XCTAssertTrue(q.stdout.hasPrefix("signature=\"QEMU\" id=0x00000003\n"), q.stdout)
     }
 
@@ -194,23 +214,44 @@ final class QEMUOracleTests: XCTestCase {
         let scratch = try ScratchDirectory()
         let kernel = try scratch.file("mb-hello.elf", GuestImage.mbHello.bytes)
         func best(_ body: () throws -> Double) rethrows -> Double { try (0..<5).map { _ in try body() }.min()! }
-        let pc = try best { try Self.run(qemu.path, Self.qemuArguments(accel: qemu.accel, qboot: qemu.qboot, firmware: .qboot) + ["-kernel", kernel], timeout: 60).seconds }
-        let microvm = try best { try Self.run(qemu.path, Self.qemuArguments(accel: qemu.accel, qboot: nil, firmware: .seabios, machine: "microvm") + ["-kernel", kernel], timeout: 60).seconds }
+        let pc = try best {
+            try Self.run(
+                qemu.path,
+                Self.qemuArguments(accel: qemu.accel, qboot: qemu.qboot, firmware: .qboot) + ["-kernel", kernel],
+                timeout: 60
+            ).seconds
+        }
+        let microvm = try best {
+            try Self.run(
+                qemu.path,
+                Self.qemuArguments(accel: qemu.accel, qboot: nil, firmware: .seabios, machine: "microvm") + [
+                    "-kernel", kernel,
+                ], timeout: 60
+            ).seconds
+        }
         let ours = try best { try kvmrun(["-kernel", kernel], timeout: 60).seconds }
-        print(String(format: "boot-to-exit, mb-hello, best of 5: QEMU (%@) pc+qboot %.0f ms, microvm %.0f ms; kvmrun %.1f ms",
-                     qemu.accel, pc * 1000, microvm * 1000, ours * 1000))
+        print(
+            String(
+                format:
+                    "boot-to-exit, mb-hello, best of 5: QEMU (%@) pc+qboot %.0f ms, microvm %.0f ms; kvmrun %.1f ms",
+                qemu.accel, pc * 1000, microvm * 1000, ours * 1000))
     }
 
     // MARK: Processes
 
     static func which(_ name: String) -> String? {
-        let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") + ["/usr/bin", "/usr/local/bin"]
+        let dirs =
+            (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") + [
+                "/usr/bin", "/usr/local/bin",
+            ]
         return dirs.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
     /// Runs a program to completion, killing it after `timeout` seconds (status 137 then).
-    static func run(_ program: String, _ arguments: [String], timeout: TimeInterval,
-                    environment: [String: String] = [:]) throws -> Outcome {
+    static func run(
+        _ program: String, _ arguments: [String], timeout: TimeInterval,
+        environment: [String: String] = [:]
+    ) throws -> Outcome {
         let (r, killed) = try runProcess(program, arguments, timeout: timeout, environment: environment)
         return Outcome(status: killed ? 137 : r.status, stdout: r.stdout, stderr: r.stderr, seconds: r.seconds)
     }
@@ -220,10 +261,12 @@ extension XCTestCase {
     /// Boots `guest` under QEMU and under kvmrun with the same QEMU-style
     /// options and requires the same stdout and exit status; returns QEMU's.
     @discardableResult
-    func compareUnderQEMU(_ guest: String, append: String? = nil, modules: [(name: String, bytes: [UInt8], args: String?)] = [],
-                          smp: Int? = nil, memory: String? = "128", cpu: String? = nil, devices: [String] = [],
-                          firmware: QEMUOracleTests.Firmware = .qboot, needsKVMInQEMU: String? = nil,
-                          file: StaticString = #filePath, line: UInt = #line) throws -> QEMUOracleTests.Outcome {
+    func compareUnderQEMU(
+        _ guest: String, append: String? = nil, modules: [(name: String, bytes: [UInt8], args: String?)] = [],
+        smp: Int? = nil, memory: String? = "128", cpu: String? = nil, devices: [String] = [],
+        firmware: QEMUOracleTests.Firmware = .qboot, needsKVMInQEMU: String? = nil,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> QEMUOracleTests.Outcome {
         let qemu = try QEMUOracleTests.qemu()
         if qemu.accel != "kvm", let why = needsKVMInQEMU {
             throw XCTSkip("\(qemu.note ?? "QEMU runs on TCG"); \(guest) prints \(why), which differs under TCG")
@@ -251,11 +294,15 @@ extension XCTestCase {
         if let cpu { options += ["-cpu", cpu] }
         for device in devices { options += ["-device", device] }
 
-        let q = try QEMUOracleTests.run(qemu.path, QEMUOracleTests.qemuArguments(accel: qemu.accel, qboot: qemu.qboot, firmware: firmware) + options,
-                             timeout: 120)
-        XCTAssertFalse(q.stdout.isEmpty, "QEMU printed nothing (status \(q.status)): \(q.stderr)", file: file, line: line)
-        XCTAssertEqual(q.status & 1, 1, "QEMU did not end through isa-debug-exit (status \(q.status)): \(q.stderr)",
-                       file: file, line: line)
+        let q = try QEMUOracleTests.run(
+            qemu.path,
+            QEMUOracleTests.qemuArguments(accel: qemu.accel, qboot: qemu.qboot, firmware: firmware) + options,
+            timeout: 120)
+        XCTAssertFalse(
+            q.stdout.isEmpty, "QEMU printed nothing (status \(q.status)): \(q.stderr)", file: file, line: line)
+        XCTAssertEqual(
+            q.status & 1, 1, "QEMU did not end through isa-debug-exit (status \(q.status)): \(q.stderr)",
+            file: file, line: line)
         let k = try kvmrun(options, timeout: 120, file: file, line: line)
         XCTAssertEqual(k.stdout, q.stdout, "serial output differs (kvmrun stderr: \(k.stderr))", file: file, line: line)
         XCTAssertEqual(k.status, q.status, "exit status differs (kvmrun stderr: \(k.stderr))", file: file, line: line)

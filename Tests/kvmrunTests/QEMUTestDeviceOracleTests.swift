@@ -9,10 +9,13 @@ import XCTest
 final class QEMUTestDeviceOracleTests: XCTestCase {
     /// Boots `guest` with `devices` (each a `-device` value) on both; returns QEMU's outcome.
     @discardableResult
-    func compare(_ guest: String, devices: [String], append: String? = nil,
-                 file: StaticString = #filePath, line: UInt = #line) throws -> QEMUOracleTests.Outcome {
-        try compareUnderQEMU(guest, append: append, devices: devices,
-                             needsKVMInQEMU: "what KVM's own irqchip and instruction emulator do", file: file, line: line)
+    func compare(
+        _ guest: String, devices: [String], append: String? = nil,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> QEMUOracleTests.Outcome {
+        try compareUnderQEMU(
+            guest, append: append, devices: devices,
+            needsKVMInQEMU: "what KVM's own irqchip and instruction emulator do", file: file, line: line)
     }
 
     /// The register, flush port, IRQ port reads and the iomem buffer.
@@ -34,7 +37,9 @@ final class QEMUTestDeviceOracleTests: XCTestCase {
         // one interrupt per assertion) are the host KVM's IOAPIC: required on a
         // hardware-backed KVM, only compared on kvm_pvm, which re-delivers once more.
         if FileManager.default.fileExists(atPath: "/sys/module/kvm_pvm") {
-            print("mb-ioapic-level: kvm_pvm's IOAPIC re-delivers level interrupts after EOI; semantics compared with QEMU, not required")
+            print(
+                "mb-ioapic-level: kvm_pvm's IOAPIC re-delivers level interrupts after EOI; semantics compared with QEMU, not required"
+            )
         } else {
             XCTAssertTrue(all.stdout.hasSuffix("mb-ioapic-level: ok\n"), all.stdout)
         }

@@ -25,8 +25,9 @@ final class SignalTests: XCTestCase {
     /// Four vCPUs under an interrupt storm, and one vCPU in the middle of a 4 GiB
     /// `rep outsb`: a signal still stops them at once.
     func testSignalsStopBusyGuests() throws {
-        let storm = try runAndSignal(["--builtin", "hostile-irq-storm", "-smp", "4"],
-                                     after: "full rate\n", signal: SIGTERM)
+        let storm = try runAndSignal(
+            ["--builtin", "hostile-irq-storm", "-smp", "4"],
+            after: "full rate\n", signal: SIGTERM)
         assertOneLineError(storm, status: 143, mentioning: ["stopped by signal 15"])
         let rep = try runAndSignal(["--builtin", "hostile-rep-outsb"], after: "port 0x2f0\n", signal: SIGINT)
         assertOneLineError(rep, status: 130, mentioning: ["stopped by SIGINT"])
@@ -46,8 +47,10 @@ final class SignalTests: XCTestCase {
             XCTAssertEqual(tcgetattr(slave, &before), 0)
             XCTAssertNotEqual(before.c_lflag & tcflag_t(ICANON), 0, "a fresh pty is in canonical mode")
             var during = termios()
-            let result = try runAndSignal(["--builtin", "spin", "-smp", "2"], after: "spinning\n", signal: signal,
-                                          stdin: FileHandle(fileDescriptor: slave, closeOnDealloc: false)) {
+            let result = try runAndSignal(
+                ["--builtin", "spin", "-smp", "2"], after: "spinning\n", signal: signal,
+                stdin: FileHandle(fileDescriptor: slave, closeOnDealloc: false)
+            ) {
                 _ = tcgetattr(slave, &during)
             }
             XCTAssertEqual(result.status, signal == SIGINT ? 130 : 143, result.stderr)
@@ -76,7 +79,8 @@ final class SignalTests: XCTestCase {
     func testSIGKILLDuringASnapshotWriteLeavesAWholeFile() throws {
         try requireKVM()
         let executable = try KVMRunLocator.executable()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kvmrun-kill-\(getpid())-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "kvmrun-kill-\(getpid())-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let target = directory.appendingPathComponent("snapshot-1.kvmsnap").path
@@ -102,7 +106,9 @@ final class SignalTests: XCTestCase {
             let pid = process.processIdentifier
             let temporary = "\(target).tmp-\(pid)"
             let started = Date()
-            while process.isRunning && !FileManager.default.fileExists(atPath: temporary) && Date().timeIntervalSince(started) < 60 {
+            while process.isRunning && !FileManager.default.fileExists(atPath: temporary)
+                && Date().timeIntervalSince(started) < 60
+            {
                 usleep(1_000)
             }
             usleep(delay)
@@ -127,8 +133,11 @@ final class SignalTests: XCTestCase {
             }
             let size = snapshot.configuration.memorySize
             XCTAssertTrue(size == 16 << 20 || size == 256 << 20, "memory size \(size)")
-            let what = midWrite ? "killed mid-write" : state == "T" ? "killed after the rename" : "finished before the kill"
-            outcomes.append("\(delay / 1000) ms: \(what), \(size >> 20) MiB snapshot, temporary file \(FileManager.default.fileExists(atPath: temporary) ? "left" : "gone")")
+            let what =
+                midWrite ? "killed mid-write" : state == "T" ? "killed after the rename" : "finished before the kill"
+            outcomes.append(
+                "\(delay / 1000) ms: \(what), \(size >> 20) MiB snapshot, temporary file \(FileManager.default.fileExists(atPath: temporary) ? "left" : "gone")"
+            )
         }
         print("SIGKILL during snapshot writes: " + outcomes.joined(separator: "; "))
         XCTAssertGreaterThanOrEqual(killedMidWrite, 1, "no kill landed mid-write: \(outcomes)")
@@ -146,7 +155,8 @@ final class SignalTests: XCTestCase {
         let started = Date()
         while Date().timeIntervalSince(started) < 10 {
             guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return "gone" }
+                let close = stat.lastIndex(of: ")")
+            else { return "gone" }
             let state = stat[stat.index(after: close)...].split(separator: " ").first.map(String.init) ?? "?"
             if state == "T" || state == "t" { return "T" }
             if state == "Z" || state == "X" { return "Z" }
@@ -158,20 +168,28 @@ final class SignalTests: XCTestCase {
     /// Starts kvmrun, waits for `marker` on its stdout (the guest is running and
     /// kvmrun's signal thread is up), runs `whileRunning`, sends `signal`, and
     /// waits at most `timeout` seconds for the exit.
-    private func runAndSignal(_ arguments: [String], after marker: String, signal: Int32,
-                              stdin: FileHandle = FileHandle.nullDevice, timeout: TimeInterval = 30,
-                              whileRunning: () -> Void = {},
-                              file: StaticString = #filePath, line: UInt = #line) throws -> ProcessResult {
+    private func runAndSignal(
+        _ arguments: [String], after marker: String, signal: Int32,
+        stdin: FileHandle = FileHandle.nullDevice, timeout: TimeInterval = 30,
+        whileRunning: () -> Void = {},
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> ProcessResult {
         try requireKVM()
         let executable = try KVMRunLocator.executable()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kvmrun-signal-\(getpid())-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "kvmrun-signal-\(getpid())-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let outURL = directory.appendingPathComponent("stdout"), errURL = directory.appendingPathComponent("stderr")
+        let outURL = directory.appendingPathComponent("stdout")
+        let errURL = directory.appendingPathComponent("stderr")
         FileManager.default.createFile(atPath: outURL.path, contents: nil)
         FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-        defer { try? out.close(); try? err.close() }
+        let out = try FileHandle(forWritingTo: outURL)
+        let err = try FileHandle(forWritingTo: errURL)
+        defer {
+            try? out.close()
+            try? err.close()
+        }
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -189,7 +207,7 @@ final class SignalTests: XCTestCase {
             process.waitUntilExit()
             throw TestSetupError("kvmrun ended early: \(readWholeFile(errURL.path))")
         }
-        usleep(100_000)                        // well inside the run, the vCPU threads all started
+        usleep(100_000) // well inside the run, the vCPU threads all started
         whileRunning()
         let signalled = Date()
         kill(process.processIdentifier, signal)
@@ -201,10 +219,12 @@ final class SignalTests: XCTestCase {
             XCTFail("kvmrun did not stop within \(timeout) s of signal \(signal)", file: file, line: line)
         }
         process.waitUntilExit()
-        XCTAssertLessThan(stopSeconds, 5, "signal \(signal) took \(stopSeconds) s to stop kvmrun", file: file, line: line)
-        return ProcessResult(status: process.terminationStatus, signaled: process.terminationReason == .uncaughtSignal,
-                             stdout: stdoutText(), stderr: readWholeFile(errURL.path),
-                             seconds: Date().timeIntervalSince(started))
+        XCTAssertLessThan(
+            stopSeconds, 5, "signal \(signal) took \(stopSeconds) s to stop kvmrun", file: file, line: line)
+        return ProcessResult(
+            status: process.terminationStatus, signaled: process.terminationReason == .uncaughtSignal,
+            stdout: stdoutText(), stderr: readWholeFile(errURL.path),
+            seconds: Date().timeIntervalSince(started))
     }
 }
 
@@ -233,13 +253,14 @@ private enum PTY {
 
     static func open() -> (master: Int32, slavePath: String)? {
         func symbol<T>(_ name: String, as type: T.Type) -> T? {
-            guard let p = dlsym(nil, name) else { return nil }   // RTLD_DEFAULT
+            guard let p = dlsym(nil, name) else { return nil } // RTLD_DEFAULT
             return unsafeBitCast(p, to: type)
         }
         guard let openpt = symbol("posix_openpt", as: IntFunction.self),
-              let grant = symbol("grantpt", as: IntFunction.self),
-              let unlock = symbol("unlockpt", as: IntFunction.self),
-              let name = symbol("ptsname", as: NameFunction.self) else { return nil }
+            let grant = symbol("grantpt", as: IntFunction.self),
+            let unlock = symbol("unlockpt", as: IntFunction.self),
+            let name = symbol("ptsname", as: NameFunction.self)
+        else { return nil }
         let master = openpt(O_RDWR | O_NOCTTY)
         guard master >= 0 else { return nil }
         guard grant(master) == 0, unlock(master) == 0, let path = name(master) else {

@@ -1,7 +1,8 @@
 import Foundation
 import Guests
-@testable import KVMCore
 import XCTest
+
+@testable import KVMCore
 
 /// Snapshots through kvmrun: taken at an exit count, when the guest asks, or on
 /// SIGUSR1, and continued by `kvmrun restore FILE` in a new process, which
@@ -23,7 +24,9 @@ final class SnapshotCLITests: XCTestCase {
     /// interruptions not counted) have been handled, or to its end when nil.
     /// Returns the serial output so far, the vCPU's registers, and the total
     /// exits when it ran to the end.
-    private func runInProcess(_ image: GuestImage, exits limit: Int? = nil) throws -> (serial: String, registers: Registers, exits: Int) {
+    private func runInProcess(_ image: GuestImage, exits limit: Int? = nil) throws -> (
+        serial: String, registers: Registers, exits: Int
+    ) {
         let machine = try Machine(memorySize: 64 << 20, serial: .buffer)
         try machine.load(try image.bootImage())
         let count = AtomicCounter()
@@ -42,7 +45,10 @@ final class SnapshotCLITests: XCTestCase {
     }
 
     private func registerList(_ r: Registers) -> [UInt64] {
-        [r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rsp, r.rbp, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rip, r.rflags]
+        [
+            r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rsp, r.rbp, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14,
+            r.r15, r.rip, r.rflags,
+        ]
     }
 
     // MARK: Property: snapshot at every k-th exit, restore in a new process
@@ -70,10 +76,12 @@ final class SnapshotCLITests: XCTestCase {
             let restored = try kvmrun(["restore", file, "--snapshot-at-exit", "\(whole.exits - 1 - n)", last])
             XCTAssertEqual(restored.status, reference.status, "\(image.name) restored at \(n): \(restored.stderr)")
             let prefix = try runInProcess(image, exits: n).serial
-            XCTAssertEqual(prefix + restored.stdout, reference.stdout, "\(image.name) restored at \(n): the rest of the output")
+            XCTAssertEqual(
+                prefix + restored.stdout, reference.stdout, "\(image.name) restored at \(n): the rest of the output")
             let end = try Snapshot(contentsOf: last)
-            XCTAssertEqual(registerList(end.vcpus[0].registers), registerList(beforeEnd.registers),
-                           "\(image.name) restored at \(n): registers one exit before the end")
+            XCTAssertEqual(
+                registerList(end.vcpus[0].registers), registerList(beforeEnd.registers),
+                "\(image.name) restored at \(n): registers one exit before the end")
             checked += 1
         }
         XCTAssertGreaterThanOrEqual(checked, points)
@@ -95,8 +103,10 @@ final class SnapshotCLITests: XCTestCase {
 
     func testGuestRequestedSnapshotGoesToTheDirectory() throws {
         // HC_SNAPSHOT tag 42, then prints '!' and halts.
-        var code: [UInt8] = [0xB8, 0x00, 0x01, 0x10, 0x00, 0x66, 0xBA, 0x00, 0x10, 0xEF,   // mov eax, block; mov dx, 0x1000; out dx, eax
-                             0xB0, 0x21, 0x66, 0xBA, 0xF8, 0x03, 0xEE, 0xF4]              // mov al, '!'; mov dx, 0x3f8; out dx, al; hlt
+        var code: [UInt8] = [
+            0xB8, 0x00, 0x01, 0x10, 0x00, 0x66, 0xBA, 0x00, 0x10, 0xEF, // mov eax, block; mov dx, 0x1000; out dx, eax
+            0xB0, 0x21, 0x66, 0xBA, 0xF8, 0x03, 0xEE, 0xF4,
+        ] // mov al, '!'; mov dx, 0x3f8; out dx, al; hlt
         code += [UInt8](repeating: 0, count: 0x100 - code.count)
         code += [0x48, 0x53, 0x43, 0x4C, 6, 0, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0]
         let guest = try scratch.file("snap.bin", code)
@@ -131,7 +141,8 @@ final class SnapshotCLITests: XCTestCase {
         let process = Process()
         process.executableURL = try KVMRunLocator.executable()
         process.arguments = arguments
-        let out = scratch.path + "/out", err = scratch.path + "/err"
+        let out = scratch.path + "/out"
+        let err = scratch.path + "/err"
         FileManager.default.createFile(atPath: out, contents: nil)
         FileManager.default.createFile(atPath: err, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
@@ -151,9 +162,10 @@ final class SnapshotCLITests: XCTestCase {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         XCTAssertTrue(signalled, "the guest never printed 'spinning'")
-        return ProcessResult(status: process.terminationStatus, signaled: process.terminationReason == .uncaughtSignal,
-                             stdout: try String(contentsOfFile: out, encoding: .utf8),
-                             stderr: try String(contentsOfFile: err, encoding: .utf8), seconds: 0)
+        return ProcessResult(
+            status: process.terminationStatus, signaled: process.terminationReason == .uncaughtSignal,
+            stdout: try String(contentsOfFile: out, encoding: .utf8),
+            stderr: try String(contentsOfFile: err, encoding: .utf8), seconds: 0)
     }
 
     // MARK: Refusals: status 24, one line
@@ -169,26 +181,31 @@ final class SnapshotCLITests: XCTestCase {
         let good = try hostcallSnapshot()
         let bytes = try Data(contentsOf: URL(fileURLWithPath: good))
         // Not a snapshot.
-        assertOneLineError(try kvmrun(["restore", try scratch.file("text", Array("hello".utf8))]), status: 24,
-                           mentioning: ["not a swift-kvm snapshot"])
+        assertOneLineError(
+            try kvmrun(["restore", try scratch.file("text", Array("hello".utf8))]), status: 24,
+            mentioning: ["not a swift-kvm snapshot"])
         // Truncated.
-        assertOneLineError(try kvmrun(["restore", try scratch.file("cut", Array(bytes.prefix(6000)))]), status: 24,
-                           mentioning: ["truncated"])
+        assertOneLineError(
+            try kvmrun(["restore", try scratch.file("cut", Array(bytes.prefix(6000)))]), status: 24,
+            mentioning: ["truncated"])
         // A flipped bit in the metadata.
         var flipped = Array(bytes)
         flipped[4200] ^= 0x10
-        assertOneLineError(try kvmrun(["restore", try scratch.file("flipped", flipped)]), status: 24,
-                           mentioning: ["corrupt", "checksum"])
+        assertOneLineError(
+            try kvmrun(["restore", try scratch.file("flipped", flipped)]), status: 24,
+            mentioning: ["corrupt", "checksum"])
         // Another format version (header checksum resealed).
         var version = Array(bytes)
         version[8] = 9
         let crc = CRC32C.checksum(Array(version[0..<60]))
         for i in 0..<4 { version[60 + i] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(i))) }
-        assertOneLineError(try kvmrun(["restore", try scratch.file("version", version)]), status: 24,
-                           mentioning: ["version 9"])
+        assertOneLineError(
+            try kvmrun(["restore", try scratch.file("version", version)]), status: 24,
+            mentioning: ["version 9"])
         // Missing: the file's own status.
-        assertOneLineError(try kvmrun(["restore", scratch.path + "/missing.kvmsnap"]), status: 4,
-                           mentioning: ["missing.kvmsnap", "ENOENT"])
+        assertOneLineError(
+            try kvmrun(["restore", scratch.path + "/missing.kvmsnap"]), status: 4,
+            mentioning: ["missing.kvmsnap", "ENOENT"])
     }
 
     func testAnotherHostsSnapshotIsRefusedWithStatus24() throws {
@@ -197,16 +214,20 @@ final class SnapshotCLITests: XCTestCase {
         snapshot.configuration.cpuVendor = host == "AuthenticAMD" ? "GenuineIntel" : "AuthenticAMD"
         let file = scratch.path + "/other.kvmsnap"
         try snapshot.write(to: file)
-        assertOneLineError(try kvmrun(["restore", file]), status: 24,
-                           mentioning: ["taken on a \(snapshot.configuration.cpuVendor) CPU", host])
+        assertOneLineError(
+            try kvmrun(["restore", file]), status: 24,
+            mentioning: ["taken on a \(snapshot.configuration.cpuVendor) CPU", host])
     }
 
     func testSnapshotOptionsAreChecked() throws {
-        assertOneLineError(try kvmrun(["--builtin", "hostcall", "--snapshot-at-exit", "0", "x"]), status: 2,
-                           mentioning: ["--snapshot-at-exit"])
-        assertOneLineError(try kvmrun(["--builtin", "hostcall", "--snapshot-at-exit", "5"]), status: 2,
-                           mentioning: ["--snapshot-at-exit"])
-        assertOneLineError(try kvmrun(["--builtin", "hostcall", "--snapshot-at-exit", "3", "/no/such/dir/x.kvmsnap"]),
-                           status: 4, mentioning: ["snapshot at exit 3", "/no/such/dir/x.kvmsnap"])
+        assertOneLineError(
+            try kvmrun(["--builtin", "hostcall", "--snapshot-at-exit", "0", "x"]), status: 2,
+            mentioning: ["--snapshot-at-exit"])
+        assertOneLineError(
+            try kvmrun(["--builtin", "hostcall", "--snapshot-at-exit", "5"]), status: 2,
+            mentioning: ["--snapshot-at-exit"])
+        assertOneLineError(
+            try kvmrun(["--builtin", "hostcall", "--snapshot-at-exit", "3", "/no/such/dir/x.kvmsnap"]),
+            status: 4, mentioning: ["snapshot at exit 3", "/no/such/dir/x.kvmsnap"])
     }
 }

@@ -7,8 +7,10 @@ import KVMCore
 
 /// Fails the run when `condition` is false: libFuzzer saves the input as a crash.
 @inline(__always)
-public func fuzzCheck(_ condition: Bool, _ message: @autoclosure () -> String,
-                      file: StaticString = #fileID, line: UInt = #line) {
+public func fuzzCheck(
+    _ condition: Bool, _ message: @autoclosure () -> String,
+    file: StaticString = #fileID, line: UInt = #line
+) {
     guard !condition else { return }
     let text = "fuzz property violated at \(file):\(line): \(message())\n"
     _ = text.withCString { write(2, $0, strlen($0)) }

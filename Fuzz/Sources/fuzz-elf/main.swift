@@ -23,8 +23,9 @@ public func fuzzELF(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     fuzzCheck(ELFImage.isELF(bytes), "accepted a file without the ELF magic")
     fuzzCheck(!image.segments.isEmpty, "accepted an image without segments")
     fuzzCheck(image.mode == (bytes[4] == 2 ? .long : .protected), "mode \(image.mode) for ELF class \(bytes[4])")
-    fuzzCheck(image.segments.contains { image.entry >= $0.guestPhysical && image.entry < $0.end },
-              "entry \(hex(image.entry)) outside every segment")
+    fuzzCheck(
+        image.segments.contains { image.entry >= $0.guestPhysical && image.entry < $0.end },
+        "entry \(hex(image.entry)) outside every segment")
     for s in image.segments {
         fuzzCheck(s.memorySize > 0, "empty segment kept")
         fuzzCheck(UInt64(s.bytes.count) <= s.memorySize, "segment file bytes exceed its memory size")
@@ -43,7 +44,8 @@ public func fuzzELF(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let tail = Int(min(s.memorySize - UInt64(s.bytes.count), 4096))
         if tail > 0 {
             let zeros = try? memory.bytes(at: s.guestPhysical + UInt64(s.bytes.count), count: tail)
-            fuzzCheck(zeros.map { $0.allSatisfy { $0 == 0 } } ?? false, "segment tail at \(hex(s.guestPhysical)) not zeroed")
+            fuzzCheck(
+                zeros.map { $0.allSatisfy { $0 == 0 } } ?? false, "segment tail at \(hex(s.guestPhysical)) not zeroed")
         }
     }
     return 0

@@ -36,8 +36,9 @@ public func fuzzMultiboot(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let ram = [(start: UInt64(0), size: ramMiB << 20)]
     let boot: MultibootBoot
     do {
-        boot = try Multiboot.prepare(kernel: kernel, commandLine: commandLine, modules: modules,
-                                     memoryMap: PCMemoryMap(ram: ram, amdHyperTransport: ramMiB % 2 == 0))
+        boot = try Multiboot.prepare(
+            kernel: kernel, commandLine: commandLine, modules: modules,
+            memoryMap: PCMemoryMap(ram: ram, amdHyperTransport: ramMiB % 2 == 0))
     } catch {
         fuzzExpectedError(error, [GuestImageError.self])
         return 0
@@ -45,15 +46,21 @@ public func fuzzMultiboot(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let image = boot.image
     fuzzCheck(image.segments.count == 1, "\(image.segments.count) segments")
     let s = image.segments[0]
-    fuzzCheck(s.end <= ramMiB << 20 && s.end <= 1 << 32, "image \(hex(s.guestPhysical))–\(hex(s.end)) outside \(ramMiB) MiB")
-    fuzzCheck(s.guestPhysical >= 0x10_0000 || s.end <= 0x9_FC00, "image \(hex(s.guestPhysical))–\(hex(s.end)) over the PC's reserved memory")
-    fuzzCheck(image.setupArea.map { s.end <= $0.lowerBound || s.guestPhysical >= $0.upperBound } ?? false,
-              "image \(hex(s.guestPhysical))–\(hex(s.end)) over the boot GDT")
+    fuzzCheck(
+        s.end <= ramMiB << 20 && s.end <= 1 << 32, "image \(hex(s.guestPhysical))–\(hex(s.end)) outside \(ramMiB) MiB")
+    fuzzCheck(
+        s.guestPhysical >= 0x10_0000 || s.end <= 0x9_FC00,
+        "image \(hex(s.guestPhysical))–\(hex(s.end)) over the PC's reserved memory")
+    fuzzCheck(
+        image.setupArea.map { s.end <= $0.lowerBound || s.guestPhysical >= $0.upperBound } ?? false,
+        "image \(hex(s.guestPhysical))–\(hex(s.end)) over the boot GDT")
     fuzzCheck(image.entry < ramMiB << 20, "entry \(hex(image.entry)) outside RAM")
     fuzzCheck(boot.modules.count == modules.count, "\(boot.modules.count) modules placed of \(modules.count)")
     for (placed, module) in zip(boot.modules, modules) {
-        fuzzCheck((placed.start - s.guestPhysical) % 4096 == 0 && placed.end - placed.start == UInt64(module.bytes.count)
-                  && placed.start >= s.guestPhysical && placed.end <= s.end, "module placed at \(hex(placed.start))–\(hex(placed.end))")
+        fuzzCheck(
+            (placed.start - s.guestPhysical) % 4096 == 0 && placed.end - placed.start == UInt64(module.bytes.count)
+                && placed.start >= s.guestPhysical && placed.end <= s.end,
+            "module placed at \(hex(placed.start))–\(hex(placed.end))")
     }
     fuzzCheck(boot.info.count == Multiboot.infoSize, "info of \(boot.info.count) bytes")
     guard let memory, ramMiB << 20 <= memory.totalSize else { return 0 }

@@ -10,16 +10,19 @@ import KVMCore
 
 let contexts: [NestedStateHostContext] = [
     // A VMX host with nested state, facts of a long-mode vCPU that has VMX.
-    NestedStateHostContext(capabilitySize: NestedState.vmxCapabilitySize, vendor: .vmx, efer: 0xD01,
-                           guestHasVMX: true, inSMM: false, cr0: 0x8000_0031, maxPhysAddrBits: 46),
+    NestedStateHostContext(
+        capabilitySize: NestedState.vmxCapabilitySize, vendor: .vmx, efer: 0xD01,
+        guestHasVMX: true, inSMM: false, cr0: 0x8000_0031, maxPhysAddrBits: 46),
     // An SVM host, EFER.SVME set, a small MAXPHYADDR.
-    NestedStateHostContext(capabilitySize: NestedState.svmCapabilitySize, vendor: .svm, efer: 0x1D00,
-                           inSMM: true, cr0: 0x11, maxPhysAddrBits: 36),
+    NestedStateHostContext(
+        capabilitySize: NestedState.svmCapabilitySize, vendor: .svm, efer: 0x1D00,
+        inSMM: true, cr0: 0x11, maxPhysAddrBits: 36),
     // No nested state support at all, nothing known about the vCPU (kvm_pvm).
     NestedStateHostContext(capabilitySize: 0, vendor: .unknown),
     // Odd facts: MAXPHYADDR out of range, eVMCS on, VMX not in CPUID.
-    NestedStateHostContext(capabilitySize: 128, vendor: .vmx, efer: 0, evmcsEnabled: true,
-                           guestHasVMX: false, cr0: 0, maxPhysAddrBits: 64),
+    NestedStateHostContext(
+        capabilitySize: 128, vendor: .vmx, efer: 0, evmcsEnabled: true,
+        guestHasVMX: false, cr0: 0, maxPhysAddrBits: 64),
 ]
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -34,12 +37,16 @@ public func fuzzNestedState(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         state = try NestedState(bytes: bytes)
     } catch {
         fuzzExpectedError(error, [NestedStateError.self])
-        fuzzCheck(!NestedStateValidator.validate(bytes: bytes, context: contexts[0]).isEmpty,
-                  "undecodable blob (\(error)) validated clean")
+        fuzzCheck(
+            !NestedStateValidator.validate(bytes: bytes, context: contexts[0]).isEmpty,
+            "undecodable blob (\(error)) validated clean")
         return 0
     }
-    fuzzCheck(state.bytes == bytes, "decode → encode changed the blob (\(bytes.count) bytes in, \(state.bytes.count) out)")
-    fuzzCheck(Int(state.size) + state.trailing.count == bytes.count, "size \(state.size) + trailing \(state.trailing.count) ≠ \(bytes.count)")
+    fuzzCheck(
+        state.bytes == bytes, "decode → encode changed the blob (\(bytes.count) bytes in, \(state.bytes.count) out)")
+    fuzzCheck(
+        Int(state.size) + state.trailing.count == bytes.count,
+        "size \(state.size) + trailing \(state.trailing.count) ≠ \(bytes.count)")
     for context in contexts {
         _ = NestedStateValidator.validate(state, context: context)
         _ = NestedStateValidator.isAcceptable(state, context: context)

@@ -18,7 +18,9 @@ public func fuzzParse(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         fuzzCheck(Parse.address("0b" + String(value, radix: 2)) == value, "binary round trip of \(value)")
     }
     if let duration = Parse.duration(text) {
-        fuzzCheck(duration > .zero && duration < .seconds(1_000_000_000), "duration \(duration) from \(text.debugDescription)")
+        fuzzCheck(
+            duration > .zero && duration < .seconds(1_000_000_000), "duration \(duration) from \(text.debugDescription)"
+        )
     }
     return 0
 }

@@ -85,9 +85,9 @@ public func fuzzSnapshot(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var memoryLength: UInt64 = get(header, at: 48)
     if input.count % 7 != 0 {
         memoryLength = min(memoryLength & ~4095, 16 << 20)
-        put(UInt64(memoryOffset + memoryLength), &header, at: 16)   // file size
-        put(UInt64(4096), &header, at: 24)                        // metadata offset
-        put(UInt64(metadata.count), &header, at: 32)              // metadata length
+        put(UInt64(memoryOffset + memoryLength), &header, at: 16) // file size
+        put(UInt64(4096), &header, at: 24) // metadata offset
+        put(UInt64(metadata.count), &header, at: 32) // metadata length
         put(memoryOffset, &header, at: 40)
         put(memoryLength, &header, at: 48)
         put(crc32c(metadata[...]), &header, at: 56)
@@ -95,13 +95,17 @@ public func fuzzSnapshot(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     let fileSize = min(memoryOffset + min(memoryLength, 16 << 20), 64 << 20)
     guard ftruncate(fd, 0) == 0, ftruncate(fd, off_t(fileSize)) == 0,
-          pwrite(fd, header, header.count, 0) == header.count,
-          metadata.isEmpty || pwrite(fd, metadata, metadata.count, 4096) == metadata.count else {
+        pwrite(fd, header, header.count, 0) == header.count,
+        metadata.isEmpty || pwrite(fd, metadata, metadata.count, 4096) == metadata.count
+    else {
         fuzzCheck(false, "cannot write \(path)")
         return 0
     }
     // `kvm` is a lazily made global: open /dev/kvm before counting descriptors.
-    if baselineDescriptors < 0 { _ = kvm; baselineDescriptors = openDescriptors() }
+    if baselineDescriptors < 0 {
+        _ = kvm
+        baselineDescriptors = openDescriptors()
+    }
     var restored = false
     do {
         let snapshot: Snapshot
@@ -116,7 +120,9 @@ public func fuzzSnapshot(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             return 0
         }
         let config = snapshot.configuration
-        fuzzCheck(config.vcpuCount == snapshot.vcpus.count, "\(config.vcpuCount) vCPUs configured, \(snapshot.vcpus.count) saved")
+        fuzzCheck(
+            config.vcpuCount == snapshot.vcpus.count,
+            "\(config.vcpuCount) vCPUs configured, \(snapshot.vcpus.count) saved")
         for address: UInt64 in [0, 0x1000, 0x10_0000, config.memorySize &- 8] {
             _ = try? snapshot.memoryBytes(at: address, count: 8)
         }
@@ -126,10 +132,15 @@ public func fuzzSnapshot(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         do {
             let machine = try Machine(restoring: snapshot, serial: .buffer, kvm: kvm)
             let stop = try? machine.run(timeout: .milliseconds(5))
-            if verbose { fuzzLog("restored \(config.memorySize >> 20) MiB, \(config.vcpuCount) vCPU(s); ran: \(stop.map { "\($0)" } ?? "error")") }
+            if verbose {
+                fuzzLog(
+                    "restored \(config.memorySize >> 20) MiB, \(config.vcpuCount) vCPU(s); ran: \(stop.map { "\($0)" } ?? "error")"
+                )
+            }
         } catch {
             if verbose { fuzzLog("restore refused: \(error)") }
-            fuzzExpectedError(error, [SnapshotError.self, KVMError.self, ConfigurationError.self, GuestImageError.self])
+            fuzzExpectedError(
+                error, [SnapshotError.self, KVMError.self, ConfigurationError.self, GuestImageError.self])
         }
     }
     let now = openDescriptors()
@@ -137,6 +148,7 @@ public func fuzzSnapshot(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         restoredOnce = true
         baselineDescriptors = now
     }
-    fuzzCheck(now == baselineDescriptors, "descriptors: \(baselineDescriptors) before, \(now) after: \(descriptorTargets())")
+    fuzzCheck(
+        now == baselineDescriptors, "descriptors: \(baselineDescriptors) before, \(now) after: \(descriptorTargets())")
     return 0
 }

@@ -29,7 +29,8 @@ public struct ACPITables: Sendable {
     /// than 1 or more than 255 vCPUs.
     public init(cpus: Int) throws {
         guard (1...Self.maxCPUs).contains(cpus) else {
-            throw ConfigurationError.vcpuCount("\(cpus) vCPUs: the ACPI tables describe 1 to \(Self.maxCPUs) (8-bit APIC IDs)")
+            throw ConfigurationError.vcpuCount(
+                "\(cpus) vCPUs: the ACPI tables describe 1 to \(Self.maxCPUs) (8-bit APIC IDs)")
         }
         self.cpus = cpus
     }
@@ -62,15 +63,20 @@ public struct ACPITables: Sendable {
         let (rsdp, tables) = build(tablesAddress: tablesAddress)
         let size = UInt64(tables.count)
         guard tablesAddress <= (1 << 32) - size else {
-            throw ConfigurationError.memoryLayout("ACPI tables at \(hex(tablesAddress)) (\(size) bytes) must end below 4 GiB: the RSDT and FADT hold 32-bit addresses")
+            throw ConfigurationError.memoryLayout(
+                "ACPI tables at \(hex(tablesAddress)) (\(size) bytes) must end below 4 GiB: the RSDT and FADT hold 32-bit addresses"
+            )
         }
         let rsdpStart = ACPILayout.rsdpAddress
         if tablesAddress < rsdpStart + UInt64(rsdp.count) && rsdpStart < tablesAddress + size {
-            throw ConfigurationError.memoryLayout("ACPI tables at \(hex(tablesAddress))–\(hex(tablesAddress + size)) overlap the RSDP at \(hex(rsdpStart))")
+            throw ConfigurationError.memoryLayout(
+                "ACPI tables at \(hex(tablesAddress))–\(hex(tablesAddress + size)) overlap the RSDP at \(hex(rsdpStart))"
+            )
         }
         for (name, start, count) in [("tables", tablesAddress, size), ("RSDP", rsdpStart, UInt64(rsdp.count))]
         where memory.region(containing: start, count: count) == nil {
-            throw ConfigurationError.memoryLayout("ACPI \(name) at \(hex(start))–\(hex(start + count)): not in guest RAM")
+            throw ConfigurationError.memoryLayout(
+                "ACPI \(name) at \(hex(start))–\(hex(start + count)): not in guest RAM")
         }
         try memory.write(tables, at: tablesAddress)
         try memory.write(rsdp, at: rsdpStart)
@@ -107,8 +113,9 @@ extension ACPITables {
 
     /// RSDT (§5.2.7): 32-bit pointers to the other tables.
     static func rsdt(_ tables: [UInt64]) -> ACPITable {
-        ACPITable(signature: "RSDT", revision: 1,
-                  body: tables.flatMap { littleEndianBytes(UInt32(truncatingIfNeeded: $0)) })
+        ACPITable(
+            signature: "RSDT", revision: 1,
+            body: tables.flatMap { littleEndianBytes(UInt32(truncatingIfNeeded: $0)) })
     }
 
     /// XSDT (§5.2.8): the same pointers, 64-bit. Linux uses it when the RSDP
@@ -136,11 +143,16 @@ extension ACPITables {
     /// AML integers), as QEMU's.
     static func dsdt() -> ACPITable {
         func sleepState(_ name: String, _ type: UInt8) -> [UInt8] {
-            AML.name(name, AML.package([AML.integer(UInt64(type)), AML.integer(UInt64(type)),
-                                        AML.integer(0), AML.integer(0)]))
+            AML.name(
+                name,
+                AML.package([
+                    AML.integer(UInt64(type)), AML.integer(UInt64(type)),
+                    AML.integer(0), AML.integer(0),
+                ]))
         }
-        return ACPITable(signature: "DSDT", revision: 1,
-                         body: sleepState("_S3", ACPILayout.sleepTypeS3) + sleepState("_S5", ACPILayout.sleepTypeS5))
+        return ACPITable(
+            signature: "DSDT", revision: 1,
+            body: sleepState("_S3", ACPILayout.sleepTypeS3) + sleepState("_S5", ACPILayout.sleepTypeS5))
     }
 }
 
@@ -190,30 +202,32 @@ extension ACPITables {
         func u32(_ v: UInt64) -> [UInt8] { littleEndianBytes(UInt32(truncatingIfNeeded: v)) }
 
         var b: [UInt8] = []
-        b += u32(facs) + u32(dsdt)                      // FIRMWARE_CTRL, DSDT
-        b += [1, 0]                                     // INT_MODEL (reserved since 2.0; QEMU's 1), Preferred_PM_Profile: unspecified
+        b += u32(facs) + u32(dsdt) // FIRMWARE_CTRL, DSDT
+        b += [1, 0] // INT_MODEL (reserved since 2.0; QEMU's 1), Preferred_PM_Profile: unspecified
         b += littleEndianBytes(UInt16(ACPILayout.sciIRQ))
-        b += u32(0)                                     // SMI_CMD: none, the OS finds ACPI mode on
-        b += [0, 0, 0, 0]                               // ACPI_ENABLE, ACPI_DISABLE, S4BIOS_REQ, PSTATE_CNT
-        b += u32(pm1aEvent.address) + u32(0)            // PM1a_EVT_BLK, PM1b_EVT_BLK
+        b += u32(0) // SMI_CMD: none, the OS finds ACPI mode on
+        b += [0, 0, 0, 0] // ACPI_ENABLE, ACPI_DISABLE, S4BIOS_REQ, PSTATE_CNT
+        b += u32(pm1aEvent.address) + u32(0) // PM1a_EVT_BLK, PM1b_EVT_BLK
         b += u32(pm1aControl.address) + u32(0) + u32(0) // PM1a_CNT_BLK, PM1b_CNT_BLK, PM2_CNT_BLK
-        b += u32(pmTimer.address)                       // PM_TMR_BLK
-        b += u32(gpe0.address) + u32(0)                 // GPE0_BLK, GPE1_BLK
-        b += [ACPILayout.pm1aEventLength, ACPILayout.pm1aControlLength, 0, ACPILayout.pmTimerLength,
-              ACPILayout.gpe0Length, 0, 0, 0]           // ..._LEN, GPE1_BASE, CST_CNT
+        b += u32(pmTimer.address) // PM_TMR_BLK
+        b += u32(gpe0.address) + u32(0) // GPE0_BLK, GPE1_BLK
+        b += [
+            ACPILayout.pm1aEventLength, ACPILayout.pm1aControlLength, 0, ACPILayout.pmTimerLength,
+            ACPILayout.gpe0Length, 0, 0, 0,
+        ] // ..._LEN, GPE1_BASE, CST_CNT
         b += littleEndianBytes(UInt16(0xFFF)) + littleEndianBytes(UInt16(0xFFF)) // P_LVL2/3_LAT: no C2, C3
-        b += [0, 0, 0, 0]                               // FLUSH_SIZE, FLUSH_STRIDE
-        b += [0, 0, 0, 0]                               // DUTY_OFFSET, DUTY_WIDTH, DAY_ALRM, MON_ALRM
-        b += [CMOS.Register.century]                    // CENTURY (our CMOS keeps it, as QEMU's RTC_CENTURY)
+        b += [0, 0, 0, 0] // FLUSH_SIZE, FLUSH_STRIDE
+        b += [0, 0, 0, 0] // DUTY_OFFSET, DUTY_WIDTH, DAY_ALRM, MON_ALRM
+        b += [CMOS.Register.century] // CENTURY (our CMOS keeps it, as QEMU's RTC_CENTURY)
         b += littleEndianBytes(BootArch.legacyDevices | BootArch.i8042) + [0] // IAPC_BOOT_ARCH, reserved
-        b += littleEndianBytes(fadtFlags(cpus: cpus))   // offset 112
-        b += reset.bytes + [ACPILayout.resetValue]      // RESET_REG, RESET_VALUE
-        b += [0, 0, 0]                                  // reserved (ARM_BOOT_ARCH, minor version from 5.1)
+        b += littleEndianBytes(fadtFlags(cpus: cpus)) // offset 112
+        b += reset.bytes + [ACPILayout.resetValue] // RESET_REG, RESET_VALUE
+        b += [0, 0, 0] // reserved (ARM_BOOT_ARCH, minor version from 5.1)
         b += littleEndianBytes(UInt64(0)) + littleEndianBytes(dsdt) // X_FIRMWARE_CTRL, X_DSDT
-        b += pm1aEvent.bytes + GenericAddress.none.bytes   // X_PM1a_EVT_BLK, X_PM1b_EVT_BLK
+        b += pm1aEvent.bytes + GenericAddress.none.bytes // X_PM1a_EVT_BLK, X_PM1b_EVT_BLK
         b += pm1aControl.bytes + GenericAddress.none.bytes // X_PM1a_CNT_BLK, X_PM1b_CNT_BLK
-        b += GenericAddress.none.bytes + pmTimer.bytes     // X_PM2_CNT_BLK, X_PM_TMR_BLK
-        b += gpe0.bytes + GenericAddress.none.bytes        // X_GPE0_BLK, X_GPE1_BLK
+        b += GenericAddress.none.bytes + pmTimer.bytes // X_PM2_CNT_BLK, X_PM_TMR_BLK
+        b += gpe0.bytes + GenericAddress.none.bytes // X_GPE0_BLK, X_GPE1_BLK
         return ACPITable(signature: "FACP", revision: 3, body: b)
     }
 

@@ -33,8 +33,10 @@ public struct BootImage: Sendable {
     public var selectors: GDT
 
     /// An image from its parts; the GDT defaults to the standard one at `BootLayout.gdt`.
-    public init(segments: [Segment], entry: UInt64, mode: CPUMode, arguments: EntryArguments = EntryArguments(),
-                gdt: UInt64 = BootLayout.gdt, selectors: GDT = .standard) {
+    public init(
+        segments: [Segment], entry: UInt64, mode: CPUMode, arguments: EntryArguments = EntryArguments(),
+        gdt: UInt64 = BootLayout.gdt, selectors: GDT = .standard
+    ) {
         self.segments = segments
         self.entry = entry
         self.mode = mode
@@ -56,19 +58,24 @@ public struct BootImage: Sendable {
     public static func flat(_ bytes: [UInt8], mode: CPUMode, load: UInt64, entry: UInt64? = nil) throws -> BootImage {
         guard !bytes.isEmpty else { throw GuestImageError.malformed("the guest image is empty") }
         guard UInt64(bytes.count) <= UInt64.max - load else {
-            throw GuestImageError.doesNotFit("\(bytes.count) bytes at \(hex(load)) run past the end of the address space")
+            throw GuestImageError.doesNotFit(
+                "\(bytes.count) bytes at \(hex(load)) run past the end of the address space")
         }
         let entry = entry ?? load
         guard entry >= load, entry - load < UInt64(bytes.count) else {
-            throw GuestImageError.malformed("entry \(hex(entry)) is not inside the image loaded at \(hex(load))–\(hex(load + UInt64(bytes.count)))")
+            throw GuestImageError.malformed(
+                "entry \(hex(entry)) is not inside the image loaded at \(hex(load))–\(hex(load + UInt64(bytes.count)))")
         }
         if mode == .real {
             guard load + UInt64(bytes.count) <= 0x10_0000 else {
-                throw GuestImageError.doesNotFit("a real-mode image must end below 1 MiB; \(bytes.count) bytes at \(hex(load)) end at \(hex(load + UInt64(bytes.count)))")
+                throw GuestImageError.doesNotFit(
+                    "a real-mode image must end below 1 MiB; \(bytes.count) bytes at \(hex(load)) end at \(hex(load + UInt64(bytes.count)))"
+                )
             }
         }
-        return BootImage(segments: [Segment(guestPhysical: load, bytes: bytes[...], memorySize: UInt64(bytes.count))],
-                         entry: entry, mode: mode)
+        return BootImage(
+            segments: [Segment(guestPhysical: load, bytes: bytes[...], memorySize: UInt64(bytes.count))],
+            entry: entry, mode: mode)
     }
 
     /// Copies the segments into `memory`, zeroing their tails, after checking that
@@ -76,18 +83,24 @@ public struct BootImage: Sendable {
     /// set-up writes (`setupArea`).
     public func load(into memory: GuestMemory) throws {
         if let s = segments.first(where: { $0.memorySize > UInt64.max - $0.guestPhysical }) {
-            throw GuestImageError.doesNotFit("a segment of \(s.memorySize) bytes at \(hex(s.guestPhysical)) runs past the end of the address space")
+            throw GuestImageError.doesNotFit(
+                "a segment of \(s.memorySize) bytes at \(hex(s.guestPhysical)) runs past the end of the address space")
         }
         let sorted = segments.sorted { $0.guestPhysical < $1.guestPhysical }
         for (a, b) in zip(sorted, sorted.dropFirst()) where a.end > b.guestPhysical {
-            throw GuestImageError.malformed("segments at \(hex(a.guestPhysical))–\(hex(a.end)) and \(hex(b.guestPhysical))–\(hex(b.end)) overlap")
+            throw GuestImageError.malformed(
+                "segments at \(hex(a.guestPhysical))–\(hex(a.end)) and \(hex(b.guestPhysical))–\(hex(b.end)) overlap")
         }
         for s in segments {
             guard memory.region(containing: s.guestPhysical, count: max(s.memorySize, 1)) != nil else {
-                throw GuestImageError.doesNotFit("the image needs \(hex(s.guestPhysical))–\(hex(s.end)), outside guest RAM (\(memory.totalSize >> 20) MiB)")
+                throw GuestImageError.doesNotFit(
+                    "the image needs \(hex(s.guestPhysical))–\(hex(s.end)), outside guest RAM (\(memory.totalSize >> 20) MiB)"
+                )
             }
             if let area = setupArea, s.guestPhysical < area.upperBound && s.end > area.lowerBound {
-                throw GuestImageError.doesNotFit("the image at \(hex(s.guestPhysical))–\(hex(s.end)) overlaps the boot structures at \(hex(area.lowerBound))–\(hex(area.upperBound)); load it at or above \(hex(area.upperBound))")
+                throw GuestImageError.doesNotFit(
+                    "the image at \(hex(s.guestPhysical))–\(hex(s.end)) overlaps the boot structures at \(hex(area.lowerBound))–\(hex(area.upperBound)); load it at or above \(hex(area.upperBound))"
+                )
             }
         }
         for s in segments {
@@ -135,7 +148,7 @@ public enum GuestImageError: Error, Equatable, CustomStringConvertible, Sendable
     public var description: String {
         switch self {
         case .unsupportedFormat(let message), .truncated(let message), .malformed(let message),
-             .doesNotFit(let message):
+            .doesNotFit(let message):
             return message
         }
     }

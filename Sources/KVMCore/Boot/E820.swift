@@ -3,7 +3,11 @@ public struct E820Entry: Equatable, Sendable {
     /// E820 types.
     public enum Kind: UInt32, Sendable {
         /// Usable RAM (1), reserved (2), ACPI reclaimable (3), ACPI NVS (4), unusable (5).
-        case ram = 1, reserved = 2, acpi = 3, nvs = 4, unusable = 5
+        case ram = 1
+        case reserved = 2
+        case acpi = 3
+        case nvs = 4
+        case unusable = 5
     }
     /// The range's first byte.
     public var address: UInt64
@@ -48,8 +52,9 @@ public struct PCMemoryMap: Equatable, Sendable {
     /// AMD's HyperTransport range, reserved on AMD vCPUs (QEMU's AMD_HT_START/AMD_HT_SIZE).
     public static let hyperTransport = E820Entry(address: 0xFD_0000_0000, length: 0x3_0000_0000, type: .reserved)
     /// KVM's identity-map page and TSS pages, reserved by QEMU's kvm_arch_init.
-    public static let kvmReservation = E820Entry(address: PCLayout.identityMapAddress,
-                                                 length: PCLayout.identityMapReservedSize, type: .reserved)
+    public static let kvmReservation = E820Entry(
+        address: PCLayout.identityMapAddress,
+        length: PCLayout.identityMapReservedSize, type: .reserved)
 
     /// The map of a PC whose RAM is `ram` (guest-physical start and size of each
     /// region) and whose vCPUs do (`amdHyperTransport`) or do not reserve the
@@ -66,8 +71,9 @@ public struct PCMemoryMap: Equatable, Sendable {
     /// The map QEMU gives a guest with this RAM and these vCPUs (their CPUID:
     /// the vendor and the physical-address width decide the HyperTransport range).
     public init(memory: GuestMemory, cpu: CPUID) {
-        self.init(ram: memory.regions.map { ($0.guestPhysical, $0.size) },
-                  amdHyperTransport: Self.reservesHyperTransport(cpu))
+        self.init(
+            ram: memory.regions.map { ($0.guestPhysical, $0.size) },
+            amdHyperTransport: Self.reservesHyperTransport(cpu))
     }
 
     /// QEMU's rule: an AMD vCPU (vendor AuthenticAMD) with 40 or more physical
@@ -111,7 +117,10 @@ struct E820Builder {
         let end = start + length
         var out: [E820Entry] = []
         for e in entries {
-            if e.end <= start || e.address >= end { out.append(e); continue }
+            if e.end <= start || e.address >= end {
+                out.append(e)
+                continue
+            }
             if e.address < start { out.append(E820Entry(address: e.address, length: start - e.address, type: e.type)) }
             if e.end > end { out.append(E820Entry(address: end, length: e.end - end, type: e.type)) }
         }

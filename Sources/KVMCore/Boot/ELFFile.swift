@@ -38,8 +38,12 @@ struct ELFFile {
         let r = ByteReader(bytes, what: "ELF file")
         guard Self.isELF(bytes) else { throw GuestImageError.unsupportedFormat("not an ELF file (bad magic)") }
         let elfClass: UInt8 = try r.read(at: 4)
-        guard elfClass == 1 || elfClass == 2 else { throw GuestImageError.unsupportedFormat("ELF class \(elfClass) is neither ELF32 nor ELF64") }
-        guard try r.read(UInt8.self, at: 5) == 1 else { throw GuestImageError.unsupportedFormat("ELF file is not little-endian") }
+        guard elfClass == 1 || elfClass == 2 else {
+            throw GuestImageError.unsupportedFormat("ELF class \(elfClass) is neither ELF32 nor ELF64")
+        }
+        guard try r.read(UInt8.self, at: 5) == 1 else {
+            throw GuestImageError.unsupportedFormat("ELF file is not little-endian")
+        }
         let is64 = elfClass == 2
         self.is64 = is64
         reader = r
@@ -49,21 +53,25 @@ struct ELFFile {
         let phoff: UInt64 = is64 ? try r.read(at: 32) : UInt64(try r.read(UInt32.self, at: 28))
         let phentsize = Int(try r.read(UInt16.self, at: is64 ? 54 : 42))
         let phnum = Int(try r.read(UInt16.self, at: is64 ? 56 : 44))
-        guard phnum > 0 else { throw GuestImageError.malformed("ELF file has no program headers: no loadable segments") }
+        guard phnum > 0 else {
+            throw GuestImageError.malformed("ELF file has no program headers: no loadable segments")
+        }
         guard phentsize >= (is64 ? 56 : 32), phoff < UInt64(bytes.count) else {
             throw GuestImageError.malformed("ELF program headers are malformed")
         }
         programHeaders = try (0..<phnum).map { i in
             let h = Int(phoff) + i * phentsize
             if is64 {
-                return ProgramHeader(index: i, type: try r.read(at: h), flags: try r.read(at: h + 4),
-                                     offset: try r.read(at: h + 8), vaddr: try r.read(at: h + 16), paddr: try r.read(at: h + 24),
-                                     filesz: try r.read(at: h + 32), memsz: try r.read(at: h + 40))
+                return ProgramHeader(
+                    index: i, type: try r.read(at: h), flags: try r.read(at: h + 4),
+                    offset: try r.read(at: h + 8), vaddr: try r.read(at: h + 16), paddr: try r.read(at: h + 24),
+                    filesz: try r.read(at: h + 32), memsz: try r.read(at: h + 40))
             }
-            return ProgramHeader(index: i, type: try r.read(at: h), flags: try r.read(at: h + 24),
-                                 offset: UInt64(try r.read(UInt32.self, at: h + 4)), vaddr: UInt64(try r.read(UInt32.self, at: h + 8)),
-                                 paddr: UInt64(try r.read(UInt32.self, at: h + 12)), filesz: UInt64(try r.read(UInt32.self, at: h + 16)),
-                                 memsz: UInt64(try r.read(UInt32.self, at: h + 20)))
+            return ProgramHeader(
+                index: i, type: try r.read(at: h), flags: try r.read(at: h + 24),
+                offset: UInt64(try r.read(UInt32.self, at: h + 4)), vaddr: UInt64(try r.read(UInt32.self, at: h + 8)),
+                paddr: UInt64(try r.read(UInt32.self, at: h + 12)), filesz: UInt64(try r.read(UInt32.self, at: h + 16)),
+                memsz: UInt64(try r.read(UInt32.self, at: h + 20)))
         }
     }
 

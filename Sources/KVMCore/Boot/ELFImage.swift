@@ -8,22 +8,31 @@ public enum ELFImage {
     public static func parse(_ bytes: [UInt8]) throws -> BootImage {
         let file = try ELFFile(bytes)
         guard file.machine == (file.is64 ? 62 : 3) else {
-            throw GuestImageError.unsupportedFormat("ELF machine \(file.machine) is not \(file.is64 ? "x86-64 (62)" : "i386 (3)")")
+            throw GuestImageError.unsupportedFormat(
+                "ELF machine \(file.machine) is not \(file.is64 ? "x86-64 (62)" : "i386 (3)")")
         }
         guard file.type == 2 else {
-            throw GuestImageError.unsupportedFormat(file.type == 3 ? "ELF file is position independent (ET_DYN); link it static at a fixed address"
-                                                 : "ELF type \(file.type) is not an executable (ET_EXEC)")
+            throw GuestImageError.unsupportedFormat(
+                file.type == 3
+                    ? "ELF file is position independent (ET_DYN); link it static at a fixed address"
+                    : "ELF type \(file.type) is not an executable (ET_EXEC)")
         }
         var segments: [BootImage.Segment] = []
         for h in file.programHeaders {
             switch h.type {
             case ELFFile.ProgramHeader.load: break
-            case ELFFile.ProgramHeader.dynamic: throw GuestImageError.unsupportedFormat("ELF file is dynamically linked (PT_DYNAMIC); link it static")
-            case ELFFile.ProgramHeader.interpreter: throw GuestImageError.unsupportedFormat("ELF file needs an interpreter (PT_INTERP); link it static")
+            case ELFFile.ProgramHeader.dynamic:
+                throw GuestImageError.unsupportedFormat("ELF file is dynamically linked (PT_DYNAMIC); link it static")
+            case ELFFile.ProgramHeader.interpreter:
+                throw GuestImageError.unsupportedFormat("ELF file needs an interpreter (PT_INTERP); link it static")
             default: continue
             }
-            guard h.filesz <= h.memsz else { throw GuestImageError.malformed("ELF segment \(h.index) has p_filesz > p_memsz") }
-            guard h.paddr <= UInt64.max - h.memsz else { throw GuestImageError.malformed("ELF segment \(h.index) wraps around the address space") }
+            guard h.filesz <= h.memsz else {
+                throw GuestImageError.malformed("ELF segment \(h.index) has p_filesz > p_memsz")
+            }
+            guard h.paddr <= UInt64.max - h.memsz else {
+                throw GuestImageError.malformed("ELF segment \(h.index) wraps around the address space")
+            }
             if h.memsz == 0 { continue }
             segments.append(.init(guestPhysical: h.paddr, bytes: try file.data(of: h), memorySize: h.memsz))
         }

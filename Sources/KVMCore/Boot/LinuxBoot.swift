@@ -33,21 +33,32 @@ public struct LinuxBoot: Sendable {
     /// Lays out `kernel` with `initrd` and `commandLine` for a machine whose
     /// memory map is `e820` (what the zero page tells the kernel). Throws a
     /// `GuestImageError` naming what does not fit.
-    public init(kernel: LinuxImage, initrd: [UInt8]?, commandLine: String, e820: [E820Entry],
-                acpiRSDP: UInt64? = nil) throws {
+    public init(
+        kernel: LinuxImage, initrd: [UInt8]?, commandLine: String, e820: [E820Entry],
+        acpiRSDP: UInt64? = nil
+    ) throws {
         let cmdline = Array(commandLine.utf8)
         guard UInt64(cmdline.count) <= UInt64(kernel.commandLineSize) else {
-            throw GuestImageError.doesNotFit("the kernel command line is \(cmdline.count) bytes; this kernel takes at most \(kernel.commandLineSize)")
+            throw GuestImageError.doesNotFit(
+                "the kernel command line is \(cmdline.count) bytes; this kernel takes at most \(kernel.commandLineSize)"
+            )
         }
         // Its room ends at the EBDA, whatever cmdline_size a kernel declares.
         guard UInt64(cmdline.count) < SeaBIOSMemoryMap.ebda - Self.commandLineAddress else {
-            throw GuestImageError.doesNotFit("the kernel command line is \(cmdline.count) bytes; kvmrun places at most \(SeaBIOSMemoryMap.ebda - Self.commandLineAddress - 1)")
+            throw GuestImageError.doesNotFit(
+                "the kernel command line is \(cmdline.count) bytes; kvmrun places at most \(SeaBIOSMemoryMap.ebda - Self.commandLineAddress - 1)"
+            )
         }
         guard e820.count <= Self.maxE820Entries else {
-            throw GuestImageError.doesNotFit("the memory map has \(e820.count) entries; the zero page holds \(Self.maxE820Entries)")
+            throw GuestImageError.doesNotFit(
+                "the memory map has \(e820.count) entries; the zero page holds \(Self.maxE820Entries)")
         }
         // Usable RAM from 1 MiB up: the map's RAM entry there (below 4 GiB).
-        guard let low = e820.first(where: { $0.type == .ram && $0.address <= Self.kernelAddress && $0.end > Self.kernelAddress }) else {
+        guard
+            let low = e820.first(where: {
+                $0.type == .ram && $0.address <= Self.kernelAddress && $0.end > Self.kernelAddress
+            })
+        else {
             throw GuestImageError.doesNotFit("guest RAM does not reach 1 MiB, where the kernel loads")
         }
         // The decompressor runs at the load address aligned up to kernel_alignment,
@@ -61,15 +72,21 @@ public struct LinuxBoot: Sendable {
             runAddress = kernel.preferredAddress
         }
         guard runAddress >= Self.kernelAddress else {
-            throw GuestImageError.doesNotFit("the kernel would decompress at \(hex(runAddress)) (its pref_address), below 1 MiB, over the boot structures")
+            throw GuestImageError.doesNotFit(
+                "the kernel would decompress at \(hex(runAddress)) (its pref_address), below 1 MiB, over the boot structures"
+            )
         }
         let (runEnd, overflow) = runAddress.addingReportingOverflow(kernel.initSize)
         guard !overflow else {
-            throw GuestImageError.doesNotFit("the kernel's init_size \(hex(kernel.initSize)) from \(hex(runAddress)) (its pref_address) runs past the end of the address space")
+            throw GuestImageError.doesNotFit(
+                "the kernel's init_size \(hex(kernel.initSize)) from \(hex(runAddress)) (its pref_address) runs past the end of the address space"
+            )
         }
         let kernelEnd = max(Self.kernelAddress + kernelBytes, runEnd)
         guard kernelEnd <= low.end else {
-            throw GuestImageError.doesNotFit("the kernel needs RAM up to \(hex(kernelEnd)) (\((kernelEnd >> 20) + (kernelEnd & 0xFFFFF == 0 ? 0 : 1)) MiB: init_size \(kernel.initSize >> 10) KiB from \(hex(runAddress))); guest RAM from 1 MiB ends at \(hex(low.end)) — give more memory with -m")
+            throw GuestImageError.doesNotFit(
+                "the kernel needs RAM up to \(hex(kernelEnd)) (\((kernelEnd >> 20) + (kernelEnd & 0xFFFFF == 0 ? 0 : 1)) MiB: init_size \(kernel.initSize >> 10) KiB from \(hex(runAddress))); guest RAM from 1 MiB ends at \(hex(low.end)) — give more memory with -m"
+            )
         }
         kernelRange = Self.kernelAddress..<kernelEnd
 
@@ -77,7 +94,8 @@ public struct LinuxBoot: Sendable {
         func put<T: FixedWidthInteger>(_ value: T, _ offset: Int) {
             zeroPage.replaceSubrange(offset..<offset + MemoryLayout<T>.size, with: littleEndianBytes(value))
         }
-        zeroPage.replaceSubrange(LinuxImage.headerOffset..<LinuxImage.headerOffset + kernel.header.count, with: kernel.header)
+        zeroPage.replaceSubrange(
+            LinuxImage.headerOffset..<LinuxImage.headerOffset + kernel.header.count, with: kernel.header)
         put(Self.loaderType, 0x210)
         put(UInt32(Self.commandLineAddress), 0x228)
         if let acpiRSDP, kernel.version >= 0x020E { put(acpiRSDP, 0x070) }
@@ -88,15 +106,18 @@ public struct LinuxBoot: Sendable {
 
         var segments = [
             BootImage.Segment(guestPhysical: Self.kernelAddress, bytes: kernel.kernel, memorySize: kernelBytes),
-            BootImage.Segment(guestPhysical: Self.commandLineAddress, bytes: (cmdline + [0])[...],
-                              memorySize: UInt64(cmdline.count + 1)),
+            BootImage.Segment(
+                guestPhysical: Self.commandLineAddress, bytes: (cmdline + [0])[...],
+                memorySize: UInt64(cmdline.count + 1)),
         ]
         if let initrd, !initrd.isEmpty {
             // As high as initrd_addr_max and usable RAM allow, page-aligned, clear of the kernel (QEMU's rule).
             let size = UInt64(initrd.count)
             let top = min(kernel.initrdAddressMax, low.end)
             guard size <= top, (top - size) & ~0xFFF >= kernelEnd else {
-                throw GuestImageError.doesNotFit("the initrd (\(size >> 10) KiB) does not fit between the kernel's end \(hex(kernelEnd)) and \(hex(top)) — give more memory with -m")
+                throw GuestImageError.doesNotFit(
+                    "the initrd (\(size >> 10) KiB) does not fit between the kernel's end \(hex(kernelEnd)) and \(hex(top)) — give more memory with -m"
+                )
             }
             let address = (top - size) & ~0xFFF
             put(UInt32(address), 0x218)
@@ -106,13 +127,17 @@ public struct LinuxBoot: Sendable {
         } else {
             self.initrd = nil
         }
-        segments.append(BootImage.Segment(guestPhysical: Self.bootParamsAddress, bytes: zeroPage[...], memorySize: 4096))
+        segments.append(
+            BootImage.Segment(guestPhysical: Self.bootParamsAddress, bytes: zeroPage[...], memorySize: 4096))
 
         let arguments = EntryArguments(rsi: Self.bootParamsAddress)
-        image = kernel.has64BitEntry
-            ? BootImage(segments: segments, entry: Self.kernelAddress + Self.entry64Offset, mode: .long,
-                        arguments: arguments, selectors: .linuxBoot64)
-            : BootImage(segments: segments, entry: Self.kernelAddress, mode: .protected,
-                        arguments: arguments, selectors: .linuxBoot32)
+        image =
+            kernel.has64BitEntry
+            ? BootImage(
+                segments: segments, entry: Self.kernelAddress + Self.entry64Offset, mode: .long,
+                arguments: arguments, selectors: .linuxBoot64)
+            : BootImage(
+                segments: segments, entry: Self.kernelAddress, mode: .protected,
+                arguments: arguments, selectors: .linuxBoot32)
     }
 }

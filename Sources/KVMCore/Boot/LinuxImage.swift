@@ -66,14 +66,16 @@ public struct LinuxImage: Sendable {
         }
         version = try r.read(UInt16.self, at: 0x206)
         guard version >= Self.oldestProtocol else {
-            throw GuestImageError.unsupportedFormat("Linux boot protocol \(Self.protocolText(version)) is too old: kvmrun boots 2.06 and later")
+            throw GuestImageError.unsupportedFormat(
+                "Linux boot protocol \(Self.protocolText(version)) is too old: kvmrun boots 2.06 and later")
         }
         let setupSectors = max(Int(try r.read(UInt8.self, at: 0x1F1)), 4)
         let headerEnd = 0x202 + Int(try r.read(UInt8.self, at: 0x201))
         header = Array(try r.slice(at: UInt64(Self.headerOffset), count: UInt64(headerEnd - Self.headerOffset)))
         loadFlags = try r.read(UInt8.self, at: 0x211)
         guard loadFlags & Self.loadedHigh != 0 else {
-            throw GuestImageError.unsupportedFormat("a zImage (loaded at 0x10000) is not supported: kvmrun boots bzImages")
+            throw GuestImageError.unsupportedFormat(
+                "a zImage (loaded at 0x10000) is not supported: kvmrun boots bzImages")
         }
         code32Start = try r.read(UInt32.self, at: 0x214)
         initrdAddressMax = UInt64(try r.read(UInt32.self, at: 0x22C)) + 1
@@ -85,13 +87,16 @@ public struct LinuxImage: Sendable {
         initSize = version >= 0x020A ? UInt64(try r.read(UInt32.self, at: 0x260)) : 0
         if relocatable {
             guard kernelAlignment != 0, kernelAlignment & (kernelAlignment - 1) == 0 else {
-                throw GuestImageError.malformed("the setup header's kernel_alignment \(hex(UInt64(kernelAlignment))) is not a power of two")
+                throw GuestImageError.malformed(
+                    "the setup header's kernel_alignment \(hex(UInt64(kernelAlignment))) is not a power of two")
             }
         }
         let kernelOffset = UInt64(setupSectors + 1) * 512
         let sysSize = UInt64(try r.read(UInt32.self, at: 0x1F4)) * 16
         guard UInt64(bytes.count) >= kernelOffset + sysSize else {
-            throw GuestImageError.truncated("the bzImage is truncated: its header says \(kernelOffset + sysSize) bytes, the file has \(bytes.count)")
+            throw GuestImageError.truncated(
+                "the bzImage is truncated: its header says \(kernelOffset + sysSize) bytes, the file has \(bytes.count)"
+            )
         }
         kernel = bytes[Int(kernelOffset)...]
     }

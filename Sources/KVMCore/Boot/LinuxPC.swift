@@ -14,8 +14,9 @@ extension Machine {
         guard let tables = Self.acpiTablesAddress(e820) else {
             throw GuestImageError.doesNotFit("guest RAM below 4 GiB is too small for the ACPI tables")
         }
-        let boot = try LinuxBoot(kernel: image, initrd: initrd, commandLine: commandLine, e820: e820,
-                                 acpiRSDP: ACPILayout.rsdpAddress)
+        let boot = try LinuxBoot(
+            kernel: image, initrd: initrd, commandLine: commandLine, e820: e820,
+            acpiRSDP: ACPILayout.rsdpAddress)
         try load(boot.image)
         try ACPITables(cpus: vcpus.count).write(into: memory, tablesAddress: tables)
         try attachPCDevices(memoryMap: map)
@@ -26,8 +27,9 @@ extension Machine {
     /// RAM entry under 4 GiB: where SeaBIOS itself puts QEMU's ACPI tables.
     static func acpiTablesAddress(_ e820: [E820Entry]) -> UInt64? {
         guard let lastRAM = e820.last(where: { $0.type == .ram && $0.end <= 1 << 32 }),
-              let area = e820.first(where: { $0.type == .reserved && $0.address == lastRAM.end }),
-              area.length >= ACPILayout.tablesMaxSize else { return nil }
+            let area = e820.first(where: { $0.type == .reserved && $0.address == lastRAM.end }),
+            area.length >= ACPILayout.tablesMaxSize
+        else { return nil }
         return area.address
     }
 }

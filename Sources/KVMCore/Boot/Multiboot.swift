@@ -67,31 +67,40 @@ public enum Multiboot {
     /// `-initrd` argument the modules came from, if they did: QEMU sizes the
     /// strings area with its length (by default it is rebuilt from the module
     /// strings, which differs only for a trailing comma).
-    public static func load(kernel: [UInt8], commandLine: String, modules: [MultibootModule] = [],
-                            initrdText: String? = nil, memoryMap: PCMemoryMap, into memory: GuestMemory) throws -> MultibootBoot {
-        let boot = try prepare(kernel: kernel, commandLine: commandLine, modules: modules, initrdText: initrdText,
-                               memoryMap: memoryMap)
+    public static func load(
+        kernel: [UInt8], commandLine: String, modules: [MultibootModule] = [],
+        initrdText: String? = nil, memoryMap: PCMemoryMap, into memory: GuestMemory
+    ) throws -> MultibootBoot {
+        let boot = try prepare(
+            kernel: kernel, commandLine: commandLine, modules: modules, initrdText: initrdText,
+            memoryMap: memoryMap)
         try boot.writeInfo(into: memory)
         return boot
     }
 
     /// Everything `load` does but writing: for a machine with this memory map.
-    public static func prepare(kernel: [UInt8], commandLine: String, modules: [MultibootModule] = [],
-                               initrdText: String? = nil, memoryMap: PCMemoryMap) throws -> MultibootBoot {
+    public static func prepare(
+        kernel: [UInt8], commandLine: String, modules: [MultibootModule] = [],
+        initrdText: String? = nil, memoryMap: PCMemoryMap
+    ) throws -> MultibootBoot {
         let ram = memoryMap.ram
         guard let header = try findHeader(kernel) else {
-            throw GuestImageError.unsupportedFormat("no multiboot header (magic 0x1badb002 with a valid checksum, 4-byte aligned in the first 8 KiB)")
+            throw GuestImageError.unsupportedFormat(
+                "no multiboot header (magic 0x1badb002 with a valid checksum, 4-byte aligned in the first 8 KiB)")
         }
         var warnings: [String] = []
         if header.flags & 0x4 != 0 {
-            warnings.append("the multiboot header asks for a video mode (flag 2); there is no display, the kernel gets none")
+            warnings.append(
+                "the multiboot header asks for a video mode (flag 2); there is no display, the kernel gets none")
         }
         // A header or program headers can claim gigabytes: refuse what cannot fit
         // before allocating the image. The kernel is one piece below 4 GiB, so
         // the bound is the largest RAM region there, not all of guest RAM.
         let ramSize = ram.map { min($0.start + $0.size, 1 << 32) - min($0.start, 1 << 32) }.max() ?? 0
-        let kernelImage = try header.hasAddressFields ? loadAddressFields(kernel, header, limit: ramSize)
-                                                      : loadELF(kernel, limit: ramSize)
+        let kernelImage =
+            try header.hasAddressFields
+            ? loadAddressFields(kernel, header, limit: ramSize)
+            : loadELF(kernel, limit: ramSize)
         let map = MultibootMemoryMap(SeaBIOSMemoryMap(memoryMap))
 
         // QEMU's mb_buf: kernel, module list, strings, loader name, modules.
@@ -101,8 +110,9 @@ public enum Multiboot {
         let offsetModuleList = kernelPages
         let initrdLength = initrdText.map { UInt64($0.utf8.count + 1) } ?? MultibootModule.qemuListLength(modules)
         let stringsLength = UInt64(commandLine.utf8.count + 1) + initrdLength
-        var size = pageAlign(kernelPages + stringsLength + 16 * UInt64(modules.count)
-                             + UInt64(bootloaderName.utf8.count + 1))
+        var size = pageAlign(
+            kernelPages + stringsLength + 16 * UInt64(modules.count)
+                + UInt64(bootloaderName.utf8.count + 1))
         var offsetStrings = offsetModuleList + 16 * UInt64(modules.count)
         let offsetLoaderName = offsetStrings + stringsLength
         buffer += [UInt8](repeating: 0, count: Int(size) - buffer.count)
@@ -122,11 +132,13 @@ public enum Multiboot {
             offsetStrings += UInt64(module.string.utf8.count + 1)
             size = pageAlign(offset + UInt64(module.bytes.count))
             guard load + size <= 1 << 32 else {
-                throw GuestImageError.doesNotFit("the kernel and modules 0 to \(i) need \(hex(load))–\(hex(load + size)), past 4 GiB")
+                throw GuestImageError.doesNotFit(
+                    "the kernel and modules 0 to \(i) need \(hex(load))–\(hex(load + size)), past 4 GiB")
             }
             buffer += module.bytes
             buffer += [UInt8](repeating: 0, count: Int(size) - buffer.count)
-            let start = load + offset, end = start + UInt64(module.bytes.count)
+            let start = load + offset
+            let end = start + UInt64(module.bytes.count)
             put32(UInt32(start), at: offsetModuleList + 16 * UInt64(i))
             put32(UInt32(end), at: offsetModuleList + 16 * UInt64(i) + 4)
             put32(UInt32(stringAddress), at: offsetModuleList + 16 * UInt64(i) + 8)
@@ -142,18 +154,24 @@ public enum Multiboot {
         // ROM reads the kernel last, so the kernel's bytes win, as here.
         let end = load + size
         guard end <= 1 << 32 else {
-            throw GuestImageError.doesNotFit("the kernel, its modules and strings need \(hex(load))–\(hex(end)), past 4 GiB")
+            throw GuestImageError.doesNotFit(
+                "the kernel, its modules and strings need \(hex(load))–\(hex(end)), past 4 GiB")
         }
         guard ram.contains(where: { load >= $0.start && end <= $0.start + $0.size }) else {
-            let what = modules.isEmpty ? "the kernel and its strings need" : "the kernel, its \(modules.count) module(s) and strings need"
+            let what =
+                modules.isEmpty
+                ? "the kernel and its strings need" : "the kernel, its \(modules.count) module(s) and strings need"
             throw GuestImageError.doesNotFit("\(what) \(hex(load))–\(hex(end)), outside guest RAM (\(describe(ram)))")
         }
         if load < 0x10_0000 && end > SeaBIOSMemoryMap.ebda {
-            throw GuestImageError.doesNotFit("the kernel loads at \(hex(load))–\(hex(end)), over the PC's reserved memory at \(hex(SeaBIOSMemoryMap.ebda))–0x100000 (EBDA, VGA, BIOS)")
+            throw GuestImageError.doesNotFit(
+                "the kernel loads at \(hex(load))–\(hex(end)), over the PC's reserved memory at \(hex(SeaBIOSMemoryMap.ebda))–0x100000 (EBDA, VGA, BIOS)"
+            )
         }
         let entry = UInt64(kernelImage.entry)
         guard ram.contains(where: { entry >= $0.start && entry < $0.start + $0.size }) else {
-            throw GuestImageError.doesNotFit("the kernel's entry point \(hex(entry)) is outside guest RAM (\(describe(ram)))")
+            throw GuestImageError.doesNotFit(
+                "the kernel's entry point \(hex(entry)) is outside guest RAM (\(describe(ram)))")
         }
 
         // The information: as QEMU puts it in fw_cfg, then as the option ROM
@@ -181,14 +199,16 @@ public enum Multiboot {
         fwCfg.set(FwCfgKey.initrdSize, u32: UInt32(infoSize))
         fwCfg[FwCfgKey.initrdData] = fwCfgInfo
 
-        let image = BootImage(segments: [.init(guestPhysical: load, bytes: buffer[...], memorySize: size)],
-                              entry: entry, mode: .protected,
-                              arguments: EntryArguments(rax: UInt64(bootloaderMagic), rbx: infoAddress),
-                              gdt: gdtAddress)
-        return MultibootBoot(header: header, image: image, kernelAddress: load, kernelSize: UInt64(kernelImage.bytes.count),
-                             commandLineAddress: commandLineAddress, loaderNameAddress: loaderNameAddress,
-                             modules: placed, memoryMap: map, info: info, fwCfgInfo: fwCfgInfo, fwCfg: fwCfg,
-                             warnings: warnings)
+        let image = BootImage(
+            segments: [.init(guestPhysical: load, bytes: buffer[...], memorySize: size)],
+            entry: entry, mode: .protected,
+            arguments: EntryArguments(rax: UInt64(bootloaderMagic), rbx: infoAddress),
+            gdt: gdtAddress)
+        return MultibootBoot(
+            header: header, image: image, kernelAddress: load, kernelSize: UInt64(kernelImage.bytes.count),
+            commandLineAddress: commandLineAddress, loaderNameAddress: loaderNameAddress,
+            modules: placed, memoryMap: map, info: info, fwCfgInfo: fwCfgInfo, fwCfg: fwCfg,
+            warnings: warnings)
     }
 
     static func pageAlign(_ v: UInt64) -> UInt64 { (v + page - 1) & ~(page - 1) }

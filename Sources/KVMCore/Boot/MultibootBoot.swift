@@ -62,7 +62,10 @@ public struct MultibootMemoryMap: Equatable, Sendable {
             again = false
             for e in entries where e.type == .ram && e.address >> 32 == 0 {
                 let end = (e.address + (e.length & 0xFFFF_FFFF)) & 0xFFFF_FFFF
-                if e.address <= top && top < end { top = end; again = true }
+                if e.address <= top && top < end {
+                    top = end
+                    again = true
+                }
             }
         }
         return UInt32((top - 0x10_0000) >> 10)

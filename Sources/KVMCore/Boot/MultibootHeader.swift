@@ -25,7 +25,9 @@ extension Multiboot {
             var header = MultibootHeader(offset: offset, flags: flags)
             if header.hasAddressFields {
                 guard offset + 32 <= bytes.count else {
-                    throw GuestImageError.truncated("the multiboot header at offset \(offset) has flag 16 (address fields) but the file ends at \(bytes.count), before them")
+                    throw GuestImageError.truncated(
+                        "the multiboot header at offset \(offset) has flag 16 (address fields) but the file ends at \(bytes.count), before them"
+                    )
                 }
                 header.addresses = MultibootHeader.Addresses(
                     header: try r.read(at: offset + 12), load: try r.read(at: offset + 16),
@@ -35,7 +37,9 @@ extension Multiboot {
             return header
         }
         if let bad = badChecksum {
-            throw GuestImageError.malformed("the multiboot header at offset \(bad.offset) has a bad checksum (magic + flags + checksum = \(hex(bad.sum)), must be 0)")
+            throw GuestImageError.malformed(
+                "the multiboot header at offset \(bad.offset) has a bad checksum (magic + flags + checksum = \(hex(bad.sum)), must be 0)"
+            )
         }
         return nil
     }

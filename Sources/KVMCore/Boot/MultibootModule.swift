@@ -31,14 +31,19 @@ public struct MultibootModule: Equatable, Sendable {
         func finish() {
             let entry = String(current)
             let parts = entry.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
-            specs.append(Spec(path: String(parts[0]), arguments: parts.count > 1 ? String(parts[1]) : nil, string: entry))
+            specs.append(
+                Spec(path: String(parts[0]), arguments: parts.count > 1 ? String(parts[1]) : nil, string: entry))
             current = []
         }
         while let c = chars.popFirst() {
             if c == "," {
-                if chars.first == "," { chars.removeFirst(); current.append(","); continue }
+                if chars.first == "," {
+                    chars.removeFirst()
+                    current.append(",")
+                    continue
+                }
                 finish()
-                if chars.isEmpty { return specs }   // a trailing comma ends the list
+                if chars.isEmpty { return specs } // a trailing comma ends the list
                 continue
             }
             current.append(c)
@@ -59,7 +64,9 @@ public struct MultibootModule: Equatable, Sendable {
     /// strings area.
     static func qemuListLength(_ modules: [MultibootModule]) -> UInt64 {
         guard !modules.isEmpty else { return 0 }
-        let text = modules.reduce(0) { $0 + $1.string.utf8.count + $1.string.utf8.filter { $0 == UInt8(ascii: ",") }.count }
+        let text = modules.reduce(0) {
+            $0 + $1.string.utf8.count + $1.string.utf8.filter { $0 == UInt8(ascii: ",") }.count
+        }
         return UInt64(text + modules.count - 1 + 1)
     }
 }

@@ -14,11 +14,14 @@ extension Machine {
     /// probes 0xcf8/0xcfc finds what it finds under QEMU). Set the vCPUs'
     /// CPUID first: the vendor decides the memory map.
     @discardableResult
-    public func bootMultiboot(kernel: [UInt8], commandLine: String, modules: [MultibootModule] = [],
-                              initrdText: String? = nil) throws -> MultibootBoot {
+    public func bootMultiboot(
+        kernel: [UInt8], commandLine: String, modules: [MultibootModule] = [],
+        initrdText: String? = nil
+    ) throws -> MultibootBoot {
         let map = try pcMemoryMap()
-        let boot = try Multiboot.load(kernel: kernel, commandLine: commandLine, modules: modules,
-                                      initrdText: initrdText, memoryMap: map, into: memory)
+        let boot = try Multiboot.load(
+            kernel: kernel, commandLine: commandLine, modules: modules,
+            initrdText: initrdText, memoryMap: map, into: memory)
         try load(boot.image)
         try attachPCDevices(memoryMap: map, fwCfg: boot.fwCfg)
         return boot

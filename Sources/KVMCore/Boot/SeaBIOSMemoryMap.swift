@@ -27,7 +27,8 @@ public struct SeaBIOSMemoryMap: Equatable, Sendable {
         map.remove(0xA_0000, 0xF_0000 - 0xA_0000)
         map.add(0xF_0000, 0x1_0000, .reserved)
         if let top = map.entries.last(where: { $0.type == .ram && $0.end <= 0xFFFF_FFFF && $0.end >= 0x10_0000 }),
-           top.end - Self.highTableSize >= max(top.address, 0x10_0000) {
+            top.end - Self.highTableSize >= max(top.address, 0x10_0000)
+        {
             map.add(top.end - Self.highTableSize, Self.highTableSize, .reserved)
         }
         let lowRAM = map.entries.first { $0.type == .ram && $0.address == 0 }?.end ?? 0

@@ -36,7 +36,9 @@ public struct CPUFeatureWord: Hashable, Sendable, CustomStringConvertible {
     public let register: CPUIDRegister
     /// A feature word from its leaf, subleaf and register.
     public init(leaf: UInt32, subleaf: UInt32 = 0, register: CPUIDRegister) {
-        self.leaf = leaf; self.subleaf = subleaf; self.register = register
+        self.leaf = leaf
+        self.subleaf = subleaf
+        self.register = register
     }
     /// As QEMU writes it in its warnings: `CPUID.01H:ECX`, `CPUID.07H_0H:EBX`.
     public var description: String {
@@ -75,78 +77,114 @@ public enum CPUFeatures {
     /// The words and their 32 names each (nil: QEMU names no feature there).
     /// Leaf 1 EDX bits that AMD repeats in 80000001h EDX are named in leaf 1 only, as in QEMU.
     static let words: [(CPUFeatureWord, [String?])] = [
-        (CPUFeatureWord(leaf: 1, register: .edx), [
-            "fpu", "vme", "de", "pse", "tsc", "msr", "pae", "mce",
-            "cx8", "apic", nil, "sep", "mtrr", "pge", "mca", "cmov",
-            "pat", "pse36", "pn", "clflush", nil, "ds", "acpi", "mmx",
-            "fxsr", "sse", "sse2", "ss", "ht", "tm", "ia64", "pbe",
-        ]),
-        (CPUFeatureWord(leaf: 1, register: .ecx), [
-            "pni", "pclmulqdq", "dtes64", "monitor", "ds-cpl", "vmx", "smx", "est",
-            "tm2", "ssse3", "cid", nil, "fma", "cx16", "xtpr", "pdcm",
-            nil, "pcid", "dca", "sse4.1", "sse4.2", "x2apic", "movbe", "popcnt",
-            "tsc-deadline", "aes", "xsave", nil, "avx", "f16c", "rdrand", "hypervisor",
-        ]),
-        (CPUFeatureWord(leaf: 0x8000_0001, register: .edx), [
-            nil, nil, nil, nil, nil, nil, nil, nil,
-            nil, nil, nil, "syscall", nil, nil, nil, nil,
-            nil, nil, nil, nil, "nx", nil, "mmxext", nil,
-            nil, "fxsr-opt", "pdpe1gb", "rdtscp", nil, "lm", "3dnowext", "3dnow",
-        ]),
-        (CPUFeatureWord(leaf: 0x8000_0001, register: .ecx), [
-            "lahf-lm", "cmp-legacy", "svm", "extapic", "cr8legacy", "abm", "sse4a", "misalignsse",
-            "3dnowprefetch", "osvw", "ibs", "xop", "skinit", "wdt", nil, "lwp",
-            "fma4", "tce", nil, "nodeid-msr", nil, "tbm", "topoext", "perfctr-core",
-            "perfctr-nb", nil, nil, nil, nil, nil, nil, nil,
-        ]),
-        (CPUFeatureWord(leaf: 7, subleaf: 0, register: .ebx), [
-            "fsgsbase", "tsc-adjust", "sgx", "bmi1", "hle", "avx2", nil, "smep",
-            "bmi2", "erms", "invpcid", "rtm", nil, nil, "mpx", nil,
-            "avx512f", "avx512dq", "rdseed", "adx", "smap", "avx512ifma", "pcommit", "clflushopt",
-            "clwb", "intel-pt", "avx512pf", "avx512er", "avx512cd", "sha-ni", "avx512bw", "avx512vl",
-        ]),
-        (CPUFeatureWord(leaf: 7, subleaf: 0, register: .ecx), [
-            nil, "avx512vbmi", "umip", "pku", nil, "waitpkg", "avx512vbmi2", "cet-ss",
-            "gfni", "vaes", "vpclmulqdq", "avx512vnni", "avx512bitalg", nil, "avx512-vpopcntdq", nil,
-            "la57", nil, nil, nil, nil, nil, "rdpid", nil,
-            "bus-lock-detect", "cldemote", nil, "movdiri", "movdir64b", nil, "sgxlc", "pks",
-        ]),
-        (CPUFeatureWord(leaf: 7, subleaf: 0, register: .edx), [
-            nil, nil, "avx512-4vnniw", "avx512-4fmaps", "fsrm", nil, nil, nil,
-            "avx512-vp2intersect", nil, "md-clear", nil, nil, nil, "serialize", nil,
-            "tsx-ldtrk", nil, nil, nil, "cet-ibt", nil, "amx-bf16", "avx512-fp16",
-            "amx-tile", "amx-int8", "spec-ctrl", "stibp", nil, "arch-capabilities", "core-capability", "ssbd",
-        ]),
-        (CPUFeatureWord(leaf: 7, subleaf: 1, register: .eax), [
-            nil, nil, nil, nil, "avx-vnni", "avx512-bf16", nil, nil,
-            nil, nil, "fzrm", "fsrs", "fsrc", nil, nil, nil,
-            nil, nil, nil, nil, nil, nil, "amx-fp16", nil,
-            nil, nil, nil, nil, nil, nil, nil, nil,
-        ]),
-        (CPUFeatureWord(leaf: 0xD, subleaf: 1, register: .eax), [
-            "xsaveopt", "xsavec", "xgetbv1", "xsaves", "xfd", nil, nil, nil,
-            nil, nil, nil, nil, nil, nil, nil, nil,
-            nil, nil, nil, nil, nil, nil, nil, nil,
-            nil, nil, nil, nil, nil, nil, nil, nil,
-        ]),
-        (CPUFeatureWord(leaf: 6, register: .eax), [
-            nil, nil, "arat", nil, nil, nil, nil, nil,
-            nil, nil, nil, nil, nil, nil, nil, nil,
-            nil, nil, nil, nil, nil, nil, nil, nil,
-            nil, nil, nil, nil, nil, nil, nil, nil,
-        ]),
-        (CPUFeatureWord(leaf: 0x8000_0007, register: .edx), [
-            nil, nil, nil, nil, nil, nil, nil, nil,
-            "invtsc", nil, nil, nil, nil, nil, nil, nil,
-            nil, nil, nil, nil, nil, nil, nil, nil,
-            nil, nil, nil, nil, nil, nil, nil, nil,
-        ]),
-        (CPUFeatureWord(leaf: 0x8000_0008, register: .ebx), [
-            "clzero", nil, "xsaveerptr", nil, nil, nil, nil, nil,
-            nil, "wbnoinvd", nil, nil, "ibpb", nil, "ibrs", "amd-stibp",
-            nil, nil, nil, nil, nil, nil, nil, nil,
-            "amd-ssbd", "virt-ssbd", "amd-no-ssb", nil, nil, nil, nil, nil,
-        ]),
+        (
+            CPUFeatureWord(leaf: 1, register: .edx),
+            [
+                "fpu", "vme", "de", "pse", "tsc", "msr", "pae", "mce",
+                "cx8", "apic", nil, "sep", "mtrr", "pge", "mca", "cmov",
+                "pat", "pse36", "pn", "clflush", nil, "ds", "acpi", "mmx",
+                "fxsr", "sse", "sse2", "ss", "ht", "tm", "ia64", "pbe",
+            ]
+        ),
+        (
+            CPUFeatureWord(leaf: 1, register: .ecx),
+            [
+                "pni", "pclmulqdq", "dtes64", "monitor", "ds-cpl", "vmx", "smx", "est",
+                "tm2", "ssse3", "cid", nil, "fma", "cx16", "xtpr", "pdcm",
+                nil, "pcid", "dca", "sse4.1", "sse4.2", "x2apic", "movbe", "popcnt",
+                "tsc-deadline", "aes", "xsave", nil, "avx", "f16c", "rdrand", "hypervisor",
+            ]
+        ),
+        (
+            CPUFeatureWord(leaf: 0x8000_0001, register: .edx),
+            [
+                nil, nil, nil, nil, nil, nil, nil, nil,
+                nil, nil, nil, "syscall", nil, nil, nil, nil,
+                nil, nil, nil, nil, "nx", nil, "mmxext", nil,
+                nil, "fxsr-opt", "pdpe1gb", "rdtscp", nil, "lm", "3dnowext", "3dnow",
+            ]
+        ),
+        (
+            CPUFeatureWord(leaf: 0x8000_0001, register: .ecx),
+            [
+                "lahf-lm", "cmp-legacy", "svm", "extapic", "cr8legacy", "abm", "sse4a", "misalignsse",
+                "3dnowprefetch", "osvw", "ibs", "xop", "skinit", "wdt", nil, "lwp",
+                "fma4", "tce", nil, "nodeid-msr", nil, "tbm", "topoext", "perfctr-core",
+                "perfctr-nb", nil, nil, nil, nil, nil, nil, nil,
+            ]
+        ),
+        (
+            CPUFeatureWord(leaf: 7, subleaf: 0, register: .ebx),
+            [
+                "fsgsbase", "tsc-adjust", "sgx", "bmi1", "hle", "avx2", nil, "smep",
+                "bmi2", "erms", "invpcid", "rtm", nil, nil, "mpx", nil,
+                "avx512f", "avx512dq", "rdseed", "adx", "smap", "avx512ifma", "pcommit", "clflushopt",
+                "clwb", "intel-pt", "avx512pf", "avx512er", "avx512cd", "sha-ni", "avx512bw", "avx512vl",
+            ]
+        ),
+        (
+            CPUFeatureWord(leaf: 7, subleaf: 0, register: .ecx),
+            [
+                nil, "avx512vbmi", "umip", "pku", nil, "waitpkg", "avx512vbmi2", "cet-ss",
+                "gfni", "vaes", "vpclmulqdq", "avx512vnni", "avx512bitalg", nil, "avx512-vpopcntdq", nil,
+                "la57", nil, nil, nil, nil, nil, "rdpid", nil,
+                "bus-lock-detect", "cldemote", nil, "movdiri", "movdir64b", nil, "sgxlc", "pks",
+            ]
+        ),
+        (
+            CPUFeatureWord(leaf: 7, subleaf: 0, register: .edx),
+            [
+                nil, nil, "avx512-4vnniw", "avx512-4fmaps", "fsrm", nil, nil, nil,
+                "avx512-vp2intersect", nil, "md-clear", nil, nil, nil, "serialize", nil,
+                "tsx-ldtrk", nil, nil, nil, "cet-ibt", nil, "amx-bf16", "avx512-fp16",
+                "amx-tile", "amx-int8", "spec-ctrl", "stibp", nil, "arch-capabilities", "core-capability", "ssbd",
+            ]
+        ),
+        (
+            CPUFeatureWord(leaf: 7, subleaf: 1, register: .eax),
+            [
+                nil, nil, nil, nil, "avx-vnni", "avx512-bf16", nil, nil,
+                nil, nil, "fzrm", "fsrs", "fsrc", nil, nil, nil,
+                nil, nil, nil, nil, nil, nil, "amx-fp16", nil,
+                nil, nil, nil, nil, nil, nil, nil, nil,
+            ]
+        ),
+        (
+            CPUFeatureWord(leaf: 0xD, subleaf: 1, register: .eax),
+            [
+                "xsaveopt", "xsavec", "xgetbv1", "xsaves", "xfd", nil, nil, nil,
+                nil, nil, nil, nil, nil, nil, nil, nil,
+                nil, nil, nil, nil, nil, nil, nil, nil,
+                nil, nil, nil, nil, nil, nil, nil, nil,
+            ]
+        ),
+        (
+            CPUFeatureWord(leaf: 6, register: .eax),
+            [
+                nil, nil, "arat", nil, nil, nil, nil, nil,
+                nil, nil, nil, nil, nil, nil, nil, nil,
+                nil, nil, nil, nil, nil, nil, nil, nil,
+                nil, nil, nil, nil, nil, nil, nil, nil,
+            ]
+        ),
+        (
+            CPUFeatureWord(leaf: 0x8000_0007, register: .edx),
+            [
+                nil, nil, nil, nil, nil, nil, nil, nil,
+                "invtsc", nil, nil, nil, nil, nil, nil, nil,
+                nil, nil, nil, nil, nil, nil, nil, nil,
+                nil, nil, nil, nil, nil, nil, nil, nil,
+            ]
+        ),
+        (
+            CPUFeatureWord(leaf: 0x8000_0008, register: .ebx),
+            [
+                "clzero", nil, "xsaveerptr", nil, nil, nil, nil, nil,
+                nil, "wbnoinvd", nil, nil, "ibpb", nil, "ibrs", "amd-stibp",
+                nil, nil, nil, nil, nil, nil, nil, nil,
+                "amd-ssbd", "virt-ssbd", "amd-no-ssb", nil, nil, nil, nil, nil,
+            ]
+        ),
     ]
 
     /// Every named feature, in table order.
@@ -185,9 +223,11 @@ public enum CPUFeatures {
     /// CPUID.01H:ECX bit 21.
     public static let x2apic = CPUFeature(name: "x2apic", word: CPUFeatureWord(leaf: 1, register: .ecx), bit: 21)
     /// CPUID.01H:ECX bit 24.
-    public static let tscDeadline = CPUFeature(name: "tsc-deadline", word: CPUFeatureWord(leaf: 1, register: .ecx), bit: 24)
+    public static let tscDeadline = CPUFeature(
+        name: "tsc-deadline", word: CPUFeatureWord(leaf: 1, register: .ecx), bit: 24)
     /// CPUID.01H:ECX bit 31: running under a hypervisor.
-    public static let hypervisor = CPUFeature(name: "hypervisor", word: CPUFeatureWord(leaf: 1, register: .ecx), bit: 31)
+    public static let hypervisor = CPUFeature(
+        name: "hypervisor", word: CPUFeatureWord(leaf: 1, register: .ecx), bit: 31)
     /// CPUID.01H:ECX bit 5.
     public static let vmx = CPUFeature(name: "vmx", word: CPUFeatureWord(leaf: 1, register: .ecx), bit: 5)
     /// CPUID.80000001H:ECX bit 2.

@@ -70,12 +70,16 @@ public struct CPUModel: Equatable, Sendable {
             }
             base = .named(named)
         }
-        var settings: [(CPUFeature, Bool)] = [], plus: [CPUFeature] = [], minus: [CPUFeature] = []
+        var settings: [(CPUFeature, Bool)] = []
+        var plus: [CPUFeature] = []
+        var minus: [CPUFeature] = []
         for part in parts.dropFirst() {
             if part.isEmpty { continue }
             if let sign = part.first, sign == "+" || sign == "-" {
                 let featureName = String(part.dropFirst())
-                guard let feature = CPUFeatures.named(featureName) else { throw CPUModelError.unknownFeature(featureName) }
+                guard let feature = CPUFeatures.named(featureName) else {
+                    throw CPUModelError.unknownFeature(featureName)
+                }
                 if sign == "+" { plus.append(feature) } else { minus.append(feature) }
                 continue
             }
@@ -98,7 +102,8 @@ public struct CPUModel: Equatable, Sendable {
             switch key {
             case "vendor":
                 guard let v = value, v.utf8.count == 12, v.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else {
-                    throw CPUModelError.badValue(key, value ?? "", "12 ASCII characters, e.g. GenuineIntel or AuthenticAMD")
+                    throw CPUModelError.badValue(
+                        key, value ?? "", "12 ASCII characters, e.g. GenuineIntel or AuthenticAMD")
                 }
                 vendor = v
             case "kvm": exposeKVM = try flag()
@@ -112,7 +117,9 @@ public struct CPUModel: Equatable, Sendable {
                 let v = try number(0xFFFF_FFFF)
                 xlevel = v == 0 ? 0 : max(v, 0x8000_0000)
             case "model-id":
-                guard let v = value, v.utf8.count <= 48 else { throw CPUModelError.badValue(key, value ?? "", "at most 48 characters") }
+                guard let v = value, v.utf8.count <= 48 else {
+                    throw CPUModelError.badValue(key, value ?? "", "at most 48 characters")
+                }
                 modelID = v
             default:
                 guard let feature = CPUFeatures.named(key) else { throw CPUModelError.unknownFeature(kv[0]) }
@@ -159,11 +166,13 @@ public struct CPUModel: Equatable, Sendable {
     /// - `-svm` also removes leaf 8000000Ah (SVM features), as QEMU zeroes it.
     public func apply(to table: CPUID, supported: CPUID) throws(CPUModelError) -> CPUID {
         if requested[CPUFeatures.apic] == false { throw CPUModelError.fixedByKVM(CPUFeatures.apic) }
-        for (feature, on) in requested where on && !Self.nesting.contains(feature) && feature != CPUFeatures.hypervisor {
+        for (feature, on) in requested where on && !Self.nesting.contains(feature) && feature != CPUFeatures.hypervisor
+        {
             guard feature.isSet(in: supported) else { throw CPUModelError.notSupported(feature) }
         }
         var t = table
-        var minLevel: UInt32 = 1, minXLevel: UInt32 = 0
+        var minLevel: UInt32 = 1
+        var minXLevel: UInt32 = 0
         if case .named(let named) = base {
             if enforce, let missing = missingModelFeatures(supported: supported).first {
                 throw CPUModelError.notSupported(missing)
@@ -198,14 +207,19 @@ public struct CPUModel: Equatable, Sendable {
         }
         if family != nil || model != nil || stepping != nil, var leaf1 = t[1] {
             let old = Self.decodeVersion(leaf1.eax)
-            leaf1.eax = Self.version(family: family ?? old.family, model: model ?? old.model, stepping: stepping ?? old.stepping)
+            leaf1.eax = Self.version(
+                family: family ?? old.family, model: model ?? old.model, stepping: stepping ?? old.stepping)
             t[1] = leaf1
         }
         if let modelID { t.setBrand(modelID) }
         if case .named = base {
             // QEMU's full-cpuid-auto-level: a feature in a leaf above the model's level raises it.
             for word in CPUFeatures.featureWords where t.bits(word) != 0 {
-                if word.leaf < 0x4000_0000 { minLevel = max(minLevel, word.leaf) } else { minXLevel = max(minXLevel, word.leaf) }
+                if word.leaf < 0x4000_0000 {
+                    minLevel = max(minLevel, word.leaf)
+                } else {
+                    minXLevel = max(minXLevel, word.leaf)
+                }
             }
             let kvmLevel = supported[0]?.eax ?? t[0]?.eax ?? 1
             let kvmXLevel = supported[0x8000_0000]?.eax ?? t[0x8000_0000]?.eax ?? 0
@@ -215,11 +229,12 @@ public struct CPUModel: Equatable, Sendable {
         }
         if let vendor { t.setVendor(vendor) }
         if case .named = base, vendor == nil, t.vendor.utf8.count == 12 {
-            t.setVendor(t.vendor)   // QEMU writes the vendor into 80000000h too, for every model
+            t.setVendor(t.vendor) // QEMU writes the vendor into 80000000h too, for every model
         }
         if t.vendor == "AuthenticAMD", t[0x8000_0001] != nil {
             let leaf1EDX = t[1]?.edx ?? 0
-            t[0x8000_0001]!.edx = (t[0x8000_0001]!.edx & ~CPUFeatures.amdAliasMask) | (leaf1EDX & CPUFeatures.amdAliasMask)
+            t[0x8000_0001]!.edx =
+                (t[0x8000_0001]!.edx & ~CPUFeatures.amdAliasMask) | (leaf1EDX & CPUFeatures.amdAliasMask)
         }
         if !exposeKVM { t.entries.removeAll { (0x4000_0000...0x4FFF_FFFF).contains($0.function) } }
         return t
@@ -240,11 +255,12 @@ public struct CPUModel: Equatable, Sendable {
     /// of the host's technology. (QEMU lets the last setting win; -cpu and
     /// --nested have no order between them, so kvmrun refuses instead.)
     public func nestingPolicy(explicit: NestingPolicy?, hostVendor: String) throws(CPUModelError) -> NestingPolicy {
-        let hostFeature: CPUFeature? = switch hostVendor {
-        case "GenuineIntel": CPUFeatures.vmx
-        case "AuthenticAMD": CPUFeatures.svm
-        default: nil
-        }
+        let hostFeature: CPUFeature? =
+            switch hostVendor {
+            case "GenuineIntel": CPUFeatures.vmx
+            case "AuthenticAMD": CPUFeatures.svm
+            default: nil
+            }
         for feature in Self.nesting.sorted(by: { $0.name > $1.name }) where requested[feature] == true {
             guard feature == hostFeature else { throw CPUModelError.foreignNesting(feature, hostVendor: hostVendor) }
         }
@@ -312,12 +328,14 @@ public enum CPUModelError: Error, Equatable, CustomStringConvertible, Sendable {
             "\(key)=\(value): expected \(expected)"
         case .notSupported(let f):
             "feature '\(f.name)' (\(f.word) bit \(f.bit)): KVM does not support it on this host"
-                + (f == CPUFeatures.x2apic || f == CPUFeatures.tscDeadline ? " without the in-kernel irqchip (a multiboot kernel or -smp 2 has one)" : "")
+                + (f == CPUFeatures.x2apic || f == CPUFeatures.tscDeadline
+                    ? " without the in-kernel irqchip (a multiboot kernel or -smp 2 has one)" : "")
         case .fixedByKVM(let f):
             "-\(f.name): KVM shows \(f.word).\(f.name) from the vCPU's IA32_APIC_BASE, not from CPUID; kvmrun's vCPUs always have a local APIC"
         case .foreignNesting(let f, let hostVendor):
             "+\(f.name): this host's CPU is \(hostVendor.isEmpty ? "of an unknown vendor" : hostVendor); KVM nests only with "
-                + (hostVendor == "GenuineIntel" ? "vmx" : hostVendor == "AuthenticAMD" ? "svm" : "the host's own VMX or SVM") + " here"
+                + (hostVendor == "GenuineIntel"
+                    ? "vmx" : hostVendor == "AuthenticAMD" ? "svm" : "the host's own VMX or SVM") + " here"
         case .nestingVendor(let f, let vendor):
             "\(f.name) with vendor=\(vendor): \(f == CPUFeatures.vmx ? "VMX is GenuineIntel's" : "SVM is AuthenticAMD's"); nesting needs the host's vendor"
         case .nestingContradiction(let f, let on, let nested):
@@ -337,9 +355,11 @@ extension CPUID {
     mutating func setBits(_ word: CPUFeatureWord, _ bits: UInt32, from supported: CPUID) {
         if self[word.leaf, word.subleaf] == nil {
             guard bits != 0 else { return }
-            self[word.leaf, word.subleaf] = supported[word.leaf, word.subleaf]
-                ?? CPUIDEntry(function: word.leaf, index: word.subleaf,
-                              flags: word.leaf == 7 || word.leaf == 0xD ? CPUIDEntry.significantIndex : 0)
+            self[word.leaf, word.subleaf] =
+                supported[word.leaf, word.subleaf]
+                ?? CPUIDEntry(
+                    function: word.leaf, index: word.subleaf,
+                    flags: word.leaf == 7 || word.leaf == 0xD ? CPUIDEntry.significantIndex : 0)
         }
         self[word.leaf, word.subleaf]![word.register] = bits
     }
@@ -349,7 +369,9 @@ extension CPUID {
         let bytes = Array(vendor.utf8.prefix(12)) + [UInt8](repeating: 0, count: max(0, 12 - vendor.utf8.count))
         func word(_ i: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(bytes[i * 4 + $1]) << ($1 * 8) } }
         for leaf: UInt32 in [0, 0x8000_0000] where self[leaf] != nil {
-            self[leaf]!.ebx = word(0); self[leaf]!.edx = word(1); self[leaf]!.ecx = word(2)
+            self[leaf]!.ebx = word(0)
+            self[leaf]!.edx = word(1)
+            self[leaf]!.ecx = word(2)
         }
     }
 
@@ -358,13 +380,16 @@ extension CPUID {
         let bytes = Array(brand.utf8.prefix(47)) + [UInt8](repeating: 0, count: 48 - min(brand.utf8.count, 47))
         for i in 0..<3 {
             func word(_ r: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(bytes[i * 16 + r * 4 + $1]) << ($1 * 8) } }
-            self[0x8000_0002 + UInt32(i)] = CPUIDEntry(function: 0x8000_0002 + UInt32(i), eax: word(0), ebx: word(1), ecx: word(2), edx: word(3))
+            self[0x8000_0002 + UInt32(i)] = CPUIDEntry(
+                function: 0x8000_0002 + UInt32(i), eax: word(0), ebx: word(1), ecx: word(2), edx: word(3))
         }
     }
 
     /// The brand string, if the table has one.
     public var brand: String {
-        (0..<3).compactMap { self[0x8000_0002 + UInt32($0)] }.map { fourCC($0.eax) + fourCC($0.ebx) + fourCC($0.ecx) + fourCC($0.edx) }.joined()
+        (0..<3).compactMap { self[0x8000_0002 + UInt32($0)] }.map {
+            fourCC($0.eax) + fourCC($0.ebx) + fourCC($0.ecx) + fourCC($0.edx)
+        }.joined()
     }
 
     /// Leaf 0 EAX and 80000000h EAX, with the leaves above them removed
@@ -382,5 +407,5 @@ extension CPUID {
 }
 
 extension CPUIDEntry {
-    static let significantIndex: UInt32 = 1   // KVM_CPUID_FLAG_SIGNIFCANT_INDEX
+    static let significantIndex: UInt32 = 1 // KVM_CPUID_FLAG_SIGNIFCANT_INDEX
 }

@@ -24,11 +24,15 @@ extension VCPU {
     /// writes the GDT (at `gdt`) and the page tables of `BootLayout` into guest
     /// memory, loads the segment and control registers, and sets RIP = `entry`,
     /// RSP = `stack`.
-    public func setUp(mode: CPUMode, entry: UInt64, stack: UInt64 = BootLayout.stackTop,
-                      arguments: EntryArguments = EntryArguments(), gdt: UInt64 = BootLayout.gdt,
-                      selectors: GDT = .standard) throws {
+    public func setUp(
+        mode: CPUMode, entry: UInt64, stack: UInt64 = BootLayout.stackTop,
+        arguments: EntryArguments = EntryArguments(), gdt: UInt64 = BootLayout.gdt,
+        selectors: GDT = .standard
+    ) throws {
         guard mode != .real else {
-            guard entry < 0x10_0000 else { throw ConfigurationError.vcpuState("real-mode entry \(hex(entry)) is above 1 MiB") }
+            guard entry < 0x10_0000 else {
+                throw ConfigurationError.vcpuState("real-mode entry \(hex(entry)) is above 1 MiB")
+            }
             return try setUpRealMode(segment: UInt16(entry >> 4) & 0xF000, ip: UInt16(entry & 0xFFFF))
         }
         let memory = vm.memory
@@ -138,14 +142,15 @@ public struct GDT: Equatable, Sendable {
     public let tss: UInt16
 
     /// Flat 4 GiB segments: 0x08 code32, 0x10 data, 0x18 code64, 0x20 TSS (`BootLayout`'s selectors).
-    public static let standard = GDT(entries: [
-        0,
-        0x00CF_9B00_0000_FFFF,   // 0x08 code32: base 0, limit 4 GiB, D=1
-        0x00CF_9300_0000_FFFF,   // 0x10 data
-        0x00AF_9B00_0000_FFFF,   // 0x18 code64: L=1
-        0x0000_8B00_0000_0067,   // 0x20 TSS (busy), base 0, limit 0x67
-        0,                       //      upper half of the 64-bit TSS descriptor
-    ], code32: BootLayout.code32, code64: BootLayout.code64, data: BootLayout.data, tss: BootLayout.tss)
+    public static let standard = GDT(
+        entries: [
+            0,
+            0x00CF_9B00_0000_FFFF, // 0x08 code32: base 0, limit 4 GiB, D=1
+            0x00CF_9300_0000_FFFF, // 0x10 data
+            0x00AF_9B00_0000_FFFF, // 0x18 code64: L=1
+            0x0000_8B00_0000_0067, // 0x20 TSS (busy), base 0, limit 0x67
+            0, //      upper half of the 64-bit TSS descriptor
+        ], code32: BootLayout.code32, code64: BootLayout.code64, data: BootLayout.data, tss: BootLayout.tss)
 
     /// The Linux boot protocol's 64-bit entry: __BOOT_CS = 0x10 (64-bit code),
     /// __BOOT_DS = 0x18 (boot.rst, "64-bit Boot Protocol").
@@ -154,14 +159,15 @@ public struct GDT: Equatable, Sendable {
     public static let linuxBoot32 = linuxBoot(code: 0x00CF_9B00_0000_FFFF, long: false)
 
     private static func linuxBoot(code: UInt64, long: Bool) -> GDT {
-        GDT(entries: [
-            0,
-            0,
-            code,                    // 0x10 __BOOT_CS
-            0x00CF_9300_0000_FFFF,   // 0x18 __BOOT_DS
-            0x0000_8B00_0000_0067,   // 0x20 TSS (busy)
-            0,
-        ], code32: long ? nil : 0x10, code64: long ? 0x10 : nil, data: 0x18, tss: 0x20)
+        GDT(
+            entries: [
+                0,
+                0,
+                code, // 0x10 __BOOT_CS
+                0x00CF_9300_0000_FFFF, // 0x18 __BOOT_DS
+                0x0000_8B00_0000_0067, // 0x20 TSS (busy)
+                0,
+            ], code32: long ? nil : 0x10, code64: long ? 0x10 : nil, data: 0x18, tss: 0x20)
     }
 
     /// Bytes the table takes in memory.
@@ -208,7 +214,9 @@ enum PageTables {
         let top = memory.regions.map(\.end).max() ?? 0
         let gib = max(4, (top + (1 << 30) - 1) >> 30)
         guard gib <= BootLayout.maxIdentityMappedGiB else {
-            throw ConfigurationError.memoryLayout("long-mode set-up identity-maps at most \(BootLayout.maxIdentityMappedGiB) GiB; guest RAM ends at \(top >> 30) GiB")
+            throw ConfigurationError.memoryLayout(
+                "long-mode set-up identity-maps at most \(BootLayout.maxIdentityMappedGiB) GiB; guest RAM ends at \(top >> 30) GiB"
+            )
         }
         try memory.fill(0, count: 0x1000, at: BootLayout.pml4)
         try memory.fill(0, count: 0x1000, at: BootLayout.pdpt)

@@ -27,10 +27,17 @@ public struct NamedCPUModel: Equatable, Sendable {
     /// The brand string.
     public let modelID: String
 
-    init(_ name: String, level: UInt32, xlevel: UInt32, family: UInt32, model: UInt32, stepping: UInt32,
-         features: [String], modelID: String) {
-        self.name = name; self.level = level; self.xlevel = xlevel
-        self.family = family; self.model = model; self.stepping = stepping; self.modelID = modelID
+    init(
+        _ name: String, level: UInt32, xlevel: UInt32, family: UInt32, model: UInt32, stepping: UInt32,
+        features: [String], modelID: String
+    ) {
+        self.name = name
+        self.level = level
+        self.xlevel = xlevel
+        self.family = family
+        self.model = model
+        self.stepping = stepping
+        self.modelID = modelID
         var words: [CPUFeatureWord: UInt32] = [:]
         for featureName in features {
             let feature = CPUFeatures.named(featureName)!
@@ -43,38 +50,50 @@ public struct NamedCPUModel: Equatable, Sendable {
     public func has(_ feature: CPUFeature) -> Bool { (features[feature.word] ?? 0) & feature.mask != 0 }
 
     /// QEMU's PPRO_FEATURES.
-    static let ppro = ["fpu", "de", "pse", "tsc", "msr", "mce", "cx8", "pge", "cmov", "pat",
-                       "fxsr", "mmx", "sse", "sse2", "pae", "sep", "apic"]
+    static let ppro = [
+        "fpu", "de", "pse", "tsc", "msr", "mce", "cx8", "pge", "cmov", "pat",
+        "fxsr", "mmx", "sse", "sse2", "pae", "sep", "apic",
+    ]
     static let core = ppro + ["vme", "mtrr", "clflush", "mca", "pse36"]
     static let long = ["lm", "syscall", "nx"]
 
     /// Every model kvmrun knows.
     public static let all: [NamedCPUModel] = [
-        NamedCPUModel("qemu64", level: 0xD, xlevel: 0x8000_000A, family: 15, model: 107, stepping: 1,
-                      features: ppro + ["mtrr", "clflush", "mca", "pse36", "pni", "cx16", "lahf-lm"] + long,
-                      modelID: "QEMU Virtual CPU version 2.5+"),
-        NamedCPUModel("qemu32", level: 4, xlevel: 0x8000_0004, family: 6, model: 6, stepping: 3,
-                      features: ppro + ["pni"],
-                      modelID: "QEMU Virtual CPU version 2.5+"),
-        NamedCPUModel("kvm64", level: 0xD, xlevel: 0x8000_0008, family: 15, model: 6, stepping: 1,
-                      features: core + ["pni", "cx16"] + long,
-                      modelID: "Common KVM processor"),
-        NamedCPUModel("kvm32", level: 5, xlevel: 0x8000_0008, family: 15, model: 6, stepping: 1,
-                      features: core + ["pni"],
-                      modelID: "Common 32-bit KVM processor"),
-        NamedCPUModel("Conroe", level: 10, xlevel: 0x8000_0008, family: 6, model: 15, stepping: 3,
-                      features: core + ["ssse3", "pni", "lahf-lm"] + long,
-                      modelID: "Intel Celeron_4x0 (Conroe/Merom Class Core 2)"),
-        NamedCPUModel("Penryn", level: 10, xlevel: 0x8000_0008, family: 6, model: 23, stepping: 3,
-                      features: core + ["sse4.1", "cx16", "ssse3", "pni", "lahf-lm"] + long,
-                      modelID: "Intel Core 2 Duo P9xxx (Penryn Class Core 2)"),
-        NamedCPUModel("Nehalem", level: 11, xlevel: 0x8000_0008, family: 6, model: 26, stepping: 3,
-                      features: core + ["popcnt", "sse4.2", "sse4.1", "cx16", "ssse3", "pni", "lahf-lm"] + long,
-                      modelID: "Intel Core i7 9xx (Nehalem Class Core i7)"),
-        NamedCPUModel("Westmere", level: 11, xlevel: 0x8000_0008, family: 6, model: 44, stepping: 1,
-                      features: core + ["aes", "popcnt", "sse4.2", "sse4.1", "cx16", "ssse3", "pclmulqdq", "pni",
-                                        "lahf-lm", "arat"] + long,
-                      modelID: "Westmere E56xx/L56xx/X56xx (Nehalem-C)"),
+        NamedCPUModel(
+            "qemu64", level: 0xD, xlevel: 0x8000_000A, family: 15, model: 107, stepping: 1,
+            features: ppro + ["mtrr", "clflush", "mca", "pse36", "pni", "cx16", "lahf-lm"] + long,
+            modelID: "QEMU Virtual CPU version 2.5+"),
+        NamedCPUModel(
+            "qemu32", level: 4, xlevel: 0x8000_0004, family: 6, model: 6, stepping: 3,
+            features: ppro + ["pni"],
+            modelID: "QEMU Virtual CPU version 2.5+"),
+        NamedCPUModel(
+            "kvm64", level: 0xD, xlevel: 0x8000_0008, family: 15, model: 6, stepping: 1,
+            features: core + ["pni", "cx16"] + long,
+            modelID: "Common KVM processor"),
+        NamedCPUModel(
+            "kvm32", level: 5, xlevel: 0x8000_0008, family: 15, model: 6, stepping: 1,
+            features: core + ["pni"],
+            modelID: "Common 32-bit KVM processor"),
+        NamedCPUModel(
+            "Conroe", level: 10, xlevel: 0x8000_0008, family: 6, model: 15, stepping: 3,
+            features: core + ["ssse3", "pni", "lahf-lm"] + long,
+            modelID: "Intel Celeron_4x0 (Conroe/Merom Class Core 2)"),
+        NamedCPUModel(
+            "Penryn", level: 10, xlevel: 0x8000_0008, family: 6, model: 23, stepping: 3,
+            features: core + ["sse4.1", "cx16", "ssse3", "pni", "lahf-lm"] + long,
+            modelID: "Intel Core 2 Duo P9xxx (Penryn Class Core 2)"),
+        NamedCPUModel(
+            "Nehalem", level: 11, xlevel: 0x8000_0008, family: 6, model: 26, stepping: 3,
+            features: core + ["popcnt", "sse4.2", "sse4.1", "cx16", "ssse3", "pni", "lahf-lm"] + long,
+            modelID: "Intel Core i7 9xx (Nehalem Class Core i7)"),
+        NamedCPUModel(
+            "Westmere", level: 11, xlevel: 0x8000_0008, family: 6, model: 44, stepping: 1,
+            features: core + [
+                "aes", "popcnt", "sse4.2", "sse4.1", "cx16", "ssse3", "pclmulqdq", "pni",
+                "lahf-lm", "arat",
+            ] + long,
+            modelID: "Westmere E56xx/L56xx/X56xx (Nehalem-C)"),
     ]
 
     /// The names, for messages.

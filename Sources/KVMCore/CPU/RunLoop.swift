@@ -20,14 +20,17 @@ extension VCPU {
     /// userspace: every `haltCheck` the vCPU is kicked, and if it is halted with
     /// interrupts off (nothing can wake it) at `haltPatience` checks in a row,
     /// the loop returns `.halted`, as a HLT exit does without an irqchip.
-    public func run(bus: IOBus, timeout: Duration? = nil, haltCheck: Duration? = nil, haltPatience: Int = 1,
-                    trace: ((VCPU, VMExit) -> Void)? = nil) throws -> StopReason {
+    public func run(
+        bus: IOBus, timeout: Duration? = nil, haltCheck: Duration? = nil, haltPatience: Int = 1,
+        trace: ((VCPU, VMExit) -> Void)? = nil
+    ) throws -> StopReason {
         precondition(kickHandlerInstalled, "cannot install the vCPU kick signal handler")
         let tid = ckvm_gettid()
         // One run loop at a time, checked: the kvm_run page is the running thread's alone.
         let entered = runningThread.compareExchange(expected: 0, desired: tid, ordering: .sequentiallyConsistent)
         guard entered.exchanged else {
-            throw ConfigurationError.invalidRequest("vCPU \(id) is already running (its run loop is on thread \(entered.original))")
+            throw ConfigurationError.invalidRequest(
+                "vCPU \(id) is already running (its run loop is on thread \(entered.original))")
         }
         ckvm_kick_set_run(runPage)
         defer {
@@ -76,8 +79,9 @@ extension VCPU {
                 case .irqWindowOpen:
                     stop = nil
                 case .interrupted:
-                    stop = try kicked(deadline: deadline, haltCheck: haltCheck != nil, haltedChecks: &haltedChecks,
-                                      patience: haltPatience)
+                    stop = try kicked(
+                        deadline: deadline, haltCheck: haltCheck != nil, haltedChecks: &haltedChecks,
+                        patience: haltPatience)
                 default:
                     stop = try stopReason(for: exit)
                 }
@@ -91,7 +95,8 @@ extension VCPU {
     /// timeout, or (with `haltCheck`) a vCPU halted for good `patience` checks
     /// in a row (`haltedChecks` counts them); nil to run on.
     @inline(never)
-    private func kicked(deadline: UInt64, haltCheck: Bool, haltedChecks: inout Int, patience: Int) throws -> StopReason? {
+    private func kicked(deadline: UInt64, haltCheck: Bool, haltedChecks: inout Int, patience: Int) throws -> StopReason?
+    {
         runPage.pointee.immediate_exit = 0
         if stopRequested.exchange(false, ordering: .sequentiallyConsistent) { return .stopped }
         if monotonicNanoseconds() >= deadline { return .timedOut(rip: try registers().rip) }

@@ -35,7 +35,8 @@ public final class VCPU: Sendable {
     init(vm: VirtualMachine, id: UInt32, handle: FileHandle) throws {
         let size = vm.kvm.vcpuMmapSize
         guard let page = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, handle.fd, 0),
-              page != MAP_FAILED else {
+            page != MAP_FAILED
+        else {
             throw KVMError("mmap kvm_run of vCPU \(id)", errno: .current)
         }
         self.id = id
@@ -111,7 +112,9 @@ public final class VCPU: Sendable {
     }
     /// KVM_SET_LAPIC (needs the in-kernel irqchip).
     public func setLAPIC(_ value: LAPICState) throws {
-        try set(.setLAPIC, value) { $0 == .EINVAL || $0 == .ENXIO ? "no in-kernel LAPIC: create the irqchip first" : nil }
+        try set(.setLAPIC, value) {
+            $0 == .EINVAL || $0 == .ENXIO ? "no in-kernel LAPIC: create the irqchip first" : nil
+        }
     }
 
     /// KVM_GET_VCPU_EVENTS.
@@ -150,7 +153,8 @@ public final class VCPU: Sendable {
     public func setXSAVE(_ state: XSAVEState) throws {
         var bytes = state.bytes
         guard bytes.count >= MemoryLayout<kvm_xsave>.size else {
-            throw ConfigurationError.vcpuState("XSAVE area of \(bytes.count) bytes, KVM needs at least \(MemoryLayout<kvm_xsave>.size)")
+            throw ConfigurationError.vcpuState(
+                "XSAVE area of \(bytes.count) bytes, KVM needs at least \(MemoryLayout<kvm_xsave>.size)")
         }
         _ = try bytes.withUnsafeMutableBytes { try handle.ioctl(.setXSAVE, $0.baseAddress) }
     }
@@ -159,8 +163,9 @@ public final class VCPU: Sendable {
     public func msrs(_ indices: [UInt32]) throws -> [MSR] {
         let read = try MSR.get(indices, on: handle)
         guard read.count == indices.count else {
-            throw KVMError("KVM_GET_MSRS", errno: .EINVAL,
-                           hint: "KVM refused MSR \(hex(indices[read.count])) (read \(read.count) of \(indices.count))")
+            throw KVMError(
+                "KVM_GET_MSRS", errno: .EINVAL,
+                hint: "KVM refused MSR \(hex(indices[read.count])) (read \(read.count) of \(indices.count))")
         }
         return read
     }
@@ -169,8 +174,9 @@ public final class VCPU: Sendable {
     public func setMSRs(_ msrs: [MSR]) throws {
         let written = try MSR.set(msrs, on: handle)
         guard written == msrs.count else {
-            throw KVMError("KVM_SET_MSRS", errno: .EINVAL,
-                           hint: "KVM refused MSR \(hex(msrs[written].index)) = \(hex(msrs[written].value))")
+            throw KVMError(
+                "KVM_SET_MSRS", errno: .EINVAL,
+                hint: "KVM refused MSR \(hex(msrs[written].index)) = \(hex(msrs[written].value))")
         }
     }
 
@@ -188,7 +194,9 @@ public final class VCPU: Sendable {
         var dbg = kvm_guest_debug()
         dbg.control = control
         withUnsafeMutableBytes(of: &dbg.arch.debugreg) { raw in
-            for (i, v) in debugRegisters.prefix(8).enumerated() { raw.storeBytes(of: v, toByteOffset: i * 8, as: UInt64.self) }
+            for (i, v) in debugRegisters.prefix(8).enumerated() {
+                raw.storeBytes(of: v, toByteOffset: i * 8, as: UInt64.self)
+            }
         }
         try handle.ioctl(.setGuestDebug, &dbg)
     }

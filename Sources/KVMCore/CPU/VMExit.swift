@@ -166,17 +166,22 @@ extension VMExit {
     init(_ run: UnsafeMutablePointer<kvm_run>) {
         switch Int32(run.pointee.exit_reason) {
         case KVM_EXIT_IO:
-            self = .io(PortIO(direction: run.pointee.io.direction == UInt8(KVM_EXIT_IO_OUT) ? .out : .in,
-                              port: run.pointee.io.port, size: Int(run.pointee.io.size), count: Int(run.pointee.io.count),
-                              data: UnsafeMutableRawPointer(ckvm_io_data(run))))
+            self = .io(
+                PortIO(
+                    direction: run.pointee.io.direction == UInt8(KVM_EXIT_IO_OUT) ? .out : .in,
+                    port: run.pointee.io.port, size: Int(run.pointee.io.size), count: Int(run.pointee.io.count),
+                    data: UnsafeMutableRawPointer(ckvm_io_data(run))))
         case KVM_EXIT_MMIO:
             let data = UnsafeMutableRawPointer(ckvm_mmio_data(run)!)
-            self = .mmio(MMIOAccess(address: run.pointee.mmio.phys_addr, size: Int(run.pointee.mmio.len),
-                                    isWrite: run.pointee.mmio.is_write != 0, data: data))
+            self = .mmio(
+                MMIOAccess(
+                    address: run.pointee.mmio.phys_addr, size: Int(run.pointee.mmio.len),
+                    isWrite: run.pointee.mmio.is_write != 0, data: data))
         case KVM_EXIT_HLT: self = .hlt
         case KVM_EXIT_SHUTDOWN: self = .shutdown
         case KVM_EXIT_FAIL_ENTRY:
-            self = .failEntry(hardwareReason: run.pointee.fail_entry.hardware_entry_failure_reason, cpu: run.pointee.fail_entry.cpu)
+            self = .failEntry(
+                hardwareReason: run.pointee.fail_entry.hardware_entry_failure_reason, cpu: run.pointee.fail_entry.cpu)
         case KVM_EXIT_INTERNAL_ERROR:
             let n = min(Int(run.pointee.internal.ndata), 16)
             let data = withUnsafeBytes(of: run.pointee.internal.data) { raw in
@@ -186,8 +191,10 @@ extension VMExit {
         case KVM_EXIT_SYSTEM_EVENT:
             self = .systemEvent(type: run.pointee.system_event.type, flags: run.pointee.system_event.flags)
         case KVM_EXIT_DEBUG:
-            self = .debug(DebugTrap(exception: run.pointee.debug.arch.exception, pc: run.pointee.debug.arch.pc,
-                                    dr6: run.pointee.debug.arch.dr6, dr7: run.pointee.debug.arch.dr7))
+            self = .debug(
+                DebugTrap(
+                    exception: run.pointee.debug.arch.exception, pc: run.pointee.debug.arch.pc,
+                    dr6: run.pointee.debug.arch.dr6, dr7: run.pointee.debug.arch.dr7))
         case KVM_EXIT_INTR: self = .interrupted
         case KVM_EXIT_IRQ_WINDOW_OPEN: self = .irqWindowOpen
         default: self = .unknown(reason: run.pointee.exit_reason)

@@ -134,7 +134,8 @@ public final class ACPIPowerManagement: PortDevice {
 
     /// `PortDevice`: the value a guest `in` of `size` bytes reads at `port`.
     public func read(port: UInt16, size: Int) -> UInt32 {
-        let timer = Self.timerBlock.contains(port) || Self.timerBlock.contains(port &+ UInt16(size - 1)) ? timerValue : 0
+        let timer =
+            Self.timerBlock.contains(port) || Self.timerBlock.contains(port &+ UInt16(size - 1)) ? timerValue : 0
         return lock.withLock {
             var value: UInt32 = 0
             for i in 0..<size {
@@ -211,7 +212,7 @@ public final class ACPIPowerManagement: PortDevice {
         case ACPILayout.gpe0 + 2, ACPILayout.gpe0 + 3:
             set(&gpeEnable, port == ACPILayout.gpe0 + 3)
         default:
-            break       // the PM timer and unassigned bytes take no writes
+            break // the PM timer and unassigned bytes take no writes
         }
     }
 

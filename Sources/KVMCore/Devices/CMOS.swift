@@ -69,21 +69,29 @@ public final class CMOS: PortDevice {
     /// CMOS for a PC with `lowMemory` bytes of RAM below 4 GiB, `highMemory`
     /// from 4 GiB, and `cpus` CPUs. With `clock` (tests) no thread raises the
     /// RTC's interrupts: they come on register accesses and `checkRTCEvents()`.
-    public init(lowMemory: UInt64, highMemory: UInt64 = 0, cpus: Int = 1,
-                clock: (@Sendable () -> (seconds: Int64, nanoseconds: Int64))? = nil) {
-        let now: @Sendable () -> (seconds: Int64, nanoseconds: Int64) = clock ?? {
-            var ts = timespec()
-            clock_gettime(CLOCK_REALTIME, &ts)
-            return (Int64(ts.tv_sec), Int64(ts.tv_nsec))
-        }
+    public init(
+        lowMemory: UInt64, highMemory: UInt64 = 0, cpus: Int = 1,
+        clock: (@Sendable () -> (seconds: Int64, nanoseconds: Int64))? = nil
+    ) {
+        let now: @Sendable () -> (seconds: Int64, nanoseconds: Int64) =
+            clock ?? {
+                var ts = timespec()
+                clock_gettime(CLOCK_REALTIME, &ts)
+                return (Int64(ts.tv_sec), Int64(ts.tv_nsec))
+            }
         self.now = now
-        rtc = RTCInterrupts(settings: RTCInterrupts.Settings(),
-                            clock: { let t = now(); return t.seconds &* RTCInterrupts.nanosecondsPerSecond &+ t.nanoseconds },
-                            usesThread: clock == nil)
+        rtc = RTCInterrupts(
+            settings: RTCInterrupts.Settings(),
+            clock: {
+                let t = now()
+                return t.seconds &* RTCInterrupts.nanosecondsPerSecond &+ t.nanoseconds
+            },
+            usesThread: clock == nil)
         bytes[Int(Register.a)] = 0x26
         bytes[Int(Register.b)] = 0x02
         bytes[Int(Register.d)] = 0x80
-        let kib: UInt64 = 1024, mib: UInt64 = 1 << 20
+        let kib: UInt64 = 1024
+        let mib: UInt64 = 1 << 20
         let base = min(lowMemory / kib, 640)
         bytes[0x15] = UInt8(truncatingIfNeeded: base)
         bytes[0x16] = UInt8(truncatingIfNeeded: base >> 8)
@@ -100,9 +108,9 @@ public final class CMOS: PortDevice {
         bytes[0x5C] = UInt8(truncatingIfNeeded: above4G >> 8)
         bytes[0x5D] = UInt8(truncatingIfNeeded: above4G >> 16)
         bytes[0x5F] = cpus > 0xFF ? 0 : UInt8(truncatingIfNeeded: cpus - 1)
-        bytes[0x14] = 0x02 | 0x04           // FPU, PS/2 mouse; no floppies
-        bytes[0x3D] = 0x12                  // boot order "cad": first disk (2), then floppy (1)
-        bytes[0x38] = 0x30                  // third: CD-ROM (3); floppy boot signature check on
+        bytes[0x14] = 0x02 | 0x04 // FPU, PS/2 mouse; no floppies
+        bytes[0x3D] = 0x12 // boot order "cad": first disk (2), then floppy (1)
+        bytes[0x38] = 0x30 // third: CD-ROM (3); floppy boot signature check on
     }
 
     deinit { rtc.stop() }
@@ -135,7 +143,7 @@ public final class CMOS: PortDevice {
         let reg = reg & 0x7F
         switch reg {
         case Register.seconds, Register.minutes, Register.hours, Register.dayOfWeek, Register.dayOfMonth,
-             Register.month, Register.year, Register.century:
+            Register.month, Register.year, Register.century:
             if setting { return bytes[Int(reg)] }
             let t = CalendarTime(epochSeconds: now().seconds + offset)
             switch reg {
@@ -167,7 +175,7 @@ public final class CMOS: PortDevice {
         let reg = reg & 0x7F
         switch reg {
         case Register.seconds, Register.minutes, Register.hours, Register.dayOfWeek, Register.dayOfMonth,
-             Register.month, Register.year, Register.century:
+            Register.month, Register.year, Register.century:
             if !setting {
                 // Writing one field while the clock runs: freeze the others first.
                 freezeClock()
@@ -180,7 +188,10 @@ public final class CMOS: PortDevice {
             bytes[Int(reg)] = value
             rtc.update { [bytes] in
                 ($0.secondsAlarm, $0.minutesAlarm, $0.hoursAlarm) =
-                    (bytes[Int(Register.secondsAlarm)], bytes[Int(Register.minutesAlarm)], bytes[Int(Register.hoursAlarm)])
+                    (
+                        bytes[Int(Register.secondsAlarm)], bytes[Int(Register.minutesAlarm)],
+                        bytes[Int(Register.hoursAlarm)]
+                    )
             }
         case Register.a:
             bytes[Int(reg)] = value & 0x7F
@@ -188,11 +199,11 @@ public final class CMOS: PortDevice {
         case Register.b:
             let wasSetting = setting
             if !wasSetting && value & 0x80 != 0 { freezeClock() }
-            bytes[Int(reg)] = value & 0x80 != 0 ? value & ~0x10 : value   // SET clears UIE
+            bytes[Int(reg)] = value & 0x80 != 0 ? value & ~0x10 : value // SET clears UIE
             if wasSetting && value & 0x80 == 0 { thawClock() }
             rtc.writeB(bytes[Int(reg)])
         case Register.c, Register.d:
-            break   // read-only
+            break // read-only
         default:
             bytes[Int(reg)] = value
         }
@@ -200,8 +211,10 @@ public final class CMOS: PortDevice {
 
     /// Copies the running clock into the time registers.
     private func freezeClock() {
-        for r in [Register.seconds, Register.minutes, Register.hours, Register.dayOfWeek,
-                  Register.dayOfMonth, Register.month, Register.year, Register.century] {
+        for r in [
+            Register.seconds, Register.minutes, Register.hours, Register.dayOfWeek,
+            Register.dayOfMonth, Register.month, Register.year, Register.century,
+        ] {
             bytes[Int(r)] = value(of: r)
         }
     }
@@ -214,20 +227,22 @@ public final class CMOS: PortDevice {
             if bytes[Int(Register.hours)] & 0x80 != 0 { hour += 12 }
         }
         let century = decode(bytes[Int(Register.century)])
-        let t = CalendarTime(year: century * 100 + decode(bytes[Int(Register.year)]),
-                             month: decode(bytes[Int(Register.month)]), day: decode(bytes[Int(Register.dayOfMonth)]),
-                             hour: hour, minute: decode(bytes[Int(Register.minutes)]),
-                             second: decode(bytes[Int(Register.seconds)]))
+        let t = CalendarTime(
+            year: century * 100 + decode(bytes[Int(Register.year)]),
+            month: decode(bytes[Int(Register.month)]), day: decode(bytes[Int(Register.dayOfMonth)]),
+            hour: hour, minute: decode(bytes[Int(Register.minutes)]),
+            second: decode(bytes[Int(Register.seconds)]))
         offset = t.epochSeconds - now().seconds
         rtc.update { [offset] in $0.offset = offset }
     }
 
     /// What of the registers the RTC's interrupts depend on.
     var rtcSettings: RTCInterrupts.Settings {
-        RTCInterrupts.Settings(a: bytes[Int(Register.a)], b: bytes[Int(Register.b)],
-                               secondsAlarm: bytes[Int(Register.secondsAlarm)],
-                               minutesAlarm: bytes[Int(Register.minutesAlarm)],
-                               hoursAlarm: bytes[Int(Register.hoursAlarm)], offset: offset)
+        RTCInterrupts.Settings(
+            a: bytes[Int(Register.a)], b: bytes[Int(Register.b)],
+            secondsAlarm: bytes[Int(Register.secondsAlarm)],
+            minutesAlarm: bytes[Int(Register.minutesAlarm)],
+            hoursAlarm: bytes[Int(Register.hoursAlarm)], offset: offset)
     }
 
     /// `PortDevice`: the value a guest `in` of `size` bytes reads at `port`.
@@ -252,17 +267,22 @@ struct CalendarTime: Equatable {
     /// 0 = Sunday.
     var weekday: Int {
         let days = CalendarTime.daysFromCivil(year, month, day)
-        return Int(((days % 7) + 11) % 7)   // 1970-01-01 was a Thursday (4)
+        return Int(((days % 7) + 11) % 7) // 1970-01-01 was a Thursday (4)
     }
 
     init(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) {
-        (self.year, self.month, self.day, self.hour, self.minute, self.second) = (year, month, day, hour, minute, second)
+        (self.year, self.month, self.day, self.hour, self.minute, self.second) = (
+            year, month, day, hour, minute, second
+        )
     }
 
     init(epochSeconds: Int64) {
         var days = epochSeconds / 86400
         var rem = epochSeconds % 86400
-        if rem < 0 { rem += 86400; days -= 1 }
+        if rem < 0 {
+            rem += 86400
+            days -= 1
+        }
         hour = Int(rem / 3600)
         minute = Int(rem % 3600 / 60)
         second = Int(rem % 60)

@@ -58,7 +58,7 @@ final class DeviceTimer: @unchecked Sendable {
     }
 
     private func loop(_ fire: () -> UInt64?) {
-        var deadline: UInt64?     // CLOCK_MONOTONIC nanoseconds
+        var deadline: UInt64? // CLOCK_MONOTONIC nanoseconds
         pthread_mutex_lock(mutex)
         while !stopping {
             if kicked || deadline.map({ monotonicNanoseconds() >= $0 }) == true {

@@ -229,8 +229,11 @@ public final class FwCfg: PortDevice {
             let shift = (8 - Int(port - 0x514) - size) * 8
             guard shift >= 0 else { return 0xFFFF_FFFF }
             let value = FwCfg.dmaSignature >> UInt64(shift)
-            let bigEndian = size == 4 ? UInt32(truncatingIfNeeded: value).byteSwapped
-                : size == 2 ? UInt32(UInt16(truncatingIfNeeded: value).byteSwapped) : UInt32(UInt8(truncatingIfNeeded: value))
+            let bigEndian =
+                size == 4
+                ? UInt32(truncatingIfNeeded: value).byteSwapped
+                : size == 2
+                    ? UInt32(UInt16(truncatingIfNeeded: value).byteSwapped) : UInt32(UInt8(truncatingIfNeeded: value))
             return bigEndian
         default:
             return 0xFFFF_FFFF
@@ -250,7 +253,7 @@ public final class FwCfg: PortDevice {
             dmaAddress = 0
             dma(at: access)
         default:
-            break   // data writes are ignored; nothing is writable
+            break // data writes are ignored; nothing is writable
         }
         return .proceed
     }
@@ -260,10 +263,15 @@ public final class FwCfg: PortDevice {
     /// or a write.
     private func dma(at address: UInt64) {
         guard let memory else { return }
-        let errorBit: UInt32 = 1, read: UInt32 = 2, skip: UInt32 = 4, selectBit: UInt32 = 8, write: UInt32 = 0x10
+        let errorBit: UInt32 = 1
+        let read: UInt32 = 2
+        let skip: UInt32 = 4
+        let selectBit: UInt32 = 8
+        let write: UInt32 = 0x10
         guard let control = try? memory.read(UInt32.self, at: address).byteSwapped,
-              var length = try? memory.read(UInt32.self, at: address + 4).byteSwapped,
-              var target = try? memory.read(UInt64.self, at: address + 8).byteSwapped else {
+            var length = try? memory.read(UInt32.self, at: address + 4).byteSwapped,
+            var target = try? memory.read(UInt64.self, at: address + 8).byteSwapped
+        else {
             try? memory.write(errorBit.byteSwapped, at: address)
             return
         }

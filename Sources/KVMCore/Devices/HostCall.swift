@@ -4,14 +4,19 @@ public final class HostCall: PortDevice {
     /// The port the guest writes a hostcall block's address to.
     public static let port: UInt16 = 0x1000
     /// The block's first word, "HSCL".
-    public static let magic: UInt32 = 0x4C43_5348  // "HSCL"
+    public static let magic: UInt32 = 0x4C43_5348 // "HSCL"
     /// Facts kept; past this the oldest half is dropped.
     public static let factLimit = 65_536
 
     /// What a hostcall block asks (Docs/PROTOCOL.md).
     public enum Command: UInt32, Sendable {
         /// HC_REPORT, HC_DONE, HC_FAIL, HC_SYNC, HC_DUMP_NESTED, HC_SNAPSHOT.
-        case report = 1, done = 2, fail = 3, sync = 4, dumpNested = 5, snapshot = 6
+        case report = 1
+        case done = 2
+        case fail = 3
+        case sync = 4
+        case dumpNested = 5
+        case snapshot = 6
     }
 
     /// One `HC_REPORT`: a named value the guest measured.
@@ -60,15 +65,20 @@ public final class HostCall: PortDevice {
     private func failureFile(after address: UInt64, message: String) -> String? {
         let count = UInt64(message.utf8.count)
         guard count < 255, let marker = try? memory.cString(at: address + count + 1, maxLength: 6),
-              marker == "\u{1B}file=" else { return nil }
-        guard let path = try? memory.cString(at: address + count + 7, maxLength: 1024), !path.isEmpty else { return nil }
+            marker == "\u{1B}file="
+        else { return nil }
+        guard let path = try? memory.cString(at: address + count + 7, maxLength: 1024), !path.isEmpty else {
+            return nil
+        }
         return path
     }
 
     private func handle(block address: UInt64) throws -> DeviceAction {
         let magic: UInt32 = try memory.read(at: address)
         guard magic == HostCall.magic else {
-            return .stop(.protocolError("hostcall block at \(hex(address)) has magic \(hex(magic)), expected \(hex(HostCall.magic))"))
+            return .stop(
+                .protocolError(
+                    "hostcall block at \(hex(address)) has magic \(hex(magic)), expected \(hex(HostCall.magic))"))
         }
         let raw: UInt32 = try memory.read(at: address + 4)
         func arg(_ i: UInt64) throws -> UInt64 { try memory.read(at: address + 8 + 8 * i) }
@@ -86,8 +96,11 @@ public final class HostCall: PortDevice {
         case .fail:
             let messageAddress = try arg(0)
             let message = try memory.cString(at: messageAddress, maxLength: 255)
-            return .stop(.failed(GuestFailure(message: message, line: try arg(1), values: (try arg(2), try arg(3)),
-                                              file: failureFile(after: messageAddress, message: message))))
+            return .stop(
+                .failed(
+                    GuestFailure(
+                        message: message, line: try arg(1), values: (try arg(2), try arg(3)),
+                        file: failureFile(after: messageAddress, message: message))))
         case .sync:
             return .stop(.sync(stage: try arg(0)))
         case .dumpNested:

@@ -171,13 +171,17 @@ public final class I8042: PortDevice {
         case 0x20: queueControllerByte(mode, mouse: false)
         case 0x60, 0xD1, 0xD2, 0xD3, 0xD4: pendingCommand = value
         case 0xA7: mode |= Mode.mouseDisabled
-        case 0xA8: mode &= ~Mode.mouseDisabled; updateIfIdle()
-        case 0xA9, 0xAB: queueControllerByte(0x00, mouse: false)     // interface tests: no error
+        case 0xA8:
+            mode &= ~Mode.mouseDisabled
+            updateIfIdle()
+        case 0xA9, 0xAB: queueControllerByte(0x00, mouse: false) // interface tests: no error
         case 0xAA:
             status |= Status.system
             queueControllerByte(0x55, mouse: false)
         case 0xAD: mode |= Mode.keyboardDisabled
-        case 0xAE: mode &= ~Mode.keyboardDisabled; updateIfIdle()
+        case 0xAE:
+            mode &= ~Mode.keyboardDisabled
+            updateIfIdle()
         case 0xC0: queueControllerByte(0x80, mouse: false)
         case 0xD0: queueControllerByte(outputPort, mouse: false)
         case 0xDD: outputPort &= ~0x02
@@ -309,7 +313,8 @@ public final class I8042: PortDevice {
 
     /// `kbd_update_irq_lines`: only changes reach the irqchip.
     private func updateLines() {
-        var keyboardUp = false, mouseUp = false
+        var keyboardUp = false
+        var mouseUp = false
         if status & Status.outputFull != 0 {
             if status & Status.mouseOutputFull != 0 {
                 mouseUp = mode & Mode.mouseInterrupt != 0

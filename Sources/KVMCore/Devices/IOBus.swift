@@ -60,10 +60,12 @@ public final class IOBus: @unchecked Sendable {
         if let taken = ports.first(where: { portTable[Int($0)] != 0 }) {
             throw ConfigurationError.deviceConflict("I/O port \(hex(taken)) is already attached to a device")
         }
-        let index = portDevices.firstIndex { $0 === device } ?? {
-            portDevices.append(device)
-            return portDevices.count - 1
-        }()
+        let index =
+            portDevices.firstIndex { $0 === device }
+            ?? {
+                portDevices.append(device)
+                return portDevices.count - 1
+            }()
         guard index < 255 else { throw ConfigurationError.deviceConflict("too many port devices") }
         for port in ports { portTable[Int(port)] = UInt8(index + 1) }
         attachedPorts.append((device, ports))
@@ -80,7 +82,9 @@ public final class IOBus: @unchecked Sendable {
     /// Attaches `device` to the guest-physical `range`; refuses overlaps.
     public func attach(_ device: MMIODevice, range: Range<UInt64>) throws {
         if let other = mmioDevices.first(where: { $0.range.overlaps(range) }) {
-            throw ConfigurationError.deviceConflict("MMIO range \(hex(range.lowerBound))–\(hex(range.upperBound)) overlaps \(hex(other.range.lowerBound))–\(hex(other.range.upperBound))")
+            throw ConfigurationError.deviceConflict(
+                "MMIO range \(hex(range.lowerBound))–\(hex(range.upperBound)) overlaps \(hex(other.range.lowerBound))–\(hex(other.range.upperBound))"
+            )
         }
         mmioDevices.append((range, device))
     }
@@ -116,7 +120,9 @@ public final class IOBus: @unchecked Sendable {
         for _ in 0..<io.count {
             switch io.direction {
             case .out:
-                if case .stop(let reason) = device.write(port: io.port, size: io.size, value: loadValue(p, size: io.size)) {
+                if case .stop(let reason) = device.write(
+                    port: io.port, size: io.size, value: loadValue(p, size: io.size))
+                {
                     return .stop(reason)
                 }
             case .in:
@@ -136,7 +142,9 @@ public final class IOBus: @unchecked Sendable {
                 return device.write(address: access.address, size: access.size, value: access.value)
             }
             var value = device.read(address: access.address, size: access.size).littleEndian
-            withUnsafeBytes(of: &value) { access.data.copyMemory(from: $0.baseAddress!, byteCount: min(access.size, 8)) }
+            withUnsafeBytes(of: &value) {
+                access.data.copyMemory(from: $0.baseAddress!, byteCount: min(access.size, 8))
+            }
             return .proceed
         }
         counters[1] &+= 1

@@ -36,8 +36,8 @@ public final class PCIFunction {
         }
         wmask[0x0C] = 0xFF
         wmask[0x3C] = 0xFF
-        wmask[0x04] = 0x07            // I/O, memory, bus master
-        wmask[0x05] = 0x05            // SERR, INTx disable
+        wmask[0x04] = 0x07 // I/O, memory, bus master
+        wmask[0x05] = 0x05 // SERR, INTx disable
         for i in 0x40..<0x100 { wmask[i] = 0xFF }
         for bar in bars {
             let mask = ~(bar.size - 1)
@@ -120,7 +120,8 @@ public final class PCIHost: PortDevice {
     /// Puts `function` on bus 0; refuses a taken slot.
     public func add(_ function: PCIFunction) throws {
         guard functions[function.devfn] == nil else {
-            throw ConfigurationError.deviceConflict("PCI slot \(function.devfn >> 3).\(function.devfn & 7) is taken by \(functions[function.devfn]!.name)")
+            throw ConfigurationError.deviceConflict(
+                "PCI slot \(function.devfn >> 3).\(function.devfn & 7) is taken by \(functions[function.devfn]!.name)")
         }
         functions[function.devfn] = function
     }
@@ -169,7 +170,9 @@ public final class PCIHost: PortDevice {
                     resetControl = byte & 2
                 }
             case 0xCFC:
-                if configEnabled { dataWrite(configAddress | UInt32(piece.offset), length: piece.length, value: piece.bits(of: value)) }
+                if configEnabled {
+                    dataWrite(configAddress | UInt32(piece.offset), length: piece.length, value: piece.bits(of: value))
+                }
             default:
                 break
             }
@@ -204,23 +207,35 @@ extension PCIHost {
     /// ACPI PM registers, PAM and SMRAM) is not modelled.
     public static func qemuPCBus0() -> [PCIFunction] {
         [
-            PCIFunction(name: "i440FX", devfn: 0x00, initial: [
-                (0x00, 0x1237_8086), (0x08, 0x0600_0002), (0x2C, 0x1100_1AF4), (0x54, 0x1000_0000),
-                (0x58, 0x3333_3000), (0x5C, 0x3333_3333), (0x70, 0x0002_0000)]),
-            PCIFunction(name: "PIIX3", devfn: 0x08, initial: [
-                (0x00, 0x7000_8086), (0x04, 0x0200_0000), (0x08, 0x0601_0000), (0x0C, 0x0080_0000),
-                (0x2C, 0x1100_1AF4), (0x4C, 0x0003_004D), (0x60, 0x0B0B_0A0A), (0x68, 0x0000_0200),
-                (0x70, 0x0000_0080), (0x74, 0x0C0C_0000), (0x78, 0x0000_0002), (0xA0, 0x0000_0008),
-                (0xA8, 0x0000_000F)]),
-            PCIFunction(name: "PIIX3 IDE", devfn: 0x09, initial: [
-                (0x00, 0x7010_8086), (0x04, 0x0280_0000), (0x08, 0x0101_8000), (0x20, 0x0000_0001),
-                (0x2C, 0x1100_1AF4), (0x40, 0x8000_8000)],
-                        bars: [.init(index: 4, size: 16, isIO: true)]),
-            PCIFunction(name: "PIIX4 PM", devfn: 0x0B, initial: [
-                (0x00, 0x7113_8086), (0x04, 0x0280_0000), (0x08, 0x0680_0003), (0x2C, 0x1100_1AF4),
-                (0x3C, 0x0000_010A), (0x40, 0x0000_0601), (0x58, 0x0200_0000), (0x5C, 0x1000_0000),
-                (0x60, 0x6000_0000), (0x64, 0x0800_0000), (0x80, 0x0000_0001), (0x90, 0x0000_0701),
-                (0xD0, 0x0009_0000)]),
+            PCIFunction(
+                name: "i440FX", devfn: 0x00,
+                initial: [
+                    (0x00, 0x1237_8086), (0x08, 0x0600_0002), (0x2C, 0x1100_1AF4), (0x54, 0x1000_0000),
+                    (0x58, 0x3333_3000), (0x5C, 0x3333_3333), (0x70, 0x0002_0000),
+                ]),
+            PCIFunction(
+                name: "PIIX3", devfn: 0x08,
+                initial: [
+                    (0x00, 0x7000_8086), (0x04, 0x0200_0000), (0x08, 0x0601_0000), (0x0C, 0x0080_0000),
+                    (0x2C, 0x1100_1AF4), (0x4C, 0x0003_004D), (0x60, 0x0B0B_0A0A), (0x68, 0x0000_0200),
+                    (0x70, 0x0000_0080), (0x74, 0x0C0C_0000), (0x78, 0x0000_0002), (0xA0, 0x0000_0008),
+                    (0xA8, 0x0000_000F),
+                ]),
+            PCIFunction(
+                name: "PIIX3 IDE", devfn: 0x09,
+                initial: [
+                    (0x00, 0x7010_8086), (0x04, 0x0280_0000), (0x08, 0x0101_8000), (0x20, 0x0000_0001),
+                    (0x2C, 0x1100_1AF4), (0x40, 0x8000_8000),
+                ],
+                bars: [.init(index: 4, size: 16, isIO: true)]),
+            PCIFunction(
+                name: "PIIX4 PM", devfn: 0x0B,
+                initial: [
+                    (0x00, 0x7113_8086), (0x04, 0x0280_0000), (0x08, 0x0680_0003), (0x2C, 0x1100_1AF4),
+                    (0x3C, 0x0000_010A), (0x40, 0x0000_0601), (0x58, 0x0200_0000), (0x5C, 0x1000_0000),
+                    (0x60, 0x6000_0000), (0x64, 0x0800_0000), (0x80, 0x0000_0001), (0x90, 0x0000_0701),
+                    (0xD0, 0x0009_0000),
+                ]),
         ]
     }
 }
@@ -278,12 +293,15 @@ extension PCIHost: SnapshotDevice {
 
     private func decode(_ bytes: [UInt8]) throws -> (address: UInt32, reset: UInt8, configs: [UInt8: [UInt8]]) {
         var r = SnapshotReader(bytes, what: "pci-host state")
-        let address = try r.u32(), reset = try r.u8()
+        let address = try r.u32()
+        let reset = try r.u8()
         var configs: [UInt8: [UInt8]] = [:]
         for _ in 0..<(try r.count(unit: 9)) {
             let devfn = try r.u8()
             let config = try r.blob()
-            guard config.count == 256 else { throw SnapshotError(.corrupt, "corrupt: PCI function \(devfn) has \(config.count) configuration bytes") }
+            guard config.count == 256 else {
+                throw SnapshotError(.corrupt, "corrupt: PCI function \(devfn) has \(config.count) configuration bytes")
+            }
             configs[devfn] = config
         }
         try r.expectEnd()

@@ -60,14 +60,20 @@ public final class PCITestDevice: PortDevice, MMIODevice {
         tests = (0..<6).map { i in
             let isMemory = i < 3
             let match = kinds[i % 3] != "wildcard-eventfd"
-            return Test(number: i, name: "\(isMemory ? "mmio" : "portio")-\(kinds[i % 3])",
-                        offset: (isMemory ? 2048 : 128) + UInt32(i), matchData: match, data: match ? 0xFA : 0xCE,
-                        eventfd: i % 3 != 0, isMemory: isMemory, length: isMemory && !match && anyLength ? 0 : 1)
+            return Test(
+                number: i, name: "\(isMemory ? "mmio" : "portio")-\(kinds[i % 3])",
+                offset: (isMemory ? 2048 : 128) + UInt32(i), matchData: match, data: match ? 0xFA : 0xCE,
+                eventfd: i % 3 != 0, isMemory: isMemory, length: isMemory && !match && anyLength ? 0 : 1)
         }
-        function = PCIFunction(name: "pci-testdev", devfn: devfn, initial: [
-            (0x00, 0x0005_1B36), (0x08, 0x00FF_0000), (0x14, 0x0000_0001), (0x2C, 0x1100_1AF4)],
-                               bars: [.init(index: 0, size: PCITestDevice.memorySize, isIO: false),
-                                      .init(index: 1, size: PCITestDevice.portCount, isIO: true)])
+        function = PCIFunction(
+            name: "pci-testdev", devfn: devfn,
+            initial: [
+                (0x00, 0x0005_1B36), (0x08, 0x00FF_0000), (0x14, 0x0000_0001), (0x2C, 0x1100_1AF4),
+            ],
+            bars: [
+                .init(index: 0, size: PCITestDevice.memorySize, isIO: false),
+                .init(index: 1, size: PCITestDevice.portCount, isIO: true),
+            ])
         function.mappingsChanged = { [unowned self] in self.updateMappings() }
     }
 
@@ -127,7 +133,9 @@ public final class PCITestDevice: PortDevice, MMIODevice {
         guard let base = mappedPorts else { return .proceed }
         for i in 0..<size {
             let offset = UInt32(port &- base) + UInt32(i)
-            if offset < PCITestDevice.portCount { writeByte(offset, UInt8(truncatingIfNeeded: value >> (8 * i)), memory: false) }
+            if offset < PCITestDevice.portCount {
+                writeByte(offset, UInt8(truncatingIfNeeded: value >> (8 * i)), memory: false)
+            }
         }
         return .proceed
     }
@@ -163,9 +171,14 @@ public final class PCITestDevice: PortDevice, MMIODevice {
     func updateMappings() {
         let memory = function.barAddress(0)
         if memory != mappedMemory {
-            if let old = mappedMemory { bus.detach(self as MMIODevice, range: old..<(old + UInt64(PCITestDevice.memorySize))) }
+            if let old = mappedMemory {
+                bus.detach(self as MMIODevice, range: old..<(old + UInt64(PCITestDevice.memorySize)))
+            }
             mappedMemory = nil
-            if let memory, (try? bus.attach(self as MMIODevice, range: memory..<(memory + UInt64(PCITestDevice.memorySize)))) != nil {
+            if let memory,
+                (try? bus.attach(self as MMIODevice, range: memory..<(memory + UInt64(PCITestDevice.memorySize))))
+                    != nil
+            {
                 mappedMemory = memory
             }
         }

@@ -68,7 +68,9 @@ public final class PCTestDevice: PortDevice, MMIODevice {
 
     /// Attaches the four port ranges and the iomem buffer to `bus`.
     public func attach(to bus: IOBus) throws {
-        for ports in [PCTestDevice.registerPorts, PCTestDevice.flushPorts, PCTestDevice.bytePorts, PCTestDevice.irqPorts] {
+        for ports in [
+            PCTestDevice.registerPorts, PCTestDevice.flushPorts, PCTestDevice.bytePorts, PCTestDevice.irqPorts,
+        ] {
             try bus.attach(self, ports: ports)
         }
         try bus.attach(self as MMIODevice, range: PCTestDevice.iomem)
@@ -91,7 +93,8 @@ public final class PCTestDevice: PortDevice, MMIODevice {
     public func read(port: UInt16, size: Int) -> UInt32 {
         PortPieces.read(port: port, size: size, regions: PCTestDevice.region) { piece in
             switch piece.region?.base {
-            case PCTestDevice.registerPorts.lowerBound, PCTestDevice.bytePorts.lowerBound: register >> (8 * piece.offset)
+            case PCTestDevice.registerPorts.lowerBound, PCTestDevice.bytePorts.lowerBound:
+                register >> (8 * piece.offset)
             default: 0
             }
         }
@@ -162,7 +165,8 @@ extension Machine {
     @discardableResult
     public func attachPCTestDevice() throws -> PCTestDevice {
         let vm = self.vm
-        let setLine: ((UInt32, Bool) -> Void)? = hasIRQChip ? { line, level in try? vm.setIRQLine(line, level: level) } : nil
+        let setLine: ((UInt32, Bool) -> Void)? =
+            hasIRQChip ? { line, level in try? vm.setIRQLine(line, level: level) } : nil
         let memory = vm.memory
         let device = PCTestDevice(setIRQLine: setLine, flushPage: { memory.flushPage($0) })
         try device.attach(to: bus)

@@ -25,7 +25,7 @@ struct PS2Keyboard: Equatable {
         }
         pendingCommand = nil
         switch command {
-        case 0xF0:                                  // get/set scancode set
+        case 0xF0: // get/set scancode set
             switch byte {
             case 0:
                 // Set 1–3 as the guest would read them through translation (QEMU's translate_table).
@@ -37,10 +37,10 @@ struct PS2Keyboard: Equatable {
             default:
                 queue = [Self.resend]
             }
-        case 0xED:                                  // set LEDs
+        case 0xED: // set LEDs
             leds = byte
             queue = [Self.ack]
-        default:                                    // 0xF3 typematic rate, 0xFC make/break mode
+        default: // 0xF3 typematic rate, 0xFC make/break mode
             queue = [Self.ack]
         }
     }
@@ -51,9 +51,9 @@ struct PS2Keyboard: Equatable {
             queue = [Self.ack]
         case 0x05:
             queue = [Self.resend]
-        case 0xF2:                                  // identify: MF2, 0x41 when translated
+        case 0xF2: // identify: MF2, 0x41 when translated
             queue = [Self.ack, 0xAB, translated ? 0x41 : 0x83]
-        case 0xEE:                                  // echo
+        case 0xEE: // echo
             queue = [0xEE]
         case 0xF4:
             scanning = true
@@ -61,14 +61,14 @@ struct PS2Keyboard: Equatable {
         case 0xED, 0xF0, 0xF3, 0xFC:
             pendingCommand = command
             queue = [Self.ack]
-        case 0xF5:                                  // reset and disable
+        case 0xF5: // reset and disable
             reset()
             scanning = false
             queue = [Self.ack]
-        case 0xF6:                                  // reset and enable
+        case 0xF6: // reset and enable
             reset()
             queue = [Self.ack]
-        case 0xFF:                                  // reset: ACK, then self-test passed
+        case 0xFF: // reset: ACK, then self-test passed
             reset()
             queue = [Self.ack, Self.selfTestPassed]
         default:

@@ -45,23 +45,39 @@ struct PS2Mouse: Equatable {
             }
         }
         switch byte {
-        case 0xE6: status &= ~0x10; enqueue([Self.ack])               // 1:1 scaling
-        case 0xE7: status |= 0x10; enqueue([Self.ack])                // 2:1 scaling
-        case 0xEA: status &= ~0x40; enqueue([Self.ack])               // stream mode
-        case 0xEE: wrap = true; enqueue([Self.ack])
-        case 0xF0: status |= 0x40; enqueue([Self.ack])                // remote mode
-        case 0xF2: enqueue([Self.ack, type])                          // get type
-        case 0xE8, 0xF3: pendingCommand = byte; enqueue([Self.ack])
-        case 0xE9: enqueue([Self.ack, status, resolution, sampleRate])  // status request
-        case 0xEB:                                                    // poll: a packet with no motion
+        case 0xE6:
+            status &= ~0x10
+            enqueue([Self.ack]) // 1:1 scaling
+        case 0xE7:
+            status |= 0x10
+            enqueue([Self.ack]) // 2:1 scaling
+        case 0xEA:
+            status &= ~0x40
+            enqueue([Self.ack]) // stream mode
+        case 0xEE:
+            wrap = true
+            enqueue([Self.ack])
+        case 0xF0:
+            status |= 0x40
+            enqueue([Self.ack]) // remote mode
+        case 0xF2: enqueue([Self.ack, type]) // get type
+        case 0xE8, 0xF3:
+            pendingCommand = byte
+            enqueue([Self.ack])
+        case 0xE9: enqueue([Self.ack, status, resolution, sampleRate]) // status request
+        case 0xEB: // poll: a packet with no motion
             enqueue([Self.ack])
             enqueue(type == 0 ? [0x08, 0, 0] : [0x08, 0, 0, 0])
-        case 0xF4: status |= 0x20; enqueue([Self.ack])                // enable reporting
-        case 0xF5: status &= ~0x20; enqueue([Self.ack])
-        case 0xF6:                                                    // set defaults
+        case 0xF4:
+            status |= 0x20
+            enqueue([Self.ack]) // enable reporting
+        case 0xF5:
+            status &= ~0x20
+            enqueue([Self.ack])
+        case 0xF6: // set defaults
             (sampleRate, resolution, status) = (100, 2, 0)
             enqueue([Self.ack])
-        case 0xFF:                                                    // reset: ACK, passed, ID
+        case 0xFF: // reset: ACK, passed, ID
             (sampleRate, resolution, status, type) = (100, 2, 0, 0)
             queue.removeAll()
             enqueue([Self.ack, 0xAA, type])
@@ -78,8 +94,12 @@ struct PS2Mouse: Equatable {
         case (0, _): break
         case (1, 100): detectState = 2
         case (1, 200): detectState = 3
-        case (2, 80): type = 3; detectState = 0
-        case (3, 80): type = 4; detectState = 0
+        case (2, 80):
+            type = 3
+            detectState = 0
+        case (3, 80):
+            type = 4
+            detectState = 0
         default: detectState = 0
         }
     }

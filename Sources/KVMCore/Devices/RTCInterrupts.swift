@@ -186,13 +186,15 @@ final class RTCInterrupts: @unchecked Sendable {
     private func account(until now: Int64) {
         let from = accountedUntil
         accountedUntil = now
-        guard now > from else { return }      // the host clock stepped back: nothing happened
+        guard now > from else { return } // the host clock stepped back: nothing happened
         var events: UInt8 = 0
-        let second = RTCInterrupts.floorSeconds(from), nowSecond = RTCInterrupts.floorSeconds(now)
+        let second = RTCInterrupts.floorSeconds(from)
+        let nowSecond = RTCInterrupts.floorSeconds(now)
         if updatesRun && nowSecond > second {
             events |= Flag.update
             if alarmRuns, let alarm = nextAlarm(afterGuestSecond: second + settings.offset),
-               alarm - settings.offset <= nowSecond {
+                alarm - settings.offset <= nowSecond
+            {
                 events |= Flag.alarm
             }
         }
@@ -219,12 +221,17 @@ final class RTCInterrupts: @unchecked Sendable {
             consider((nowSecond + 1) * RTCInterrupts.nanosecondsPerSecond)
         }
         if updatesRun && alarmRuns && b & Flag.alarm != 0,
-           let alarm = nextAlarm(afterGuestSecond: nowSecond + settings.offset) {
+            let alarm = nextAlarm(afterGuestSecond: nowSecond + settings.offset)
+        {
             consider((alarm - settings.offset) * RTCInterrupts.nanosecondsPerSecond)
         }
         if let ticks = periodTicks {
             let k = tickIndex(at: now, period: ticks) + 1
-            consider(periodicStart + Int64((k * ticks).scaled(by: UInt64(RTCInterrupts.nanosecondsPerSecond), per: RTCInterrupts.clockRate)) + 1)
+            consider(
+                periodicStart
+                    + Int64(
+                        (k * ticks).scaled(by: UInt64(RTCInterrupts.nanosecondsPerSecond), per: RTCInterrupts.clockRate)
+                    ) + 1)
         }
         return next.map { UInt64(max(1, $0 - now)) }
     }
@@ -292,7 +299,8 @@ final class RTCInterrupts: @unchecked Sendable {
 
     /// Seconds, minutes and 24-hour hours of the alarm, nil for "any".
     private var alarmFields: (second: Int?, minute: Int?, hour: Int?) {
-        let binary = settings.b & 0x04 != 0, twentyFourHour = settings.b & 0x02 != 0
+        let binary = settings.b & 0x04 != 0
+        let twentyFourHour = settings.b & 0x02 != 0
         func field(_ raw: UInt8) -> Int? {
             guard raw & 0xC0 != 0xC0 else { return nil }
             return binary ? Int(raw) : Int(raw >> 4) * 10 + Int(raw & 0x0F)
@@ -309,7 +317,8 @@ final class RTCInterrupts: @unchecked Sendable {
     static func nextMatch(after t: Int64, alarm: (second: Int?, minute: Int?, hour: Int?)) -> Int64? {
         var secondOfDay = t % 86400
         if secondOfDay < 0 { secondOfDay += 86400 }
-        let second = Int(secondOfDay % 60), minuteOfDay = Int(secondOfDay / 60)
+        let second = Int(secondOfDay % 60)
+        let minuteOfDay = Int(secondOfDay / 60)
         let minuteStart = t - Int64(second)
         for k in 0...1440 {
             let m = (minuteOfDay + k) % 1440

@@ -62,26 +62,28 @@ public final class Serial16550: PortDevice, @unchecked Sendable {
         case 0:
             if dlab { return UInt32(dll) }
             guard input.count > 0 else { return 0 }
-            return UInt32(input.locked { () -> UInt8 in
-                let byte = input.popFirst()
-                updateInterrupt()
-                return byte
-            })
+            return UInt32(
+                input.locked { () -> UInt8 in
+                    let byte = input.popFirst()
+                    updateInterrupt()
+                    return byte
+                })
         case 1: return UInt32(dlab ? dlm : ier)
         case 2:
             guard interruptLine != nil else { return UInt32(identification) }
-            return UInt32(input.locked { () -> UInt8 in
-                let iir = identification
-                if iir & 0x0F == 0x02 {               // reading IIR acknowledges THR empty
-                    thrInterruptPending = false
-                    updateInterrupt()
-                }
-                return iir
-            })
+            return UInt32(
+                input.locked { () -> UInt8 in
+                    let iir = identification
+                    if iir & 0x0F == 0x02 { // reading IIR acknowledges THR empty
+                        thrInterruptPending = false
+                        updateInterrupt()
+                    }
+                    return iir
+                })
         case 3: return UInt32(lcr)
         case 4: return UInt32(mcr)
-        case 5: return 0x60 | (input.count > 0 ? 0x01 : 0)   // THRE, TEMT, data ready
-        case 6: return 0xB0                                 // DCD, DSR, CTS
+        case 5: return 0x60 | (input.count > 0 ? 0x01 : 0) // THRE, TEMT, data ready
+        case 6: return 0xB0 // DCD, DSR, CTS
         default: return UInt32(scr)
         }
     }
@@ -211,7 +213,10 @@ final class SerialInput {
         let byte = bytes[head]
         head += 1
         pending.add(-1)
-        if head == bytes.count { bytes.removeAll(keepingCapacity: true); head = 0 }
+        if head == bytes.count {
+            bytes.removeAll(keepingCapacity: true)
+            head = 0
+        }
         return byte
     }
 

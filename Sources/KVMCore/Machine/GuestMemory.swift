@@ -47,29 +47,40 @@ public final class GuestMemory: @unchecked Sendable {
     /// or with `file` that file's bytes from `offset`, copy-on-write (MAP_PRIVATE:
     /// the guest's writes never reach the file). `register` tells KVM; when it
     /// fails the mapping is undone.
-    func addRegion(at guestPhysical: UInt64, size: UInt64, flags: UInt32,
-                   file: (fd: Int32, offset: UInt64)? = nil,
-                   register: (MemoryRegion) throws -> Void) throws -> MemoryRegion {
+    func addRegion(
+        at guestPhysical: UInt64, size: UInt64, flags: UInt32,
+        file: (fd: Int32, offset: UInt64)? = nil,
+        register: (MemoryRegion) throws -> Void
+    ) throws -> MemoryRegion {
         let page = GuestMemory.pageSize
         guard size > 0 else { throw ConfigurationError.memoryLayout("guest memory slot of size 0") }
         guard size % page == 0, guestPhysical % page == 0 else {
-            throw ConfigurationError.memoryLayout("guest memory slot at \(hex(guestPhysical)) of \(size) bytes is not page aligned")
+            throw ConfigurationError.memoryLayout(
+                "guest memory slot at \(hex(guestPhysical)) of \(size) bytes is not page aligned")
         }
         guard guestPhysical <= UInt64.max - size else {
-            throw ConfigurationError.memoryLayout("guest memory slot at \(hex(guestPhysical)) of \(size) bytes wraps around")
+            throw ConfigurationError.memoryLayout(
+                "guest memory slot at \(hex(guestPhysical)) of \(size) bytes wraps around")
         }
         if let other = regions.first(where: { guestPhysical < $0.end && $0.guestPhysical < guestPhysical + size }) {
-            throw ConfigurationError.memoryLayout("guest memory slot \(hex(guestPhysical))–\(hex(guestPhysical + size)) overlaps slot \(other.slot) at \(hex(other.guestPhysical))–\(hex(other.end))")
+            throw ConfigurationError.memoryLayout(
+                "guest memory slot \(hex(guestPhysical))–\(hex(guestPhysical + size)) overlaps slot \(other.slot) at \(hex(other.guestPhysical))–\(hex(other.end))"
+            )
         }
         if let file, file.offset % page != 0 {
-            throw ConfigurationError.memoryLayout("guest memory slot mapped from file offset \(file.offset): not page aligned")
+            throw ConfigurationError.memoryLayout(
+                "guest memory slot mapped from file offset \(file.offset): not page aligned")
         }
-        guard let mapping = mmap(nil, Int(size), PROT_READ | PROT_WRITE,
-                                 MAP_PRIVATE | MAP_NORESERVE | (file == nil ? MAP_ANONYMOUS : 0),
-                                 file?.fd ?? -1, off_t(file?.offset ?? 0)),
-              mapping != MAP_FAILED else {
-            throw KVMError("mmap guest memory (\(size) bytes)", errno: .current,
-                           hint: "cannot reserve \(size >> 20) MiB of address space for the guest")
+        guard
+            let mapping = mmap(
+                nil, Int(size), PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_NORESERVE | (file == nil ? MAP_ANONYMOUS : 0),
+                file?.fd ?? -1, off_t(file?.offset ?? 0)),
+            mapping != MAP_FAILED
+        else {
+            throw KVMError(
+                "mmap guest memory (\(size) bytes)", errno: .current,
+                hint: "cannot reserve \(size >> 20) MiB of address space for the guest")
         }
         let slot = UInt32((regions.map(\.slot).max() ?? UInt32.max) &+ 1)
         let region = MemoryRegion(slot: slot, guestPhysical: guestPhysical, size: size, flags: flags, host: mapping)
@@ -92,9 +103,12 @@ public final class GuestMemory: @unchecked Sendable {
     /// contents become the file's.
     func remap(region index: Int, fd: Int32, offset: UInt64) throws {
         let region = regions[index]
-        guard let mapping = mmap(region.host, Int(region.size), PROT_READ | PROT_WRITE,
-                                 MAP_PRIVATE | MAP_NORESERVE | MAP_FIXED, fd, off_t(offset)),
-              mapping == region.host else {
+        guard
+            let mapping = mmap(
+                region.host, Int(region.size), PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_NORESERVE | MAP_FIXED, fd, off_t(offset)),
+            mapping == region.host
+        else {
             throw KVMError("mmap guest memory over slot \(region.slot)", errno: .current)
         }
     }
@@ -116,7 +130,10 @@ public final class GuestMemory: @unchecked Sendable {
             let start = max(address, region.guestPhysical)
             let end = min(address &+ UInt64(count), region.end)
             guard start < end else { continue }
-            bitmap.set(pages: Int((start - region.guestPhysical) / GuestMemory.pageSize)...Int((end - 1 - region.guestPhysical) / GuestMemory.pageSize))
+            bitmap.set(
+                pages: Int(
+                    (start - region.guestPhysical) / GuestMemory.pageSize)...Int(
+                        (end - 1 - region.guestPhysical) / GuestMemory.pageSize))
         }
     }
 

@@ -32,7 +32,9 @@ public final class Machine {
     let snapshotTracking = SnapshotTracking()
 
     /// Largest guest RAM accepted: what the long-mode identity map covers.
-    public static var maxMemorySize: UInt64 { (BootLayout.maxIdentityMappedGiB << 30) - (PCLayout.highMemoryStart - PCLayout.lowMemoryLimit) }
+    public static var maxMemorySize: UInt64 {
+        (BootLayout.maxIdentityMappedGiB << 30) - (PCLayout.highMemoryStart - PCLayout.lowMemoryLimit)
+    }
 
     /// Refuses guest RAM this machine cannot lay out: under 1 MiB, not whole pages,
     /// or more than the long-mode identity map covers.
@@ -41,25 +43,33 @@ public final class Machine {
             throw ConfigurationError.memoryLayout("guest memory of \(memorySize) bytes is too small: at least 1 MiB")
         }
         guard memorySize <= Machine.maxMemorySize else {
-            throw ConfigurationError.memoryLayout("guest memory of \(memorySize >> 20) MiB is above the \(Machine.maxMemorySize >> 20) MiB this machine supports")
+            throw ConfigurationError.memoryLayout(
+                "guest memory of \(memorySize >> 20) MiB is above the \(Machine.maxMemorySize >> 20) MiB this machine supports"
+            )
         }
         guard memorySize % GuestMemory.pageSize == 0 else {
-            throw ConfigurationError.memoryLayout("guest memory of \(memorySize) bytes is not a whole number of 4 KiB pages")
+            throw ConfigurationError.memoryLayout(
+                "guest memory of \(memorySize) bytes is not a whole number of 4 KiB pages")
         }
     }
 
     /// With `logDirtyPages`, the RAM slots log the pages the guest writes
     /// (KVM_MEM_LOG_DIRTY_PAGES) so `reset(to:)` copies back only those.
-    public convenience init(memorySize: UInt64 = 64 << 20, vcpus count: Int = 1, irqchip: Bool = false,
-                            serial sink: OutputSink = .buffer, kvm: KVM? = nil, logDirtyPages: Bool = false) throws {
-        try self.init(memorySize: memorySize, vcpus: count, irqchip: irqchip, serial: sink, kvm: kvm,
-                      logDirtyPages: logDirtyPages, image: nil)
+    public convenience init(
+        memorySize: UInt64 = 64 << 20, vcpus count: Int = 1, irqchip: Bool = false,
+        serial sink: OutputSink = .buffer, kvm: KVM? = nil, logDirtyPages: Bool = false
+    ) throws {
+        try self.init(
+            memorySize: memorySize, vcpus: count, irqchip: irqchip, serial: sink, kvm: kvm,
+            logDirtyPages: logDirtyPages, image: nil)
     }
 
     /// With `image` (a restore), RAM maps that file copy-on-write and the vCPUs
     /// are created bare: no CPUID, no initial state, which the restore sets.
-    init(memorySize: UInt64, vcpus count: Int, irqchip: Bool, serial sink: OutputSink, kvm: KVM?,
-         logDirtyPages: Bool, image: (fd: Int32, offsets: [UInt64])?) throws {
+    init(
+        memorySize: UInt64, vcpus count: Int, irqchip: Bool, serial sink: OutputSink, kvm: KVM?,
+        logDirtyPages: Bool, image: (fd: Int32, offsets: [UInt64])?
+    ) throws {
         try Machine.checkMemorySize(memorySize)
         let kvm = try kvm ?? KVM()
         let maxVCPUs = max(kvm.check(.maxVCPUs), kvm.check(.nrVCPUs), 1)
@@ -99,8 +109,9 @@ public final class Machine {
     /// Copies `image` into RAM and sets the bootstrap vCPU up in the image's mode at its entry.
     public func load(_ image: BootImage) throws {
         try image.load(into: memory)
-        try vcpu.setUp(mode: image.mode, entry: image.entry, arguments: image.arguments, gdt: image.gdt,
-                         selectors: image.selectors)
+        try vcpu.setUp(
+            mode: image.mode, entry: image.entry, arguments: image.arguments, gdt: image.gdt,
+            selectors: image.selectors)
     }
 }
 

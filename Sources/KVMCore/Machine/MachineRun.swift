@@ -20,7 +20,9 @@ extension Machine {
     /// vCPUs on several threads at once.
     public func run(timeout: Duration? = nil, trace: (@Sendable (VCPU, VMExit) -> Void)? = nil) throws -> StopReason {
         let haltCheck: Duration? = hasIRQChip ? .milliseconds(10) : nil
-        guard vcpus.count > 1 else { return try vcpu.run(bus: bus, timeout: timeout, haltCheck: haltCheck, trace: trace) }
+        guard vcpus.count > 1 else {
+            return try vcpu.run(bus: bus, timeout: timeout, haltCheck: haltCheck, trace: trace)
+        }
         let pvUnhalt = (try vcpu.cpuid()[CPUID.kvmFeatures]?.eax ?? 0) & CPUID.kvmFeaturePVUnhalt != 0
         let haltPatience = pvUnhalt ? 100 : 1
         let outcome = FirstOutcome()
@@ -31,29 +33,31 @@ extension Machine {
             for thread in threads { thread.join() }
         }
         for ap in vcpus.dropFirst() {
-            threads.append(try PosixThread { [bus] in
-                while true {
-                    do {
-                        let stop = try ap.run(bus: bus, trace: trace)
-                        switch stop {
-                        case .sync, .nestedDumpRequested, .snapshotRequested:
-                            continue
-                        case .stopped where outcome.isSettled:
-                            return
-                        default:
-                            if outcome.settle(.success(stop)) { bsp.stop() }
+            threads.append(
+                try PosixThread { [bus] in
+                    while true {
+                        do {
+                            let stop = try ap.run(bus: bus, trace: trace)
+                            switch stop {
+                            case .sync, .nestedDumpRequested, .snapshotRequested:
+                                continue
+                            case .stopped where outcome.isSettled:
+                                return
+                            default:
+                                if outcome.settle(.success(stop)) { bsp.stop() }
+                                return
+                            }
+                        } catch {
+                            if outcome.settle(.failure(error)) { bsp.stop() }
                             return
                         }
-                    } catch {
-                        if outcome.settle(.failure(error)) { bsp.stop() }
-                        return
                     }
-                }
-            })
+                })
         }
         let stop: StopReason
         do {
-            stop = try bsp.run(bus: bus, timeout: timeout, haltCheck: haltCheck, haltPatience: haltPatience, trace: trace)
+            stop = try bsp.run(
+                bus: bus, timeout: timeout, haltCheck: haltCheck, haltPatience: haltPatience, trace: trace)
         } catch {
             _ = outcome.settle(.failure(error))
             return try outcome.result!.get()

@@ -12,18 +12,23 @@ extension Machine {
     ///
     /// `logDirtyPages` as for `init`: a machine reset to a snapshot again and
     /// again (boot once, reset per test) copies back only the pages written.
-    public static func pc(memorySize: UInt64, cpus: Int = 1, serial: OutputSink = .buffer,
-                          kvm: KVM? = nil, logDirtyPages: Bool = false) throws -> Machine {
-        try Machine(memorySize: memorySize, vcpus: cpus, irqchip: true, serial: serial, kvm: kvm,
-                    logDirtyPages: logDirtyPages)
+    public static func pc(
+        memorySize: UInt64, cpus: Int = 1, serial: OutputSink = .buffer,
+        kvm: KVM? = nil, logDirtyPages: Bool = false
+    ) throws -> Machine {
+        try Machine(
+            memorySize: memorySize, vcpus: cpus, irqchip: true, serial: serial, kvm: kvm,
+            logDirtyPages: logDirtyPages)
     }
 
     /// QEMU pc's devices, as `PCDevices` groups them; the boots attach all of
     /// them. Call it yourself for a guest loaded another way (an ELF test
     /// guest) that should meet a PC. `memoryMap` defaults to `pcMemoryMap()`:
     /// set CPUID first.
-    public func attachPCDevices(_ devices: PCDevices = .all, memoryMap: PCMemoryMap? = nil,
-                                fwCfg: FwCfgItems = FwCfgItems()) throws {
+    public func attachPCDevices(
+        _ devices: PCDevices = .all, memoryMap: PCMemoryMap? = nil,
+        fwCfg: FwCfgItems = FwCfgItems()
+    ) throws {
         if devices.contains(.firmware) {
             var items = FwCfgItems.qemuPC(memoryMap: try memoryMap ?? pcMemoryMap(), cpus: vcpus.count)
             items.merge(fwCfg)

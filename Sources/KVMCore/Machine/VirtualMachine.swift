@@ -25,19 +25,24 @@ public final class VirtualMachine: Sendable {
     /// read as zeros), its writes stay in this process. Nothing is read up front,
     /// so the cost does not grow with `size`. `fd` may be closed afterwards.
     @discardableResult
-    public func addMemory(at guestPhysical: UInt64, size: UInt64, mappingFile fd: Int32, offset: UInt64,
-                          logDirtyPages: Bool = false) throws -> MemoryRegion {
+    public func addMemory(
+        at guestPhysical: UInt64, size: UInt64, mappingFile fd: Int32, offset: UInt64,
+        logDirtyPages: Bool = false
+    ) throws -> MemoryRegion {
         try addMemory(at: guestPhysical, size: size, logDirtyPages: logDirtyPages, file: (fd, offset))
     }
 
-    private func addMemory(at guestPhysical: UInt64, size: UInt64, logDirtyPages: Bool,
-                           file: (fd: Int32, offset: UInt64)?) throws -> MemoryRegion {
+    private func addMemory(
+        at guestPhysical: UInt64, size: UInt64, logDirtyPages: Bool,
+        file: (fd: Int32, offset: UInt64)?
+    ) throws -> MemoryRegion {
         let flags: UInt32 = logDirtyPages ? UInt32(KVM_MEM_LOG_DIRTY_PAGES) : 0
         return try memory.addRegion(at: guestPhysical, size: size, flags: flags, file: file) { region in
-            var r = kvm_userspace_memory_region(slot: region.slot, flags: region.flags,
-                                                guest_phys_addr: region.guestPhysical,
-                                                memory_size: region.size,
-                                                userspace_addr: UInt64(UInt(bitPattern: region.host)))
+            var r = kvm_userspace_memory_region(
+                slot: region.slot, flags: region.flags,
+                guest_phys_addr: region.guestPhysical,
+                memory_size: region.size,
+                userspace_addr: UInt64(UInt(bitPattern: region.host)))
             try handle.ioctl(.setUserMemoryRegion, &r) { err in
                 err == .EEXIST ? "slot \(region.slot) overlaps an existing KVM memory slot" : nil
             }
@@ -47,12 +52,15 @@ public final class VirtualMachine: Sendable {
     /// PC RAM as QEMU lays it out: up to 3 GiB from 0, the rest from 4 GiB
     /// (the gap is the 32-bit PCI hole). With `file`, region i maps that file
     /// copy-on-write from `offsets[i]` (see `addMemory(at:size:mappingFile:offset:)`).
-    public func addRAM(size: UInt64, logDirtyPages: Bool = false,
-                       file: (fd: Int32, offsets: [UInt64])? = nil) throws {
+    public func addRAM(
+        size: UInt64, logDirtyPages: Bool = false,
+        file: (fd: Int32, offsets: [UInt64])? = nil
+    ) throws {
         for (i, part) in PCLayout.ram(size: size).enumerated() {
             if let file {
-                try addMemory(at: part.guestPhysical, size: part.size, mappingFile: file.fd,
-                              offset: file.offsets[i], logDirtyPages: logDirtyPages)
+                try addMemory(
+                    at: part.guestPhysical, size: part.size, mappingFile: file.fd,
+                    offset: file.offsets[i], logDirtyPages: logDirtyPages)
             } else {
                 try addMemory(at: part.guestPhysical, size: part.size, logDirtyPages: logDirtyPages)
             }

@@ -62,7 +62,8 @@ public struct HostCPU: Equatable, Sendable {
         let leaf0 = cpuid(0, 0)
         vendorString = fourCC(leaf0.ebx) + fourCC(leaf0.edx) + fourCC(leaf0.ecx)
         let leaf1 = leaf0.eax >= 1 ? cpuid(1, 0) : (eax: 0, ebx: 0, ecx: 0, edx: 0)
-        let baseFamily = (leaf1.eax >> 8) & 0xF, baseModel = (leaf1.eax >> 4) & 0xF
+        let baseFamily = (leaf1.eax >> 8) & 0xF
+        let baseModel = (leaf1.eax >> 4) & 0xF
         family = baseFamily == 0xF ? baseFamily + ((leaf1.eax >> 20) & 0xFF) : baseFamily
         model = baseFamily == 0x6 || baseFamily == 0xF ? baseModel | ((leaf1.eax >> 12) & 0xF0) : baseModel
         stepping = leaf1.eax & 0xF

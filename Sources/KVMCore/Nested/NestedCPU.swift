@@ -41,7 +41,9 @@ extension VCPU {
             // less those KVM derives itself and refuses to have set (see vmxCapabilityMSRsToCopy).
             let features = (try? vm.kvm.msrFeatureIndexList()) ?? []
             let vmxIndices = VCPU.vmxCapabilityMSRsToCopy(features)
-            if vmxIndices.isEmpty { warnings.append("KVM lists no VMX capability MSRs (0x480–0x493) among its feature MSRs") }
+            if vmxIndices.isEmpty {
+                warnings.append("KVM lists no VMX capability MSRs (0x480–0x493) among its feature MSRs")
+            }
             for index in vmxIndices {
                 do {
                     let value = try vm.kvm.featureMSRs([index])
@@ -59,7 +61,8 @@ extension VCPU {
             table[0x8000_0001]?.ecx |= 1 << 2
             if table[0x8000_000A] == nil {
                 // Revision 1, 8 ASIDs, NPT and NRIPS: what KVM reports for nested SVM.
-                table[0x8000_000A] = supported[0x8000_000A]
+                table[0x8000_000A] =
+                    supported[0x8000_000A]
                     ?? CPUIDEntry(function: 0x8000_000A, eax: 1, ebx: 8, edx: (1 << 0) | (1 << 3))
             }
             if let maxExtended = table[0x8000_0000], maxExtended.eax < 0x8000_000A {

@@ -22,7 +22,9 @@ enum NestedByteIO {
 
     static func store(_ bytes: inout [UInt8], _ offset: Int, _ width: Int, _ value: UInt64) {
         guard offset >= 0, width > 0 else { return }
-        if bytes.count < offset + width { bytes.append(contentsOf: repeatElement(0, count: offset + width - bytes.count)) }
+        if bytes.count < offset + width {
+            bytes.append(contentsOf: repeatElement(0, count: offset + width - bytes.count))
+        }
         for i in 0..<width { bytes[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))) }
     }
 
@@ -94,8 +96,10 @@ public struct NestedFieldSpec: Equatable, Sendable {
     public let bitCount: Int?
 
     /// A field of `width` bytes at `offset`, optionally the bits `shift ..< shift + bitCount`.
-    public init(_ name: String, _ offset: Int, _ width: Int, _ style: NestedFieldStyle = .hex,
-                shift: Int = 0, bitCount: Int? = nil) {
+    public init(
+        _ name: String, _ offset: Int, _ width: Int, _ style: NestedFieldStyle = .hex,
+        shift: Int = 0, bitCount: Int? = nil
+    ) {
         self.name = name
         self.offset = offset
         self.width = width
@@ -154,19 +158,19 @@ public enum NestedFieldValue: Equatable, Sendable, CustomStringConvertible {
     /// Padded hex for numbers, hex pairs for byte arrays, "absent".
     public var description: String {
         switch self {
-        case let .uint(v, w): return NestedHex.padded(v, width: w)
-        case let .bytes(b): return NestedHex.bytes(b)
+        case .uint(let v, let w): return NestedHex.padded(v, width: w)
+        case .bytes(let b): return NestedHex.bytes(b)
         case .absent: return "absent"
-        case let .page(n): return "present (\(n) bytes)"
+        case .page(let n): return "present (\(n) bytes)"
         }
     }
 
     var json: JSONValue {
         switch self {
-        case let .uint(v, w): return .string(NestedHex.padded(v, width: w))
-        case let .bytes(b): return .string(NestedHex.bytes(b))
+        case .uint(let v, let w): return .string(NestedHex.padded(v, width: w))
+        case .bytes(let b): return .string(NestedHex.bytes(b))
         case .absent: return .null
-        case let .page(n): return .int(Int64(n))
+        case .page(let n): return .int(Int64(n))
         }
     }
 }
@@ -258,73 +262,97 @@ public enum NestedBitNames: String, Equatable, Sendable, CaseIterable {
         case .vmxHeaderFlags:
             return [(0, "PREEMPTION_TIMER_DEADLINE")]
         case .pinBased:
-            return [(0, "EXT_INTR_EXITING"), (3, "NMI_EXITING"), (5, "VIRTUAL_NMIS"),
-                    (6, "PREEMPTION_TIMER"), (7, "POSTED_INTR")]
+            return [
+                (0, "EXT_INTR_EXITING"), (3, "NMI_EXITING"), (5, "VIRTUAL_NMIS"),
+                (6, "PREEMPTION_TIMER"), (7, "POSTED_INTR"),
+            ]
         case .procBased:
-            return [(2, "INTR_WINDOW_EXITING"), (3, "USE_TSC_OFFSETTING"), (7, "HLT_EXITING"),
-                    (9, "INVLPG_EXITING"), (10, "MWAIT_EXITING"), (11, "RDPMC_EXITING"),
-                    (12, "RDTSC_EXITING"), (15, "CR3_LOAD_EXITING"), (16, "CR3_STORE_EXITING"),
-                    (17, "ACTIVATE_TERTIARY_CONTROLS"), (19, "CR8_LOAD_EXITING"), (20, "CR8_STORE_EXITING"),
-                    (21, "TPR_SHADOW"), (22, "NMI_WINDOW_EXITING"), (23, "MOV_DR_EXITING"),
-                    (24, "UNCOND_IO_EXITING"), (25, "USE_IO_BITMAPS"), (27, "MONITOR_TRAP_FLAG"),
-                    (28, "USE_MSR_BITMAPS"), (29, "MONITOR_EXITING"), (30, "PAUSE_EXITING"),
-                    (31, "ACTIVATE_SECONDARY_CONTROLS")]
+            return [
+                (2, "INTR_WINDOW_EXITING"), (3, "USE_TSC_OFFSETTING"), (7, "HLT_EXITING"),
+                (9, "INVLPG_EXITING"), (10, "MWAIT_EXITING"), (11, "RDPMC_EXITING"),
+                (12, "RDTSC_EXITING"), (15, "CR3_LOAD_EXITING"), (16, "CR3_STORE_EXITING"),
+                (17, "ACTIVATE_TERTIARY_CONTROLS"), (19, "CR8_LOAD_EXITING"), (20, "CR8_STORE_EXITING"),
+                (21, "TPR_SHADOW"), (22, "NMI_WINDOW_EXITING"), (23, "MOV_DR_EXITING"),
+                (24, "UNCOND_IO_EXITING"), (25, "USE_IO_BITMAPS"), (27, "MONITOR_TRAP_FLAG"),
+                (28, "USE_MSR_BITMAPS"), (29, "MONITOR_EXITING"), (30, "PAUSE_EXITING"),
+                (31, "ACTIVATE_SECONDARY_CONTROLS"),
+            ]
         case .procBased2:
-            return [(0, "VIRTUALIZE_APIC_ACCESSES"), (1, "ENABLE_EPT"), (2, "DESC_EXITING"),
-                    (3, "ENABLE_RDTSCP"), (4, "VIRTUALIZE_X2APIC_MODE"), (5, "ENABLE_VPID"),
-                    (6, "WBINVD_EXITING"), (7, "UNRESTRICTED_GUEST"), (8, "APIC_REGISTER_VIRT"),
-                    (9, "VIRTUAL_INTR_DELIVERY"), (10, "PAUSE_LOOP_EXITING"), (11, "RDRAND_EXITING"),
-                    (12, "ENABLE_INVPCID"), (13, "ENABLE_VMFUNC"), (14, "SHADOW_VMCS"),
-                    (15, "ENCLS_EXITING"), (16, "RDSEED_EXITING"), (17, "ENABLE_PML"),
-                    (18, "EPT_VIOLATION_VE"), (19, "PT_CONCEAL_VMX"), (20, "ENABLE_XSAVES"),
-                    (22, "MODE_BASED_EPT_EXEC"), (23, "SPP"), (24, "PT_USE_GPA"), (25, "TSC_SCALING"),
-                    (26, "ENABLE_USR_WAIT_PAUSE"), (27, "ENABLE_PCONFIG"), (28, "ENCLV_EXITING"),
-                    (30, "BUS_LOCK_DETECTION"), (31, "NOTIFY_VM_EXITING")]
+            return [
+                (0, "VIRTUALIZE_APIC_ACCESSES"), (1, "ENABLE_EPT"), (2, "DESC_EXITING"),
+                (3, "ENABLE_RDTSCP"), (4, "VIRTUALIZE_X2APIC_MODE"), (5, "ENABLE_VPID"),
+                (6, "WBINVD_EXITING"), (7, "UNRESTRICTED_GUEST"), (8, "APIC_REGISTER_VIRT"),
+                (9, "VIRTUAL_INTR_DELIVERY"), (10, "PAUSE_LOOP_EXITING"), (11, "RDRAND_EXITING"),
+                (12, "ENABLE_INVPCID"), (13, "ENABLE_VMFUNC"), (14, "SHADOW_VMCS"),
+                (15, "ENCLS_EXITING"), (16, "RDSEED_EXITING"), (17, "ENABLE_PML"),
+                (18, "EPT_VIOLATION_VE"), (19, "PT_CONCEAL_VMX"), (20, "ENABLE_XSAVES"),
+                (22, "MODE_BASED_EPT_EXEC"), (23, "SPP"), (24, "PT_USE_GPA"), (25, "TSC_SCALING"),
+                (26, "ENABLE_USR_WAIT_PAUSE"), (27, "ENABLE_PCONFIG"), (28, "ENCLV_EXITING"),
+                (30, "BUS_LOCK_DETECTION"), (31, "NOTIFY_VM_EXITING"),
+            ]
         case .exitControls:
-            return [(2, "SAVE_DEBUG_CONTROLS"), (9, "HOST_ADDR_SPACE_SIZE"),
-                    (12, "LOAD_IA32_PERF_GLOBAL_CTRL"), (15, "ACK_INTR_ON_EXIT"), (18, "SAVE_IA32_PAT"),
-                    (19, "LOAD_IA32_PAT"), (20, "SAVE_IA32_EFER"), (21, "LOAD_IA32_EFER"),
-                    (22, "SAVE_VMX_PREEMPTION_TIMER"), (23, "CLEAR_BNDCFGS"), (24, "PT_CONCEAL_PIP"),
-                    (25, "CLEAR_IA32_RTIT_CTL"), (28, "LOAD_CET_STATE")]
+            return [
+                (2, "SAVE_DEBUG_CONTROLS"), (9, "HOST_ADDR_SPACE_SIZE"),
+                (12, "LOAD_IA32_PERF_GLOBAL_CTRL"), (15, "ACK_INTR_ON_EXIT"), (18, "SAVE_IA32_PAT"),
+                (19, "LOAD_IA32_PAT"), (20, "SAVE_IA32_EFER"), (21, "LOAD_IA32_EFER"),
+                (22, "SAVE_VMX_PREEMPTION_TIMER"), (23, "CLEAR_BNDCFGS"), (24, "PT_CONCEAL_PIP"),
+                (25, "CLEAR_IA32_RTIT_CTL"), (28, "LOAD_CET_STATE"),
+            ]
         case .entryControls:
-            return [(2, "LOAD_DEBUG_CONTROLS"), (9, "IA32E_MODE"), (10, "SMM"), (11, "DEACT_DUAL_MONITOR"),
-                    (13, "LOAD_IA32_PERF_GLOBAL_CTRL"), (14, "LOAD_IA32_PAT"), (15, "LOAD_IA32_EFER"),
-                    (16, "LOAD_BNDCFGS"), (17, "PT_CONCEAL_PIP"), (18, "LOAD_IA32_RTIT_CTL"),
-                    (20, "LOAD_CET_STATE")]
+            return [
+                (2, "LOAD_DEBUG_CONTROLS"), (9, "IA32E_MODE"), (10, "SMM"), (11, "DEACT_DUAL_MONITOR"),
+                (13, "LOAD_IA32_PERF_GLOBAL_CTRL"), (14, "LOAD_IA32_PAT"), (15, "LOAD_IA32_EFER"),
+                (16, "LOAD_BNDCFGS"), (17, "PT_CONCEAL_PIP"), (18, "LOAD_IA32_RTIT_CTL"),
+                (20, "LOAD_CET_STATE"),
+            ]
         case .cr0:
-            return [(0, "PE"), (1, "MP"), (2, "EM"), (3, "TS"), (4, "ET"), (5, "NE"), (16, "WP"),
-                    (18, "AM"), (29, "NW"), (30, "CD"), (31, "PG")]
+            return [
+                (0, "PE"), (1, "MP"), (2, "EM"), (3, "TS"), (4, "ET"), (5, "NE"), (16, "WP"),
+                (18, "AM"), (29, "NW"), (30, "CD"), (31, "PG"),
+            ]
         case .cr4:
-            return [(0, "VME"), (1, "PVI"), (2, "TSD"), (3, "DE"), (4, "PSE"), (5, "PAE"), (6, "MCE"),
-                    (7, "PGE"), (8, "PCE"), (9, "OSFXSR"), (10, "OSXMMEXCPT"), (11, "UMIP"), (12, "LA57"),
-                    (13, "VMXE"), (14, "SMXE"), (16, "FSGSBASE"), (17, "PCIDE"), (18, "OSXSAVE"),
-                    (19, "KL"), (20, "SMEP"), (21, "SMAP"), (22, "PKE"), (23, "CET"), (24, "PKS"),
-                    (25, "UINTR"), (28, "LAM_SUP")]
+            return [
+                (0, "VME"), (1, "PVI"), (2, "TSD"), (3, "DE"), (4, "PSE"), (5, "PAE"), (6, "MCE"),
+                (7, "PGE"), (8, "PCE"), (9, "OSFXSR"), (10, "OSXMMEXCPT"), (11, "UMIP"), (12, "LA57"),
+                (13, "VMXE"), (14, "SMXE"), (16, "FSGSBASE"), (17, "PCIDE"), (18, "OSXSAVE"),
+                (19, "KL"), (20, "SMEP"), (21, "SMAP"), (22, "PKE"), (23, "CET"), (24, "PKS"),
+                (25, "UINTR"), (28, "LAM_SUP"),
+            ]
         case .efer:
-            return [(0, "SCE"), (8, "LME"), (10, "LMA"), (11, "NXE"), (12, "SVME"), (13, "LMSLE"),
-                    (14, "FFXSR"), (15, "TCE"), (17, "MCOMMIT"), (18, "INTWB"), (21, "AUTOIBRS")]
+            return [
+                (0, "SCE"), (8, "LME"), (10, "LMA"), (11, "NXE"), (12, "SVME"), (13, "LMSLE"),
+                (14, "FFXSR"), (15, "TCE"), (17, "MCOMMIT"), (18, "INTWB"), (21, "AUTOIBRS"),
+            ]
         case .svmInterceptMisc1:
-            return [(0, "INTR"), (1, "NMI"), (2, "SMI"), (3, "INIT"), (4, "VINTR"), (5, "SELECTIVE_CR0"),
-                    (6, "STORE_IDTR"), (7, "STORE_GDTR"), (8, "STORE_LDTR"), (9, "STORE_TR"),
-                    (10, "LOAD_IDTR"), (11, "LOAD_GDTR"), (12, "LOAD_LDTR"), (13, "LOAD_TR"),
-                    (14, "RDTSC"), (15, "RDPMC"), (16, "PUSHF"), (17, "POPF"), (18, "CPUID"), (19, "RSM"),
-                    (20, "IRET"), (21, "INTn"), (22, "INVD"), (23, "PAUSE"), (24, "HLT"), (25, "INVLPG"),
-                    (26, "INVLPGA"), (27, "IOIO_PROT"), (28, "MSR_PROT"), (29, "TASK_SWITCH"),
-                    (30, "FERR_FREEZE"), (31, "SHUTDOWN")]
+            return [
+                (0, "INTR"), (1, "NMI"), (2, "SMI"), (3, "INIT"), (4, "VINTR"), (5, "SELECTIVE_CR0"),
+                (6, "STORE_IDTR"), (7, "STORE_GDTR"), (8, "STORE_LDTR"), (9, "STORE_TR"),
+                (10, "LOAD_IDTR"), (11, "LOAD_GDTR"), (12, "LOAD_LDTR"), (13, "LOAD_TR"),
+                (14, "RDTSC"), (15, "RDPMC"), (16, "PUSHF"), (17, "POPF"), (18, "CPUID"), (19, "RSM"),
+                (20, "IRET"), (21, "INTn"), (22, "INVD"), (23, "PAUSE"), (24, "HLT"), (25, "INVLPG"),
+                (26, "INVLPGA"), (27, "IOIO_PROT"), (28, "MSR_PROT"), (29, "TASK_SWITCH"),
+                (30, "FERR_FREEZE"), (31, "SHUTDOWN"),
+            ]
         case .svmInterceptMisc2:
-            return [(0, "VMRUN"), (1, "VMMCALL"), (2, "VMLOAD"), (3, "VMSAVE"), (4, "STGI"), (5, "CLGI"),
-                    (6, "SKINIT"), (7, "RDTSCP"), (8, "ICEBP"), (9, "WBINVD"), (10, "MONITOR"),
-                    (11, "MWAIT"), (12, "MWAIT_COND"), (13, "XSETBV"), (14, "RDPRU"), (15, "EFER_WRITE_TRAP"),
-                    (16, "CR0_WRITE_TRAP"), (17, "CR1_WRITE_TRAP"), (18, "CR2_WRITE_TRAP"),
-                    (19, "CR3_WRITE_TRAP"), (20, "CR4_WRITE_TRAP"), (21, "CR5_WRITE_TRAP"),
-                    (22, "CR6_WRITE_TRAP"), (23, "CR7_WRITE_TRAP"), (24, "CR8_WRITE_TRAP")]
+            return [
+                (0, "VMRUN"), (1, "VMMCALL"), (2, "VMLOAD"), (3, "VMSAVE"), (4, "STGI"), (5, "CLGI"),
+                (6, "SKINIT"), (7, "RDTSCP"), (8, "ICEBP"), (9, "WBINVD"), (10, "MONITOR"),
+                (11, "MWAIT"), (12, "MWAIT_COND"), (13, "XSETBV"), (14, "RDPRU"), (15, "EFER_WRITE_TRAP"),
+                (16, "CR0_WRITE_TRAP"), (17, "CR1_WRITE_TRAP"), (18, "CR2_WRITE_TRAP"),
+                (19, "CR3_WRITE_TRAP"), (20, "CR4_WRITE_TRAP"), (21, "CR5_WRITE_TRAP"),
+                (22, "CR6_WRITE_TRAP"), (23, "CR7_WRITE_TRAP"), (24, "CR8_WRITE_TRAP"),
+            ]
         case .svmInterceptMisc3:
-            return [(0, "INVLPGB"), (1, "INVLPGB_ILLEGAL"), (2, "INVPCID"), (3, "MCOMMIT"), (4, "TLBSYNC"),
-                    (5, "BUSLOCK"), (6, "IDLE_HLT")]
+            return [
+                (0, "INVLPGB"), (1, "INVLPGB_ILLEGAL"), (2, "INVPCID"), (3, "MCOMMIT"), (4, "TLBSYNC"),
+                (5, "BUSLOCK"), (6, "IDLE_HLT"),
+            ]
         case .svmIntCtl:
-            return [(8, "V_IRQ"), (9, "V_GIF"), (11, "V_NMI_PENDING"), (12, "V_NMI_BLOCKING"),
-                    (20, "V_IGN_TPR"), (24, "V_INTR_MASKING"), (25, "V_GIF_ENABLE"), (26, "V_NMI_ENABLE"),
-                    (30, "X2APIC_MODE"), (31, "AVIC_ENABLE")]
+            return [
+                (8, "V_IRQ"), (9, "V_GIF"), (11, "V_NMI_PENDING"), (12, "V_NMI_BLOCKING"),
+                (20, "V_IGN_TPR"), (24, "V_INTR_MASKING"), (25, "V_GIF_ENABLE"), (26, "V_NMI_ENABLE"),
+                (30, "X2APIC_MODE"), (31, "AVIC_ENABLE"),
+            ]
         case .svmNestedCtl:
             return [(0, "NP_ENABLE"), (1, "SEV_ENABLE"), (2, "SEV_ES_ENABLE"), (3, "GMET_ENABLE")]
         case .svmVirtExt:
@@ -378,8 +406,10 @@ public enum NestedAnnotation: String, Equatable, Sendable {
             return s
         case .vmxInterruptionInfo:
             guard value & 0x8000_0000 != 0 else { return "invalid" }
-            let types = ["external-interrupt", "reserved", "nmi", "hw-exception", "sw-interrupt",
-                         "privileged-sw-exception", "sw-exception", "other-event"]
+            let types = [
+                "external-interrupt", "reserved", "nmi", "hw-exception", "sw-interrupt",
+                "privileged-sw-exception", "sw-exception", "other-event",
+            ]
             var s = "valid vector=\(value & 0xFF) type=\(types[Int((value >> 8) & 7)])"
             if value & 0x800 != 0 { s += " error-code" }
             if value & 0x1000 != 0 { s += " nmi-unblocking" }
@@ -388,8 +418,10 @@ public enum NestedAnnotation: String, Equatable, Sendable {
             return NestedAnnotation.svmExitName(value)
         case .svmEventInfo:
             guard value & 0x8000_0000 != 0 else { return "invalid" }
-            let types = ["intr", "reserved(1)", "nmi", "exception", "soft-int", "reserved(5)",
-                         "reserved(6)", "reserved(7)"]
+            let types = [
+                "intr", "reserved(1)", "nmi", "exception", "soft-int", "reserved(5)",
+                "reserved(6)", "reserved(7)",
+            ]
             var s = "valid vector=\(value & 0xFF) type=\(types[Int((value >> 8) & 7)])"
             if value & 0x800 != 0 { s += " error-code" }
             return s

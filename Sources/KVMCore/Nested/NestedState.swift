@@ -122,11 +122,11 @@ public enum NestedStateError: Error, Equatable, Sendable, CustomStringConvertibl
     /// One line naming the problem and the sizes involved.
     public var description: String {
         switch self {
-        case let .truncated(expected, got):
+        case .truncated(let expected, let got):
             return "nested state truncated: need \(expected) bytes, got \(got)"
-        case let .sizeTooSmall(size):
+        case .sizeTooSmall(let size):
             return "nested state size \(size) is smaller than the \(NestedState.headerSize)-byte header"
-        case let .invalidCapacity(c):
+        case .invalidCapacity(let c):
             return "nested state buffer capacity \(c) is invalid (need \(NestedState.headerSize)…\(UInt32.max) bytes)"
         }
     }
@@ -155,10 +155,12 @@ public struct VMXNestedHeader: Equatable, Sendable {
     public static let reservedSize = 88
 
     /// A header from its fields; the defaults are a vCPU outside VMX operation.
-    public init(vmxonPA: UInt64 = NestedState.invalidGPA, vmcs12PA: UInt64 = NestedState.invalidGPA,
-                smmFlags: NestedSMMFlags = [], pad: UInt16 = 0, flags: NestedVMXHeaderFlags = [],
-                preemptionTimerDeadline: UInt64 = 0,
-                reserved: [UInt8] = [UInt8](repeating: 0, count: VMXNestedHeader.reservedSize)) {
+    public init(
+        vmxonPA: UInt64 = NestedState.invalidGPA, vmcs12PA: UInt64 = NestedState.invalidGPA,
+        smmFlags: NestedSMMFlags = [], pad: UInt16 = 0, flags: NestedVMXHeaderFlags = [],
+        preemptionTimerDeadline: UInt64 = 0,
+        reserved: [UInt8] = [UInt8](repeating: 0, count: VMXNestedHeader.reservedSize)
+    ) {
         self.vmxonPA = vmxonPA
         self.vmcs12PA = vmcs12PA
         self.smmFlags = smmFlags
@@ -203,8 +205,10 @@ public struct VMXNestedState: Equatable, Sendable {
     public var extra: [UInt8]
 
     /// A VMX payload from its parts; the defaults are a vCPU outside VMX operation.
-    public init(header: VMXNestedHeader = VMXNestedHeader(), vmcs12: VMCS12? = nil,
-                shadowVMCS12: VMCS12? = nil, extra: [UInt8] = []) {
+    public init(
+        header: VMXNestedHeader = VMXNestedHeader(), vmcs12: VMCS12? = nil,
+        shadowVMCS12: VMCS12? = nil, extra: [UInt8] = []
+    ) {
         self.header = header
         self.vmcs12 = vmcs12
         self.shadowVMCS12 = shadowVMCS12
@@ -329,8 +333,10 @@ public struct NestedState: Equatable, Sendable {
     public var trailing: [UInt8]
 
     /// A state from its parts; `size` nil computes it from the payload.
-    public init(flags: NestedStateFlags = [], format: NestedStateFormat, size: UInt32? = nil,
-                payload: Payload, trailing: [UInt8] = []) {
+    public init(
+        flags: NestedStateFlags = [], format: NestedStateFormat, size: UInt32? = nil,
+        payload: Payload, trailing: [UInt8] = []
+    ) {
         self.flags = flags
         self.format = format
         self.size = 0
@@ -450,7 +456,9 @@ public struct NestedState: Equatable, Sendable {
     public static func withBuffer<Result>(
         capacity: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> Result
     ) throws -> Result {
-        guard capacity >= headerSize, capacity <= Int(UInt32.max) else { throw NestedStateError.invalidCapacity(capacity) }
+        guard capacity >= headerSize, capacity <= Int(UInt32.max) else {
+            throw NestedStateError.invalidCapacity(capacity)
+        }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 4096)
         defer { buffer.deallocate() }
         buffer.initializeMemory(as: UInt8.self, repeating: 0)

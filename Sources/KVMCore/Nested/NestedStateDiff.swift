@@ -51,7 +51,11 @@ public struct NestedStateDiff: Equatable, Sendable, CustomStringConvertible {
     package var json: JSONValue {
         .object([
             ("schema", .string("kvm-nested-state-diff/1")),
-            ("fields", .array(fields.map { .object([("path", .string($0.path)), ("old", $0.old.json), ("new", $0.new.json)]) })),
+            (
+                "fields",
+                .array(
+                    fields.map { .object([("path", .string($0.path)), ("old", $0.old.json), ("new", $0.new.json)]) })
+            ),
             ("unknown_bytes_differing", .int(Int64(unknownBytesDiffering))),
         ])
     }
@@ -71,7 +75,9 @@ extension NestedState {
         var out: [FieldDifference] = []
         var unknown = 0
         func scalar(_ path: String, _ x: UInt64, _ y: UInt64, _ width: Int) {
-            if x != y { out.append(FieldDifference(path: path, old: .uint(x, width: width), new: .uint(y, width: width))) }
+            if x != y {
+                out.append(FieldDifference(path: path, old: .uint(x, width: width), new: .uint(y, width: width)))
+            }
         }
         func rawDiff(_ x: [UInt8], _ y: [UInt8]) -> Int {
             var n = 0
@@ -81,11 +87,12 @@ extension NestedState {
         func pages(_ path: String, _ layout: NestedLayout, _ x: [UInt8]?, _ y: [UInt8]?) {
             switch (x, y) {
             case (nil, nil): return
-            case let (x?, nil): out.append(FieldDifference(path: path, old: .page(bytes: x.count), new: .absent))
-            case let (nil, y?): out.append(FieldDifference(path: path, old: .absent, new: .page(bytes: y.count)))
-            case let (x?, y?):
+            case (let x?, nil): out.append(FieldDifference(path: path, old: .page(bytes: x.count), new: .absent))
+            case (nil, let y?): out.append(FieldDifference(path: path, old: .absent, new: .page(bytes: y.count)))
+            case (let x?, let y?):
                 for f in layout.fields {
-                    let vx = f.value(in: x), vy = f.value(in: y)
+                    let vx = f.value(in: x)
+                    let vy = f.value(in: y)
                     if vx != vy { out.append(FieldDifference(path: path + "." + f.name, old: vx, new: vy)) }
                 }
                 unknown += layout.unknownDifferingBytes(x, y)
@@ -98,25 +105,28 @@ extension NestedState {
         unknown += rawDiff(a.trailing, b.trailing)
 
         switch (a.payload, b.payload) {
-        case let (.vmx(x), .vmx(y)):
+        case (.vmx(let x), .vmx(let y)):
             scalar("vmx.vmxon_pa", x.header.vmxonPA, y.header.vmxonPA, 8)
             scalar("vmx.vmcs12_pa", x.header.vmcs12PA, y.header.vmcs12PA, 8)
             scalar("vmx.smm_flags", UInt64(x.header.smmFlags.rawValue), UInt64(y.header.smmFlags.rawValue), 2)
             scalar("vmx.pad", UInt64(x.header.pad), UInt64(y.header.pad), 2)
             scalar("vmx.flags", UInt64(x.header.flags.rawValue), UInt64(y.header.flags.rawValue), 4)
-            scalar("vmx.preemption_timer_deadline", x.header.preemptionTimerDeadline, y.header.preemptionTimerDeadline, 8)
+            scalar(
+                "vmx.preemption_timer_deadline", x.header.preemptionTimerDeadline, y.header.preemptionTimerDeadline, 8)
             unknown += rawDiff(x.header.reserved, y.header.reserved)
             pages("vmcs12", VMCS12.layout, x.vmcs12?.raw, y.vmcs12?.raw)
             pages("shadow_vmcs12", VMCS12.layout, x.shadowVMCS12?.raw, y.shadowVMCS12?.raw)
             unknown += rawDiff(x.extra, y.extra)
-        case let (.svm(x), .svm(y)):
+        case (.svm(let x), .svm(let y)):
             scalar("svm.vmcb_pa", x.header.vmcbPA, y.header.vmcbPA, 8)
             unknown += rawDiff(x.header.reserved, y.header.reserved)
             switch (x.vmcb, y.vmcb) {
             case (nil, nil): break
-            case let (v?, nil): out.append(FieldDifference(path: "vmcb", old: .page(bytes: v.bytes.count), new: .absent))
-            case let (nil, v?): out.append(FieldDifference(path: "vmcb", old: .absent, new: .page(bytes: v.bytes.count)))
-            case let (v?, w?):
+            case (let v?, nil):
+                out.append(FieldDifference(path: "vmcb", old: .page(bytes: v.bytes.count), new: .absent))
+            case (nil, let v?):
+                out.append(FieldDifference(path: "vmcb", old: .absent, new: .page(bytes: v.bytes.count)))
+            case (let v?, let w?):
                 pages("vmcb.control", VMCBControl.layout, v.control.raw, w.control.raw)
                 pages("vmcb.save", VMCBSaveArea.layout, v.save.raw, w.save.raw)
                 unknown += rawDiff(v.tail, w.tail)

@@ -51,11 +51,13 @@ extension NestedState {
                 out.append("  " + name + ":" + String(repeating: " ", count: width - name.count + 1) + value)
             }
         }
-        section("kvm_nested_state", [
-            ("flags", flags.description),
-            ("format", "\(format) (\(format.rawValue))"),
-            ("size", "\(size)"),
-        ] + (trailing.isEmpty ? [] : [("trailing bytes", "\(trailing.count)")]))
+        section(
+            "kvm_nested_state",
+            [
+                ("flags", flags.description),
+                ("format", "\(format) (\(format.rawValue))"),
+                ("size", "\(size)"),
+            ] + (trailing.isEmpty ? [] : [("trailing bytes", "\(trailing.count)")]))
 
         switch payload {
         case .vmx(let v):
@@ -72,14 +74,16 @@ extension NestedState {
             if reservedNonZero > 0 { rows.append(("reserved non-zero bytes", "\(reservedNonZero)")) }
             section("vmx header", rows)
             if let page = v.vmcs12 {
-                section("vmcs12 (\(NestedState.pageTitle(page)))",
-                        NestedState.rows(VMCS12.layout, page.raw, includeZeroFields))
+                section(
+                    "vmcs12 (\(NestedState.pageTitle(page)))",
+                    NestedState.rows(VMCS12.layout, page.raw, includeZeroFields))
             } else {
                 out.append("vmcs12: absent")
             }
             if let page = v.shadowVMCS12 {
-                section("shadow_vmcs12 (\(NestedState.pageTitle(page)))",
-                        NestedState.rows(VMCS12.layout, page.raw, includeZeroFields))
+                section(
+                    "shadow_vmcs12 (\(NestedState.pageTitle(page)))",
+                    NestedState.rows(VMCS12.layout, page.raw, includeZeroFields))
             }
             if !v.extra.isEmpty { out.append("extra data bytes: \(v.extra.count)") }
         case .svm(let s):
@@ -88,11 +92,14 @@ extension NestedState {
             if reservedNonZero > 0 { rows.append(("reserved non-zero bytes", "\(reservedNonZero)")) }
             section("svm header", rows)
             if let vmcb = s.vmcb {
-                section("vmcb.control (L1's vmcb12 control area as cached by KVM, \(vmcb.control.raw.count) bytes)",
-                        NestedState.rows(VMCBControl.layout, vmcb.control.raw, includeZeroFields))
-                section("vmcb.save (L1 host state saved at VMRUN = vmcb01.save, not L2; \(vmcb.save.raw.count) bytes)",
-                        NestedState.rows(VMCBSaveArea.layout, vmcb.save.raw, includeZeroFields))
-                let unknown = VMCBControl.layout.unknownNonZeroBytes(in: vmcb.control.raw)
+                section(
+                    "vmcb.control (L1's vmcb12 control area as cached by KVM, \(vmcb.control.raw.count) bytes)",
+                    NestedState.rows(VMCBControl.layout, vmcb.control.raw, includeZeroFields))
+                section(
+                    "vmcb.save (L1 host state saved at VMRUN = vmcb01.save, not L2; \(vmcb.save.raw.count) bytes)",
+                    NestedState.rows(VMCBSaveArea.layout, vmcb.save.raw, includeZeroFields))
+                let unknown =
+                    VMCBControl.layout.unknownNonZeroBytes(in: vmcb.control.raw)
                     + VMCBSaveArea.layout.unknownNonZeroBytes(in: vmcb.save.raw)
                     + vmcb.tail.filter { $0 != 0 }.count
                 if unknown > 0 { out.append("vmcb unknown non-zero bytes: \(unknown)") }
@@ -100,7 +107,7 @@ extension NestedState {
                 out.append("vmcb: absent")
             }
             if !s.extra.isEmpty { out.append("extra data bytes: \(s.extra.count)") }
-        case let .unknown(header, data):
+        case .unknown(let header, let data):
             section("unknown format", [("header", NestedHex.bytes(header)), ("data bytes", "\(data.count)")])
         }
         return out.joined(separator: "\n") + "\n"
@@ -111,9 +118,14 @@ extension NestedState {
     }
 
     static func pageTitle(_ page: VMCS12) -> String {
-        var parts: [String] = [page.isComplete ? "\(page.raw.count) bytes" : "\(page.raw.count) of \(VMCS12.pageSize) bytes"]
+        var parts: [String] = [
+            page.isComplete ? "\(page.raw.count) bytes" : "\(page.raw.count) of \(VMCS12.pageSize) bytes"
+        ]
         if page.raw.count >= 4 {
-            parts.append("revision \(NestedHex.string(UInt64(page.revisionID)))" + (page.revisionID == VMCS12.revision ? "" : " (expected \(NestedHex.string(UInt64(VMCS12.revision))))"))
+            parts.append(
+                "revision \(NestedHex.string(UInt64(page.revisionID)))"
+                    + (page.revisionID == VMCS12.revision
+                        ? "" : " (expected \(NestedHex.string(UInt64(VMCS12.revision))))"))
         }
         let unknown = VMCS12.layout.unknownNonZeroBytes(in: page.raw)
         if unknown > 0 { parts.append("\(unknown) unknown non-zero bytes") }
@@ -129,7 +141,7 @@ extension NestedState {
                 if includeZero { rows.append((f.name, "absent")) }
             case .bytes(let b):
                 if includeZero || b.contains(where: { $0 != 0 }) { rows.append((f.name, NestedHex.bytes(b))) }
-            case let .uint(x, w):
+            case .uint(let x, let w):
                 if !includeZero && x == 0 { continue }
                 rows.append((f.name, format(x, width: w, style: f.style)))
             case .page:
@@ -167,11 +179,15 @@ extension NestedState {
         }
         func page(_ p: VMCS12?) -> JSONValue {
             guard let p else { return .null }
-            return .object([("bytes", .int(Int64(p.raw.count))), ("fields", fields(VMCS12.layout, p.raw)),
-                            ("unknown_nonzero_bytes", .int(Int64(VMCS12.layout.unknownNonZeroBytes(in: p.raw))))])
+            return .object([
+                ("bytes", .int(Int64(p.raw.count))), ("fields", fields(VMCS12.layout, p.raw)),
+                ("unknown_nonzero_bytes", .int(Int64(VMCS12.layout.unknownNonZeroBytes(in: p.raw)))),
+            ])
         }
         let formatName: String = format == .vmx ? "vmx" : format == .svm ? "svm" : "unknown"
-        var vmxJSON = JSONValue.null, svmJSON = JSONValue.null, unknownJSON = JSONValue.null
+        var vmxJSON = JSONValue.null
+        var svmJSON = JSONValue.null
+        var unknownJSON = JSONValue.null
         switch payload {
         case .vmx(let v):
             let h = v.header
@@ -188,7 +204,8 @@ extension NestedState {
         case .svm(let s):
             var vmcbJSON = JSONValue.null
             if let vmcb = s.vmcb {
-                let unknown = VMCBControl.layout.unknownNonZeroBytes(in: vmcb.control.raw)
+                let unknown =
+                    VMCBControl.layout.unknownNonZeroBytes(in: vmcb.control.raw)
                     + VMCBSaveArea.layout.unknownNonZeroBytes(in: vmcb.save.raw) + vmcb.tail.filter { $0 != 0 }.count
                 vmcbJSON = .object([
                     ("bytes", .int(Int64(vmcb.bytes.count))),
@@ -202,8 +219,10 @@ extension NestedState {
                 ("reserved_nonzero_bytes", .int(Int64(s.header.reserved.filter { $0 != 0 }.count))),
                 ("vmcb", vmcbJSON), ("extra_bytes", .int(Int64(s.extra.count))),
             ])
-        case let .unknown(header, data):
-            unknownJSON = .object([("header_hex", .string(NestedHex.bytes(header))), ("data_bytes", .int(Int64(data.count)))])
+        case .unknown(let header, let data):
+            unknownJSON = .object([
+                ("header_hex", .string(NestedHex.bytes(header))), ("data_bytes", .int(Int64(data.count))),
+            ])
         }
         return .object([
             ("schema", .string(NestedState.jsonSchemaName)),

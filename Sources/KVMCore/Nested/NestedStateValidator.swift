@@ -44,8 +44,10 @@ public struct NestedStateHostContext: Equatable, Sendable {
     public var maxPhysAddrBits: Int?
 
     /// A context from its facts; nil facts are not checked.
-    public init(capabilitySize: Int, vendor: NestedVendor, efer: UInt64? = nil, evmcsEnabled: Bool = false,
-                guestHasVMX: Bool? = nil, inSMM: Bool? = nil, cr0: UInt64? = nil, maxPhysAddrBits: Int? = nil) {
+    public init(
+        capabilitySize: Int, vendor: NestedVendor, efer: UInt64? = nil, evmcsEnabled: Bool = false,
+        guestHasVMX: Bool? = nil, inSMM: Bool? = nil, cr0: UInt64? = nil, maxPhysAddrBits: Int? = nil
+    ) {
         self.capabilitySize = capabilitySize
         self.vendor = vendor
         self.efer = efer
@@ -196,58 +198,58 @@ public enum NestedStateViolation: Equatable, Sendable, CustomStringConvertible {
         typealias V = NestedStateValidator
         switch self {
         case .noNestedStateSupport: return V.noNestedStateSupport.entry(())
-        case let .bufferTooSmall(p): return V.bufferTooSmall.entry(p)
-        case let .sizeTooSmall(p): return V.sizeTooSmall.entry(p)
-        case let .sizeExceedsBuffer(p0, p1): return V.sizeExceedsBuffer.entry((p0, p1))
-        case let .sizeExceedsCapability(p0, p1): return V.sizeExceedsCapability.entry((p0, p1))
-        case let .unknownFlags(p): return V.unknownFlags.entry(p)
+        case .bufferTooSmall(let p): return V.bufferTooSmall.entry(p)
+        case .sizeTooSmall(let p): return V.sizeTooSmall.entry(p)
+        case .sizeExceedsBuffer(let p0, let p1): return V.sizeExceedsBuffer.entry((p0, p1))
+        case .sizeExceedsCapability(let p0, let p1): return V.sizeExceedsCapability.entry((p0, p1))
+        case .unknownFlags(let p): return V.unknownFlags.entry(p)
         case .runPendingWithoutGuestMode: return V.runPendingWithoutGuestMode.entry(())
-        case let .unknownFormat(p): return V.unknownFormat.entry(p)
-        case let .formatMismatch(p0, p1): return V.formatMismatch.entry((p0, p1))
-        case let .flagsNotForSVM(p): return V.flagsNotForSVM.entry(p)
+        case .unknownFormat(let p): return V.unknownFormat.entry(p)
+        case .formatMismatch(let p0, let p1): return V.formatMismatch.entry((p0, p1))
+        case .flagsNotForSVM(let p): return V.flagsNotForSVM.entry(p)
         case .gifSetOnVMX: return V.gifSetOnVMX.entry(())
-        case let .vmxOffWithSMMFlags(p): return V.vmxOffWithSMMFlags.entry(p)
-        case let .vmxOffWithVMCS12Pointer(p): return V.vmxOffWithVMCS12Pointer.entry(p)
-        case let .vmxOffWithFlags(p): return V.vmxOffWithFlags.entry(p)
+        case .vmxOffWithSMMFlags(let p): return V.vmxOffWithSMMFlags.entry(p)
+        case .vmxOffWithVMCS12Pointer(let p): return V.vmxOffWithVMCS12Pointer.entry(p)
+        case .vmxOffWithFlags(let p): return V.vmxOffWithFlags.entry(p)
         case .vmxNotExposedToGuest: return V.vmxNotExposedToGuest.entry(())
-        case let .vmxonAddressInvalid(p): return V.vmxonAddressInvalid.entry(p)
+        case .vmxonAddressInvalid(let p): return V.vmxonAddressInvalid.entry(p)
         case .smmGuestModeWithGuestMode: return V.smmGuestModeWithGuestMode.entry(())
-        case let .unknownSMMFlags(p): return V.unknownSMMFlags.entry(p)
-        case let .unknownVMXHeaderFlags(p): return V.unknownVMXHeaderFlags.entry(p)
-        case let .smmFlagsOutsideSMM(p): return V.smmFlagsOutsideSMM.entry(p)
+        case .unknownSMMFlags(let p): return V.unknownSMMFlags.entry(p)
+        case .unknownVMXHeaderFlags(let p): return V.unknownVMXHeaderFlags.entry(p)
+        case .smmFlagsOutsideSMM(let p): return V.smmFlagsOutsideSMM.entry(p)
         case .guestModeInSMM: return V.guestModeInSMM.entry(())
         case .smmGuestModeWithoutSMMVMXON: return V.smmGuestModeWithoutSMMVMXON.entry(())
         case .evmcsNotEnabled: return V.evmcsNotEnabled.entry(())
-        case let .vmcs12Missing(p): return V.vmcs12Missing.entry(p)
+        case .vmcs12Missing(let p): return V.vmcs12Missing.entry(p)
         case .vmcs12WithoutPointer: return V.vmcs12WithoutPointer.entry(())
-        case let .vmcs12AddressEqualsVMXON(p): return V.vmcs12AddressEqualsVMXON.entry(p)
-        case let .vmcs12AddressInvalid(p): return V.vmcs12AddressInvalid.entry(p)
-        case let .vmcs12BadRevision(p): return V.vmcs12BadRevision.entry(p)
-        case let .shadowVMCS12Missing(p): return V.shadowVMCS12Missing.entry(p)
-        case let .shadowVMCS12Invalid(p0, p1): return V.shadowVMCS12Invalid.entry((p0, p1))
-        case let .vmcs12CR3TargetCount(p): return V.vmcs12CR3TargetCount.entry(p)
-        case let .vmcs12HostCR0Invalid(p): return V.vmcs12HostCR0Invalid.entry(p)
-        case let .vmcs12HostCR4Invalid(p): return V.vmcs12HostCR4Invalid.entry(p)
-        case let .vmcs12GuestCR0Invalid(p): return V.vmcs12GuestCR0Invalid.entry(p)
-        case let .vmcs12GuestCR4Invalid(p): return V.vmcs12GuestCR4Invalid.entry(p)
-        case let .svmDisabledInEFER(p): return V.svmDisabledInEFER.entry(p)
+        case .vmcs12AddressEqualsVMXON(let p): return V.vmcs12AddressEqualsVMXON.entry(p)
+        case .vmcs12AddressInvalid(let p): return V.vmcs12AddressInvalid.entry(p)
+        case .vmcs12BadRevision(let p): return V.vmcs12BadRevision.entry(p)
+        case .shadowVMCS12Missing(let p): return V.shadowVMCS12Missing.entry(p)
+        case .shadowVMCS12Invalid(let p0, let p1): return V.shadowVMCS12Invalid.entry((p0, p1))
+        case .vmcs12CR3TargetCount(let p): return V.vmcs12CR3TargetCount.entry(p)
+        case .vmcs12HostCR0Invalid(let p): return V.vmcs12HostCR0Invalid.entry(p)
+        case .vmcs12HostCR4Invalid(let p): return V.vmcs12HostCR4Invalid.entry(p)
+        case .vmcs12GuestCR0Invalid(let p): return V.vmcs12GuestCR0Invalid.entry(p)
+        case .vmcs12GuestCR4Invalid(let p): return V.vmcs12GuestCR4Invalid.entry(p)
+        case .svmDisabledInEFER(let p): return V.svmDisabledInEFER.entry(p)
         case .svmDisabledEmptyFlags: return V.svmDisabledEmptyFlags.entry(())
         case .eferUnknown: return V.eferUnknown.entry(())
-        case let .vmcbAddressInvalid(p): return V.vmcbAddressInvalid.entry(p)
-        case let .vmcbMissing(p): return V.vmcbMissing.entry(p)
+        case .vmcbAddressInvalid(let p): return V.vmcbAddressInvalid.entry(p)
+        case .vmcbMissing(let p): return V.vmcbMissing.entry(p)
         case .vmrunNotIntercepted: return V.vmrunNotIntercepted.entry(())
         case .asidZero: return V.asidZero.entry(())
-        case let .bitmapAddressInvalid(p0, p1): return V.msrpmAddressInvalid.entry((p0, p1))
-        case let .l2CR0Invalid(p): return V.l2CR0Invalid.entry(p)
-        case let .l1NotPagedProtectedMode(p): return V.l1NotPagedProtectedMode.entry(p)
-        case let .l1InVirtual8086Mode(p): return V.l1InVirtual8086Mode.entry(p)
-        case let .l1SVMEClear(p): return V.l1SVMEClear.entry(p)
-        case let .l1CR0Invalid(p): return V.l1CR0Invalid.entry(p)
-        case let .l1DebugRegistersInvalid(p0, p1): return V.l1DebugRegistersInvalid.entry((p0, p1))
-        case let .l1LongModeWithoutPAE(p): return V.l1LongModeWithoutPAE.entry(p)
-        case let .l1CR3Illegal(p): return V.l1CR3Illegal.entry(p)
-        case let .l1EFERReserved(p): return V.l1EFERReserved.entry(p)
-        case let .l1CR4Reserved(p): return V.l1CR4Reserved.entry(p)
+        case .bitmapAddressInvalid(let p0, let p1): return V.msrpmAddressInvalid.entry((p0, p1))
+        case .l2CR0Invalid(let p): return V.l2CR0Invalid.entry(p)
+        case .l1NotPagedProtectedMode(let p): return V.l1NotPagedProtectedMode.entry(p)
+        case .l1InVirtual8086Mode(let p): return V.l1InVirtual8086Mode.entry(p)
+        case .l1SVMEClear(let p): return V.l1SVMEClear.entry(p)
+        case .l1CR0Invalid(let p): return V.l1CR0Invalid.entry(p)
+        case .l1DebugRegistersInvalid(let p0, let p1): return V.l1DebugRegistersInvalid.entry((p0, p1))
+        case .l1LongModeWithoutPAE(let p): return V.l1LongModeWithoutPAE.entry(p)
+        case .l1CR3Illegal(let p): return V.l1CR3Illegal.entry(p)
+        case .l1EFERReserved(let p): return V.l1EFERReserved.entry(p)
+        case .l1CR4Reserved(let p): return V.l1CR4Reserved.entry(p)
         }
     }
 }
@@ -324,7 +326,9 @@ public enum NestedStateValidator {
     }
 
     static func vmxHeader(_ s: NestedState) -> VMXNestedHeader? { s.vmx?.header }
-    static func vmxOn(_ s: NestedState) -> Bool { (s.vmx?.header.vmxonPA).map { $0 != NestedState.invalidGPA } ?? false }
+    static func vmxOn(_ s: NestedState) -> Bool {
+        (s.vmx?.header.vmxonPA).map { $0 != NestedState.invalidGPA } ?? false
+    }
     /// The smallest size with a vmcs12: the kernel compares `size` with sizeof(struct
     /// vmcs12), the packed struct it copies (998 bytes on 6.1), not the 4 KiB page
     /// KVM_GET_NESTED_STATE writes (kvm_intel 6.1 in Tools/vmx-lab accepts 128+998).
@@ -387,9 +391,11 @@ extension NestedStateValidator {
         let report: @Sendable (Found) -> NestedStateViolation
         let check: @Sendable (NestedState, NestedStateHostContext) -> Found?
 
-        init(_ id: String, _ name: String, _ severity: NestedStateSeverity = .error, kernel: String,
-             message: @escaping @Sendable (Found) -> String, report: @escaping @Sendable (Found) -> NestedStateViolation,
-             check: @escaping @Sendable (NestedState, NestedStateHostContext) -> Found?) {
+        init(
+            _ id: String, _ name: String, _ severity: NestedStateSeverity = .error, kernel: String,
+            message: @escaping @Sendable (Found) -> String, report: @escaping @Sendable (Found) -> NestedStateViolation,
+            check: @escaping @Sendable (NestedState, NestedStateHostContext) -> Found?
+        ) {
             self.id = id
             self.name = name
             self.severity = severity
@@ -400,12 +406,14 @@ extension NestedStateValidator {
         }
 
         var rule: NestedStateRule {
-            let check = check, report = report
+            let check = check
+            let report = report
             return NestedStateRule(id) { s, c in check(s, c).map(report) }
         }
 
         func entry(_ found: Found) -> NestedStateViolation.Entry {
-            NestedStateViolation.Entry(name: name, severity: severity, message: message(found), kernelReference: kernelReference)
+            NestedStateViolation.Entry(
+                name: name, severity: severity, message: message(found), kernelReference: kernelReference)
         }
     }
 
@@ -430,7 +438,9 @@ extension NestedStateValidator {
     static let bufferTooSmall = Row<Int>(
         "buffer", "bufferTooSmall",
         kernel: x86 + "copy_from_user(&kvm_state, user_kvm_nested_state, sizeof(kvm_state)) -> EFAULT",
-        message: { n in "the buffer holds \(n) bytes, less than the \(NestedState.headerSize)-byte kvm_nested_state header" },
+        message: { n in
+            "the buffer holds \(n) bytes, less than the \(NestedState.headerSize)-byte kvm_nested_state header"
+        },
         report: { .bufferTooSmall(available: $0) }
     ) { _, _ in nil }
 
@@ -444,7 +454,9 @@ extension NestedStateValidator {
     static let sizeExceedsBuffer = Row<(size: UInt32, available: Int)>(
         "size-buffer", "sizeExceedsBuffer",
         kernel: "no kernel check: the vendor code copy_from_user()s the data region trusting kvm_state->size",
-        message: { f in "size \(f.size) claims more bytes than the \(f.available) present; the kernel would read past the buffer" },
+        message: { f in
+            "size \(f.size) claims more bytes than the \(f.available) present; the kernel would read past the buffer"
+        },
         report: { .sizeExceedsBuffer(size: $0.size, available: $0.available) }
     ) { s, _ in
         let have = NestedState.headerSize + s.dataBytes.count + s.trailing.count
@@ -454,14 +466,19 @@ extension NestedStateValidator {
     static let sizeExceedsCapability = Row<(size: UInt32, capability: Int)>(
         "size-capability", "sizeExceedsCapability", .warning,
         kernel: "no kernel check: KVM reads only the pages it knows and ignores the rest",
-        message: { f in "size \(f.size) is larger than this host's KVM_CAP_NESTED_STATE (\(f.capability)); the excess is ignored" },
+        message: { f in
+            "size \(f.size) is larger than this host's KVM_CAP_NESTED_STATE (\(f.capability)); the excess is ignored"
+        },
         report: { .sizeExceedsCapability(size: $0.size, capability: $0.capability) }
     ) { s, c in c.capabilitySize > 0 && Int(s.size) > c.capabilitySize ? (s.size, c.capabilitySize) : nil }
 
     static let unknownFlags = Row<UInt16>(
         "flags-known", "unknownFlags",
-        kernel: x86 + "if (kvm_state.flags & ~(KVM_STATE_NESTED_RUN_PENDING | KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_EVMCS | KVM_STATE_NESTED_MTF_PENDING | KVM_STATE_NESTED_GIF_SET))",
-        message: { bits in "unknown flag bits \(hex(UInt64(bits))) (known: GUEST_MODE, RUN_PENDING, EVMCS, MTF_PENDING, GIF_SET)" },
+        kernel: x86
+            + "if (kvm_state.flags & ~(KVM_STATE_NESTED_RUN_PENDING | KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_EVMCS | KVM_STATE_NESTED_MTF_PENDING | KVM_STATE_NESTED_GIF_SET))",
+        message: { bits in
+            "unknown flag bits \(hex(UInt64(bits))) (known: GUEST_MODE, RUN_PENDING, EVMCS, MTF_PENDING, GIF_SET)"
+        },
         report: { .unknownFlags($0) }
     ) { s, _ in
         let extra = s.flags.rawValue & ~NestedStateFlags.known.rawValue
@@ -470,13 +487,16 @@ extension NestedStateValidator {
 
     static let runPendingWithoutGuestMode = Row<Void>(
         "run-pending-guest-mode", "runPendingWithoutGuestMode",
-        kernel: x86 + "if ((kvm_state.flags & KVM_STATE_NESTED_RUN_PENDING) && !(kvm_state.flags & KVM_STATE_NESTED_GUEST_MODE))",
+        kernel: x86
+            + "if ((kvm_state.flags & KVM_STATE_NESTED_RUN_PENDING) && !(kvm_state.flags & KVM_STATE_NESTED_GUEST_MODE))",
         message: { "RUN_PENDING is set without GUEST_MODE" },
         report: { .runPendingWithoutGuestMode }
     ) { s, _ in s.flags.contains(.runPending) && !s.flags.contains(.guestMode) ? () : nil }
 
     /// The kernel line behind both format rules.
-    static let formatCheck = vmx + "if (kvm_state->format != KVM_STATE_NESTED_FORMAT_VMX); " + svm + "if (kvm_state->format != KVM_STATE_NESTED_FORMAT_SVM)"
+    static let formatCheck =
+        vmx + "if (kvm_state->format != KVM_STATE_NESTED_FORMAT_VMX); " + svm
+        + "if (kvm_state->format != KVM_STATE_NESTED_FORMAT_SVM)"
 
     static let unknownFormat = Row<UInt16>(
         "format-known", "unknownFormat",
@@ -491,7 +511,9 @@ extension NestedStateValidator {
     static let formatMismatch = Row<(format: NestedStateFormat, host: NestedVendor)>(
         "format-vendor", "formatMismatch",
         kernel: formatCheck,
-        message: { f in "the state's format is \(f.format) but the host uses \(f.host); nested state restores only on the same vendor" },
+        message: { f in
+            "the state's format is \(f.format) but the host uses \(f.host); nested state restores only on the same vendor"
+        },
         report: { .formatMismatch(format: $0.format, host: $0.host) }
     ) { s, c in
         switch (s.format, c.vendor) {
@@ -502,8 +524,10 @@ extension NestedStateValidator {
 
     static let flagsNotForSVM = Row<NestedStateFlags>(
         "flags-svm", "flagsNotForSVM",
-        kernel: svm + "if (kvm_state->flags & ~(KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_RUN_PENDING | KVM_STATE_NESTED_GIF_SET))",
-        message: { flags in "\(flags.description) are VMX-only flags; SVM accepts only GUEST_MODE, RUN_PENDING, GIF_SET" },
+        kernel: svm
+            + "if (kvm_state->flags & ~(KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_RUN_PENDING | KVM_STATE_NESTED_GIF_SET))",
+        message: { flags in "\(flags.description) are VMX-only flags; SVM accepts only GUEST_MODE, RUN_PENDING, GIF_SET"
+        },
         report: { .flagsNotForSVM($0) }
     ) { s, _ in
         let vmxOnly = s.flags.intersection([.evmcs, .mtfPending])
@@ -512,7 +536,8 @@ extension NestedStateValidator {
 
     static let gifSetOnVMX = Row<Void>(
         "flags-vmx-gif", "gifSetOnVMX", .warning,
-        kernel: "vmx_set_nested_state() never reads KVM_STATE_NESTED_GIF_SET (rejected only via `if (kvm_state->flags & ~KVM_STATE_NESTED_EVMCS)` when vmxon_pa is -1)",
+        kernel:
+            "vmx_set_nested_state() never reads KVM_STATE_NESTED_GIF_SET (rejected only via `if (kvm_state->flags & ~KVM_STATE_NESTED_EVMCS)` when vmxon_pa is -1)",
         message: { "GIF_SET is an SVM flag; VMX ignores it" },
         report: { .gifSetOnVMX }
     ) { s, _ in isVMX(s) && vmxOn(s) && s.flags.contains(.gifSet) ? () : nil }
@@ -521,7 +546,8 @@ extension NestedStateValidator {
 
     static let vmxOffWithSMMFlags = Row<NestedSMMFlags>(
         "vmx-off-smm", "vmxOffWithSMMFlags",
-        kernel: vmx + "if (kvm_state->hdr.vmx.vmxon_pa == INVALID_GPA) { if (kvm_state->hdr.vmx.smm.flags) return -EINVAL;",
+        kernel: vmx
+            + "if (kvm_state->hdr.vmx.vmxon_pa == INVALID_GPA) { if (kvm_state->hdr.vmx.smm.flags) return -EINVAL;",
         message: { f in "vmxon_pa is -1 (VMX off) but SMM flags are set (\(f))" },
         report: { .vmxOffWithSMMFlags($0) }
     ) { s, _ in
@@ -531,17 +557,21 @@ extension NestedStateValidator {
 
     static let vmxOffWithVMCS12Pointer = Row<UInt64>(
         "vmx-off-vmcs12", "vmxOffWithVMCS12Pointer",
-        kernel: vmx + "if (kvm_state->hdr.vmx.vmxon_pa == INVALID_GPA) { … if (kvm_state->hdr.vmx.vmcs12_pa != INVALID_GPA) return -EINVAL;",
+        kernel: vmx
+            + "if (kvm_state->hdr.vmx.vmxon_pa == INVALID_GPA) { … if (kvm_state->hdr.vmx.vmcs12_pa != INVALID_GPA) return -EINVAL;",
         message: { pa in "vmxon_pa is -1 (VMX off) but vmcs12_pa is \(hex(pa)); it must be -1 too" },
         report: { .vmxOffWithVMCS12Pointer($0) }
     ) { s, _ in
-        guard let h = vmxHeader(s), h.vmxonPA == NestedState.invalidGPA, h.vmcs12PA != NestedState.invalidGPA else { return nil }
+        guard let h = vmxHeader(s), h.vmxonPA == NestedState.invalidGPA, h.vmcs12PA != NestedState.invalidGPA else {
+            return nil
+        }
         return h.vmcs12PA
     }
 
     static let vmxOffWithFlags = Row<NestedStateFlags>(
         "vmx-off-flags", "vmxOffWithFlags",
-        kernel: vmx + "if (kvm_state->hdr.vmx.vmxon_pa == INVALID_GPA) { … if (kvm_state->flags & ~KVM_STATE_NESTED_EVMCS) return -EINVAL;",
+        kernel: vmx
+            + "if (kvm_state->hdr.vmx.vmxon_pa == INVALID_GPA) { … if (kvm_state->flags & ~KVM_STATE_NESTED_EVMCS) return -EINVAL;",
         message: { f in "vmxon_pa is -1 (VMX off) but flags \(f) are set; only EVMCS is allowed" },
         report: { .vmxOffWithFlags($0) }
     ) { s, _ in
@@ -552,7 +582,8 @@ extension NestedStateValidator {
 
     static let vmxNotExposedToGuest = Row<Void>(
         "vmx-cpuid", "vmxNotExposedToGuest",
-        kernel: vmx + "if (!guest_cpu_cap_has(vcpu, X86_FEATURE_VMX)) return -EINVAL; (older kernels: nested_vmx_allowed(vcpu))",
+        kernel: vmx
+            + "if (!guest_cpu_cap_has(vcpu, X86_FEATURE_VMX)) return -EINVAL; (older kernels: nested_vmx_allowed(vcpu))",
         message: { "vmxon_pa is set but the guest CPUID does not advertise VMX (set CPUID before nested state)" },
         report: { .vmxNotExposedToGuest }
     ) { s, c in vmxOn(s) && c.guestHasVMX == false ? () : nil }
@@ -569,7 +600,8 @@ extension NestedStateValidator {
 
     static let smmGuestModeWithGuestMode = Row<Void>(
         "smm-guest-mode-exclusive", "smmGuestModeWithGuestMode",
-        kernel: vmx + "if ((kvm_state->hdr.vmx.smm.flags & KVM_STATE_NESTED_SMM_GUEST_MODE) && (kvm_state->flags & KVM_STATE_NESTED_GUEST_MODE))",
+        kernel: vmx
+            + "if ((kvm_state->hdr.vmx.smm.flags & KVM_STATE_NESTED_SMM_GUEST_MODE) && (kvm_state->flags & KVM_STATE_NESTED_GUEST_MODE))",
         message: { "SMM GUEST_MODE and GUEST_MODE are both set" },
         report: { .smmGuestModeWithGuestMode }
     ) { s, _ in
@@ -579,7 +611,8 @@ extension NestedStateValidator {
 
     static let unknownSMMFlags = Row<UInt16>(
         "smm-flags-known", "unknownSMMFlags",
-        kernel: vmx + "if (kvm_state->hdr.vmx.smm.flags & ~(KVM_STATE_NESTED_SMM_GUEST_MODE | KVM_STATE_NESTED_SMM_VMXON))",
+        kernel: vmx
+            + "if (kvm_state->hdr.vmx.smm.flags & ~(KVM_STATE_NESTED_SMM_GUEST_MODE | KVM_STATE_NESTED_SMM_VMXON))",
         message: { bits in "unknown SMM flag bits \(hex(UInt64(bits))) (known: GUEST_MODE, VMXON)" },
         report: { .unknownSMMFlags($0) }
     ) { s, _ in
@@ -601,7 +634,8 @@ extension NestedStateValidator {
 
     static let smmFlagsOutsideSMM = Row<NestedSMMFlags>(
         "smm-flags-outside-smm", "smmFlagsOutsideSMM",
-        kernel: vmx + "if (is_smm(vcpu) ? (kvm_state->flags & (KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_RUN_PENDING)) : kvm_state->hdr.vmx.smm.flags)",
+        kernel: vmx
+            + "if (is_smm(vcpu) ? (kvm_state->flags & (KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_RUN_PENDING)) : kvm_state->hdr.vmx.smm.flags)",
         message: { f in "SMM flags (\(f)) are set but the vCPU is not in SMM (restore vCPU events first)" },
         report: { .smmFlagsOutsideSMM($0) }
     ) { s, c in
@@ -611,7 +645,9 @@ extension NestedStateValidator {
 
     static let guestModeInSMM = Row<Void>(
         "guest-mode-in-smm", "guestModeInSMM",
-        kernel: vmx + "if (is_smm(vcpu) ? (kvm_state->flags & (KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_RUN_PENDING)) : …); " + svm + "if (is_smm(vcpu) && (kvm_state->flags & KVM_STATE_NESTED_GUEST_MODE))",
+        kernel: vmx
+            + "if (is_smm(vcpu) ? (kvm_state->flags & (KVM_STATE_NESTED_GUEST_MODE | KVM_STATE_NESTED_RUN_PENDING)) : …); "
+            + svm + "if (is_smm(vcpu) && (kvm_state->flags & KVM_STATE_NESTED_GUEST_MODE))",
         message: { "the vCPU is in SMM, which cannot be combined with GUEST_MODE or RUN_PENDING" },
         report: { .guestModeInSMM }
     ) { s, c in
@@ -623,7 +659,8 @@ extension NestedStateValidator {
 
     static let smmGuestModeWithoutSMMVMXON = Row<Void>(
         "smm-guest-mode-needs-vmxon", "smmGuestModeWithoutSMMVMXON",
-        kernel: vmx + "if ((kvm_state->hdr.vmx.smm.flags & KVM_STATE_NESTED_SMM_GUEST_MODE) && !(kvm_state->hdr.vmx.smm.flags & KVM_STATE_NESTED_SMM_VMXON))",
+        kernel: vmx
+            + "if ((kvm_state->hdr.vmx.smm.flags & KVM_STATE_NESTED_SMM_GUEST_MODE) && !(kvm_state->hdr.vmx.smm.flags & KVM_STATE_NESTED_SMM_VMXON))",
         message: { "SMM GUEST_MODE is set without SMM VMXON" },
         report: { .smmGuestModeWithoutSMMVMXON }
     ) { s, _ in
@@ -633,8 +670,11 @@ extension NestedStateValidator {
 
     static let evmcsNotEnabled = Row<Void>(
         "evmcs-enabled", "evmcsNotEnabled",
-        kernel: vmx + "if ((kvm_state->flags & KVM_STATE_NESTED_EVMCS) && (!guest_cpu_cap_has(vcpu, X86_FEATURE_VMX) || !vmx->nested.enlightened_vmcs_enabled))",
-        message: { "EVMCS is set but the enlightened VMCS capability is not enabled on the vCPU (or the guest lacks VMX)" },
+        kernel: vmx
+            + "if ((kvm_state->flags & KVM_STATE_NESTED_EVMCS) && (!guest_cpu_cap_has(vcpu, X86_FEATURE_VMX) || !vmx->nested.enlightened_vmcs_enabled))",
+        message: {
+            "EVMCS is set but the enlightened VMCS capability is not enabled on the vCPU (or the guest lacks VMX)"
+        },
         report: { .evmcsNotEnabled }
     ) { s, c in
         guard isVMX(s), s.flags.contains(.evmcs) else { return nil }
@@ -643,8 +683,11 @@ extension NestedStateValidator {
 
     static let vmcs12Missing = Row<UInt32>(
         "vmcs12-present", "vmcs12Missing",
-        kernel: vmx + "if (kvm_state->size < sizeof(*kvm_state) + sizeof(*vmcs12)) { if ((kvm_state->flags & KVM_STATE_NESTED_GUEST_MODE) || (kvm_state->flags & KVM_STATE_NESTED_EVMCS) || (kvm_state->hdr.vmx.vmcs12_pa != INVALID_GPA)) return -EINVAL;",
-        message: { size in "size \(size) has no vmcs12 (needs \(vmcs12MinimumSize)) but GUEST_MODE, EVMCS or vmcs12_pa says there is one" },
+        kernel: vmx
+            + "if (kvm_state->size < sizeof(*kvm_state) + sizeof(*vmcs12)) { if ((kvm_state->flags & KVM_STATE_NESTED_GUEST_MODE) || (kvm_state->flags & KVM_STATE_NESTED_EVMCS) || (kvm_state->hdr.vmx.vmcs12_pa != INVALID_GPA)) return -EINVAL;",
+        message: { size in
+            "size \(size) has no vmcs12 (needs \(vmcs12MinimumSize)) but GUEST_MODE, EVMCS or vmcs12_pa says there is one"
+        },
         report: { .vmcs12Missing(size: $0) }
     ) { s, _ in
         guard vmxOn(s), let h = vmxHeader(s), !hasVMCS12(s) else { return nil }
@@ -654,7 +697,8 @@ extension NestedStateValidator {
 
     static let vmcs12WithoutPointer = Row<Void>(
         "vmcs12-pointer", "vmcs12WithoutPointer",
-        kernel: vmx + "if (kvm_state->hdr.vmx.vmcs12_pa != INVALID_GPA) { … } else if (kvm_state->flags & KVM_STATE_NESTED_EVMCS) { … } else { return -EINVAL; }",
+        kernel: vmx
+            + "if (kvm_state->hdr.vmx.vmcs12_pa != INVALID_GPA) { … } else if (kvm_state->flags & KVM_STATE_NESTED_EVMCS) { … } else { return -EINVAL; }",
         message: { "a vmcs12 is present but vmcs12_pa is -1 and EVMCS is not set" },
         report: { .vmcs12WithoutPointer }
     ) { s, _ in
@@ -663,7 +707,9 @@ extension NestedStateValidator {
     }
 
     /// The kernel line behind both vmcs12_pa rules.
-    static let vmcs12AddressCheck = vmx + "if (kvm_state->hdr.vmx.vmcs12_pa == kvm_state->hdr.vmx.vmxon_pa || !page_address_valid(vcpu, kvm_state->hdr.vmx.vmcs12_pa))"
+    static let vmcs12AddressCheck =
+        vmx
+        + "if (kvm_state->hdr.vmx.vmcs12_pa == kvm_state->hdr.vmx.vmxon_pa || !page_address_valid(vcpu, kvm_state->hdr.vmx.vmcs12_pa))"
 
     static let vmcs12AddressEqualsVMXON = Row<UInt64>(
         "vmcs12-not-vmxon", "vmcs12AddressEqualsVMXON",
@@ -672,7 +718,8 @@ extension NestedStateValidator {
         report: { .vmcs12AddressEqualsVMXON($0) }
     ) { s, _ in
         guard vmxOn(s), hasVMCS12(s), let h = vmxHeader(s), h.vmcs12PA != NestedState.invalidGPA,
-              h.vmcs12PA == h.vmxonPA else { return nil }
+            h.vmcs12PA == h.vmxonPA
+        else { return nil }
         return h.vmcs12PA
     }
 
@@ -683,14 +730,16 @@ extension NestedStateValidator {
         report: { .vmcs12AddressInvalid($0) }
     ) { s, c in
         guard vmxOn(s), hasVMCS12(s), let h = vmxHeader(s), h.vmcs12PA != NestedState.invalidGPA,
-              !pageAddressValid(h.vmcs12PA, c) else { return nil }
+            !pageAddressValid(h.vmcs12PA, c)
+        else { return nil }
         return h.vmcs12PA
     }
 
     static let vmcs12BadRevision = Row<UInt32>(
         "vmcs12-revision", "vmcs12BadRevision",
         kernel: vmx + "if (vmcs12->hdr.revision_id != VMCS12_REVISION)",
-        message: { rev in "vmcs12 revision \(hex(UInt64(rev))) is not VMCS12_REVISION \(hex(UInt64(VMCS12.revision)))" },
+        message: { rev in "vmcs12 revision \(hex(UInt64(rev))) is not VMCS12_REVISION \(hex(UInt64(VMCS12.revision)))"
+        },
         report: { .vmcs12BadRevision($0) }
     ) { s, _ in
         guard let v = loadedVMCS12(s), v.revisionID != VMCS12.revision else { return nil }
@@ -699,26 +748,34 @@ extension NestedStateValidator {
 
     static let shadowVMCS12Missing = Row<UInt32>(
         "shadow-vmcs12-present", "shadowVMCS12Missing",
-        kernel: vmx + "if (nested_cpu_has_shadow_vmcs(vmcs12) && vmcs12->vmcs_link_pointer != INVALID_GPA) { … if (kvm_state->size < sizeof(*kvm_state) + sizeof(user_vmx_nested_state->vmcs12) + sizeof(*shadow_vmcs12)) goto error_guest_mode;",
-        message: { size in "vmcs12 enables VMCS shadowing with a link pointer but size \(size) has no shadow_vmcs12 (needs \(shadowVMCS12MinimumSize))" },
+        kernel: vmx
+            + "if (nested_cpu_has_shadow_vmcs(vmcs12) && vmcs12->vmcs_link_pointer != INVALID_GPA) { … if (kvm_state->size < sizeof(*kvm_state) + sizeof(user_vmx_nested_state->vmcs12) + sizeof(*shadow_vmcs12)) goto error_guest_mode;",
+        message: { size in
+            "vmcs12 enables VMCS shadowing with a link pointer but size \(size) has no shadow_vmcs12 (needs \(shadowVMCS12MinimumSize))"
+        },
         report: { .shadowVMCS12Missing(size: $0) }
     ) { s, _ in
         guard s.flags.contains(.guestMode), let v = loadedVMCS12(s), v.usesShadowVMCS,
-              v.vmcsLinkPointer != NestedState.invalidGPA,
-              Int(s.size) < shadowVMCS12MinimumSize else { return nil }
+            v.vmcsLinkPointer != NestedState.invalidGPA,
+            Int(s.size) < shadowVMCS12MinimumSize
+        else { return nil }
         return s.size
     }
 
     static let shadowVMCS12Invalid = Row<(revision: UInt32, shadowBit: Bool)>(
         "shadow-vmcs12-valid", "shadowVMCS12Invalid",
-        kernel: "arch/x86/kvm/vmx/nested.c nested_vmx_check_restored_vmcs12(): if (shadow_vmcs12->hdr.revision_id != VMCS12_REVISION || !shadow_vmcs12->hdr.shadow_vmcs)",
-        message: { f in "shadow_vmcs12 has revision \(hex(UInt64(f.revision)))\(f.shadowBit ? "" : " and no shadow_vmcs bit"); it needs VMCS12_REVISION and the shadow bit" },
+        kernel:
+            "arch/x86/kvm/vmx/nested.c nested_vmx_check_restored_vmcs12(): if (shadow_vmcs12->hdr.revision_id != VMCS12_REVISION || !shadow_vmcs12->hdr.shadow_vmcs)",
+        message: { f in
+            "shadow_vmcs12 has revision \(hex(UInt64(f.revision)))\(f.shadowBit ? "" : " and no shadow_vmcs bit"); it needs VMCS12_REVISION and the shadow bit"
+        },
         report: { .shadowVMCS12Invalid(revision: $0.revision, shadowBit: $0.shadowBit) }
     ) { s, _ in
         guard s.flags.contains(.guestMode), let v = loadedVMCS12(s), v.usesShadowVMCS,
-              v.vmcsLinkPointer != NestedState.invalidGPA,
-              Int(s.size) >= shadowVMCS12MinimumSize,
-              let shadow = s.vmx?.shadowVMCS12 else { return nil }
+            v.vmcsLinkPointer != NestedState.invalidGPA,
+            Int(s.size) >= shadowVMCS12MinimumSize,
+            let shadow = s.vmx?.shadowVMCS12
+        else { return nil }
         guard shadow.revisionID != VMCS12.revision || !shadow.isShadow else { return nil }
         return (shadow.revisionID, shadow.isShadow)
     }
@@ -733,7 +790,9 @@ extension NestedStateValidator {
     static func enteredVMCS12(_ s: NestedState) -> VMCS12? {
         s.flags.contains(.guestMode) ? loadedVMCS12(s) : nil
     }
-    static let vmxEntryCheck = vmx + "if (nested_vmx_check_controls(vcpu, vmcs12) || nested_vmx_check_host_state(vcpu, vmcs12) || nested_vmx_check_guest_state(vcpu, vmcs12, &ignored)) goto error_guest_mode; "
+    static let vmxEntryCheck =
+        vmx
+        + "if (nested_vmx_check_controls(vcpu, vmcs12) || nested_vmx_check_host_state(vcpu, vmcs12) || nested_vmx_check_guest_state(vcpu, vmcs12, &ignored)) goto error_guest_mode; "
     /// VMXON_CR0_ALWAYSON: KVM's IA32_VMX_CR0_FIXED0 for L1.
     static let vmxCR0FixedOn = ControlRegister.pe | ControlRegister.pg | ControlRegister.ne
     /// SECONDARY_EXEC_UNRESTRICTED_GUEST.
@@ -741,8 +800,11 @@ extension NestedStateValidator {
 
     static let vmcs12CR3TargetCount = Row<UInt32>(
         "vmcs12-cr3-target-count", "vmcs12CR3TargetCount",
-        kernel: vmxEntryCheck + "nested_check_vm_execution_controls(): if (CC(vmcs12->cr3_target_count > nested_cpu_vmx_misc_cr3_count(vcpu))); KVM's IA32_VMX_MISC for L1 has CR3-target count 0 (nested_vmx_setup_ctls_msrs()) and vmx_restore_vmx_misc() refuses a larger one",
-        message: { n in "vmcs12 CR3_TARGET_COUNT is \(n) but KVM gives L1 no CR3-target values (IA32_VMX_MISC[24:16] = 0)" },
+        kernel: vmxEntryCheck
+            + "nested_check_vm_execution_controls(): if (CC(vmcs12->cr3_target_count > nested_cpu_vmx_misc_cr3_count(vcpu))); KVM's IA32_VMX_MISC for L1 has CR3-target count 0 (nested_vmx_setup_ctls_msrs()) and vmx_restore_vmx_misc() refuses a larger one",
+        message: { n in
+            "vmcs12 CR3_TARGET_COUNT is \(n) but KVM gives L1 no CR3-target values (IA32_VMX_MISC[24:16] = 0)"
+        },
         report: { .vmcs12CR3TargetCount($0) }
     ) { s, _ in
         guard let v = enteredVMCS12(s) else { return nil }
@@ -752,7 +814,8 @@ extension NestedStateValidator {
 
     static let vmcs12HostCR0Invalid = Row<UInt64>(
         "vmcs12-host-cr0", "vmcs12HostCR0Invalid",
-        kernel: vmxEntryCheck + "nested_vmx_check_host_state(): if (CC(!nested_host_cr0_valid(vcpu, vmcs12->host_cr0)) …; cr0_fixed0 = VMXON_CR0_ALWAYSON (PE|PG|NE)",
+        kernel: vmxEntryCheck
+            + "nested_vmx_check_host_state(): if (CC(!nested_host_cr0_valid(vcpu, vmcs12->host_cr0)) …; cr0_fixed0 = VMXON_CR0_ALWAYSON (PE|PG|NE)",
         message: { cr0 in "vmcs12 HOST_CR0 \(hex(cr0)) lacks PE, PG or NE, which VMX operation fixes to 1" },
         report: { .vmcs12HostCR0Invalid($0) }
     ) { s, _ in
@@ -762,7 +825,8 @@ extension NestedStateValidator {
 
     static let vmcs12HostCR4Invalid = Row<UInt64>(
         "vmcs12-host-cr4", "vmcs12HostCR4Invalid",
-        kernel: vmxEntryCheck + "nested_vmx_check_host_state(): if (… CC(!nested_host_cr4_valid(vcpu, vmcs12->host_cr4)) …; cr4_fixed0 = VMXON_CR4_ALWAYSON (VMXE)",
+        kernel: vmxEntryCheck
+            + "nested_vmx_check_host_state(): if (… CC(!nested_host_cr4_valid(vcpu, vmcs12->host_cr4)) …; cr4_fixed0 = VMXON_CR4_ALWAYSON (VMXE)",
         message: { cr4 in "vmcs12 HOST_CR4 \(hex(cr4)) lacks VMXE, which VMX operation fixes to 1" },
         report: { .vmcs12HostCR4Invalid($0) }
     ) { s, _ in
@@ -772,8 +836,11 @@ extension NestedStateValidator {
 
     static let vmcs12GuestCR0Invalid = Row<UInt64>(
         "vmcs12-guest-cr0", "vmcs12GuestCR0Invalid",
-        kernel: vmxEntryCheck + "nested_vmx_check_guest_state(): if (CC(!nested_guest_cr0_valid(vcpu, vmcs12->guest_cr0)) …; fixed0 PE|PG|NE, less PE|PG when vmcs12 enables UNRESTRICTED_GUEST",
-        message: { cr0 in "vmcs12 GUEST_CR0 \(hex(cr0)) lacks NE, or PE or PG without unrestricted guest in the secondary controls" },
+        kernel: vmxEntryCheck
+            + "nested_vmx_check_guest_state(): if (CC(!nested_guest_cr0_valid(vcpu, vmcs12->guest_cr0)) …; fixed0 PE|PG|NE, less PE|PG when vmcs12 enables UNRESTRICTED_GUEST",
+        message: { cr0 in
+            "vmcs12 GUEST_CR0 \(hex(cr0)) lacks NE, or PE or PG without unrestricted guest in the secondary controls"
+        },
         report: { .vmcs12GuestCR0Invalid($0) }
     ) { s, _ in
         guard let v = enteredVMCS12(s) else { return nil }
@@ -784,8 +851,11 @@ extension NestedStateValidator {
 
     static let vmcs12GuestCR4Invalid = Row<UInt64>(
         "vmcs12-guest-cr4", "vmcs12GuestCR4Invalid",
-        kernel: vmxEntryCheck + "nested_vmx_check_guest_state(): if (… CC(!nested_guest_cr4_valid(vcpu, vmcs12->guest_cr4))); cr4_fixed0 = VMXON_CR4_ALWAYSON (VMXE)",
-        message: { cr4 in "vmcs12 GUEST_CR4 \(hex(cr4)) lacks VMXE, which VMX operation fixes to 1 (L2 sees it through the read shadow)" },
+        kernel: vmxEntryCheck
+            + "nested_vmx_check_guest_state(): if (… CC(!nested_guest_cr4_valid(vcpu, vmcs12->guest_cr4))); cr4_fixed0 = VMXON_CR4_ALWAYSON (VMXE)",
+        message: { cr4 in
+            "vmcs12 GUEST_CR4 \(hex(cr4)) lacks VMXE, which VMX operation fixes to 1 (L2 sees it through the read shadow)"
+        },
         report: { .vmcs12GuestCR4Invalid($0) }
     ) { s, _ in
         guard let v = enteredVMCS12(s), v.guestCR4 & ControlRegister.vmxe == 0 else { return nil }
@@ -795,13 +865,17 @@ extension NestedStateValidator {
     // MARK: SVM (svm/nested.c)
 
     /// The kernel line behind the EFER.SVME rules.
-    static let svmEFERCheck = svm + "if (!(vcpu->arch.efer & EFER_SVME) && kvm_state->flags && kvm_state->flags != KVM_STATE_NESTED_GIF_SET) return -EINVAL;"
+    static let svmEFERCheck =
+        svm
+        + "if (!(vcpu->arch.efer & EFER_SVME) && kvm_state->flags && kvm_state->flags != KVM_STATE_NESTED_GIF_SET) return -EINVAL;"
 
     /// Reports `svmDisabledEmptyFlags` instead when the flags are 0.
     static let svmDisabledInEFER = Row<NestedStateFlags>(
         "svm-efer-svme", "svmDisabledInEFER",
         kernel: svmEFERCheck,
-        message: { f in "EFER.SVME is clear on the vCPU but flags are \(f); with SVME clear only GIF_SET (or nothing) is allowed — restore SREGS (EFER) first" },
+        message: { f in
+            "EFER.SVME is clear on the vCPU but flags are \(f); with SVME clear only GIF_SET (or nothing) is allowed — restore SREGS (EFER) first"
+        },
         report: { $0.isEmpty ? .svmDisabledEmptyFlags : .svmDisabledInEFER($0) }
     ) { s, c in
         guard isSVM(s), let efer = c.efer, efer & EFER.svme == 0 else { return nil }
@@ -811,8 +885,11 @@ extension NestedStateValidator {
     /// Not a rule of `rules`: `svmDisabledInEFER`'s check reports it for flags 0.
     static let svmDisabledEmptyFlags = Row<Void>(
         "svm-efer-svme", "svmDisabledEmptyFlags",
-        kernel: svm + "if (!(vcpu->arch.efer & EFER_SVME)) { if (kvm_state->flags != KVM_STATE_NESTED_GIF_SET) return -EINVAL; } (measured on 6.1 in the nested lab)",
-        message: { "EFER.SVME is clear and flags are 0: with SVM off the kernel accepts only GIF_SET (restore SREGS first)" },
+        kernel: svm
+            + "if (!(vcpu->arch.efer & EFER_SVME)) { if (kvm_state->flags != KVM_STATE_NESTED_GIF_SET) return -EINVAL; } (measured on 6.1 in the nested lab)",
+        message: {
+            "EFER.SVME is clear and flags are 0: with SVM off the kernel accepts only GIF_SET (restore SREGS first)"
+        },
         report: { .svmDisabledEmptyFlags }
     ) { _, _ in nil }
 
@@ -836,11 +913,14 @@ extension NestedStateValidator {
     static let vmcbMissing = Row<UInt32>(
         "vmcb-present", "vmcbMissing",
         kernel: svm + "if (kvm_state->size < sizeof(*kvm_state) + KVM_STATE_NESTED_SVM_VMCB_SIZE)",
-        message: { size in "GUEST_MODE is set but size \(size) has no vmcb12 (needs \(NestedState.headerSize + VMCB.pageSize))" },
+        message: { size in
+            "GUEST_MODE is set but size \(size) has no vmcb12 (needs \(NestedState.headerSize + VMCB.pageSize))"
+        },
         report: { .vmcbMissing(size: $0) }
     ) { s, _ in
         guard isSVM(s), s.flags.contains(.guestMode),
-              Int(s.size) < NestedState.headerSize + VMCB.pageSize else { return nil }
+            Int(s.size) < NestedState.headerSize + VMCB.pageSize
+        else { return nil }
         return s.size
     }
 
@@ -868,10 +948,14 @@ extension NestedStateValidator {
     static let iopmAddressInvalid = bitmapAddressInvalid("vmcb-iopm", "iopm_base_pa", \.iopmBasePA, 0x3000)
 
     /// nested_svm_check_bitmap_pa(): PAGE_ALIGN(pa) and its last byte are legal GPAs.
-    static func bitmapAddressInvalid(_ id: String, _ field: String, _ keyPath: KeyPath<VMCBControl, UInt64> & Sendable,
-                                     _ size: UInt64) -> Row<(name: String, address: UInt64)> {
-        Row(id, "bitmapAddressInvalid",
-            kernel: ctl + "if (CC(!nested_svm_check_bitmap_pa(vcpu, control->msrpm_base_pa, MSRPM_SIZE))) / (…iopm_base_pa, IOPM_SIZE)",
+    static func bitmapAddressInvalid(
+        _ id: String, _ field: String, _ keyPath: KeyPath<VMCBControl, UInt64> & Sendable,
+        _ size: UInt64
+    ) -> Row<(name: String, address: UInt64)> {
+        Row(
+            id, "bitmapAddressInvalid",
+            kernel: ctl
+                + "if (CC(!nested_svm_check_bitmap_pa(vcpu, control->msrpm_base_pa, MSRPM_SIZE))) / (…iopm_base_pa, IOPM_SIZE)",
             message: { f in "vmcb12 \(f.name) \(hex(f.address)) is not a legal guest-physical address range" },
             report: { .bitmapAddressInvalid(name: $0.name, address: $0.address) }
         ) { s, c in
@@ -891,7 +975,9 @@ extension NestedStateValidator {
         message: { cr0 in "the vCPU's (L2) CR0 \(hex(cr0)) has NW set with CD clear" },
         report: { .l2CR0Invalid($0) }
     ) { s, c in
-        guard loadedVMCB(s) != nil, let cr0 = c.cr0, cr0 & ControlRegister.cd == 0, cr0 & ControlRegister.nw != 0 else { return nil }
+        guard loadedVMCB(s) != nil, let cr0 = c.cr0, cr0 & ControlRegister.cd == 0, cr0 & ControlRegister.nw != 0 else {
+            return nil
+        }
         return cr0
     }
 
@@ -901,7 +987,9 @@ extension NestedStateValidator {
         message: { cr0 in "L1 save area CR0 \(hex(cr0)) lacks PG or PE (L1 must be in paged protected mode)" },
         report: { .l1NotPagedProtectedMode(cr0: $0) }
     ) { s, _ in
-        guard let v = loadedVMCB(s), v.save.cr0 & ControlRegister.pg == 0 || v.save.cr0 & ControlRegister.pe == 0 else { return nil }
+        guard let v = loadedVMCB(s), v.save.cr0 & ControlRegister.pg == 0 || v.save.cr0 & ControlRegister.pe == 0 else {
+            return nil
+        }
         return v.save.cr0
     }
 
@@ -927,7 +1015,8 @@ extension NestedStateValidator {
 
     static let l1CR0Invalid = Row<UInt64>(
         "l1-cr0", "l1CR0Invalid",
-        kernel: save + "if (CC((save->cr0 & X86_CR0_CD) == 0 && (save->cr0 & X86_CR0_NW)) || CC(save->cr0 & ~0xffffffffULL))",
+        kernel: save
+            + "if (CC((save->cr0 & X86_CR0_CD) == 0 && (save->cr0 & X86_CR0_NW)) || CC(save->cr0 & ~0xffffffffULL))",
         message: { cr0 in "L1 save area CR0 \(hex(cr0)) has NW without CD, or bits above 31 set" },
         report: { .l1CR0Invalid($0) }
     ) { s, _ in
@@ -948,12 +1037,14 @@ extension NestedStateValidator {
 
     static let l1LongModeWithoutPAE = Row<UInt64>(
         "l1-long-mode-pae", "l1LongModeWithoutPAE",
-        kernel: save + "if ((save->efer & EFER_LME) && (save->cr0 & X86_CR0_PG)) { if (CC(!(save->cr4 & X86_CR4_PAE)) || CC(!(save->cr0 & X86_CR0_PE)) || …",
+        kernel: save
+            + "if ((save->efer & EFER_LME) && (save->cr0 & X86_CR0_PG)) { if (CC(!(save->cr4 & X86_CR4_PAE)) || CC(!(save->cr0 & X86_CR0_PE)) || …",
         message: { cr4 in "L1 save area has EFER.LME and CR0.PG but CR4 \(hex(cr4)) lacks PAE" },
         report: { .l1LongModeWithoutPAE(cr4: $0) }
     ) { s, _ in
         guard let v = loadedVMCB(s), v.save.efer & EFER.lme != 0, v.save.cr0 & ControlRegister.pg != 0,
-              v.save.cr4 & ControlRegister.pae == 0 else { return nil }
+            v.save.cr4 & ControlRegister.pae == 0
+        else { return nil }
         return v.save.cr4
     }
 
@@ -964,7 +1055,8 @@ extension NestedStateValidator {
         report: { .l1CR3Illegal($0) }
     ) { s, c in
         guard let v = loadedVMCB(s), v.save.efer & EFER.lme != 0, v.save.cr0 & ControlRegister.pg != 0,
-              let bits = c.maxPhysAddrBits, bits > 0, bits < 64, v.save.cr3 >> UInt64(bits) != 0 else { return nil }
+            let bits = c.maxPhysAddrBits, bits > 0, bits < 64, v.save.cr3 >> UInt64(bits) != 0
+        else { return nil }
         return v.save.cr3
     }
 
@@ -973,7 +1065,8 @@ extension NestedStateValidator {
 
     static let l1CR4Reserved = Row<UInt64>(
         "l1-cr4-reserved", "l1CR4Reserved",
-        kernel: save + "if (CC(!__kvm_is_valid_cr4(vcpu, save->cr4))) (cr4 & cr4_reserved_bits; bits 63:33 are in CR4_RESERVED_BITS on every kernel)",
+        kernel: save
+            + "if (CC(!__kvm_is_valid_cr4(vcpu, save->cr4))) (cr4 & cr4_reserved_bits; bits 63:33 are in CR4_RESERVED_BITS on every kernel)",
         message: { cr4 in "L1 save area CR4 \(hex(cr4)) sets reserved bits above 32" },
         report: { .l1CR4Reserved($0) }
     ) { s, _ in
@@ -987,8 +1080,10 @@ extension NestedStateValidator {
 
     static let l1EFERReserved = Row<UInt64>(
         "l1-efer-reserved", "l1EFERReserved",
-        kernel: save + "if (CC(!kvm_valid_efer(vcpu, save->efer))) (efer & efer_reserved_bits; only SCE, LME, LMA, NX, SVME, LMSLE, FFXSR, AUTOIBRS are ever enabled)",
-        message: { efer in "L1 save area EFER \(hex(efer)) sets bits KVM always reserves (\(hex(efer & ~eferKVMBits)))" },
+        kernel: save
+            + "if (CC(!kvm_valid_efer(vcpu, save->efer))) (efer & efer_reserved_bits; only SCE, LME, LMA, NX, SVME, LMSLE, FFXSR, AUTOIBRS are ever enabled)",
+        message: { efer in "L1 save area EFER \(hex(efer)) sets bits KVM always reserves (\(hex(efer & ~eferKVMBits)))"
+        },
         report: { .l1EFERReserved($0) }
     ) { s, _ in
         guard let v = loadedVMCB(s), v.save.efer & ~eferKVMBits != 0 else { return nil }

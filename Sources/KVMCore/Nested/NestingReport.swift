@@ -54,7 +54,9 @@ public struct NestingReport: Sendable {
     /// Decides the verdict, reasons, fixes and warnings from `facts`.
     public init(facts: NestingFacts) {
         self.facts = facts
-        var reasons: [String] = [], fixes: [String] = [], warnings: [String] = []
+        var reasons: [String] = []
+        var fixes: [String] = []
+        var warnings: [String] = []
         let cpu = facts.cpu
         let tech: Technology? = cpu.vendor == .intel ? .vmx : cpu.vendor == .amd ? .svm : nil
         let vendorModule = facts.modules.first { $0.isHardwareVendorModule }
@@ -63,12 +65,18 @@ public struct NestingReport: Sendable {
 
         if let error = facts.kvmOpenError {
             reasons.append("/dev/kvm is not usable: \(error)")
-            fixes.append("load KVM (modprobe \(moduleName)), enable virtualization in firmware, and check /dev/kvm's permissions")
+            fixes.append(
+                "load KVM (modprobe \(moduleName)), enable virtualization in firmware, and check /dev/kvm's permissions"
+            )
         }
         if vendorModule == nil {
             if let other = otherModules.first {
-                reasons.append("host KVM is \(other.name), not kvm_intel or kvm_amd: it is not backed by hardware VMX/SVM, so a guest cannot run its own hypervisor")
-                fixes.append("run on a host whose KVM is kvm_intel or kvm_amd, or use a software L0 (QEMU TCG -cpu max with kvm_amd nested=1: see the nested lab)")
+                reasons.append(
+                    "host KVM is \(other.name), not kvm_intel or kvm_amd: it is not backed by hardware VMX/SVM, so a guest cannot run its own hypervisor"
+                )
+                fixes.append(
+                    "run on a host whose KVM is kvm_intel or kvm_amd, or use a software L0 (QEMU TCG -cpu max with kvm_amd nested=1: see the nested lab)"
+                )
             } else if facts.kvmOpenError == nil {
                 reasons.append("neither kvm_intel nor kvm_amd is loaded")
                 fixes.append("modprobe \(moduleName) nested=1")
@@ -76,8 +84,12 @@ public struct NestingReport: Sendable {
         }
         if !cpu.hasVMX && !cpu.hasSVM {
             if cpu.isVirtualMachine {
-                reasons.append("this host is itself a virtual machine (under \(cpu.hypervisorName ?? "an unknown hypervisor")) and its CPU does not show VMX or SVM")
-                fixes.append("on the L0 host, enable nesting (options \(moduleName.replacingUnderscoresWithDashes) nested=1) and start this VM with -cpu host, or a named model with \(tech == .svm ? "svm=on" : "vmx=on") (libvirt: <cpu mode='host-passthrough'/> or host-model)")
+                reasons.append(
+                    "this host is itself a virtual machine (under \(cpu.hypervisorName ?? "an unknown hypervisor")) and its CPU does not show VMX or SVM"
+                )
+                fixes.append(
+                    "on the L0 host, enable nesting (options \(moduleName.replacingUnderscoresWithDashes) nested=1) and start this VM with -cpu host, or a named model with \(tech == .svm ? "svm=on" : "vmx=on") (libvirt: <cpu mode='host-passthrough'/> or host-model)"
+                )
             } else {
                 reasons.append("the CPU shows neither VMX nor SVM: unsupported, or disabled in firmware")
                 fixes.append("enable Intel VT-x or AMD-V (SVM) in the firmware setup")
@@ -87,7 +99,9 @@ public struct NestingReport: Sendable {
             let value = module.parameter("nested") ?? "absent"
             let dashed = module.name.replacingUnderscoresWithDashes
             reasons.append("\(module.name) is loaded with nested=\(value)")
-            fixes.append("echo 'options \(dashed) nested=1' > /etc/modprobe.d/\(module.name).conf, then modprobe -r \(module.name) && modprobe \(module.name) (or reboot)")
+            fixes.append(
+                "echo 'options \(dashed) nested=1' > /etc/modprobe.d/\(module.name).conf, then modprobe -r \(module.name) && modprobe \(module.name) (or reboot)"
+            )
         }
         if let tech, facts.kvmOpenError == nil, reasons.isEmpty {
             let offered = tech == .vmx ? facts.supportedCPUIDHasVMX : facts.supportedCPUIDHasSVM
@@ -101,16 +115,24 @@ public struct NestingReport: Sendable {
         }
 
         if facts.kvmOpenError == nil && facts.nestedStateCapability == 0 {
-            warnings.append("KVM_CAP_NESTED_STATE = 0: nested state cannot be saved, restored or migrated (KVM_GET/SET_NESTED_STATE fail with EINVAL)")
+            warnings.append(
+                "KVM_CAP_NESTED_STATE = 0: nested state cannot be saved, restored or migrated (KVM_GET/SET_NESTED_STATE fail with EINVAL)"
+            )
         }
         if vendorModule == nil, let other = otherModules.first, facts.kvmOpenError == nil {
-            warnings.append("/dev/kvm works here, so guests run, but \(other.name) is not hardware KVM: do not mistake running guests for nested KVM (running-nested-guests.rst: check you run KVM on KVM, not emulation)")
+            warnings.append(
+                "/dev/kvm works here, so guests run, but \(other.name) is not hardware KVM: do not mistake running guests for nested KVM (running-nested-guests.rst: check you run KVM on KVM, not emulation)"
+            )
         }
         if cpu.hypervisorSignature == "TCGTCGTCGTCG" {
-            warnings.append("L0 is QEMU TCG: the virtualization this host offers is emulated, so its guests are nested on an emulator, not on hardware KVM (slow, but real KVM code paths)")
+            warnings.append(
+                "L0 is QEMU TCG: the virtualization this host offers is emulated, so its guests are nested on an emulator, not on hardware KVM (slow, but real KVM code paths)"
+            )
         }
         if reasons.isEmpty, tech != nil, cpu.isVirtualMachine {
-            warnings.append("this host is a VM (L1 of \(cpu.hypervisorName ?? "its hypervisor")): its guests are L2, and a hypervisor inside them runs L3")
+            warnings.append(
+                "this host is a VM (L1 of \(cpu.hypervisorName ?? "its hypervisor")): its guests are L2, and a hypervisor inside them runs L3"
+            )
         }
         if let module = vendorModule, tech == .svm, module.flag("nrips") == false {
             warnings.append("kvm_amd nrips=0 (next-RIP save unavailable): nested guests work, a little slower")
@@ -145,21 +167,28 @@ public struct NestingFacts: Sendable {
     public var supportedCPUIDHasHypervisorBit: Bool
 
     /// Facts from their values (tests feed any host this way).
-    public init(cpu: HostCPU, modules: [KVMModule], kernelRelease: String, kvmOpenError: String?,
-                apiVersion: Int?, nestedStateCapability: Int,
-                supportedCPUIDHasVMX: Bool, supportedCPUIDHasSVM: Bool, supportedCPUIDHasHypervisorBit: Bool = false) {
-        self.cpu = cpu; self.modules = modules; self.kernelRelease = kernelRelease
-        self.kvmOpenError = kvmOpenError; self.apiVersion = apiVersion
+    public init(
+        cpu: HostCPU, modules: [KVMModule], kernelRelease: String, kvmOpenError: String?,
+        apiVersion: Int?, nestedStateCapability: Int,
+        supportedCPUIDHasVMX: Bool, supportedCPUIDHasSVM: Bool, supportedCPUIDHasHypervisorBit: Bool = false
+    ) {
+        self.cpu = cpu
+        self.modules = modules
+        self.kernelRelease = kernelRelease
+        self.kvmOpenError = kvmOpenError
+        self.apiVersion = apiVersion
         self.nestedStateCapability = nestedStateCapability
-        self.supportedCPUIDHasVMX = supportedCPUIDHasVMX; self.supportedCPUIDHasSVM = supportedCPUIDHasSVM
+        self.supportedCPUIDHasVMX = supportedCPUIDHasVMX
+        self.supportedCPUIDHasSVM = supportedCPUIDHasSVM
         self.supportedCPUIDHasHypervisorBit = supportedCPUIDHasHypervisorBit
     }
 
     /// Gathers the facts of this host: CPUID, /sys/module, uname, and /dev/kvm if it opens.
     public static func gather(kvmPath: String = "/dev/kvm") -> NestingFacts {
-        var facts = NestingFacts(cpu: .current(), modules: KVMModule.loaded(), kernelRelease: currentKernelRelease(),
-                                 kvmOpenError: nil, apiVersion: nil, nestedStateCapability: 0,
-                                 supportedCPUIDHasVMX: false, supportedCPUIDHasSVM: false)
+        var facts = NestingFacts(
+            cpu: .current(), modules: KVMModule.loaded(), kernelRelease: currentKernelRelease(),
+            kvmOpenError: nil, apiVersion: nil, nestedStateCapability: 0,
+            supportedCPUIDHasVMX: false, supportedCPUIDHasSVM: false)
         do {
             let kvm = try KVM(path: kvmPath)
             facts.apiVersion = Int(KVM.apiVersion)

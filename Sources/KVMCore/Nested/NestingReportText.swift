@@ -10,9 +10,12 @@ extension NestingReport {
         lines.append("Host")
         row("CPU", "\(cpu.vendorString) family \(cpu.family) model \(cpu.model) stepping \(cpu.stepping)")
         row("kernel", f.kernelRelease)
-        row("virtual machine", cpu.isVirtualMachine
-            ? "yes, under \(cpu.hypervisorName ?? "an unknown hypervisor")" + (cpu.hypervisorSignature.map { " (\($0))" } ?? "")
-            : "no (bare metal)")
+        row(
+            "virtual machine",
+            cpu.isVirtualMachine
+                ? "yes, under \(cpu.hypervisorName ?? "an unknown hypervisor")"
+                    + (cpu.hypervisorSignature.map { " (\($0))" } ?? "")
+                : "no (bare metal)")
         if let chain = cpu.chain {
             let base = chain.base.isEmpty ? "hardware" : HostCPU.hypervisorNames[chain.base] ?? chain.base
             row("VM chain", "level \(chain.level) of a chain of VMs run by kvmrun; L0 is \(base)")
@@ -31,7 +34,9 @@ extension NestingReport {
             row("  \(module.name)", shown.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
         }
         if f.kvmOpenError == nil {
-            row("KVM_CAP_NESTED_STATE", f.nestedStateCapability == 0 ? "0 (no nested state)" : "\(f.nestedStateCapability) bytes")
+            row(
+                "KVM_CAP_NESTED_STATE",
+                f.nestedStateCapability == 0 ? "0 (no nested state)" : "\(f.nestedStateCapability) bytes")
             row("supported CPUID offers", "vmx=\(yesNo(f.supportedCPUIDHasVMX)) svm=\(yesNo(f.supportedCPUIDHasSVM))")
         }
         lines.append("Verdict: " + (isAvailable ? summary : "nested virtualization unavailable"))

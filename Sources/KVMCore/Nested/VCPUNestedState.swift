@@ -25,11 +25,12 @@ extension VCPU {
     public func nestedStateContext() throws -> NestedStateHostContext {
         let sregs = try specialRegisters()
         let table = try cpuid()
-        let vendor: NestedVendor = switch HostCPU.current().vendor {
-        case .intel: .vmx
-        case .amd: .svm
-        case .other: .unknown
-        }
+        let vendor: NestedVendor =
+            switch HostCPU.current().vendor {
+            case .intel: .vmx
+            case .amd: .svm
+            case .other: .unknown
+            }
         let physBits = table[0x8000_0008].map { Int($0.eax & 0xFF) }
         return NestedStateHostContext(
             capabilitySize: vm.kvm.check(.nestedState), vendor: vendor, efer: sregs.efer,
@@ -48,15 +49,19 @@ extension VCPU {
             throw NestedStateRejected(violations: violations)
         }
         try state.withEncodedBuffer { raw in
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(raw.count, NestedState.headerSize), alignment: 4096)
+            let buffer = UnsafeMutableRawBufferPointer.allocate(
+                byteCount: max(raw.count, NestedState.headerSize), alignment: 4096)
             defer { buffer.deallocate() }
             buffer.initializeMemory(as: UInt8.self, repeating: 0)
             buffer.copyMemory(from: raw)
             try handle.ioctl(.setNestedState, buffer.baseAddress) { _ in
-                if context.capabilitySize == 0 { return "host KVM has no nested state support (KVM_CAP_NESTED_STATE = 0)" }
+                if context.capabilitySize == 0 {
+                    return "host KVM has no nested state support (KVM_CAP_NESTED_STATE = 0)"
+                }
                 let named = violations.map(\.message)
-                return named.isEmpty ? "the kernel refused a state that passes every rule kvmrun checks"
-                                     : named.joined(separator: "; ")
+                return named.isEmpty
+                    ? "the kernel refused a state that passes every rule kvmrun checks"
+                    : named.joined(separator: "; ")
             }
         }
     }
@@ -68,7 +73,7 @@ public struct NestedStateRejected: Error, CustomStringConvertible, Sendable {
     public let violations: [NestedStateViolation]
     /// One line: the broken error rules' messages.
     public var description: String {
-        "KVM_SET_NESTED_STATE: refused before the ioctl: " +
-            violations.filter { $0.severity == .error }.map(\.message).joined(separator: "; ")
+        "KVM_SET_NESTED_STATE: refused before the ioctl: "
+            + violations.filter { $0.severity == .error }.map(\.message).joined(separator: "; ")
     }
 }

@@ -72,70 +72,163 @@ public struct VMCBControl: NestedRawStructure, Equatable, Sendable {
         if (0..<6).contains(word) { put(4 * word, 4, UInt64(value)) }
     }
     /// Word 0: bits 0–15 CR0–15 reads, 16–31 CR0–15 writes.
-    public var interceptCR: UInt32 { get { intercept(word: 0) } set { setIntercept(word: 0, newValue) } }
+    public var interceptCR: UInt32 {
+        get { intercept(word: 0) }
+        set { setIntercept(word: 0, newValue) }
+    }
     /// Word 1: bits 0–15 DR reads, 16–31 DR writes.
-    public var interceptDR: UInt32 { get { intercept(word: 1) } set { setIntercept(word: 1, newValue) } }
+    public var interceptDR: UInt32 {
+        get { intercept(word: 1) }
+        set { setIntercept(word: 1, newValue) }
+    }
     /// Word 2: one bit per exception vector.
-    public var interceptExceptions: UInt32 { get { intercept(word: 2) } set { setIntercept(word: 2, newValue) } }
+    public var interceptExceptions: UInt32 {
+        get { intercept(word: 2) }
+        set { setIntercept(word: 2, newValue) }
+    }
     /// Word 3: INTR, NMI, …, SHUTDOWN.
-    public var interceptMisc1: UInt32 { get { intercept(word: 3) } set { setIntercept(word: 3, newValue) } }
+    public var interceptMisc1: UInt32 {
+        get { intercept(word: 3) }
+        set { setIntercept(word: 3, newValue) }
+    }
     /// Word 4: VMRUN (bit 0), VMMCALL, VMLOAD, … CR write traps.
-    public var interceptMisc2: UInt32 { get { intercept(word: 4) } set { setIntercept(word: 4, newValue) } }
+    public var interceptMisc2: UInt32 {
+        get { intercept(word: 4) }
+        set { setIntercept(word: 4, newValue) }
+    }
     /// Word 5: INVLPGB, INVPCID, … IDLE_HLT.
-    public var interceptMisc3: UInt32 { get { intercept(word: 5) } set { setIntercept(word: 5, newValue) } }
+    public var interceptMisc3: UInt32 {
+        get { intercept(word: 5) }
+        set { setIntercept(word: 5, newValue) }
+    }
     /// Whether VMRUN is intercepted (KVM requires it for a nested guest).
     public var interceptsVMRUN: Bool { interceptMisc2 & 1 != 0 }
 
     /// PAUSE filter threshold: VMCB control area offset 0x3c, 2 bytes.
-    public var pauseFilterThreshold: UInt16 { get { UInt16(u(0x3c, 2)) } set { put(0x3c, 2, UInt64(newValue)) } }
+    public var pauseFilterThreshold: UInt16 {
+        get { UInt16(u(0x3c, 2)) }
+        set { put(0x3c, 2, UInt64(newValue)) }
+    }
     /// PAUSE filter count: VMCB control area offset 0x3e, 2 bytes.
-    public var pauseFilterCount: UInt16 { get { UInt16(u(0x3e, 2)) } set { put(0x3e, 2, UInt64(newValue)) } }
+    public var pauseFilterCount: UInt16 {
+        get { UInt16(u(0x3e, 2)) }
+        set { put(0x3e, 2, UInt64(newValue)) }
+    }
     /// IOPM base PA: VMCB control area offset 0x40, 8 bytes.
-    public var iopmBasePA: UInt64 { get { u(0x40, 8) } set { put(0x40, 8, newValue) } }
+    public var iopmBasePA: UInt64 {
+        get { u(0x40, 8) }
+        set { put(0x40, 8, newValue) }
+    }
     /// MSRPM base PA: VMCB control area offset 0x48, 8 bytes.
-    public var msrpmBasePA: UInt64 { get { u(0x48, 8) } set { put(0x48, 8, newValue) } }
+    public var msrpmBasePA: UInt64 {
+        get { u(0x48, 8) }
+        set { put(0x48, 8, newValue) }
+    }
     /// TSC offset: VMCB control area offset 0x50, 8 bytes.
-    public var tscOffset: UInt64 { get { u(0x50, 8) } set { put(0x50, 8, newValue) } }
+    public var tscOffset: UInt64 {
+        get { u(0x50, 8) }
+        set { put(0x50, 8, newValue) }
+    }
     /// ASID: VMCB control area offset 0x58, 4 bytes.
-    public var asid: UInt32 { get { UInt32(u(0x58, 4)) } set { put(0x58, 4, UInt64(newValue)) } }
+    public var asid: UInt32 {
+        get { UInt32(u(0x58, 4)) }
+        set { put(0x58, 4, UInt64(newValue)) }
+    }
     /// TLB control: VMCB control area offset 0x5c, 1 byte.
-    public var tlbControl: UInt8 { get { UInt8(u(0x5c, 1)) } set { put(0x5c, 1, UInt64(newValue)) } }
+    public var tlbControl: UInt8 {
+        get { UInt8(u(0x5c, 1)) }
+        set { put(0x5c, 1, UInt64(newValue)) }
+    }
     /// int_ctl (V_TPR, V_IRQ, V_INTR_MASKING, …): VMCB control area offset 0x60, 4 bytes.
-    public var intCtl: UInt32 { get { UInt32(u(0x60, 4)) } set { put(0x60, 4, UInt64(newValue)) } }
+    public var intCtl: UInt32 {
+        get { UInt32(u(0x60, 4)) }
+        set { put(0x60, 4, UInt64(newValue)) }
+    }
     /// int_vector: VMCB control area offset 0x64, 4 bytes.
-    public var intVector: UInt32 { get { UInt32(u(0x64, 4)) } set { put(0x64, 4, UInt64(newValue)) } }
+    public var intVector: UInt32 {
+        get { UInt32(u(0x64, 4)) }
+        set { put(0x64, 4, UInt64(newValue)) }
+    }
     /// int_state (interrupt shadow): VMCB control area offset 0x68, 4 bytes.
-    public var intState: UInt32 { get { UInt32(u(0x68, 4)) } set { put(0x68, 4, UInt64(newValue)) } }
+    public var intState: UInt32 {
+        get { UInt32(u(0x68, 4)) }
+        set { put(0x68, 4, UInt64(newValue)) }
+    }
     /// EXITCODE (64-bit; older kernels call the halves exit_code / exit_code_hi).
-    public var exitCode: UInt64 { get { u(0x70, 8) } set { put(0x70, 8, newValue) } }
+    public var exitCode: UInt64 {
+        get { u(0x70, 8) }
+        set { put(0x70, 8, newValue) }
+    }
     /// EXITINFO1: VMCB control area offset 0x78, 8 bytes.
-    public var exitInfo1: UInt64 { get { u(0x78, 8) } set { put(0x78, 8, newValue) } }
+    public var exitInfo1: UInt64 {
+        get { u(0x78, 8) }
+        set { put(0x78, 8, newValue) }
+    }
     /// EXITINFO2: VMCB control area offset 0x80, 8 bytes.
-    public var exitInfo2: UInt64 { get { u(0x80, 8) } set { put(0x80, 8, newValue) } }
+    public var exitInfo2: UInt64 {
+        get { u(0x80, 8) }
+        set { put(0x80, 8, newValue) }
+    }
     /// EXITINTINFO: VMCB control area offset 0x88, 4 bytes.
-    public var exitIntInfo: UInt32 { get { UInt32(u(0x88, 4)) } set { put(0x88, 4, UInt64(newValue)) } }
+    public var exitIntInfo: UInt32 {
+        get { UInt32(u(0x88, 4)) }
+        set { put(0x88, 4, UInt64(newValue)) }
+    }
     /// EXITINTINFO error code: VMCB control area offset 0x8c, 4 bytes.
-    public var exitIntInfoError: UInt32 { get { UInt32(u(0x8c, 4)) } set { put(0x8c, 4, UInt64(newValue)) } }
+    public var exitIntInfoError: UInt32 {
+        get { UInt32(u(0x8c, 4)) }
+        set { put(0x8c, 4, UInt64(newValue)) }
+    }
     /// nested_ctl (misc_ctl in newer headers): bit 0 NP_ENABLE, 1 SEV, 2 SEV-ES.
-    public var nestedControl: UInt64 { get { u(0x90, 8) } set { put(0x90, 8, newValue) } }
+    public var nestedControl: UInt64 {
+        get { u(0x90, 8) }
+        set { put(0x90, 8, newValue) }
+    }
     /// AVIC APIC BAR: VMCB control area offset 0x98, 8 bytes.
-    public var avicVAPICBar: UInt64 { get { u(0x98, 8) } set { put(0x98, 8, newValue) } }
+    public var avicVAPICBar: UInt64 {
+        get { u(0x98, 8) }
+        set { put(0x98, 8, newValue) }
+    }
     /// GHCB GPA: VMCB control area offset 0xa0, 8 bytes.
-    public var ghcbGPA: UInt64 { get { u(0xa0, 8) } set { put(0xa0, 8, newValue) } }
+    public var ghcbGPA: UInt64 {
+        get { u(0xa0, 8) }
+        set { put(0xa0, 8, newValue) }
+    }
     /// EVENTINJ: VMCB control area offset 0xa8, 4 bytes.
-    public var eventInjection: UInt32 { get { UInt32(u(0xa8, 4)) } set { put(0xa8, 4, UInt64(newValue)) } }
+    public var eventInjection: UInt32 {
+        get { UInt32(u(0xa8, 4)) }
+        set { put(0xa8, 4, UInt64(newValue)) }
+    }
     /// EVENTINJ error code: VMCB control area offset 0xac, 4 bytes.
-    public var eventInjectionError: UInt32 { get { UInt32(u(0xac, 4)) } set { put(0xac, 4, UInt64(newValue)) } }
+    public var eventInjectionError: UInt32 {
+        get { UInt32(u(0xac, 4)) }
+        set { put(0xac, 4, UInt64(newValue)) }
+    }
     /// Nested CR3: VMCB control area offset 0xb0, 8 bytes.
-    public var nestedCR3: UInt64 { get { u(0xb0, 8) } set { put(0xb0, 8, newValue) } }
+    public var nestedCR3: UInt64 {
+        get { u(0xb0, 8) }
+        set { put(0xb0, 8, newValue) }
+    }
     /// virt_ext (misc_ctl2 in newer headers): bit 0 LBR virtualization, 1 virtual VMLOAD/VMSAVE.
-    public var virtExt: UInt64 { get { u(0xb8, 8) } set { put(0xb8, 8, newValue) } }
+    public var virtExt: UInt64 {
+        get { u(0xb8, 8) }
+        set { put(0xb8, 8, newValue) }
+    }
     /// VMCB clean bits: VMCB control area offset 0xc0, 4 bytes.
-    public var clean: UInt32 { get { UInt32(u(0xc0, 4)) } set { put(0xc0, 4, UInt64(newValue)) } }
+    public var clean: UInt32 {
+        get { UInt32(u(0xc0, 4)) }
+        set { put(0xc0, 4, UInt64(newValue)) }
+    }
     /// Next RIP: VMCB control area offset 0xc8, 8 bytes.
-    public var nextRIP: UInt64 { get { u(0xc8, 8) } set { put(0xc8, 8, newValue) } }
+    public var nextRIP: UInt64 {
+        get { u(0xc8, 8) }
+        set { put(0xc8, 8, newValue) }
+    }
     /// Instruction length: VMCB control area offset 0xd0, 1 byte.
-    public var instructionLength: UInt8 { get { UInt8(u(0xd0, 1)) } set { put(0xd0, 1, UInt64(newValue)) } }
+    public var instructionLength: UInt8 {
+        get { UInt8(u(0xd0, 1)) }
+        set { put(0xd0, 1, UInt64(newValue)) }
+    }
     /// The 15 guest instruction bytes (0xd1–0xdf).
     public var instructionBytes: [UInt8] {
         get { (0..<15).map { UInt8(u(0xd1 + $0, 1)) } }
@@ -145,27 +238,28 @@ public struct VMCBControl: NestedRawStructure, Equatable, Sendable {
     /// Every named field of the control area, for rendering and diffs.
     public static let layout: NestedLayout = {
         typealias F = NestedFieldSpec
-        return NestedLayout([
-            F("intercept_cr", 0x00, 4), F("intercept_dr", 0x04, 4), F("intercept_exceptions", 0x08, 4),
-            F("intercept_misc1", 0x0c, 4, .bits(.svmInterceptMisc1)),
-            F("intercept_misc2", 0x10, 4, .bits(.svmInterceptMisc2)),
-            F("intercept_misc3", 0x14, 4, .bits(.svmInterceptMisc3)),
-            F("pause_filter_thresh", 0x3c, 2, .decimal), F("pause_filter_count", 0x3e, 2, .decimal),
-            F("iopm_base_pa", 0x40, 8), F("msrpm_base_pa", 0x48, 8), F("tsc_offset", 0x50, 8),
-            F("asid", 0x58, 4, .decimal), F("tlb_ctl", 0x5c, 1), F("erap_ctl", 0x5d, 1),
-            F("int_ctl", 0x60, 4, .bits(.svmIntCtl)), F("int_vector", 0x64, 4), F("int_state", 0x68, 4),
-            F("exit_code", 0x70, 8, .annotated(.svmExitCode)), F("exit_info_1", 0x78, 8),
-            F("exit_info_2", 0x80, 8), F("exit_int_info", 0x88, 4, .annotated(.svmEventInfo)),
-            F("exit_int_info_err", 0x8c, 4), F("nested_ctl", 0x90, 8, .bits(.svmNestedCtl)),
-            F("avic_vapic_bar", 0x98, 8), F("ghcb_gpa", 0xa0, 8),
-            F("event_inj", 0xa8, 4, .annotated(.svmEventInfo)), F("event_inj_err", 0xac, 4),
-            F("nested_cr3", 0xb0, 8), F("virt_ext", 0xb8, 8, .bits(.svmVirtExt)), F("clean", 0xc0, 4),
-            F("next_rip", 0xc8, 8), F("insn_len", 0xd0, 1, .decimal), F("insn_bytes", 0xd1, 15, .bytes),
-            F("avic_backing_page", 0xe0, 8), F("avic_logical_id", 0xf0, 8), F("avic_physical_id", 0xf8, 8),
-            F("vmsa_pa", 0x108, 8), F("bus_lock_counter", 0x120, 2, .decimal),
-            F("allowed_sev_features", 0x138, 8), F("guest_sev_features", 0x140, 8),
-            F("reserved_sw", 0x3e0, 32, .bytes),
-        ], size: VMCBControl.size)
+        return NestedLayout(
+            [
+                F("intercept_cr", 0x00, 4), F("intercept_dr", 0x04, 4), F("intercept_exceptions", 0x08, 4),
+                F("intercept_misc1", 0x0c, 4, .bits(.svmInterceptMisc1)),
+                F("intercept_misc2", 0x10, 4, .bits(.svmInterceptMisc2)),
+                F("intercept_misc3", 0x14, 4, .bits(.svmInterceptMisc3)),
+                F("pause_filter_thresh", 0x3c, 2, .decimal), F("pause_filter_count", 0x3e, 2, .decimal),
+                F("iopm_base_pa", 0x40, 8), F("msrpm_base_pa", 0x48, 8), F("tsc_offset", 0x50, 8),
+                F("asid", 0x58, 4, .decimal), F("tlb_ctl", 0x5c, 1), F("erap_ctl", 0x5d, 1),
+                F("int_ctl", 0x60, 4, .bits(.svmIntCtl)), F("int_vector", 0x64, 4), F("int_state", 0x68, 4),
+                F("exit_code", 0x70, 8, .annotated(.svmExitCode)), F("exit_info_1", 0x78, 8),
+                F("exit_info_2", 0x80, 8), F("exit_int_info", 0x88, 4, .annotated(.svmEventInfo)),
+                F("exit_int_info_err", 0x8c, 4), F("nested_ctl", 0x90, 8, .bits(.svmNestedCtl)),
+                F("avic_vapic_bar", 0x98, 8), F("ghcb_gpa", 0xa0, 8),
+                F("event_inj", 0xa8, 4, .annotated(.svmEventInfo)), F("event_inj_err", 0xac, 4),
+                F("nested_cr3", 0xb0, 8), F("virt_ext", 0xb8, 8, .bits(.svmVirtExt)), F("clean", 0xc0, 4),
+                F("next_rip", 0xc8, 8), F("insn_len", 0xd0, 1, .decimal), F("insn_bytes", 0xd1, 15, .bytes),
+                F("avic_backing_page", 0xe0, 8), F("avic_logical_id", 0xf0, 8), F("avic_physical_id", 0xf8, 8),
+                F("vmsa_pa", 0x108, 8), F("bus_lock_counter", 0x120, 2, .decimal),
+                F("allowed_sev_features", 0x138, 8), F("guest_sev_features", 0x140, 8),
+                F("reserved_sw", 0x3e0, 32, .bytes),
+            ], size: VMCBControl.size)
     }()
 }
 
@@ -188,8 +282,9 @@ public struct VMCBSaveArea: NestedRawStructure, Equatable, Sendable {
     /// The segment register `reg`.
     public func segment(_ reg: VMCBSegmentRegister) -> VMCBSegment {
         let o = reg.offset
-        return VMCBSegment(selector: UInt16(u(o, 2)), attrib: UInt16(u(o + 2, 2)),
-                           limit: UInt32(u(o + 4, 4)), base: u(o + 8, 8))
+        return VMCBSegment(
+            selector: UInt16(u(o, 2)), attrib: UInt16(u(o + 2, 2)),
+            limit: UInt32(u(o + 4, 4)), base: u(o + 8, 8))
     }
 
     /// Writes the segment register `reg`.
@@ -202,75 +297,170 @@ public struct VMCBSaveArea: NestedRawStructure, Equatable, Sendable {
     }
 
     /// VMPL: VMCB save area offset 0xca, 1 byte.
-    public var vmpl: UInt8 { get { UInt8(u(0xca, 1)) } set { put(0xca, 1, UInt64(newValue)) } }
+    public var vmpl: UInt8 {
+        get { UInt8(u(0xca, 1)) }
+        set { put(0xca, 1, UInt64(newValue)) }
+    }
     /// CPL: VMCB save area offset 0xcb, 1 byte.
-    public var cpl: UInt8 { get { UInt8(u(0xcb, 1)) } set { put(0xcb, 1, UInt64(newValue)) } }
+    public var cpl: UInt8 {
+        get { UInt8(u(0xcb, 1)) }
+        set { put(0xcb, 1, UInt64(newValue)) }
+    }
     /// EFER: VMCB save area offset 0xd0, 8 bytes.
-    public var efer: UInt64 { get { u(0xd0, 8) } set { put(0xd0, 8, newValue) } }
+    public var efer: UInt64 {
+        get { u(0xd0, 8) }
+        set { put(0xd0, 8, newValue) }
+    }
     /// CR4: VMCB save area offset 0x148, 8 bytes.
-    public var cr4: UInt64 { get { u(0x148, 8) } set { put(0x148, 8, newValue) } }
+    public var cr4: UInt64 {
+        get { u(0x148, 8) }
+        set { put(0x148, 8, newValue) }
+    }
     /// CR3: VMCB save area offset 0x150, 8 bytes.
-    public var cr3: UInt64 { get { u(0x150, 8) } set { put(0x150, 8, newValue) } }
+    public var cr3: UInt64 {
+        get { u(0x150, 8) }
+        set { put(0x150, 8, newValue) }
+    }
     /// CR0: VMCB save area offset 0x158, 8 bytes.
-    public var cr0: UInt64 { get { u(0x158, 8) } set { put(0x158, 8, newValue) } }
+    public var cr0: UInt64 {
+        get { u(0x158, 8) }
+        set { put(0x158, 8, newValue) }
+    }
     /// DR7: VMCB save area offset 0x160, 8 bytes.
-    public var dr7: UInt64 { get { u(0x160, 8) } set { put(0x160, 8, newValue) } }
+    public var dr7: UInt64 {
+        get { u(0x160, 8) }
+        set { put(0x160, 8, newValue) }
+    }
     /// DR6: VMCB save area offset 0x168, 8 bytes.
-    public var dr6: UInt64 { get { u(0x168, 8) } set { put(0x168, 8, newValue) } }
+    public var dr6: UInt64 {
+        get { u(0x168, 8) }
+        set { put(0x168, 8, newValue) }
+    }
     /// RFLAGS: VMCB save area offset 0x170, 8 bytes.
-    public var rflags: UInt64 { get { u(0x170, 8) } set { put(0x170, 8, newValue) } }
+    public var rflags: UInt64 {
+        get { u(0x170, 8) }
+        set { put(0x170, 8, newValue) }
+    }
     /// RIP: VMCB save area offset 0x178, 8 bytes.
-    public var rip: UInt64 { get { u(0x178, 8) } set { put(0x178, 8, newValue) } }
+    public var rip: UInt64 {
+        get { u(0x178, 8) }
+        set { put(0x178, 8, newValue) }
+    }
     /// RSP: VMCB save area offset 0x1d8, 8 bytes.
-    public var rsp: UInt64 { get { u(0x1d8, 8) } set { put(0x1d8, 8, newValue) } }
+    public var rsp: UInt64 {
+        get { u(0x1d8, 8) }
+        set { put(0x1d8, 8, newValue) }
+    }
     /// S_CET: VMCB save area offset 0x1e0, 8 bytes.
-    public var sCET: UInt64 { get { u(0x1e0, 8) } set { put(0x1e0, 8, newValue) } }
+    public var sCET: UInt64 {
+        get { u(0x1e0, 8) }
+        set { put(0x1e0, 8, newValue) }
+    }
     /// SSP: VMCB save area offset 0x1e8, 8 bytes.
-    public var ssp: UInt64 { get { u(0x1e8, 8) } set { put(0x1e8, 8, newValue) } }
+    public var ssp: UInt64 {
+        get { u(0x1e8, 8) }
+        set { put(0x1e8, 8, newValue) }
+    }
     /// ISST address: VMCB save area offset 0x1f0, 8 bytes.
-    public var isstAddress: UInt64 { get { u(0x1f0, 8) } set { put(0x1f0, 8, newValue) } }
+    public var isstAddress: UInt64 {
+        get { u(0x1f0, 8) }
+        set { put(0x1f0, 8, newValue) }
+    }
     /// RAX: VMCB save area offset 0x1f8, 8 bytes.
-    public var rax: UInt64 { get { u(0x1f8, 8) } set { put(0x1f8, 8, newValue) } }
+    public var rax: UInt64 {
+        get { u(0x1f8, 8) }
+        set { put(0x1f8, 8, newValue) }
+    }
     /// STAR: VMCB save area offset 0x200, 8 bytes.
-    public var star: UInt64 { get { u(0x200, 8) } set { put(0x200, 8, newValue) } }
+    public var star: UInt64 {
+        get { u(0x200, 8) }
+        set { put(0x200, 8, newValue) }
+    }
     /// LSTAR: VMCB save area offset 0x208, 8 bytes.
-    public var lstar: UInt64 { get { u(0x208, 8) } set { put(0x208, 8, newValue) } }
+    public var lstar: UInt64 {
+        get { u(0x208, 8) }
+        set { put(0x208, 8, newValue) }
+    }
     /// CSTAR: VMCB save area offset 0x210, 8 bytes.
-    public var cstar: UInt64 { get { u(0x210, 8) } set { put(0x210, 8, newValue) } }
+    public var cstar: UInt64 {
+        get { u(0x210, 8) }
+        set { put(0x210, 8, newValue) }
+    }
     /// SFMASK: VMCB save area offset 0x218, 8 bytes.
-    public var sfmask: UInt64 { get { u(0x218, 8) } set { put(0x218, 8, newValue) } }
+    public var sfmask: UInt64 {
+        get { u(0x218, 8) }
+        set { put(0x218, 8, newValue) }
+    }
     /// Kernel GS base: VMCB save area offset 0x220, 8 bytes.
-    public var kernelGSBase: UInt64 { get { u(0x220, 8) } set { put(0x220, 8, newValue) } }
+    public var kernelGSBase: UInt64 {
+        get { u(0x220, 8) }
+        set { put(0x220, 8, newValue) }
+    }
     /// SYSENTER CS: VMCB save area offset 0x228, 8 bytes.
-    public var sysenterCS: UInt64 { get { u(0x228, 8) } set { put(0x228, 8, newValue) } }
+    public var sysenterCS: UInt64 {
+        get { u(0x228, 8) }
+        set { put(0x228, 8, newValue) }
+    }
     /// SYSENTER ESP: VMCB save area offset 0x230, 8 bytes.
-    public var sysenterESP: UInt64 { get { u(0x230, 8) } set { put(0x230, 8, newValue) } }
+    public var sysenterESP: UInt64 {
+        get { u(0x230, 8) }
+        set { put(0x230, 8, newValue) }
+    }
     /// SYSENTER EIP: VMCB save area offset 0x238, 8 bytes.
-    public var sysenterEIP: UInt64 { get { u(0x238, 8) } set { put(0x238, 8, newValue) } }
+    public var sysenterEIP: UInt64 {
+        get { u(0x238, 8) }
+        set { put(0x238, 8, newValue) }
+    }
     /// CR2: VMCB save area offset 0x240, 8 bytes.
-    public var cr2: UInt64 { get { u(0x240, 8) } set { put(0x240, 8, newValue) } }
+    public var cr2: UInt64 {
+        get { u(0x240, 8) }
+        set { put(0x240, 8, newValue) }
+    }
     /// Guest PAT: VMCB save area offset 0x268, 8 bytes.
-    public var gPAT: UInt64 { get { u(0x268, 8) } set { put(0x268, 8, newValue) } }
+    public var gPAT: UInt64 {
+        get { u(0x268, 8) }
+        set { put(0x268, 8, newValue) }
+    }
     /// DEBUGCTL: VMCB save area offset 0x270, 8 bytes.
-    public var debugCtl: UInt64 { get { u(0x270, 8) } set { put(0x270, 8, newValue) } }
+    public var debugCtl: UInt64 {
+        get { u(0x270, 8) }
+        set { put(0x270, 8, newValue) }
+    }
     /// BR_FROM (last branch from): VMCB save area offset 0x278, 8 bytes.
-    public var branchFrom: UInt64 { get { u(0x278, 8) } set { put(0x278, 8, newValue) } }
+    public var branchFrom: UInt64 {
+        get { u(0x278, 8) }
+        set { put(0x278, 8, newValue) }
+    }
     /// BR_TO (last branch to): VMCB save area offset 0x280, 8 bytes.
-    public var branchTo: UInt64 { get { u(0x280, 8) } set { put(0x280, 8, newValue) } }
+    public var branchTo: UInt64 {
+        get { u(0x280, 8) }
+        set { put(0x280, 8, newValue) }
+    }
     /// Last exception from: VMCB save area offset 0x288, 8 bytes.
-    public var lastExceptionFrom: UInt64 { get { u(0x288, 8) } set { put(0x288, 8, newValue) } }
+    public var lastExceptionFrom: UInt64 {
+        get { u(0x288, 8) }
+        set { put(0x288, 8, newValue) }
+    }
     /// Last exception to: VMCB save area offset 0x290, 8 bytes.
-    public var lastExceptionTo: UInt64 { get { u(0x290, 8) } set { put(0x290, 8, newValue) } }
+    public var lastExceptionTo: UInt64 {
+        get { u(0x290, 8) }
+        set { put(0x290, 8, newValue) }
+    }
     /// SPEC CTRL: VMCB save area offset 0x2e0, 8 bytes.
-    public var specCtrl: UInt64 { get { u(0x2e0, 8) } set { put(0x2e0, 8, newValue) } }
+    public var specCtrl: UInt64 {
+        get { u(0x2e0, 8) }
+        set { put(0x2e0, 8, newValue) }
+    }
 
     /// Every named field of the save area, for rendering and diffs.
     public static let layout: NestedLayout = {
         typealias F = NestedFieldSpec
         var f: [F] = []
         for r in VMCBSegmentRegister.allCases {
-            f += [F("\(r.name).selector", r.offset, 2), F("\(r.name).attrib", r.offset + 2, 2),
-                  F("\(r.name).limit", r.offset + 4, 4), F("\(r.name).base", r.offset + 8, 8)]
+            f += [
+                F("\(r.name).selector", r.offset, 2), F("\(r.name).attrib", r.offset + 2, 2),
+                F("\(r.name).limit", r.offset + 4, 4), F("\(r.name).base", r.offset + 8, 8),
+            ]
         }
         f += [
             F("vmpl", 0xca, 1, .decimal), F("cpl", 0xcb, 1, .decimal), F("efer", 0xd0, 8, .bits(.efer)),
@@ -301,8 +491,10 @@ public struct VMCB: Equatable, Sendable {
     public var tail: [UInt8]
 
     /// A page from its parts (a zeroed page by default).
-    public init(control: VMCBControl = VMCBControl(), save: VMCBSaveArea = VMCBSaveArea(),
-                tail: [UInt8] = [UInt8](repeating: 0, count: VMCB.pageSize - VMCBSaveArea.offsetInVMCB - VMCBSaveArea.size)) {
+    public init(
+        control: VMCBControl = VMCBControl(), save: VMCBSaveArea = VMCBSaveArea(),
+        tail: [UInt8] = [UInt8](repeating: 0, count: VMCB.pageSize - VMCBSaveArea.offsetInVMCB - VMCBSaveArea.size)
+    ) {
         self.control = control
         self.save = save
         self.tail = tail

@@ -117,56 +117,128 @@ public struct VMCS12: NestedRawStructure, Equatable, Sendable {
         set { put(0, 4, (u(0, 4) & 0x7FFF_FFFF) | (newValue ? 0x8000_0000 : 0)) }
     }
     /// VMX-abort indicator: vmcs12 offset 4, 4 bytes.
-    public var abort: UInt32 { get { UInt32(u(4, 4)) } set { put(4, 4, UInt64(newValue)) } }
+    public var abort: UInt32 {
+        get { UInt32(u(4, 4)) }
+        set { put(4, 4, UInt64(newValue)) }
+    }
     /// 0 after VMCLEAR, 1 after VMLAUNCH.
-    public var launchState: UInt32 { get { UInt32(u(8, 4)) } set { put(8, 4, UInt64(newValue)) } }
+    public var launchState: UInt32 {
+        get { UInt32(u(8, 4)) }
+        set { put(8, 4, UInt64(newValue)) }
+    }
 
     // MARK: Execution controls
 
     /// Pin-based controls: vmcs12 offset 744, 4 bytes.
-    public var pinBasedControls: UInt32 { get { UInt32(u(744, 4)) } set { put(744, 4, UInt64(newValue)) } }
+    public var pinBasedControls: UInt32 {
+        get { UInt32(u(744, 4)) }
+        set { put(744, 4, UInt64(newValue)) }
+    }
     /// Primary processor-based controls: vmcs12 offset 748, 4 bytes.
-    public var primaryProcBasedControls: UInt32 { get { UInt32(u(748, 4)) } set { put(748, 4, UInt64(newValue)) } }
+    public var primaryProcBasedControls: UInt32 {
+        get { UInt32(u(748, 4)) }
+        set { put(748, 4, UInt64(newValue)) }
+    }
     /// Secondary processor-based controls: vmcs12 offset 804, 4 bytes.
-    public var secondaryProcBasedControls: UInt32 { get { UInt32(u(804, 4)) } set { put(804, 4, UInt64(newValue)) } }
+    public var secondaryProcBasedControls: UInt32 {
+        get { UInt32(u(804, 4)) }
+        set { put(804, 4, UInt64(newValue)) }
+    }
     /// VM exit controls: vmcs12 offset 768, 4 bytes.
-    public var vmExitControls: UInt32 { get { UInt32(u(768, 4)) } set { put(768, 4, UInt64(newValue)) } }
+    public var vmExitControls: UInt32 {
+        get { UInt32(u(768, 4)) }
+        set { put(768, 4, UInt64(newValue)) }
+    }
     /// VM entry controls: vmcs12 offset 780, 4 bytes.
-    public var vmEntryControls: UInt32 { get { UInt32(u(780, 4)) } set { put(780, 4, UInt64(newValue)) } }
+    public var vmEntryControls: UInt32 {
+        get { UInt32(u(780, 4)) }
+        set { put(780, 4, UInt64(newValue)) }
+    }
     /// Exception bitmap: vmcs12 offset 752, 4 bytes.
-    public var exceptionBitmap: UInt32 { get { UInt32(u(752, 4)) } set { put(752, 4, UInt64(newValue)) } }
+    public var exceptionBitmap: UInt32 {
+        get { UInt32(u(752, 4)) }
+        set { put(752, 4, UInt64(newValue)) }
+    }
     /// VM function control: vmcs12 offset 296, 8 bytes.
-    public var vmFunctionControl: UInt64 { get { u(296, 8) } set { put(296, 8, newValue) } }
+    public var vmFunctionControl: UInt64 {
+        get { u(296, 8) }
+        set { put(296, 8, newValue) }
+    }
     /// I/O bitmap A: vmcs12 offset 40, 8 bytes.
-    public var ioBitmapA: UInt64 { get { u(40, 8) } set { put(40, 8, newValue) } }
+    public var ioBitmapA: UInt64 {
+        get { u(40, 8) }
+        set { put(40, 8, newValue) }
+    }
     /// I/O bitmap B: vmcs12 offset 48, 8 bytes.
-    public var ioBitmapB: UInt64 { get { u(48, 8) } set { put(48, 8, newValue) } }
+    public var ioBitmapB: UInt64 {
+        get { u(48, 8) }
+        set { put(48, 8, newValue) }
+    }
     /// MSR bitmap: vmcs12 offset 56, 8 bytes.
-    public var msrBitmap: UInt64 { get { u(56, 8) } set { put(56, 8, newValue) } }
+    public var msrBitmap: UInt64 {
+        get { u(56, 8) }
+        set { put(56, 8, newValue) }
+    }
     /// TSC offset: vmcs12 offset 88, 8 bytes.
-    public var tscOffset: UInt64 { get { u(88, 8) } set { put(88, 8, newValue) } }
+    public var tscOffset: UInt64 {
+        get { u(88, 8) }
+        set { put(88, 8, newValue) }
+    }
     /// TSC multiplier: vmcs12 offset 328, 8 bytes.
-    public var tscMultiplier: UInt64 { get { u(328, 8) } set { put(328, 8, newValue) } }
+    public var tscMultiplier: UInt64 {
+        get { u(328, 8) }
+        set { put(328, 8, newValue) }
+    }
     /// Virtual APIC page address: vmcs12 offset 96, 8 bytes.
-    public var virtualAPICPageAddress: UInt64 { get { u(96, 8) } set { put(96, 8, newValue) } }
+    public var virtualAPICPageAddress: UInt64 {
+        get { u(96, 8) }
+        set { put(96, 8, newValue) }
+    }
     /// APIC access address: vmcs12 offset 104, 8 bytes.
-    public var apicAccessAddress: UInt64 { get { u(104, 8) } set { put(104, 8, newValue) } }
+    public var apicAccessAddress: UInt64 {
+        get { u(104, 8) }
+        set { put(104, 8, newValue) }
+    }
     /// Posted interrupt descriptor address: vmcs12 offset 112, 8 bytes.
-    public var postedInterruptDescriptorAddress: UInt64 { get { u(112, 8) } set { put(112, 8, newValue) } }
+    public var postedInterruptDescriptorAddress: UInt64 {
+        get { u(112, 8) }
+        set { put(112, 8, newValue) }
+    }
     /// EPT pointer: vmcs12 offset 120, 8 bytes.
-    public var eptPointer: UInt64 { get { u(120, 8) } set { put(120, 8, newValue) } }
+    public var eptPointer: UInt64 {
+        get { u(120, 8) }
+        set { put(120, 8, newValue) }
+    }
     /// VMCS link pointer (the shadow VMCS when VMCS shadowing is on); -1 when unused.
-    public var vmcsLinkPointer: UInt64 { get { u(176, 8) } set { put(176, 8, newValue) } }
+    public var vmcsLinkPointer: UInt64 {
+        get { u(176, 8) }
+        set { put(176, 8, newValue) }
+    }
     /// CR0 guest/host mask: vmcs12 offset 344, 8 bytes.
-    public var cr0GuestHostMask: UInt64 { get { u(344, 8) } set { put(344, 8, newValue) } }
+    public var cr0GuestHostMask: UInt64 {
+        get { u(344, 8) }
+        set { put(344, 8, newValue) }
+    }
     /// CR4 guest/host mask: vmcs12 offset 352, 8 bytes.
-    public var cr4GuestHostMask: UInt64 { get { u(352, 8) } set { put(352, 8, newValue) } }
+    public var cr4GuestHostMask: UInt64 {
+        get { u(352, 8) }
+        set { put(352, 8, newValue) }
+    }
     /// CR0 read shadow: vmcs12 offset 360, 8 bytes.
-    public var cr0ReadShadow: UInt64 { get { u(360, 8) } set { put(360, 8, newValue) } }
+    public var cr0ReadShadow: UInt64 {
+        get { u(360, 8) }
+        set { put(360, 8, newValue) }
+    }
     /// CR4 read shadow: vmcs12 offset 368, 8 bytes.
-    public var cr4ReadShadow: UInt64 { get { u(368, 8) } set { put(368, 8, newValue) } }
+    public var cr4ReadShadow: UInt64 {
+        get { u(368, 8) }
+        set { put(368, 8, newValue) }
+    }
     /// Virtual processor ID: vmcs12 offset 960, 2 bytes.
-    public var virtualProcessorID: UInt16 { get { UInt16(u(960, 2)) } set { put(960, 2, UInt64(newValue)) } }
+    public var virtualProcessorID: UInt16 {
+        get { UInt16(u(960, 2)) }
+        set { put(960, 2, UInt64(newValue)) }
+    }
 
     /// Primary control bit 31: the secondary controls are active.
     public var activatesSecondaryControls: Bool { primaryProcBasedControls & 0x8000_0000 != 0 }
@@ -178,79 +250,181 @@ public struct VMCS12: NestedRawStructure, Equatable, Sendable {
     // MARK: Exit information
 
     /// VM exit reason: vmcs12 offset 812, 4 bytes.
-    public var vmExitReason: UInt32 { get { UInt32(u(812, 4)) } set { put(812, 4, UInt64(newValue)) } }
+    public var vmExitReason: UInt32 {
+        get { UInt32(u(812, 4)) }
+        set { put(812, 4, UInt64(newValue)) }
+    }
     /// Exit qualification: vmcs12 offset 408, 8 bytes.
-    public var exitQualification: UInt64 { get { u(408, 8) } set { put(408, 8, newValue) } }
+    public var exitQualification: UInt64 {
+        get { u(408, 8) }
+        set { put(408, 8, newValue) }
+    }
     /// VM instruction error: vmcs12 offset 808, 4 bytes.
-    public var vmInstructionError: UInt32 { get { UInt32(u(808, 4)) } set { put(808, 4, UInt64(newValue)) } }
+    public var vmInstructionError: UInt32 {
+        get { UInt32(u(808, 4)) }
+        set { put(808, 4, UInt64(newValue)) }
+    }
     /// VM exit interruption info: vmcs12 offset 816, 4 bytes.
-    public var vmExitInterruptionInfo: UInt32 { get { UInt32(u(816, 4)) } set { put(816, 4, UInt64(newValue)) } }
+    public var vmExitInterruptionInfo: UInt32 {
+        get { UInt32(u(816, 4)) }
+        set { put(816, 4, UInt64(newValue)) }
+    }
     /// VM exit interruption error code: vmcs12 offset 820, 4 bytes.
-    public var vmExitInterruptionErrorCode: UInt32 { get { UInt32(u(820, 4)) } set { put(820, 4, UInt64(newValue)) } }
+    public var vmExitInterruptionErrorCode: UInt32 {
+        get { UInt32(u(820, 4)) }
+        set { put(820, 4, UInt64(newValue)) }
+    }
     /// IDT vectoring info: vmcs12 offset 824, 4 bytes.
-    public var idtVectoringInfo: UInt32 { get { UInt32(u(824, 4)) } set { put(824, 4, UInt64(newValue)) } }
+    public var idtVectoringInfo: UInt32 {
+        get { UInt32(u(824, 4)) }
+        set { put(824, 4, UInt64(newValue)) }
+    }
     /// IDT vectoring error code: vmcs12 offset 828, 4 bytes.
-    public var idtVectoringErrorCode: UInt32 { get { UInt32(u(828, 4)) } set { put(828, 4, UInt64(newValue)) } }
+    public var idtVectoringErrorCode: UInt32 {
+        get { UInt32(u(828, 4)) }
+        set { put(828, 4, UInt64(newValue)) }
+    }
     /// VM exit instruction length: vmcs12 offset 832, 4 bytes.
-    public var vmExitInstructionLength: UInt32 { get { UInt32(u(832, 4)) } set { put(832, 4, UInt64(newValue)) } }
+    public var vmExitInstructionLength: UInt32 {
+        get { UInt32(u(832, 4)) }
+        set { put(832, 4, UInt64(newValue)) }
+    }
     /// VMX instruction info: vmcs12 offset 836, 4 bytes.
-    public var vmxInstructionInfo: UInt32 { get { UInt32(u(836, 4)) } set { put(836, 4, UInt64(newValue)) } }
+    public var vmxInstructionInfo: UInt32 {
+        get { UInt32(u(836, 4)) }
+        set { put(836, 4, UInt64(newValue)) }
+    }
     /// Guest physical address: vmcs12 offset 168, 8 bytes.
-    public var guestPhysicalAddress: UInt64 { get { u(168, 8) } set { put(168, 8, newValue) } }
+    public var guestPhysicalAddress: UInt64 {
+        get { u(168, 8) }
+        set { put(168, 8, newValue) }
+    }
     /// Guest linear address: vmcs12 offset 416, 8 bytes.
-    public var guestLinearAddress: UInt64 { get { u(416, 8) } set { put(416, 8, newValue) } }
+    public var guestLinearAddress: UInt64 {
+        get { u(416, 8) }
+        set { put(416, 8, newValue) }
+    }
 
     // MARK: Entry controls (event injection)
 
     /// VM entry interruption info: vmcs12 offset 788, 4 bytes.
-    public var vmEntryInterruptionInfo: UInt32 { get { UInt32(u(788, 4)) } set { put(788, 4, UInt64(newValue)) } }
+    public var vmEntryInterruptionInfo: UInt32 {
+        get { UInt32(u(788, 4)) }
+        set { put(788, 4, UInt64(newValue)) }
+    }
     /// VM entry exception error code: vmcs12 offset 792, 4 bytes.
-    public var vmEntryExceptionErrorCode: UInt32 { get { UInt32(u(792, 4)) } set { put(792, 4, UInt64(newValue)) } }
+    public var vmEntryExceptionErrorCode: UInt32 {
+        get { UInt32(u(792, 4)) }
+        set { put(792, 4, UInt64(newValue)) }
+    }
     /// VM entry instruction length: vmcs12 offset 796, 4 bytes.
-    public var vmEntryInstructionLength: UInt32 { get { UInt32(u(796, 4)) } set { put(796, 4, UInt64(newValue)) } }
+    public var vmEntryInstructionLength: UInt32 {
+        get { UInt32(u(796, 4)) }
+        set { put(796, 4, UInt64(newValue)) }
+    }
 
     // MARK: Guest state (L2)
 
     /// Guest CR0: vmcs12 offset 424, 8 bytes.
-    public var guestCR0: UInt64 { get { u(424, 8) } set { put(424, 8, newValue) } }
+    public var guestCR0: UInt64 {
+        get { u(424, 8) }
+        set { put(424, 8, newValue) }
+    }
     /// Guest CR3: vmcs12 offset 432, 8 bytes.
-    public var guestCR3: UInt64 { get { u(432, 8) } set { put(432, 8, newValue) } }
+    public var guestCR3: UInt64 {
+        get { u(432, 8) }
+        set { put(432, 8, newValue) }
+    }
     /// Guest CR4: vmcs12 offset 440, 8 bytes.
-    public var guestCR4: UInt64 { get { u(440, 8) } set { put(440, 8, newValue) } }
+    public var guestCR4: UInt64 {
+        get { u(440, 8) }
+        set { put(440, 8, newValue) }
+    }
     /// Guest DR7: vmcs12 offset 528, 8 bytes.
-    public var guestDR7: UInt64 { get { u(528, 8) } set { put(528, 8, newValue) } }
+    public var guestDR7: UInt64 {
+        get { u(528, 8) }
+        set { put(528, 8, newValue) }
+    }
     /// Guest RSP: vmcs12 offset 536, 8 bytes.
-    public var guestRSP: UInt64 { get { u(536, 8) } set { put(536, 8, newValue) } }
+    public var guestRSP: UInt64 {
+        get { u(536, 8) }
+        set { put(536, 8, newValue) }
+    }
     /// Guest RIP: vmcs12 offset 544, 8 bytes.
-    public var guestRIP: UInt64 { get { u(544, 8) } set { put(544, 8, newValue) } }
+    public var guestRIP: UInt64 {
+        get { u(544, 8) }
+        set { put(544, 8, newValue) }
+    }
     /// Guest RFLAGS: vmcs12 offset 552, 8 bytes.
-    public var guestRFLAGS: UInt64 { get { u(552, 8) } set { put(552, 8, newValue) } }
+    public var guestRFLAGS: UInt64 {
+        get { u(552, 8) }
+        set { put(552, 8, newValue) }
+    }
     /// Guest pending debug exceptions: vmcs12 offset 560, 8 bytes.
-    public var guestPendingDebugExceptions: UInt64 { get { u(560, 8) } set { put(560, 8, newValue) } }
+    public var guestPendingDebugExceptions: UInt64 {
+        get { u(560, 8) }
+        set { put(560, 8, newValue) }
+    }
     /// Guest SYSENTER CS: vmcs12 offset 920, 4 bytes.
-    public var guestSysenterCS: UInt32 { get { UInt32(u(920, 4)) } set { put(920, 4, UInt64(newValue)) } }
+    public var guestSysenterCS: UInt32 {
+        get { UInt32(u(920, 4)) }
+        set { put(920, 4, UInt64(newValue)) }
+    }
     /// Guest SYSENTER ESP: vmcs12 offset 568, 8 bytes.
-    public var guestSysenterESP: UInt64 { get { u(568, 8) } set { put(568, 8, newValue) } }
+    public var guestSysenterESP: UInt64 {
+        get { u(568, 8) }
+        set { put(568, 8, newValue) }
+    }
     /// Guest SYSENTER EIP: vmcs12 offset 576, 8 bytes.
-    public var guestSysenterEIP: UInt64 { get { u(576, 8) } set { put(576, 8, newValue) } }
+    public var guestSysenterEIP: UInt64 {
+        get { u(576, 8) }
+        set { put(576, 8, newValue) }
+    }
     /// Guest EFER: vmcs12 offset 200, 8 bytes.
-    public var guestEFER: UInt64 { get { u(200, 8) } set { put(200, 8, newValue) } }
+    public var guestEFER: UInt64 {
+        get { u(200, 8) }
+        set { put(200, 8, newValue) }
+    }
     /// Guest PAT: vmcs12 offset 192, 8 bytes.
-    public var guestPAT: UInt64 { get { u(192, 8) } set { put(192, 8, newValue) } }
+    public var guestPAT: UInt64 {
+        get { u(192, 8) }
+        set { put(192, 8, newValue) }
+    }
     /// Guest DEBUGCTL: vmcs12 offset 184, 8 bytes.
-    public var guestDebugCtl: UInt64 { get { u(184, 8) } set { put(184, 8, newValue) } }
+    public var guestDebugCtl: UInt64 {
+        get { u(184, 8) }
+        set { put(184, 8, newValue) }
+    }
     /// Guest PERF GLOBAL CTRL: vmcs12 offset 208, 8 bytes.
-    public var guestPerfGlobalCtrl: UInt64 { get { u(208, 8) } set { put(208, 8, newValue) } }
+    public var guestPerfGlobalCtrl: UInt64 {
+        get { u(208, 8) }
+        set { put(208, 8, newValue) }
+    }
     /// Guest BNDCFGS: vmcs12 offset 248, 8 bytes.
-    public var guestBNDCFGS: UInt64 { get { u(248, 8) } set { put(248, 8, newValue) } }
+    public var guestBNDCFGS: UInt64 {
+        get { u(248, 8) }
+        set { put(248, 8, newValue) }
+    }
     /// Guest interruptibility: vmcs12 offset 912, 4 bytes.
-    public var guestInterruptibility: UInt32 { get { UInt32(u(912, 4)) } set { put(912, 4, UInt64(newValue)) } }
+    public var guestInterruptibility: UInt32 {
+        get { UInt32(u(912, 4)) }
+        set { put(912, 4, UInt64(newValue)) }
+    }
     /// Guest activity state: vmcs12 offset 916, 4 bytes.
-    public var guestActivityState: UInt32 { get { UInt32(u(916, 4)) } set { put(916, 4, UInt64(newValue)) } }
+    public var guestActivityState: UInt32 {
+        get { UInt32(u(916, 4)) }
+        set { put(916, 4, UInt64(newValue)) }
+    }
     /// Guest interrupt status: vmcs12 offset 980, 2 bytes.
-    public var guestInterruptStatus: UInt16 { get { UInt16(u(980, 2)) } set { put(980, 2, UInt64(newValue)) } }
+    public var guestInterruptStatus: UInt16 {
+        get { UInt16(u(980, 2)) }
+        set { put(980, 2, UInt64(newValue)) }
+    }
     /// Preemption timer value: vmcs12 offset 928, 4 bytes.
-    public var preemptionTimerValue: UInt32 { get { UInt32(u(928, 4)) } set { put(928, 4, UInt64(newValue)) } }
+    public var preemptionTimerValue: UInt32 {
+        get { UInt32(u(928, 4)) }
+        set { put(928, 4, UInt64(newValue)) }
+    }
 
     /// guest_pdptr0 … guest_pdptr3.
     public func guestPDPTR(_ index: Int) -> UInt64 { (0..<4).contains(index) ? u(216 + 8 * index, 8) : 0 }
@@ -261,8 +435,9 @@ public struct VMCS12: NestedRawStructure, Equatable, Sendable {
 
     /// The guest segment register `reg`.
     public func guestSegment(_ reg: VMCS12SegmentRegister) -> VMCS12Segment {
-        VMCS12Segment(selector: UInt16(u(reg.selectorOffset, 2)), base: u(reg.baseOffset, 8),
-                      limit: UInt32(u(reg.limitOffset, 4)), accessRights: UInt32(u(reg.accessRightsOffset, 4)))
+        VMCS12Segment(
+            selector: UInt16(u(reg.selectorOffset, 2)), base: u(reg.baseOffset, 8),
+            limit: UInt32(u(reg.limitOffset, 4)), accessRights: UInt32(u(reg.accessRightsOffset, 4)))
     }
 
     /// Writes the guest segment register `reg`.
@@ -276,48 +451,102 @@ public struct VMCS12: NestedRawStructure, Equatable, Sendable {
     /// Guest GDTR: base at offset 512, limit at 872.
     public var guestGDTR: VMCS12DescriptorTable {
         get { VMCS12DescriptorTable(base: u(512, 8), limit: UInt32(u(872, 4))) }
-        set { put(512, 8, newValue.base); put(872, 4, UInt64(newValue.limit)) }
+        set {
+            put(512, 8, newValue.base)
+            put(872, 4, UInt64(newValue.limit))
+        }
     }
     /// Guest IDTR: base at offset 520, limit at 876.
     public var guestIDTR: VMCS12DescriptorTable {
         get { VMCS12DescriptorTable(base: u(520, 8), limit: UInt32(u(876, 4))) }
-        set { put(520, 8, newValue.base); put(876, 4, UInt64(newValue.limit)) }
+        set {
+            put(520, 8, newValue.base)
+            put(876, 4, UInt64(newValue.limit))
+        }
     }
 
     // MARK: Host state (L1, loaded on VM-exit)
 
     /// Host CR0: vmcs12 offset 584, 8 bytes.
-    public var hostCR0: UInt64 { get { u(584, 8) } set { put(584, 8, newValue) } }
+    public var hostCR0: UInt64 {
+        get { u(584, 8) }
+        set { put(584, 8, newValue) }
+    }
     /// Host CR3: vmcs12 offset 592, 8 bytes.
-    public var hostCR3: UInt64 { get { u(592, 8) } set { put(592, 8, newValue) } }
+    public var hostCR3: UInt64 {
+        get { u(592, 8) }
+        set { put(592, 8, newValue) }
+    }
     /// Host CR4: vmcs12 offset 600, 8 bytes.
-    public var hostCR4: UInt64 { get { u(600, 8) } set { put(600, 8, newValue) } }
+    public var hostCR4: UInt64 {
+        get { u(600, 8) }
+        set { put(600, 8, newValue) }
+    }
     /// Host FS base: vmcs12 offset 608, 8 bytes.
-    public var hostFSBase: UInt64 { get { u(608, 8) } set { put(608, 8, newValue) } }
+    public var hostFSBase: UInt64 {
+        get { u(608, 8) }
+        set { put(608, 8, newValue) }
+    }
     /// Host GS base: vmcs12 offset 616, 8 bytes.
-    public var hostGSBase: UInt64 { get { u(616, 8) } set { put(616, 8, newValue) } }
+    public var hostGSBase: UInt64 {
+        get { u(616, 8) }
+        set { put(616, 8, newValue) }
+    }
     /// Host TR base: vmcs12 offset 624, 8 bytes.
-    public var hostTRBase: UInt64 { get { u(624, 8) } set { put(624, 8, newValue) } }
+    public var hostTRBase: UInt64 {
+        get { u(624, 8) }
+        set { put(624, 8, newValue) }
+    }
     /// Host GDTR base: vmcs12 offset 632, 8 bytes.
-    public var hostGDTRBase: UInt64 { get { u(632, 8) } set { put(632, 8, newValue) } }
+    public var hostGDTRBase: UInt64 {
+        get { u(632, 8) }
+        set { put(632, 8, newValue) }
+    }
     /// Host IDTR base: vmcs12 offset 640, 8 bytes.
-    public var hostIDTRBase: UInt64 { get { u(640, 8) } set { put(640, 8, newValue) } }
+    public var hostIDTRBase: UInt64 {
+        get { u(640, 8) }
+        set { put(640, 8, newValue) }
+    }
     /// Host SYSENTER CS: vmcs12 offset 924, 4 bytes.
-    public var hostSysenterCS: UInt32 { get { UInt32(u(924, 4)) } set { put(924, 4, UInt64(newValue)) } }
+    public var hostSysenterCS: UInt32 {
+        get { UInt32(u(924, 4)) }
+        set { put(924, 4, UInt64(newValue)) }
+    }
     /// Host SYSENTER ESP: vmcs12 offset 648, 8 bytes.
-    public var hostSysenterESP: UInt64 { get { u(648, 8) } set { put(648, 8, newValue) } }
+    public var hostSysenterESP: UInt64 {
+        get { u(648, 8) }
+        set { put(648, 8, newValue) }
+    }
     /// Host SYSENTER EIP: vmcs12 offset 656, 8 bytes.
-    public var hostSysenterEIP: UInt64 { get { u(656, 8) } set { put(656, 8, newValue) } }
+    public var hostSysenterEIP: UInt64 {
+        get { u(656, 8) }
+        set { put(656, 8, newValue) }
+    }
     /// Host RSP: vmcs12 offset 664, 8 bytes.
-    public var hostRSP: UInt64 { get { u(664, 8) } set { put(664, 8, newValue) } }
+    public var hostRSP: UInt64 {
+        get { u(664, 8) }
+        set { put(664, 8, newValue) }
+    }
     /// Host RIP: vmcs12 offset 672, 8 bytes.
-    public var hostRIP: UInt64 { get { u(672, 8) } set { put(672, 8, newValue) } }
+    public var hostRIP: UInt64 {
+        get { u(672, 8) }
+        set { put(672, 8, newValue) }
+    }
     /// Host EFER: vmcs12 offset 264, 8 bytes.
-    public var hostEFER: UInt64 { get { u(264, 8) } set { put(264, 8, newValue) } }
+    public var hostEFER: UInt64 {
+        get { u(264, 8) }
+        set { put(264, 8, newValue) }
+    }
     /// Host PAT: vmcs12 offset 256, 8 bytes.
-    public var hostPAT: UInt64 { get { u(256, 8) } set { put(256, 8, newValue) } }
+    public var hostPAT: UInt64 {
+        get { u(256, 8) }
+        set { put(256, 8, newValue) }
+    }
     /// Host PERF GLOBAL CTRL: vmcs12 offset 272, 8 bytes.
-    public var hostPerfGlobalCtrl: UInt64 { get { u(272, 8) } set { put(272, 8, newValue) } }
+    public var hostPerfGlobalCtrl: UInt64 {
+        get { u(272, 8) }
+        set { put(272, 8, newValue) }
+    }
 
     /// Host selector (es, cs, ss, ds, fs, gs, tr); 0 for ldtr, which has no host field.
     public func hostSelector(_ reg: VMCS12SegmentRegister) -> UInt16 {

@@ -48,8 +48,10 @@ public struct VMChain: Equatable, Sendable {
 
     /// The two leaves that tell it.
     public var cpuidEntries: [CPUIDEntry] {
-        [CPUIDEntry(function: Self.signatureLeaf, eax: Self.levelLeaf, signature: Self.signature),
-         CPUIDEntry(function: Self.levelLeaf, eax: level, signature: base)]
+        [
+            CPUIDEntry(function: Self.signatureLeaf, eax: Self.levelLeaf, signature: Self.signature),
+            CPUIDEntry(function: Self.levelLeaf, eax: level, signature: base),
+        ]
     }
 
     /// Reads the leaves through `cpuid`; nil when 40000100h does not carry the signature.

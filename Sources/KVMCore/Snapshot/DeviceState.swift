@@ -92,7 +92,8 @@ extension Serial16550: SnapshotDevice {
     private static func decode(_ bytes: [UInt8]) throws -> Decoded {
         var r = SnapshotReader(bytes, what: "serial16550 state")
         let regs = try (0..<7).map { _ in try r.u8() }
-        let thr = try r.bool(), level = try r.bool()
+        let thr = try r.bool()
+        let level = try r.bool()
         let unread = try r.blob()
         let written = try r.u64()
         let log = try r.bool() ? try r.blob() : nil
@@ -168,7 +169,9 @@ extension DebugExit: SnapshotDevice {
 
     /// `SnapshotDevice`: throws what `restoreSnapshotState(_:)` would, changing nothing.
     public func checkSnapshotState(_ bytes: [UInt8]) throws {
-        guard bytes.isEmpty else { throw SnapshotError(.corrupt, "corrupt: isa-debug-exit has no state, the file gives \(bytes.count) bytes") }
+        guard bytes.isEmpty else {
+            throw SnapshotError(.corrupt, "corrupt: isa-debug-exit has no state, the file gives \(bytes.count) bytes")
+        }
     }
 }
 
@@ -229,7 +232,8 @@ extension FwCfg: SnapshotDevice {
         }
         try r.expectEnd()
         guard offset <= UInt64(Int.max) else { throw SnapshotError(.corrupt, "corrupt: fw_cfg offset \(offset)") }
-        return Decoded(dma: dma, selected: hasSelection ? key : nil, offset: Int(offset), dmaAddress: dmaAddress, items: items)
+        return Decoded(
+            dma: dma, selected: hasSelection ? key : nil, offset: Int(offset), dmaAddress: dmaAddress, items: items)
     }
 
     /// A fw_cfg device in the saved state (DMA through `memory` when it had DMA).
@@ -256,7 +260,12 @@ extension FwCfg: SnapshotDevice {
     }
 
     private func apply(_ d: Decoded) {
-        if let key = d.selected { select(key) } else { selectedKey = nil; selected = nil }
+        if let key = d.selected {
+            select(key)
+        } else {
+            selectedKey = nil
+            selected = nil
+        }
         offset = d.offset
         dmaAddress = d.dmaAddress
     }
@@ -305,7 +314,7 @@ extension CMOS: SnapshotDevice {
         let d = try CMOS.decode(bytes)
         (self.bytes, index, offset) = (d.bytes, d.index, d.offset)
         let flags = self.bytes[Int(Register.c)]
-        self.bytes[Int(Register.c)] = 0     // register C lives in `rtc`
+        self.bytes[Int(Register.c)] = 0 // register C lives in `rtc`
         rtc.restore(settings: rtcSettings, flags: flags, level: d.level)
     }
 }
@@ -379,7 +388,9 @@ extension ACPIPowerManagement: SnapshotDevice {
     public func restoreSnapshotState(_ bytes: [UInt8]) throws {
         let d = try ACPIPowerManagement.decode(bytes)
         lock.withLock {
-            (status, enable, control, gpeStatus, gpeEnable) = (d.registers[0], d.registers[1], d.registers[2], d.registers[3], d.registers[4])
+            (status, enable, control, gpeStatus, gpeEnable) = (
+                d.registers[0], d.registers[1], d.registers[2], d.registers[3], d.registers[4]
+            )
             clockBase = clock()
             tickBase = d.ticks
             overflowTick = d.overflowTick
@@ -426,7 +437,8 @@ extension I8042: SnapshotDevice {
     private static func decode(_ bytes: [UInt8]) throws -> Decoded {
         var r = SnapshotReader(bytes, what: "i8042 state")
         let registers = try (0..<8).map { _ in try r.u8() }
-        let keyboardLevel = try r.bool(), mouseLevel = try r.bool()
+        let keyboardLevel = try r.bool()
+        let mouseLevel = try r.bool()
         var keyboard = PS2Keyboard()
         keyboard.queue = try r.blob()
         let keyboardCommand = try (r.bool(), r.u8())
@@ -444,9 +456,13 @@ extension I8042: SnapshotDevice {
         mouse.wrap = try r.bool()
         try r.expectEnd()
         guard keyboard.queue.count <= PS2Mouse.queueSize, mouse.queue.count <= PS2Mouse.queueSize else {
-            throw SnapshotError(.corrupt, "corrupt: i8042 state has \(keyboard.queue.count) and \(mouse.queue.count) queued bytes, more than 16")
+            throw SnapshotError(
+                .corrupt,
+                "corrupt: i8042 state has \(keyboard.queue.count) and \(mouse.queue.count) queued bytes, more than 16")
         }
-        return Decoded(registers: registers, keyboardLevel: keyboardLevel, mouseLevel: mouseLevel, keyboard: keyboard, mouse: mouse)
+        return Decoded(
+            registers: registers, keyboardLevel: keyboardLevel, mouseLevel: mouseLevel, keyboard: keyboard, mouse: mouse
+        )
     }
 
     /// `SnapshotDevice`: throws what `restoreSnapshotState(_:)` would, changing nothing.

@@ -28,25 +28,39 @@ extension Machine {
         try snapshot.checkHost(kvm)
         let config = snapshot.configuration
         guard config.memorySize == memory.totalSize, config.vcpuCount == vcpus.count, config.irqchip == hasIRQChip,
-              snapshot.memory.regions == MemoryImage.layout(of: memory) else {
-            throw SnapshotError(.incompatible, "the snapshot is of a machine with \(config.memorySize >> 20) MiB, \(config.vcpuCount) vCPU(s), irqchip \(config.irqchip ? "on" : "off"); this one has \(memory.totalSize >> 20) MiB, \(vcpus.count), \(hasIRQChip ? "on" : "off")")
+            snapshot.memory.regions == MemoryImage.layout(of: memory)
+        else {
+            throw SnapshotError(
+                .incompatible,
+                "the snapshot is of a machine with \(config.memorySize >> 20) MiB, \(config.vcpuCount) vCPU(s), irqchip \(config.irqchip ? "on" : "off"); this one has \(memory.totalSize >> 20) MiB, \(vcpus.count), \(hasIRQChip ? "on" : "off")"
+            )
         }
         let attached = try attachedDevices()
         guard attached.count == snapshot.devices.count,
-              snapshot.devices.allSatisfy({ state in attached.contains { $0.device.snapshotKind == state.kind && $0.ports == state.ports } }) else {
-            throw SnapshotError(.incompatible, "the snapshot's devices (\(snapshot.devices.map(\.kind).joined(separator: ", "))) are not this machine's (\(attached.map { $0.device.snapshotKind }.joined(separator: ", ")))")
+            snapshot.devices.allSatisfy({ state in
+                attached.contains { $0.device.snapshotKind == state.kind && $0.ports == state.ports }
+            })
+        else {
+            throw SnapshotError(
+                .incompatible,
+                "the snapshot's devices (\(snapshot.devices.map(\.kind).joined(separator: ", "))) are not this machine's (\(attached.map { $0.device.snapshotKind }.joined(separator: ", ")))"
+            )
         }
         for state in snapshot.devices {
-            try attached.first { $0.device.snapshotKind == state.kind && $0.ports == state.ports }!.device.checkSnapshotState(state.bytes)
+            try attached.first { $0.device.snapshotKind == state.kind && $0.ports == state.ports }!.device
+                .checkSnapshotState(state.bytes)
         }
         let tracking = snapshotTracking
         if tracking.cpuids.count != vcpus.count { tracking.cpuids = Array(repeating: nil, count: vcpus.count) }
         for (i, vcpu) in vcpus.enumerated() {
             if tracking.cpuids[i] == nil { tracking.cpuids[i] = try vcpu.cpuid() }
             // Equal whole is the common case, and costs no copies.
-            guard tracking.cpuids[i] == snapshot.vcpus[i].cpuid
-                || tracking.cpuids[i]!.lessRuntimeBits == snapshot.vcpus[i].cpuid.lessRuntimeBits else {
-                throw SnapshotError(.incompatible, "vCPU \(i)'s CPUID is not the snapshot's (KVM cannot change it after the vCPU ran)")
+            guard
+                tracking.cpuids[i] == snapshot.vcpus[i].cpuid
+                    || tracking.cpuids[i]!.lessRuntimeBits == snapshot.vcpus[i].cpuid.lessRuntimeBits
+            else {
+                throw SnapshotError(
+                    .incompatible, "vCPU \(i)'s CPUID is not the snapshot's (KVM cannot change it after the vCPU ran)")
             }
         }
 
@@ -55,13 +69,16 @@ extension Machine {
         if let chip = snapshot.irqchip { try vm.setIRQChipState(chip) }
         if let pit = snapshot.pit { try vm.setPITState(pit) }
         try restoreDevices(snapshot.devices, creating: false)
-        if tracking.unwritableMSRs.count != vcpus.count { tracking.unwritableMSRs = Array(repeating: [:], count: vcpus.count) }
+        if tracking.unwritableMSRs.count != vcpus.count {
+            tracking.unwritableMSRs = Array(repeating: [:], count: vcpus.count)
+        }
         if tracking.syncRegs == nil { tracking.syncRegs = kvm.canSyncRegs }
         let xsaveSize = max(kvm.check(.xsave2), MemoryLayout<kvm_xsave>.size)
         let canSync = !hasIRQChip && tracking.syncRegs!
         for (i, (vcpu, state)) in zip(vcpus, snapshot.vcpus).enumerated() {
-            try vcpu.resetState(state.paddingXSAVE(to: xsaveSize), unwritable: &tracking.unwritableMSRs[i],
-                                throughSyncRegs: canSync && state.nestedState == nil)
+            try vcpu.resetState(
+                state.paddingXSAVE(to: xsaveSize), unwritable: &tracking.unwritableMSRs[i],
+                throughSyncRegs: canSync && state.nestedState == nil)
         }
         if let clock = snapshot.clock { try vm.setClockState(clock) }
     }
@@ -139,8 +156,10 @@ extension VCPU {
     /// registers, special registers and events through kvm_run's sync area,
     /// loaded by a KVM_RUN that exits at once. `skipping` names state the vCPU
     /// is known to hold already (a fresh vCPU's defaults).
-    func resetState(_ state: VCPUState, unwritable: inout [UInt32: UInt64], throughSyncRegs: Bool,
-                    skipping known: FreshVCPU.Defaults? = nil) throws {
+    func resetState(
+        _ state: VCPUState, unwritable: inout [UInt32: UInt64], throughSyncRegs: Bool,
+        skipping known: FreshVCPU.Defaults? = nil
+    ) throws {
         if throughSyncRegs {
             try restoreMSRs(state.msrs, unwritable: &unwritable)
             if let xcrs = state.xcrs, !(known?.xcrs.map { sameBytes($0, xcrs) } ?? false) { try setXCRs(xcrs) }
@@ -200,9 +219,10 @@ extension VCPU {
             let refused = pending[pending.startIndex + written]
             let current = try MSR.get([refused.index], on: handle).first
             guard current == refused else {
-                throw KVMError("KVM_SET_MSRS", errno: .EINVAL,
-                               hint: "KVM refused MSR \(hex(refused.index)) = \(hex(refused.value))" +
-                                   (current.map { " (the vCPU holds \(hex($0.value)))" } ?? ""))
+                throw KVMError(
+                    "KVM_SET_MSRS", errno: .EINVAL,
+                    hint: "KVM refused MSR \(hex(refused.index)) = \(hex(refused.value))"
+                        + (current.map { " (the vCPU holds \(hex($0.value)))" } ?? ""))
             }
             unwritable[refused.index] = refused.value
             pending = pending.dropFirst(written + 1)

@@ -49,8 +49,9 @@ extension Machine {
             snapshotTracking.baseline = image
         }
         return Snapshot(
-            configuration: Snapshot.Configuration(memorySize: memory.totalSize, vcpuCount: vcpus.count,
-                                                  irqchip: hasIRQChip, cpuVendor: HostCPU.cachedVendorString),
+            configuration: Snapshot.Configuration(
+                memorySize: memory.totalSize, vcpuCount: vcpus.count,
+                irqchip: hasIRQChip, cpuVendor: HostCPU.cachedVendorString),
             vcpus: states, irqchip: irqchip, pit: pit, clock: clock,
             devices: try devices.map { try $0.state() }, notes: notes, memory: image)
     }
@@ -68,16 +69,19 @@ extension Machine {
     ///
     /// With `logDirtyPages`, `reset(to:)` this snapshot copies back only the pages
     /// written since.
-    public convenience init(restoring snapshot: Snapshot, serial sink: OutputSink = .buffer, kvm: KVM? = nil,
-                            logDirtyPages: Bool = false) throws {
+    public convenience init(
+        restoring snapshot: Snapshot, serial sink: OutputSink = .buffer, kvm: KVM? = nil,
+        logDirtyPages: Bool = false
+    ) throws {
         let kvm = try kvm ?? KVM()
         try snapshot.checkHost(kvm)
         try snapshot.checkDevicesRestorable()
         let config = snapshot.configuration
         let image = snapshot.memory
-        try self.init(memorySize: config.memorySize, vcpus: config.vcpuCount, irqchip: config.irqchip,
-                      serial: sink, kvm: kvm, logDirtyPages: logDirtyPages,
-                      image: (image.fd, image.regions.indices.map { image.fileOffset(ofRegion: $0) }))
+        try self.init(
+            memorySize: config.memorySize, vcpus: config.vcpuCount, irqchip: config.irqchip,
+            serial: sink, kvm: kvm, logDirtyPages: logDirtyPages,
+            image: (image.fd, image.regions.indices.map { image.fileOffset(ofRegion: $0) }))
         snapshotTracking.backing = image
         snapshotTracking.baseline = image
         if let chip = snapshot.irqchip { try vm.setIRQChipState(chip) }
@@ -110,7 +114,10 @@ extension Machine {
     /// Each device on the bus with all its port ranges, in attach order.
     func attachedDevices() throws -> [(device: SnapshotDevice, ports: [ClosedRange<UInt16>])] {
         if let mmio = bus.attachedMMIO.first {
-            throw SnapshotError(.incompatible, "the MMIO device \(type(of: mmio.device)) at \(hex(mmio.range.lowerBound)) cannot be saved: snapshots keep port devices only")
+            throw SnapshotError(
+                .incompatible,
+                "the MMIO device \(type(of: mmio.device)) at \(hex(mmio.range.lowerBound)) cannot be saved: snapshots keep port devices only"
+            )
         }
         var out: [(device: SnapshotDevice, ports: [ClosedRange<UInt16>])] = []
         for (device, ports) in bus.attachedPorts {
@@ -119,7 +126,10 @@ extension Machine {
                 continue
             }
             guard let saved = device as? SnapshotDevice else {
-                throw SnapshotError(.incompatible, "the device \(type(of: device)) on ports \(hex(ports.lowerBound))–\(hex(ports.upperBound)) cannot be saved (it is not a SnapshotDevice)")
+                throw SnapshotError(
+                    .incompatible,
+                    "the device \(type(of: device)) on ports \(hex(ports.lowerBound))–\(hex(ports.upperBound)) cannot be saved (it is not a SnapshotDevice)"
+                )
             }
             out.append((saved, [ports]))
         }
@@ -142,7 +152,10 @@ extension Machine {
                 let device = try make(state, self)
                 for range in state.ports { try bus.attach(device, ports: range) }
             } else {
-                throw SnapshotError(.incompatible, "the machine has no \(state.kind) device on ports \(state.ports.map { "\(hex($0.lowerBound))–\(hex($0.upperBound))" }.joined(separator: ", "))")
+                throw SnapshotError(
+                    .incompatible,
+                    "the machine has no \(state.kind) device on ports \(state.ports.map { "\(hex($0.lowerBound))–\(hex($0.upperBound))" }.joined(separator: ", "))"
+                )
             }
         }
     }
@@ -168,7 +181,8 @@ extension Snapshot {
         for device in devices {
             if let ports = standard[device.kind] {
                 guard ports == device.ports else {
-                    throw SnapshotError(.incompatible, "its \(device.kind) is on other ports than this library's machine puts it")
+                    throw SnapshotError(
+                        .incompatible, "its \(device.kind) is on other ports than this library's machine puts it")
                 }
             } else if SnapshotDevices.creatable[device.kind] == nil {
                 throw SnapshotError(.incompatible, "has a device of kind \(device.kind) this library cannot recreate")
@@ -213,8 +227,9 @@ enum FreshVCPU {
         let found = known.withLock { $0.first { $0.cpuid == cpuid } }
         if let found { return found }
         let kvm = vcpu.vm.kvm
-        let read = Defaults(cpuid: cpuid, xcrs: kvm.check(.xcrs) != 0 ? try vcpu.xcrs() : nil,
-                            xsave: try vcpu.xsave(), debugRegisters: try vcpu.debugRegisters())
+        let read = Defaults(
+            cpuid: cpuid, xcrs: kvm.check(.xcrs) != 0 ? try vcpu.xcrs() : nil,
+            xsave: try vcpu.xsave(), debugRegisters: try vcpu.debugRegisters())
         learn(read)
         return read
     }

@@ -67,7 +67,8 @@ final class MemoryImage {
     func view() throws -> UnsafeRawPointer {
         if let mappedView { return mappedView }
         guard let p = mmap(nil, Int(size), PROT_READ, MAP_SHARED | MAP_NORESERVE, fd, off_t(fileOffset)),
-              p != MAP_FAILED else {
+            p != MAP_FAILED
+        else {
             throw KVMError("mmap snapshot memory image (\(size) bytes)", errno: .current)
         }
         mappedView = UnsafeRawPointer(p)
@@ -79,7 +80,12 @@ final class MemoryImage {
 
     /// Bytes of guest-physical memory as the image holds them.
     func bytes(at address: UInt64, count: Int) throws -> [UInt8] {
-        guard count >= 0, let r = regions.first(where: { address >= $0.guestPhysical && UInt64(count) <= $0.size && address - $0.guestPhysical <= $0.size - UInt64(count) }) else {
+        guard count >= 0,
+            let r = regions.first(where: {
+                address >= $0.guestPhysical && UInt64(count) <= $0.size
+                    && address - $0.guestPhysical <= $0.size - UInt64(count)
+            })
+        else {
             throw ConfigurationError.outsideSnapshotRAM(address: address, count: count)
         }
         let p = try view() + Int(r.imageOffset + (address - r.guestPhysical))
@@ -91,8 +97,9 @@ final class MemoryImage {
         let base = try view()
         let page = Int(GuestMemory.pageSize)
         return extents.map { e in
-            CRC32C.checksum(base + Int(regions[e.region].imageOffset) + Int(e.firstPage) * page,
-                            count: Int(e.pageCount) * page)
+            CRC32C.checksum(
+                base + Int(regions[e.region].imageOffset) + Int(e.firstPage) * page,
+                count: Int(e.pageCount) * page)
         }
     }
 
@@ -125,8 +132,9 @@ final class MemoryImage {
                         candidates.insert(Int(e.firstPage)..<Int(e.firstPage + e.pageCount))
                     }
                 }
-                extents += try copyNonZeroPages(of: region, index: index, candidates: candidates,
-                                                to: fd, at: layout[index].imageOffset)
+                extents += try copyNonZeroPages(
+                    of: region, index: index, candidates: candidates,
+                    to: fd, at: layout[index].imageOffset)
             }
         } catch {
             close(fd)
@@ -137,16 +145,19 @@ final class MemoryImage {
 
     /// Writes the non-zero pages among `candidates` to `fd` at `base` + their
     /// offset in the region, a run of pages per pwrite; returns the runs.
-    private static func copyNonZeroPages(of region: MemoryRegion, index: Int, candidates: PageSet,
-                                         to fd: Int32, at base: UInt64) throws -> [Extent] {
+    private static func copyNonZeroPages(
+        of region: MemoryRegion, index: Int, candidates: PageSet,
+        to fd: Int32, at base: UInt64
+    ) throws -> [Extent] {
         let page = Int(GuestMemory.pageSize)
         var extents: [Extent] = []
         var runStart = -1
         var runEnd = -1
         func flush() throws {
             guard runStart >= 0 else { return }
-            try writeAll(fd, region.host + runStart * page, count: (runEnd - runStart) * page,
-                         at: base + UInt64(runStart * page))
+            try writeAll(
+                fd, region.host + runStart * page, count: (runEnd - runStart) * page,
+                at: base + UInt64(runStart * page))
             extents.append(Extent(region: index, firstPage: UInt64(runStart), pageCount: UInt64(runEnd - runStart)))
             runStart = -1
         }
@@ -171,7 +182,8 @@ final class MemoryImage {
 func anonymousFile(_ name: String) throws -> Int32 {
     typealias MemfdCreate = @convention(c) (UnsafePointer<CChar>, UInt32) -> Int32
     if let symbol = dlsym(nil, "memfd_create") {
-        let fd = unsafeBitCast(symbol, to: MemfdCreate.self)(name, 1 /* MFD_CLOEXEC */)
+        let mfdCloexec: UInt32 = 1
+        let fd = unsafeBitCast(symbol, to: MemfdCreate.self)(name, mfdCloexec)
         if fd >= 0 { return fd }
     }
     for directory in ["/dev/shm", "/tmp"] {
@@ -192,7 +204,9 @@ func isZeroPage(_ p: UnsafeRawPointer) -> Bool {
     let words = p.assumingMemoryBound(to: UInt64.self)
     var i = 0
     while i < 512 {
-        if words[i] | words[i + 1] | words[i + 2] | words[i + 3] | words[i + 4] | words[i + 5] | words[i + 6] | words[i + 7] != 0 {
+        if words[i] | words[i + 1] | words[i + 2] | words[i + 3] | words[i + 4] | words[i + 5] | words[i + 6]
+            | words[i + 7] != 0
+        {
             return false
         }
         i += 8

@@ -97,8 +97,10 @@ public struct Snapshot {
     /// The guest memory image.
     let memory: MemoryImage
 
-    init(configuration: Configuration, vcpus: [VCPUState], irqchip: IRQChipState?, pit: PITState?,
-         clock: ClockState?, devices: [DeviceState], notes: [String: [UInt8]], memory: MemoryImage) {
+    init(
+        configuration: Configuration, vcpus: [VCPUState], irqchip: IRQChipState?, pit: PITState?,
+        clock: ClockState?, devices: [DeviceState], notes: [String: [UInt8]], memory: MemoryImage
+    ) {
         self.configuration = configuration
         self.vcpus = vcpus
         self.irqchip = irqchip
@@ -154,22 +156,28 @@ extension Snapshot {
             throw SnapshotError(.wrongHost, "\(config.vcpuCount) vCPUs; this host's KVM allows \(maxVCPUs)")
         }
         if config.irqchip && kvm.check(.irqchip) == 0 {
-            throw SnapshotError(.wrongHost, "needs an in-kernel irqchip; this host's KVM has none (KVM_CAP_IRQCHIP = 0)")
+            throw SnapshotError(
+                .wrongHost, "needs an in-kernel irqchip; this host's KVM has none (KVM_CAP_IRQCHIP = 0)")
         }
         if pit != nil && kvm.check(.pitState2) == 0 {
             throw SnapshotError(.wrongHost, "has PIT state; this host's KVM cannot restore it (KVM_CAP_PIT_STATE2 = 0)")
         }
         if clock != nil && kvm.check(.adjustClock) == 0 {
-            throw SnapshotError(.wrongHost, "has kvmclock state; this host's KVM cannot set it (KVM_CAP_ADJUST_CLOCK = 0)")
+            throw SnapshotError(
+                .wrongHost, "has kvmclock state; this host's KVM cannot set it (KVM_CAP_ADJUST_CLOCK = 0)")
         }
         let xsaveSize = max(kvm.check(.xsave2), MemoryLayout<kvm_xsave>.size)
         let nestedCapability = kvm.check(.nestedState)
         for (i, vcpu) in vcpus.enumerated() {
             if vcpu.xsave.bytes.count > xsaveSize {
-                throw SnapshotError(.wrongHost, "vCPU \(i)'s XSAVE area is \(vcpu.xsave.bytes.count) bytes; this host's KVM handles \(xsaveSize) (KVM_CAP_XSAVE2)")
+                throw SnapshotError(
+                    .wrongHost,
+                    "vCPU \(i)'s XSAVE area is \(vcpu.xsave.bytes.count) bytes; this host's KVM handles \(xsaveSize) (KVM_CAP_XSAVE2)"
+                )
             }
             if vcpu.xcrs != nil && kvm.check(.xcrs) == 0 {
-                throw SnapshotError(.wrongHost, "vCPU \(i) has XCRs; this host's KVM cannot set them (KVM_CAP_XCRS = 0)")
+                throw SnapshotError(
+                    .wrongHost, "vCPU \(i) has XCRs; this host's KVM cannot set them (KVM_CAP_XCRS = 0)")
             }
             if vcpu.lapic != nil && !config.irqchip {
                 throw SnapshotError(.corrupt, "vCPU \(i) has LAPIC state but the machine has no in-kernel irqchip")
@@ -181,20 +189,28 @@ extension Snapshot {
             } catch {
                 throw SnapshotError(.corrupt, "vCPU \(i)'s nested state: \(error)")
             }
-            let hostFormat: NestedStateFormat? = switch HostCPU.cachedVendorString {
-            case HostCPU.Vendor.intel.rawValue: .vmx
-            case HostCPU.Vendor.amd.rawValue: .svm
-            default: nil
-            }
+            let hostFormat: NestedStateFormat? =
+                switch HostCPU.cachedVendorString {
+                case HostCPU.Vendor.intel.rawValue: .vmx
+                case HostCPU.Vendor.amd.rawValue: .svm
+                default: nil
+                }
             if state.format != hostFormat {
-                let vendor = state.format == .svm ? "SVM (AMD)" : state.format == .vmx ? "VMX (Intel)" : "an unknown (\(state.format.rawValue))"
+                let vendor =
+                    state.format == .svm
+                    ? "SVM (AMD)" : state.format == .vmx ? "VMX (Intel)" : "an unknown (\(state.format.rawValue))"
                 throw SnapshotError(.wrongHost, "vCPU \(i)'s nested state is in \(vendor) format; this host is \(host)")
             }
             if nestedCapability == 0 {
-                throw SnapshotError(.wrongHost, "vCPU \(i) has nested state; this host's KVM cannot restore it (KVM_CAP_NESTED_STATE = 0)")
+                throw SnapshotError(
+                    .wrongHost,
+                    "vCPU \(i) has nested state; this host's KVM cannot restore it (KVM_CAP_NESTED_STATE = 0)")
             }
             if nested.count > nestedCapability {
-                throw SnapshotError(.wrongHost, "vCPU \(i)'s nested state is \(nested.count) bytes; this host's KVM takes at most \(nestedCapability) (KVM_CAP_NESTED_STATE)")
+                throw SnapshotError(
+                    .wrongHost,
+                    "vCPU \(i)'s nested state is \(nested.count) bytes; this host's KVM takes at most \(nestedCapability) (KVM_CAP_NESTED_STATE)"
+                )
             }
         }
     }

@@ -50,7 +50,8 @@ struct SnapshotReader {
 
     mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
         guard n >= 0, n <= bytes.count - offset else {
-            throw SnapshotError(.corrupt, "\(what) ends early: \(n) more bytes needed at byte \(offset) of \(bytes.count)")
+            throw SnapshotError(
+                .corrupt, "\(what) ends early: \(n) more bytes needed at byte \(offset) of \(bytes.count)")
         }
         defer { offset += n }
         return bytes[offset..<offset + n]
@@ -77,7 +78,8 @@ struct SnapshotReader {
     mutating func count(unit: Int = 1) throws -> Int {
         let n = try u64()
         guard n <= UInt64(remaining / max(unit, 1)) else {
-            throw SnapshotError(.corrupt, "\(what): a count of \(n) items is more than the \(remaining) bytes left hold")
+            throw SnapshotError(
+                .corrupt, "\(what): a count of \(n) items is more than the \(remaining) bytes left hold")
         }
         return Int(n)
     }
@@ -86,7 +88,9 @@ struct SnapshotReader {
 
     mutating func string() throws -> String {
         let b = try blob()
-        guard let s = String(validating: b, as: UTF8.self) else { throw SnapshotError(.corrupt, "\(what): a name is not UTF-8") }
+        guard let s = String(validating: b, as: UTF8.self) else {
+            throw SnapshotError(.corrupt, "\(what): a name is not UTF-8")
+        }
         return s
     }
 
@@ -94,7 +98,9 @@ struct SnapshotReader {
     mutating func raw<T>(_: T.Type, _ name: String) throws -> T {
         let size = try u64()
         guard size == UInt64(MemoryLayout<T>.size) else {
-            throw SnapshotError(.corrupt, "\(what): \(name) is \(size) bytes in the file, \(MemoryLayout<T>.size) in this build's kernel headers")
+            throw SnapshotError(
+                .corrupt,
+                "\(what): \(name) is \(size) bytes in the file, \(MemoryLayout<T>.size) in this build's kernel headers")
         }
         let slice = try take(Int(size))
         return slice.withUnsafeBytes { raw in

@@ -70,7 +70,8 @@ extension Snapshot {
     public func write(to path: String) throws {
         let checksums = try memory.checksums()
         let metadata = encodedMetadata(checksums: checksums)
-        let memoryOffset = (SnapshotFile.metadataOffset + UInt64(metadata.count) + SnapshotFile.page - 1)
+        let memoryOffset =
+            (SnapshotFile.metadataOffset + UInt64(metadata.count) + SnapshotFile.page - 1)
             / SnapshotFile.page * SnapshotFile.page
         let header = SnapshotFile.Header(
             version: Snapshot.formatVersion, fileSize: memoryOffset + memory.size,
@@ -80,7 +81,9 @@ extension Snapshot {
         let view = try memory.view()
         try Files.writeAtomically(to: path) { fd in
             try header.bytes.withUnsafeBytes { try writeAll(fd, $0.baseAddress!, count: $0.count, at: 0) }
-            try metadata.withUnsafeBytes { try writeAll(fd, $0.baseAddress!, count: $0.count, at: SnapshotFile.metadataOffset) }
+            try metadata.withUnsafeBytes {
+                try writeAll(fd, $0.baseAddress!, count: $0.count, at: SnapshotFile.metadataOffset)
+            }
             guard ftruncate(fd, off_t(header.fileSize)) == 0 else {
                 throw KVMError("ftruncate snapshot to \(header.fileSize) bytes", errno: .current)
             }
@@ -206,7 +209,8 @@ extension Snapshot {
             throw SnapshotError(.notSnapshot, "not a swift-kvm snapshot (no \"SKVMSNAP\" magic at its start)")
         }
         guard got >= SnapshotFile.headerSize else {
-            throw SnapshotError(.truncated, "truncated: \(fileSize) bytes, shorter than the \(SnapshotFile.headerSize)-byte header")
+            throw SnapshotError(
+                .truncated, "truncated: \(fileSize) bytes, shorter than the \(SnapshotFile.headerSize)-byte header")
         }
         var r = SnapshotReader(Array(head[0..<SnapshotFile.headerSize]), what: "header")
         _ = try r.take(8)
@@ -220,14 +224,17 @@ extension Snapshot {
             throw SnapshotError(.corrupt, "corrupt: the header fails its checksum")
         }
         guard version == Snapshot.formatVersion else {
-            throw SnapshotError(.unsupportedVersion, "snapshot format version \(version); this library reads version \(Snapshot.formatVersion)")
+            throw SnapshotError(
+                .unsupportedVersion,
+                "snapshot format version \(version); this library reads version \(Snapshot.formatVersion)")
         }
         guard headerSize == UInt32(SnapshotFile.headerSize), header.metadataOffset == SnapshotFile.metadataOffset,
-              header.memoryOffset % SnapshotFile.page == 0,
-              header.memoryOffset >= header.metadataOffset + header.metadataLength,
-              header.memoryOffset - header.metadataOffset - header.metadataLength < SnapshotFile.page,
-              header.memoryLength <= UInt64.max - header.memoryOffset,
-              header.fileSize == header.memoryOffset + header.memoryLength else {
+            header.memoryOffset % SnapshotFile.page == 0,
+            header.memoryOffset >= header.metadataOffset + header.metadataLength,
+            header.memoryOffset - header.metadataOffset - header.metadataLength < SnapshotFile.page,
+            header.memoryLength <= UInt64.max - header.memoryOffset,
+            header.fileSize == header.memoryOffset + header.memoryLength
+        else {
             throw SnapshotError(.corrupt, "corrupt: the header's offsets and lengths do not fit together")
         }
         guard fileSize >= header.fileSize else {
@@ -242,7 +249,11 @@ extension Snapshot {
         // Metadata and its padding up to the memory image.
         let metaEnd = Int(header.memoryOffset - header.metadataOffset)
         var meta = [UInt8](repeating: 0, count: metaEnd)
-        guard try meta.withUnsafeMutableBytes({ try readAll(fd, $0.baseAddress!, count: metaEnd, at: header.metadataOffset) }) == metaEnd else {
+        guard
+            try meta.withUnsafeMutableBytes({
+                try readAll(fd, $0.baseAddress!, count: metaEnd, at: header.metadataOffset)
+            }) == metaEnd
+        else {
             throw SnapshotError(.truncated, "truncated inside its metadata")
         }
         let metadata = Array(meta[0..<Int(header.metadataLength)])
@@ -254,9 +265,10 @@ extension Snapshot {
         }
         let parsed = try Metadata.parse(metadata)
         let image = try parsed.memoryImage(fd: fd, offset: header.memoryOffset, length: header.memoryLength)
-        let snapshot = Snapshot(configuration: parsed.configuration, vcpus: parsed.vcpus, irqchip: parsed.irqchip,
-                                pit: parsed.pit, clock: parsed.clock, devices: parsed.devices,
-                                notes: parsed.notes, memory: image)
+        let snapshot = Snapshot(
+            configuration: parsed.configuration, vcpus: parsed.vcpus, irqchip: parsed.irqchip,
+            pit: parsed.pit, clock: parsed.clock, devices: parsed.devices,
+            notes: parsed.notes, memory: image)
         if verify == .full { try snapshot.verifyMemory(checksums: parsed.checksums) }
         return snapshot
     }
@@ -269,7 +281,8 @@ extension Snapshot {
         let page = GuestMemory.pageSize
         for (i, e) in memory.extents.enumerated() where actual[i] != checksums[i] {
             let start = memory.regions[e.region].guestPhysical + e.firstPage * page
-            throw SnapshotError(.corrupt, "corrupt: guest memory \(hex(start))–\(hex(start + e.pageCount * page)) fails its checksum")
+            throw SnapshotError(
+                .corrupt, "corrupt: guest memory \(hex(start))–\(hex(start + e.pageCount * page)) fails its checksum")
         }
         // Byte ranges of the image that are stored, in order.
         let stored = memory.extents.map { e -> Range<UInt64> in
@@ -296,7 +309,10 @@ extension Snapshot {
                     let p = view + Int(cursor)
                     let n = Int(gapEnd - cursor)
                     if !UnsafeRawBufferPointer(start: p, count: n).allSatisfy({ $0 == 0 }) {
-                        throw SnapshotError(.corrupt, "corrupt: non-zero bytes in guest memory the snapshot does not store (image offset \(hex(cursor)))")
+                        throw SnapshotError(
+                            .corrupt,
+                            "corrupt: non-zero bytes in guest memory the snapshot does not store (image offset \(hex(cursor)))"
+                        )
                     }
                 }
                 cursor = next < stored.count ? max(gapEnd, min(stored[next].upperBound, dataEnd)) : dataEnd
@@ -332,7 +348,9 @@ struct Metadata {
             let flags = try r.u32()
             let length = try r.u64()
             guard length <= UInt64(r.remaining) else {
-                throw SnapshotError(.corrupt, "corrupt: section \(SnapshotFile.Tag.name(tag)) of \(length) bytes runs past the metadata")
+                throw SnapshotError(
+                    .corrupt, "corrupt: section \(SnapshotFile.Tag.name(tag)) of \(length) bytes runs past the metadata"
+                )
             }
             var s = SnapshotReader(Array(try r.take(Int(length))), what: "section \(SnapshotFile.Tag.name(tag))")
             _ = try r.take((8 - Int(length) % 8) % 8)
@@ -348,7 +366,9 @@ struct Metadata {
             case SnapshotFile.Tag.vcpu:
                 let index = try s.u32()
                 guard index == UInt32(m.vcpus.count) else {
-                    throw SnapshotError(.corrupt, "corrupt: vCPU sections out of order (vCPU \(index) where \(m.vcpus.count) was expected)")
+                    throw SnapshotError(
+                        .corrupt,
+                        "corrupt: vCPU sections out of order (vCPU \(index) where \(m.vcpus.count) was expected)")
                 }
                 m.vcpus.append(try VCPUState(decoding: &s))
             case SnapshotFile.Tag.irqchip:
@@ -359,8 +379,11 @@ struct Metadata {
                 let kind = try s.string()
                 var ports: [ClosedRange<UInt16>] = []
                 for _ in 0..<(try s.count(unit: 4)) {
-                    let first = try s.u16(), last = try s.u16()
-                    guard first <= last else { throw SnapshotError(.corrupt, "corrupt: device \(kind) has ports \(hex(first))–\(hex(last))") }
+                    let first = try s.u16()
+                    let last = try s.u16()
+                    guard first <= last else {
+                        throw SnapshotError(.corrupt, "corrupt: device \(kind) has ports \(hex(first))–\(hex(last))")
+                    }
                     ports.append(first...last)
                 }
                 m.devices.append(Snapshot.DeviceState(kind: kind, ports: ports, bytes: try s.blob()))
@@ -368,7 +391,10 @@ struct Metadata {
                 m.notes[try s.string()] = try s.blob()
             default:
                 if flags & SnapshotFile.required != 0 {
-                    throw SnapshotError(.unsupportedVersion, "has a required section \(SnapshotFile.Tag.name(tag)) this library does not know (written by a newer version)")
+                    throw SnapshotError(
+                        .unsupportedVersion,
+                        "has a required section \(SnapshotFile.Tag.name(tag)) this library does not know (written by a newer version)"
+                    )
                 }
                 continue
             }
@@ -407,7 +433,10 @@ struct Metadata {
             throw SnapshotError(.corrupt, "corrupt: \(c.vcpuCount) vCPUs configured, \(vcpus.count) vCPU sections")
         }
         guard (irqchip != nil) == c.irqchip, (pit != nil) == c.irqchip else {
-            throw SnapshotError(.corrupt, "corrupt: irqchip \(c.irqchip ? "on" : "off") but IRQC/PIT2 sections \(irqchip == nil ? "absent" : "present")")
+            throw SnapshotError(
+                .corrupt,
+                "corrupt: irqchip \(c.irqchip ? "on" : "off") but IRQC/PIT2 sections \(irqchip == nil ? "absent" : "present")"
+            )
         }
         var offset: UInt64 = 0
         let expected = PCLayout.ram(size: c.memorySize).map { part -> MemoryImage.Region in
@@ -420,7 +449,8 @@ struct Metadata {
         var previous: (region: Int, end: UInt64)?
         for e in extents {
             guard e.region < regions.count, e.pageCount > 0, e.firstPage <= regions[e.region].pages,
-                  e.pageCount <= regions[e.region].pages - e.firstPage else {
+                e.pageCount <= regions[e.region].pages - e.firstPage
+            else {
                 throw SnapshotError(.corrupt, "corrupt: a stored page run lies outside guest memory")
             }
             if let p = previous, e.region < p.region || (e.region == p.region && e.firstPage < p.end) {
@@ -434,7 +464,8 @@ struct Metadata {
             }
         }
         if let pit, pit.bytes.count != MemoryLayout<kvm_pit_state2>.size {
-            throw SnapshotError(.corrupt, "corrupt: PIT state of \(pit.bytes.count) bytes, not \(MemoryLayout<kvm_pit_state2>.size)")
+            throw SnapshotError(
+                .corrupt, "corrupt: PIT state of \(pit.bytes.count) bytes, not \(MemoryLayout<kvm_pit_state2>.size)")
         }
     }
 

@@ -27,7 +27,7 @@ public struct VCPUState: Sendable {
 }
 
 /// MSRs a guest hypervisor sets that KVM_GET_MSR_INDEX_LIST may leave out.
-private let nestingMSRs: [UInt32] = [MSR.featureControl, MSR.vmCR, 0xC001_0117 /* VM_HSAVE_PA */]
+private let nestingMSRs: [UInt32] = [MSR.featureControl, MSR.vmCR, 0xC001_0117] // the last: VM_HSAVE_PA
 
 extension VCPU {
     /// Reads the whole vCPU state. An in-flight port or MMIO exit is completed

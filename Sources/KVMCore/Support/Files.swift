@@ -44,7 +44,7 @@ package enum Files {
             done += n
         }
         guard UInt64(done) <= limit else { throw FileTooLarge(path: path, size: UInt64(done), limit: limit) }
-        bytes.removeLast(bytes.count - done)   // in place: no second copy of a large kernel
+        bytes.removeLast(bytes.count - done) // in place: no second copy of a large kernel
         return bytes
     }
 
@@ -129,7 +129,8 @@ package enum Files {
     /// Unlinks `PATH.tmp-PID` files whose process no longer exists.
     static func removeAbandonedTemporaries(of path: String) {
         let directory = directory(of: path)
-        let prefix = String(path[(path.lastIndex(of: "/").map { path.index(after: $0) } ?? path.startIndex)...]) + ".tmp-"
+        let prefix =
+            String(path[(path.lastIndex(of: "/").map { path.index(after: $0) } ?? path.startIndex)...]) + ".tmp-"
         for name in list(directory) where name.hasPrefix(prefix) {
             guard let pid = Int32(name.dropFirst(prefix.count)), pid > 0, pid != getpid() else { continue }
             if kill(pid, 0) != 0 && errno == ESRCH { unlink("\(directory)/\(name)") }

@@ -12,13 +12,14 @@ package enum Parse {
         }
         var shift: UInt64 = 20
         // A switch, not a dictionary literal: cheaper at start-up, where kvmrun parses -m.
-        let unitShift: UInt64? = switch s.last?.lowercased() {
-        case "k": 10
-        case "m": 20
-        case "g": 30
-        case "t": 40
-        default: nil
-        }
+        let unitShift: UInt64? =
+            switch s.last?.lowercased() {
+            case "k": 10
+            case "m": 20
+            case "g": 30
+            case "t": 40
+            default: nil
+            }
         if let unitShift {
             shift = unitShift
             s = s.dropLast()
@@ -57,7 +58,9 @@ package enum Parse {
 
 extension String {
     func trimmingSpaces() -> String {
-        guard let first = firstIndex(where: { $0 != " " }), let last = lastIndex(where: { $0 != " " }) else { return "" }
+        guard let first = firstIndex(where: { $0 != " " }), let last = lastIndex(where: { $0 != " " }) else {
+            return ""
+        }
         return String(self[first...last])
     }
 

@@ -18,21 +18,34 @@ public struct CPUIDEntry: Equatable, Sendable {
     public var edx: UInt32
 
     /// An entry from its fields (zero by default).
-    public init(function: UInt32, index: UInt32 = 0, flags: UInt32 = 0,
-                eax: UInt32 = 0, ebx: UInt32 = 0, ecx: UInt32 = 0, edx: UInt32 = 0) {
-        self.function = function; self.index = index; self.flags = flags
-        self.eax = eax; self.ebx = ebx; self.ecx = ecx; self.edx = edx
+    public init(
+        function: UInt32, index: UInt32 = 0, flags: UInt32 = 0,
+        eax: UInt32 = 0, ebx: UInt32 = 0, ecx: UInt32 = 0, edx: UInt32 = 0
+    ) {
+        self.function = function
+        self.index = index
+        self.flags = flags
+        self.eax = eax
+        self.ebx = ebx
+        self.ecx = ecx
+        self.edx = edx
     }
 
     init(_ e: kvm_cpuid_entry2) {
-        self.init(function: e.function, index: e.index, flags: e.flags,
-                  eax: e.eax, ebx: e.ebx, ecx: e.ecx, edx: e.edx)
+        self.init(
+            function: e.function, index: e.index, flags: e.flags,
+            eax: e.eax, ebx: e.ebx, ecx: e.ecx, edx: e.edx)
     }
 
     var raw: kvm_cpuid_entry2 {
         var e = kvm_cpuid_entry2()
-        e.function = function; e.index = index; e.flags = flags
-        e.eax = eax; e.ebx = ebx; e.ecx = ecx; e.edx = edx
+        e.function = function
+        e.index = index
+        e.flags = flags
+        e.eax = eax
+        e.ebx = ebx
+        e.ecx = ecx
+        e.edx = edx
         return e
     }
 }
@@ -59,9 +72,9 @@ public struct CPUID: Equatable, Sendable {
         set {
             let i = entries.firstIndex { $0.function == function && ($0.index == index || !$0.isIndexed) }
             switch (i, newValue) {
-            case let (i?, value?): entries[i] = value
-            case let (i?, nil): entries.remove(at: i)
-            case let (nil, value?): entries.append(value)
+            case (let i?, let value?): entries[i] = value
+            case (let i?, nil): entries.remove(at: i)
+            case (nil, let value?): entries.append(value)
             case (nil, nil): break
             }
         }
@@ -77,8 +90,9 @@ public struct CPUID: Equatable, Sendable {
     func withKVMCPUID2<R>(_ body: (UnsafeMutableRawPointer) throws -> R) rethrows -> R {
         let header = MemoryLayout<kvm_cpuid2>.size
         let stride = MemoryLayout<kvm_cpuid_entry2>.stride
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: header + stride * max(entries.count, 1),
-                                                      alignment: 8)
+        let buffer = UnsafeMutableRawPointer.allocate(
+            byteCount: header + stride * max(entries.count, 1),
+            alignment: 8)
         defer { buffer.deallocate() }
         buffer.initializeMemory(as: UInt8.self, repeating: 0, count: header)
         buffer.assumingMemoryBound(to: kvm_cpuid2.self).pointee.nent = UInt32(entries.count)

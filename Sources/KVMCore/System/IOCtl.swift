@@ -76,15 +76,19 @@ final class FileHandle: Sendable {
     /// naming the request. `hint` maps the errno to the likely cause.
     @inline(__always)
     @discardableResult
-    func ioctl(_ request: IOCtl, _ argument: UnsafeMutableRawPointer?,
-               hint: (Errno) -> String? = { _ in nil }) throws -> Int32 {
+    func ioctl(
+        _ request: IOCtl, _ argument: UnsafeMutableRawPointer?,
+        hint: (Errno) -> String? = { _ in nil }
+    ) throws -> Int32 {
         try checked(ckvm_ioctl_ptr(fd, request.request, argument), request, hint)
     }
 
     /// `ioctl` with an integer argument.
     @discardableResult
-    func ioctl(_ request: IOCtl, value: UInt,
-               hint: (Errno) -> String? = { _ in nil }) throws -> Int32 {
+    func ioctl(
+        _ request: IOCtl, value: UInt,
+        hint: (Errno) -> String? = { _ in nil }
+    ) throws -> Int32 {
         try checked(ckvm_ioctl(fd, request.request, value), request, hint)
     }
 
@@ -99,8 +103,10 @@ final class FileHandle: Sendable {
 
     /// `ioctl` into or out of one value of C struct type `T`.
     @discardableResult
-    func ioctl<T>(_ request: IOCtl, _ value: inout T,
-                  hint: (Errno) -> String? = { _ in nil }) throws -> Int32 {
+    func ioctl<T>(
+        _ request: IOCtl, _ value: inout T,
+        hint: (Errno) -> String? = { _ in nil }
+    ) throws -> Int32 {
         try withUnsafeMutablePointer(to: &value) { try ioctl(request, UnsafeMutableRawPointer($0), hint: hint) }
     }
 }

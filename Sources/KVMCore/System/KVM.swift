@@ -29,19 +29,21 @@ public final class KVM: Sendable {
         let fd = open(path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else {
             let err = Errno.current
-            let hint: String? = switch err {
-            case .ENOENT: "\(path) does not exist: is the kvm module loaded and virtualization enabled?"
-            case .EACCES, .EPERM: "no permission to open \(path): add the user to the kvm group or run as root"
-            default: nil
-            }
+            let hint: String? =
+                switch err {
+                case .ENOENT: "\(path) does not exist: is the kvm module loaded and virtualization enabled?"
+                case .EACCES, .EPERM: "no permission to open \(path): add the user to the kvm group or run as root"
+                default: nil
+                }
             throw KVMError("open \(path)", errno: err, hint: hint)
         }
         self.handle = FileHandle(fd)
         self.path = path
         let version = try handle.ioctl(.getAPIVersion, value: 0)
         guard version == KVM.apiVersion else {
-            throw KVMError("KVM_GET_API_VERSION", errno: .EINVAL,
-                           hint: "KVM API version \(version), this library needs \(KVM.apiVersion)")
+            throw KVMError(
+                "KVM_GET_API_VERSION", errno: .EINVAL,
+                hint: "KVM API version \(version), this library needs \(KVM.apiVersion)")
         }
         self.vcpuMmapSize = Int(try handle.ioctl(.getVCPUMmapSize, value: 0))
     }

@@ -49,11 +49,11 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible, Senda
     public var description: String {
         switch self {
         case .memoryLayout(let message), .vcpuCount(let message), .deviceConflict(let message),
-             .vcpuState(let message), .invalidRequest(let message):
+            .vcpuState(let message), .invalidRequest(let message):
             return message
-        case let .outsideGuestRAM(address, count):
+        case .outsideGuestRAM(let address, let count):
             return "guest-physical \(hex(address))+\(count) is outside guest RAM"
-        case let .outsideSnapshotRAM(address, count):
+        case .outsideSnapshotRAM(let address, let count):
             return "guest-physical \(hex(address))+\(count) is outside the snapshot's RAM"
         }
     }

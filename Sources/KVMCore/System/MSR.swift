@@ -57,8 +57,9 @@ public struct MSR: Equatable, Hashable, Sendable {
     }
 
     private static func entry(_ buffer: UnsafeMutableRawPointer, _ i: Int) -> MSR {
-        let e = buffer.load(fromByteOffset: MemoryLayout<kvm_msrs>.size + i * MemoryLayout<kvm_msr_entry>.stride,
-                            as: kvm_msr_entry.self)
+        let e = buffer.load(
+            fromByteOffset: MemoryLayout<kvm_msrs>.size + i * MemoryLayout<kvm_msr_entry>.stride,
+            as: kvm_msr_entry.self)
         return MSR(e.index, e.data)
     }
 }

@@ -31,7 +31,9 @@ import Testing
     }
 
     func collatz(_ start: UInt64) -> (steps: UInt64, peak: UInt64) {
-        var n = start, steps: UInt64 = 0, peak = start
+        var n = start
+        var steps: UInt64 = 0
+        var peak = start
         while n != 1 {
             n = n & 1 == 1 ? 3 * n + 1 : n / 2
             peak = max(peak, n)

@@ -1,5 +1,6 @@
 import KVMCore
 import KVMTesting
+import Testing
 import XCTest
 
 /// A guest hypervisor runs an L2; the host inspects the nested state while L2
@@ -12,7 +13,8 @@ final class NestedTests: XCTestCase {
         var dumps = 0
         var stages: [UInt64] = []
         // Skips with `report.summary` where the host cannot nest.
-        let run = try runGuest(.l1Hypervisor, options: GuestOptions(timeout: .seconds(30), nested: true)) { checkpoint in
+        let run = try runGuest(.l1Hypervisor, options: GuestOptions(timeout: .seconds(30), nested: true)) {
+            checkpoint in
             switch checkpoint.reason {
             case .nestedDump:
                 dumps += 1
@@ -44,8 +46,6 @@ final class NestedTests: XCTestCase {
         }
     }
 }
-
-import Testing
 
 /// The same in Swift Testing: where the host cannot nest the test is cancelled
 /// (shown as skipped) with the nesting report's reason.

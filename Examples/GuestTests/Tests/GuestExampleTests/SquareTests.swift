@@ -9,7 +9,7 @@ import Testing
     @Test(arguments: 0..<1000 as Range<UInt64>)
     func square(x: UInt64) throws {
         let run = try Self.square.run { checkpoint in
-            if checkpoint.stage == 1 { try checkpoint.reply(x) }  // also: checkpoint.vcpu, .memory
+            if checkpoint.stage == 1 { try checkpoint.reply(x) } // also: checkpoint.vcpu, .memory
         }
         #expect(run.facts["square"] == x * x)
     }
