@@ -84,17 +84,17 @@ public final class ACPIPowerManagement: PortDevice {
     public var interruptLine: ((Bool) -> Void)?
 
     // Guarded by `lock` (`pressPowerButton()` comes from other threads).
-    // Internal, not private: snapshots save and restore them (Snapshot/DeviceState.swift).
-    var status: UInt16 = 0
-    var enable: UInt16 = 0
+    // The state snapshots save (the SnapshotDevice conformance below).
+    private var status: UInt16 = 0
+    private var enable: UInt16 = 0
     /// PM1_CNT as written, SLP_EN dropped.
-    var control: UInt16 = 0
-    var gpeStatus: UInt16 = 0
-    var gpeEnable: UInt16 = 0
-    var sciLevel = false
+    private var control: UInt16 = 0
+    var gpeStatus: UInt16 = 0 // internal: tests raise a GPE through it
+    private var gpeEnable: UInt16 = 0
+    private var sciLevel = false
     /// The timer tick at which TMR_STS is next set (QEMU's tmr.overflow_time).
-    var overflowTick: UInt64 = 0
-    let lock = Lock()
+    private var overflowTick: UInt64 = 0
+    let lock = Lock() // internal: guards gpeStatus for the tests too
 
     /// The clock, monotonic nanoseconds (tests replace it).
     let clock: () -> UInt64
@@ -233,5 +233,57 @@ public final class ACPIPowerManagement: PortDevice {
         guard level != sciLevel else { return }
         sciLevel = level
         interruptLine?(level)
+    }
+}
+
+// MARK: - Snapshot
+
+extension ACPIPowerManagement: SnapshotDevice {
+    static let kind = "acpi-pm"
+    /// `SnapshotDevice`: the device type's name in snapshot files.
+    public var snapshotKind: String { ACPIPowerManagement.kind }
+
+    /// The registers, the SCI's level, and the PM timer's count, which a
+    /// restore continues from (as QEMU's virtual clock does).
+    public func saveSnapshotState() -> [UInt8] {
+        lock.withLock {
+            var w = SnapshotWriter()
+            for r in [currentStatus, enable, control, gpeStatus, gpeEnable] { w.u16(r) }
+            w.bool(sciLevel)
+            w.u64(ticks)
+            w.u64(overflowTick)
+            return w.bytes
+        }
+    }
+
+    private struct Decoded {
+        var registers: [UInt16], level: Bool, ticks: UInt64, overflowTick: UInt64
+    }
+
+    private static func decode(_ bytes: [UInt8]) throws -> Decoded {
+        var r = SnapshotReader(bytes, what: "acpi-pm state")
+        let registers = try (0..<5).map { _ in try r.u16() }
+        let d = Decoded(registers: registers, level: try r.bool(), ticks: try r.u64(), overflowTick: try r.u64())
+        try r.expectEnd()
+        return d
+    }
+
+    /// `SnapshotDevice`: throws what `restoreSnapshotState(_:)` would, changing nothing.
+    public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try ACPIPowerManagement.decode(bytes) }
+
+    /// `SnapshotDevice`: puts back what `saveSnapshotState()` returned.
+    public func restoreSnapshotState(_ bytes: [UInt8]) throws {
+        let d = try ACPIPowerManagement.decode(bytes)
+        lock.withLock {
+            (status, enable, control, gpeStatus, gpeEnable) = (
+                d.registers[0], d.registers[1], d.registers[2], d.registers[3], d.registers[4]
+            )
+            clockBase = clock()
+            tickBase = d.ticks
+            overflowTick = d.overflowTick
+            sciLevel = d.level
+            // KVM's record of the line's level is not in the irqchip state: drive it.
+            interruptLine?(d.level)
+        }
     }
 }

@@ -55,16 +55,16 @@ public final class CMOS: PortDevice {
         public static let century: UInt8 = 0x32
     }
 
-    // Internal, not private: snapshots save and restore them (Snapshot/DeviceState.swift).
+    // The state snapshots save (the SnapshotDevice conformance below).
     /// CMOS bytes; the clock registers are computed on read.
-    public internal(set) var bytes = [UInt8](repeating: 0, count: 128)
-    var index: UInt8 = 0
+    public private(set) var bytes = [UInt8](repeating: 0, count: 128)
+    private var index: UInt8 = 0
     /// Seconds this clock is ahead of the host's (a guest may set the time).
-    var offset: Int64 = 0
+    private var offset: Int64 = 0
     /// The host clock, seconds and nanoseconds since the epoch (tests replace it).
     private let now: @Sendable () -> (seconds: Int64, nanoseconds: Int64)
     /// Register C and IRQ 8.
-    let rtc: RTCInterrupts
+    private let rtc: RTCInterrupts
 
     /// CMOS for a PC with `lowMemory` bytes of RAM below 4 GiB, `highMemory`
     /// from 4 GiB, and `cpus` CPUs. With `clock` (tests) no thread raises the
@@ -310,5 +310,53 @@ struct CalendarTime: Equatable {
 
     var epochSeconds: Int64 {
         CalendarTime.daysFromCivil(year, month, day) * 86400 + Int64(hour * 3600 + minute * 60 + second)
+    }
+}
+
+// MARK: - Snapshot
+
+extension CMOS: SnapshotDevice {
+    static let kind = "cmos"
+    /// `SnapshotDevice`: the device type's name in snapshot files.
+    public var snapshotKind: String { CMOS.kind }
+
+    /// The 128 bytes (register C with the RTC's events up to now), the
+    /// selected index, how far the guest set the clock from the host's (the
+    /// clock itself follows the host's, as on QEMU), and IRQ 8's level.
+    public func saveSnapshotState() -> [UInt8] {
+        var cells = bytes
+        let rtcState = rtc.saved()
+        cells[Int(Register.c)] = rtcState.flags
+        var w = SnapshotWriter()
+        w.blob(cells)
+        w.u8(index)
+        w.u64(UInt64(bitPattern: offset))
+        w.bool(rtcState.level)
+        return w.bytes
+    }
+
+    private static func decode(_ bytes: [UInt8]) throws -> (bytes: [UInt8], index: UInt8, offset: Int64, level: Bool) {
+        var r = SnapshotReader(bytes, what: "cmos state")
+        let cells = try r.blob()
+        guard cells.count == 128 else { throw SnapshotError(.corrupt, "cmos state has \(cells.count) bytes, not 128") }
+        let index = try r.u8()
+        let offset = Int64(bitPattern: try r.u64())
+        // Snapshots from before the RTC raised interrupts end here: the line was low.
+        let level = r.isAtEnd ? false : try r.bool()
+        try r.expectEnd()
+        return (cells, index, offset, level)
+    }
+
+    /// `SnapshotDevice`: throws what `restoreSnapshotState(_:)` would, changing nothing.
+    public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try CMOS.decode(bytes) }
+
+    /// Puts the registers back; the periodic interrupt counts its ticks again
+    /// from the restore.
+    public func restoreSnapshotState(_ bytes: [UInt8]) throws {
+        let d = try CMOS.decode(bytes)
+        (self.bytes, index, offset) = (d.bytes, d.index, d.offset)
+        let flags = self.bytes[Int(Register.c)]
+        self.bytes[Int(Register.c)] = 0 // register C lives in `rtc`
+        rtc.restore(settings: rtcSettings, flags: flags, level: d.level)
     }
 }

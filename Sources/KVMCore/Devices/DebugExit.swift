@@ -20,3 +20,22 @@ public final class DebugExit: PortDevice {
         Int32(truncatingIfNeeded: (code << 1) | 1) & 0xFF
     }
 }
+
+// MARK: - Snapshot
+
+extension DebugExit: SnapshotDevice {
+    static let kind = "isa-debug-exit"
+    /// `SnapshotDevice`: the device type's name in snapshot files.
+    public var snapshotKind: String { DebugExit.kind }
+    /// `SnapshotDevice`: the device's state.
+    public func saveSnapshotState() -> [UInt8] { [] }
+    /// `SnapshotDevice`: puts back what `saveSnapshotState()` returned.
+    public func restoreSnapshotState(_ bytes: [UInt8]) throws { try checkSnapshotState(bytes) }
+
+    /// `SnapshotDevice`: throws what `restoreSnapshotState(_:)` would, changing nothing.
+    public func checkSnapshotState(_ bytes: [UInt8]) throws {
+        guard bytes.isEmpty else {
+            throw SnapshotError(.corrupt, "corrupt: isa-debug-exit has no state, the file gives \(bytes.count) bytes")
+        }
+    }
+}

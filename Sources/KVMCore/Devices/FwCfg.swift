@@ -180,12 +180,12 @@ public final class FwCfg: PortDevice {
     /// What the device offers.
     public let items: FwCfgItems
     private var table: [UInt16: [UInt8]]
-    // Internal, not private: snapshots save and restore them (Snapshot/DeviceState.swift).
-    var selected: [UInt8]?
-    let memory: GuestMemory?
-    var selectedKey: UInt16?
-    var offset = 0
-    var dmaAddress: UInt64 = 0
+    // The state snapshots save (the SnapshotDevice conformance below).
+    private var selected: [UInt8]?
+    private let memory: GuestMemory?
+    private var selectedKey: UInt16?
+    private var offset = 0
+    private var dmaAddress: UInt64 = 0
 
     /// `memory` enables the DMA interface. Without an ID item, the ID says
     /// which interfaces there are (1: ports, 3: ports and DMA).
@@ -310,4 +310,100 @@ func littleEndianBytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
 
 func bigEndianBytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
     littleEndianBytes(value).reversed()
+}
+
+// MARK: - Snapshot
+
+extension FwCfg: SnapshotDevice {
+    static let kind = "fw_cfg"
+    /// `SnapshotDevice`: the device type's name in snapshot files.
+    public var snapshotKind: String { FwCfg.kind }
+
+    /// Its items and files (so a restore in another process can recreate it),
+    /// whether DMA is on, the selected item, the read offset, and a DMA address
+    /// half written.
+    public func saveSnapshotState() -> [UInt8] {
+        var w = SnapshotWriter()
+        w.bool(memory != nil)
+        w.bool(selectedKey != nil)
+        w.u16(selectedKey ?? 0)
+        w.u64(UInt64(offset))
+        w.u64(dmaAddress)
+        let keys = items.items.keys.sorted()
+        w.u64(UInt64(keys.count))
+        for key in keys {
+            w.u16(key)
+            w.blob(items.items[key]!)
+        }
+        w.u64(UInt64(items.files.count))
+        for file in items.files {
+            w.string(file.name)
+            w.blob(file.bytes)
+        }
+        return w.bytes
+    }
+
+    private struct Decoded {
+        var dma: Bool
+        var selected: UInt16?
+        var offset: Int
+        var dmaAddress: UInt64
+        var items: FwCfgItems
+    }
+
+    private static func decode(_ bytes: [UInt8]) throws -> Decoded {
+        var r = SnapshotReader(bytes, what: "fw_cfg state")
+        let dma = try r.bool()
+        let hasSelection = try r.bool()
+        let key = try r.u16()
+        let offset = try r.u64()
+        let dmaAddress = try r.u64()
+        var items = FwCfgItems()
+        for _ in 0..<(try r.count(unit: 10)) {
+            let k = try r.u16()
+            items[k] = try r.blob()
+        }
+        for _ in 0..<(try r.count(unit: 16)) {
+            let name = try r.string()
+            items.addFile(name, try r.blob())
+        }
+        try r.expectEnd()
+        guard offset <= UInt64(Int.max) else { throw SnapshotError(.corrupt, "corrupt: fw_cfg offset \(offset)") }
+        return Decoded(
+            dma: dma, selected: hasSelection ? key : nil, offset: Int(offset), dmaAddress: dmaAddress, items: items)
+    }
+
+    /// A fw_cfg device in the saved state (DMA through `memory` when it had DMA).
+    convenience init(restoring bytes: [UInt8], memory: GuestMemory) throws {
+        let d = try FwCfg.decode(bytes)
+        self.init(items: d.items, memory: d.dma ? memory : nil)
+        apply(d)
+    }
+
+    /// `SnapshotDevice`: puts back what `saveSnapshotState()` returned.
+    public func restoreSnapshotState(_ bytes: [UInt8]) throws {
+        apply(try checked(bytes))
+    }
+
+    /// `SnapshotDevice`: throws what `restoreSnapshotState(_:)` would, changing nothing.
+    public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try checked(bytes) }
+
+    private func checked(_ bytes: [UInt8]) throws -> Decoded {
+        let d = try FwCfg.decode(bytes)
+        guard d.items == items, d.dma == (memory != nil) else {
+            throw SnapshotError(.incompatible, "the snapshot's fw_cfg has other items than this machine's")
+        }
+        return d
+    }
+
+    private func apply(_ d: Decoded) {
+        if let key = d.selected {
+            select(key)
+        } else {
+            selectedKey = nil
+            selected = nil
+        }
+        offset = d.offset
+        dmaAddress = d.dmaAddress
+    }
 }

@@ -110,3 +110,38 @@ public final class HostCall: PortDevice {
         }
     }
 }
+
+// MARK: - Snapshot
+
+extension HostCall: SnapshotDevice {
+    static let kind = "hostcall"
+    /// `SnapshotDevice`: the device type's name in snapshot files.
+    public var snapshotKind: String { HostCall.kind }
+
+    /// The facts reported so far, so a restored machine's `facts` continue them.
+    public func saveSnapshotState() -> [UInt8] {
+        var w = SnapshotWriter()
+        w.u64(UInt64(facts.count))
+        for f in facts {
+            w.string(f.key)
+            w.u64(f.value)
+        }
+        return w.bytes
+    }
+
+    private static func decode(_ bytes: [UInt8]) throws -> [Fact] {
+        var r = SnapshotReader(bytes, what: "hostcall state")
+        var restored: [Fact] = []
+        for _ in 0..<(try r.count(unit: 16)) { restored.append(Fact(key: try r.string(), value: try r.u64())) }
+        try r.expectEnd()
+        return restored
+    }
+
+    /// `SnapshotDevice`: throws what `restoreSnapshotState(_:)` would, changing nothing.
+    public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try HostCall.decode(bytes) }
+
+    /// `SnapshotDevice`: puts back what `saveSnapshotState()` returned.
+    public func restoreSnapshotState(_ bytes: [UInt8]) throws {
+        facts = try HostCall.decode(bytes)
+    }
+}

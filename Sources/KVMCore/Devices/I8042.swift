@@ -91,19 +91,19 @@ public final class I8042: PortDevice {
     /// Raises (true) or lowers IRQ `irq` (1 or 12); nil without an irqchip.
     public var interruptLine: ((UInt32, Bool) -> Void)?
 
-    // Internal, not private: snapshots save and restore them.
-    var status: UInt8
-    var mode: UInt8
+    // The state snapshots save (the SnapshotDevice conformance below).
+    private var status: UInt8
+    private var mode: UInt8
     /// Output port P2: reset (bit 0), A20 (bit 1), 0xcc, and the OBF bits.
-    var outputPort: UInt8 = 0xCF
+    private var outputPort: UInt8 = 0xCF
     /// The controller command whose data byte comes next at 0x60 (QEMU's write_cmd); 0: none.
-    var pendingCommand: UInt8 = 0
+    private var pendingCommand: UInt8 = 0
     /// Who has a byte for the output buffer (`Pending` bits).
-    var pending: UInt8 = 0
+    private var pending: UInt8 = 0
     /// The controller's own reply (QEMU's cbdata).
-    var controllerByte: UInt8 = 0
+    private var controllerByte: UInt8 = 0
     /// Whose byte the output buffer holds (`Source`), valid while OBF is set.
-    var source: UInt8 = 0
+    private var source: UInt8 = 0
     /// The last byte read from 0x60 (QEMU's obdata).
     var outputByte: UInt8 = 0
     var keyboard = PS2Keyboard()
@@ -330,5 +330,86 @@ public final class I8042: PortDevice {
             mouseLevel = mouseUp
             interruptLine?(I8042.mouseIRQ, mouseUp)
         }
+    }
+}
+
+// MARK: - Snapshot
+
+extension I8042: SnapshotDevice {
+    static let kind = "i8042"
+    /// `SnapshotDevice`: the device type's name in snapshot files.
+    public var snapshotKind: String { I8042.kind }
+
+    /// The controller's registers and output buffer, both lines' levels, and
+    /// the keyboard's and mouse's settings and unread replies.
+    public func saveSnapshotState() -> [UInt8] {
+        var w = SnapshotWriter()
+        for r in [status, mode, outputPort, pendingCommand, pending, controllerByte, source, outputByte] { w.u8(r) }
+        w.bool(keyboardLevel)
+        w.bool(mouseLevel)
+        w.blob(keyboard.queue)
+        w.bool(keyboard.pendingCommand != nil)
+        w.u8(keyboard.pendingCommand ?? 0)
+        w.bool(keyboard.scanning)
+        w.u8(keyboard.scancodeSet)
+        w.bool(keyboard.translated)
+        w.u8(keyboard.leds)
+        w.blob(mouse.queue)
+        w.bool(mouse.pendingCommand != nil)
+        w.u8(mouse.pendingCommand ?? 0)
+        for r in [mouse.status, mouse.resolution, mouse.sampleRate, mouse.type, mouse.detectState] { w.u8(r) }
+        w.bool(mouse.wrap)
+        return w.bytes
+    }
+
+    private struct Decoded {
+        var registers: [UInt8], keyboardLevel: Bool, mouseLevel: Bool, keyboard: PS2Keyboard, mouse: PS2Mouse
+    }
+
+    private static func decode(_ bytes: [UInt8]) throws -> Decoded {
+        var r = SnapshotReader(bytes, what: "i8042 state")
+        let registers = try (0..<8).map { _ in try r.u8() }
+        let keyboardLevel = try r.bool()
+        let mouseLevel = try r.bool()
+        var keyboard = PS2Keyboard()
+        keyboard.queue = try r.blob()
+        let keyboardCommand = try (r.bool(), r.u8())
+        keyboard.pendingCommand = keyboardCommand.0 ? keyboardCommand.1 : nil
+        keyboard.scanning = try r.bool()
+        keyboard.scancodeSet = try r.u8()
+        keyboard.translated = try r.bool()
+        keyboard.leds = try r.u8()
+        var mouse = PS2Mouse()
+        mouse.queue = try r.blob()
+        let mouseCommand = try (r.bool(), r.u8())
+        mouse.pendingCommand = mouseCommand.0 ? mouseCommand.1 : nil
+        (mouse.status, mouse.resolution, mouse.sampleRate, mouse.type, mouse.detectState) =
+            (try r.u8(), try r.u8(), try r.u8(), try r.u8(), try r.u8())
+        mouse.wrap = try r.bool()
+        try r.expectEnd()
+        guard keyboard.queue.count <= PS2Mouse.queueSize, mouse.queue.count <= PS2Mouse.queueSize else {
+            throw SnapshotError(
+                .corrupt,
+                "corrupt: i8042 state has \(keyboard.queue.count) and \(mouse.queue.count) queued bytes, more than 16")
+        }
+        return Decoded(
+            registers: registers, keyboardLevel: keyboardLevel, mouseLevel: mouseLevel, keyboard: keyboard, mouse: mouse
+        )
+    }
+
+    /// `SnapshotDevice`: throws what `restoreSnapshotState(_:)` would, changing nothing.
+    public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try I8042.decode(bytes) }
+
+    /// `SnapshotDevice`: puts back what `saveSnapshotState()` returned.
+    public func restoreSnapshotState(_ bytes: [UInt8]) throws {
+        let d = try I8042.decode(bytes)
+        let g = d.registers
+        (status, mode, outputPort, pendingCommand, pending, controllerByte, source, outputByte) =
+            (g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7])
+        (keyboard, mouse) = (d.keyboard, d.mouse)
+        (keyboardLevel, mouseLevel) = (d.keyboardLevel, d.mouseLevel)
+        // KVM's record of the lines' levels is not in the irqchip state: drive them.
+        interruptLine?(I8042.keyboardIRQ, keyboardLevel)
+        interruptLine?(I8042.mouseIRQ, mouseLevel)
     }
 }

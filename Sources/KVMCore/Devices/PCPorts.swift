@@ -50,3 +50,33 @@ public final class PCPorts: PortDevice {
         return .proceed
     }
 }
+
+// MARK: - Snapshot
+
+extension PCPorts: SnapshotDevice {
+    static let kind = "pc-ports"
+    /// `SnapshotDevice`: the device type's name in snapshot files.
+    public var snapshotKind: String { PCPorts.kind }
+
+    /// `SnapshotDevice`: the device's state.
+    public func saveSnapshotState() -> [UInt8] {
+        var w = SnapshotWriter()
+        w.u8(systemControl)
+        return w.bytes
+    }
+
+    private static func decode(_ bytes: [UInt8]) throws -> UInt8 {
+        var r = SnapshotReader(bytes, what: "pc-ports state")
+        let value = try r.u8()
+        try r.expectEnd()
+        return value
+    }
+
+    /// `SnapshotDevice`: throws what `restoreSnapshotState(_:)` would, changing nothing.
+    public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try PCPorts.decode(bytes) }
+
+    /// `SnapshotDevice`: puts back what `saveSnapshotState()` returned.
+    public func restoreSnapshotState(_ bytes: [UInt8]) throws {
+        systemControl = try PCPorts.decode(bytes)
+    }
+}

@@ -33,12 +33,12 @@ public final class Serial16550: PortDevice, @unchecked Sendable {
     /// Raises (true) or lowers the UART's interrupt line; nil without an irqchip.
     public var interruptLine: ((Bool) -> Void)?
 
-    // Internal, not private: snapshots save and restore them (Snapshot/DeviceState.swift).
-    var ier: UInt8 = 0, lcr: UInt8 = 0, mcr: UInt8 = 0, scr: UInt8 = 0, fcr: UInt8 = 0
-    var dll: UInt8 = 0x0C, dlm: UInt8 = 0
-    var thrInterruptPending = false
-    var lineLevel = false
-    let input = SerialInput()
+    // The state snapshots save (the SnapshotDevice conformance below).
+    private var ier: UInt8 = 0, lcr: UInt8 = 0, mcr: UInt8 = 0, scr: UInt8 = 0, fcr: UInt8 = 0
+    private var dll: UInt8 = 0x0C, dlm: UInt8 = 0
+    private var thrInterruptPending = false
+    private var lineLevel = false
+    private let input = SerialInput()
 
     /// A UART whose output goes to `sink` (stdout by default).
     public init(sink: OutputSink = .fileDescriptor(1)) {
@@ -221,4 +221,67 @@ final class SerialInput {
     }
 
     func locked<R>(_ body: () -> R) -> R { lock.withLock(body) }
+}
+
+// MARK: - Snapshot
+
+extension Serial16550: SnapshotDevice {
+    static let kind = "serial16550"
+    /// `SnapshotDevice`: the device type's name in snapshot files.
+    public var snapshotKind: String { Serial16550.kind }
+
+    /// Registers, interrupt state, input not read yet, and — with a `.buffer`
+    /// sink — the output so far, so a restored machine's `output` continues it.
+    public func saveSnapshotState() -> [UInt8] {
+        var w = SnapshotWriter()
+        for r in [ier, lcr, mcr, scr, fcr, dll, dlm] { w.u8(r) }
+        input.locked {
+            w.bool(thrInterruptPending)
+            w.bool(lineLevel)
+            w.blob(input.unread)
+        }
+        w.u64(UInt64(bytesWritten))
+        if case .buffer = sink {
+            w.bool(true)
+            w.blob(output)
+        } else {
+            w.bool(false)
+        }
+        return w.bytes
+    }
+
+    private struct Decoded {
+        var regs: [UInt8], thr: Bool, level: Bool, unread: [UInt8], written: UInt64, log: [UInt8]?
+    }
+
+    private static func decode(_ bytes: [UInt8]) throws -> Decoded {
+        var r = SnapshotReader(bytes, what: "serial16550 state")
+        let regs = try (0..<7).map { _ in try r.u8() }
+        let thr = try r.bool()
+        let level = try r.bool()
+        let unread = try r.blob()
+        let written = try r.u64()
+        let log = try r.bool() ? try r.blob() : nil
+        try r.expectEnd()
+        return Decoded(regs: regs, thr: thr, level: level, unread: unread, written: written, log: log)
+    }
+
+    /// `SnapshotDevice`: throws what `restoreSnapshotState(_:)` would, changing nothing.
+    public func checkSnapshotState(_ bytes: [UInt8]) throws { _ = try Serial16550.decode(bytes) }
+
+    /// `SnapshotDevice`: puts back what `saveSnapshotState()` returned.
+    public func restoreSnapshotState(_ bytes: [UInt8]) throws {
+        let d = try Serial16550.decode(bytes)
+        let (regs, thr, level, unread, written, log) = (d.regs, d.thr, d.level, d.unread, d.written, d.log)
+        (ier, lcr, mcr, scr, fcr, dll, dlm) = (regs[0], regs[1], regs[2], regs[3], regs[4], regs[5], regs[6])
+        bytesWritten = Int(truncatingIfNeeded: written)
+        if case .buffer = sink { output = log ?? [] }
+        input.locked {
+            input.replaceUnread(unread)
+            thrInterruptPending = thr
+            lineLevel = level
+        }
+        // KVM's record of the line's level is not in the irqchip state: drive it.
+        interruptLine?(level)
+    }
 }
