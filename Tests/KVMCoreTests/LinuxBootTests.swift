@@ -9,15 +9,7 @@ import XCTest
 /// errors, and a real boot on /dev/kvm of a "kernel" that reports what it got.
 final class LinuxBootTests: XCTestCase {
     /// A 128 MiB PC as SeaBIOS reports it (QEMU -m 128, Intel vCPU).
-    static let map128M: [E820Entry] = [
-        E820Entry(address: 0, length: 0x9_FC00, type: .ram),
-        E820Entry(address: 0x9_FC00, length: 0x400, type: .reserved),
-        E820Entry(address: 0xF_0000, length: 0x1_0000, type: .reserved),
-        E820Entry(address: 0x10_0000, length: 0x7EE_0000, type: .ram),
-        E820Entry(address: 0x7FE_0000, length: 0x2_0000, type: .reserved),
-        E820Entry(address: 0xFEFF_C000, length: 0x4000, type: .reserved),
-        E820Entry(address: 0xFFFC_0000, length: 0x4_0000, type: .reserved),
-    ]
+    static let map128M = seaBIOSMap128M
 
     /// `map128M` with `ram` bytes of RAM in all (the RAM entry from 1 MiB ends there).
     static func map(ramEnd: UInt64) -> [E820Entry] {

@@ -168,3 +168,15 @@ struct TestSetupError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
+
+/// A 128 MiB PC (QEMU -m 128, Intel vCPU) as SeaBIOS reports it: what the
+/// Linux and multiboot loaders hand a kernel.
+let seaBIOSMap128M: [E820Entry] = [
+    E820Entry(address: 0, length: 0x9_FC00, type: .ram),
+    E820Entry(address: 0x9_FC00, length: 0x400, type: .reserved),
+    E820Entry(address: 0xF_0000, length: 0x1_0000, type: .reserved),
+    E820Entry(address: 0x10_0000, length: 0x7EE_0000, type: .ram),
+    E820Entry(address: 0x7FE_0000, length: 0x2_0000, type: .reserved),
+    E820Entry(address: 0xFEFF_C000, length: 0x4000, type: .reserved),
+    E820Entry(address: 0xFFFC_0000, length: 0x4_0000, type: .reserved),
+]
