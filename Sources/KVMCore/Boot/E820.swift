@@ -2,11 +2,15 @@
 public struct E820Entry: Equatable, Sendable {
     /// E820 types.
     public enum Kind: UInt32, Sendable {
-        /// Usable RAM (1), reserved (2), ACPI reclaimable (3), ACPI NVS (4), unusable (5).
+        /// Usable RAM (1).
         case ram = 1
+        /// Reserved (2).
         case reserved = 2
+        /// ACPI reclaimable (3).
         case acpi = 3
+        /// ACPI NVS (4).
         case nvs = 4
+        /// Unusable (5).
         case unusable = 5
     }
     /// The range's first byte.

@@ -42,6 +42,7 @@ public struct UnhandledExit: Sendable, Equatable, CustomStringConvertible {
     /// The KVM_EXIT_* number.
     public let reason: UInt32
 
+    /// A copy of `exit`'s reason, safe to keep after the run loop goes on.
     public init(_ exit: VMExit) { reason = exit.reason }
 
     /// The KVM_EXIT_* name.

@@ -10,12 +10,17 @@ public final class HostCall: PortDevice {
 
     /// What a hostcall block asks (Docs/PROTOCOL.md).
     public enum Command: UInt32, Sendable {
-        /// HC_REPORT, HC_DONE, HC_FAIL, HC_SYNC, HC_DUMP_NESTED, HC_SNAPSHOT.
+        /// HC_REPORT: a named value the guest measured.
         case report = 1
+        /// HC_DONE: the guest finished with a status.
         case done = 2
+        /// HC_FAIL: a guest assertion failed (message, line, values).
         case fail = 3
+        /// HC_SYNC: a stage reached; the host may check and answer.
         case sync = 4
+        /// HC_DUMP_NESTED: dump the vCPU's nested state now.
         case dumpNested = 5
+        /// HC_SNAPSHOT: take a snapshot now.
         case snapshot = 6
     }
 

@@ -132,10 +132,15 @@ public enum NestedStateViolation: Equatable, Sendable, CustomStringConvertible {
     case shadowVMCS12Missing(size: UInt32)
     /// Rule `shadow-vmcs12-valid` (error): shadow_vmcs12 has a revision other than VMCS12_REVISION or its shadow bit clear.
     case shadowVMCS12Invalid(revision: UInt32, shadowBit: Bool)
+    /// Rule `vmcs12-cr3-target-count` (error): vmcs12 CR3_TARGET_COUNT is non-zero; KVM gives L1 no CR3-target values.
     case vmcs12CR3TargetCount(UInt32)
+    /// Rule `vmcs12-host-cr0` (error): vmcs12 HOST_CR0 lacks PE, PG or NE.
     case vmcs12HostCR0Invalid(UInt64)
+    /// Rule `vmcs12-host-cr4` (error): vmcs12 HOST_CR4 lacks VMXE.
     case vmcs12HostCR4Invalid(UInt64)
+    /// Rule `vmcs12-guest-cr0` (error): vmcs12 GUEST_CR0 lacks NE, or PE/PG without unrestricted guest.
     case vmcs12GuestCR0Invalid(UInt64)
+    /// Rule `vmcs12-guest-cr4` (error): vmcs12 GUEST_CR4 lacks VMXE.
     case vmcs12GuestCR4Invalid(UInt64)
     // SVM
     /// Rule `svm-efer-svme` (error): EFER.SVME is clear on the vCPU but flags are set; with SVME clear only GIF_SET (or nothing) is allowed — restore SREGS (EFER) first.
@@ -170,7 +175,9 @@ public enum NestedStateViolation: Equatable, Sendable, CustomStringConvertible {
     case l1LongModeWithoutPAE(cr4: UInt64)
     /// Rule `l1-cr3` (error): L1 save area CR3 … exceeds the guest's physical address width.
     case l1CR3Illegal(UInt64)
+    /// Rule `l1-efer-reserved` (error): L1 save area EFER sets bits KVM always reserves.
     case l1EFERReserved(UInt64)
+    /// Rule `l1-cr4-reserved` (error): L1 save area CR4 sets reserved bits above 32.
     case l1CR4Reserved(UInt64)
 
     /// Whether KVM will refuse the state (`.error`) or accept something odd (`.warning`).
