@@ -1,30 +1,10 @@
 import Foundation
-// BEGIN README SAMPLE
 import KVMCore
 import XCTest
 
-// The README's embedding sample, compiled and run as a test. The lines between
-// the markers are pasted into README.md verbatim; `testREADMEHasTheSample` keeps
-// the two in step.
-
-struct UnexpectedStop: Error {
-    let stop: StopReason
-    let serial: String
-}
-
-/// Runs four instructions of 64-bit code on /dev/kvm and returns what they printed.
-func runTinyGuest() throws -> String {
-    // mov al, 'A' ; mov dx, 0x3f8 ; out dx, al ; hlt
-    let code: [UInt8] = [0xB0, 0x41, 0x66, 0xBA, 0xF8, 0x03, 0xEE, 0xF4]
-    let machine = try Machine(memorySize: 16 << 20, serial: .buffer) // opens /dev/kvm
-    try machine.load(.flat(code, mode: .long, load: 0x10_0000)) // GDT, page tables, rip
-    let stop = try machine.run(timeout: .seconds(5))
-    guard case .halted = stop, machine.serial.text == "A" else {
-        throw UnexpectedStop(stop: stop, serial: machine.serial.text)
-    }
-    return machine.serial.text
-}
-// END README SAMPLE
+// The README's embedding sample (EmbeddingSample.swift, between its markers,
+// pasted into README.md verbatim) compiled and run; `testREADMEHasTheSample`
+// keeps the two in step.
 
 final class EmbeddingSampleTests: XCTestCase {
     func testSampleRuns() throws {
@@ -39,12 +19,14 @@ final class EmbeddingSampleTests: XCTestCase {
 
     /// The sample's source text, between the marker lines of this file.
     static func sampleText() throws -> String {
-        let source = try String(contentsOfFile: #filePath, encoding: .utf8)
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("EmbeddingSample.swift").path
+        let source = try String(contentsOfFile: file, encoding: .utf8)
         let lines = source.components(separatedBy: "\n")
         guard let begin = lines.firstIndex(of: "// BEGIN README SAMPLE"),
             let end = lines.firstIndex(of: "// END README SAMPLE"), begin < end
         else {
-            throw TestSetupError("\(#filePath) has no README SAMPLE markers")
+            throw TestSetupError("\(file) has no README SAMPLE markers")
         }
         return lines[(begin + 1)..<end].joined(separator: "\n")
     }
@@ -72,7 +54,7 @@ final class EmbeddingSampleTests: XCTestCase {
         XCTAssertTrue(
             text.contains(sample),
             """
-            README.md has the sample marker but not the sample from EmbeddingSampleTests.swift; \
+            README.md has the sample marker but not the sample from EmbeddingSample.swift; \
             paste this under <!-- sample: EmbeddingSampleTests -->:
             ```swift
             \(sample)
