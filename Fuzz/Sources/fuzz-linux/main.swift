@@ -29,7 +29,7 @@ func seaBIOS(_ mib: UInt64, amd: Bool) -> [E820Entry] {
         mib << 20 > PCLayout.lowMemoryLimit
         ? [(UInt64(0), PCLayout.lowMemoryLimit), (PCLayout.highMemoryStart, (mib << 20) - PCLayout.lowMemoryLimit)]
         : [(UInt64(0), mib << 20)]
-    return MultibootMemoryMap.seaBIOS(PCMemoryMap(ram: ram, amdHyperTransport: amd)).entries
+    return SeaBIOSMemoryMap(PCMemoryMap(ram: ram, amdHyperTransport: amd)).entries
 }
 
 let maps: [[E820Entry]] = [
