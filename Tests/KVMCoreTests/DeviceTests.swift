@@ -186,8 +186,8 @@ final class Serial16550Tests: XCTestCase {
         let (readEnd, writeEnd) = (fds[0], fds[1])
         let uart = Serial16550(sink: .fileDescriptor(writeEnd))
         let sent = (0..<(256 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
-        // Written by the reader thread before it finishes, read after.
-        nonisolated(unsafe) var received: [UInt8] = []
+        // Handed over under a mutex: the reader's last act.
+        let handedOver = Shared<[UInt8]?>(nil)
         let reader = Thread {
             usleep(100_000)
             var got: [UInt8] = []
@@ -196,7 +196,7 @@ final class Serial16550Tests: XCTestCase {
                 got += chunk[0..<n]
                 usleep(200)
             }
-            received = got
+            handedOver.update { $0 = got }
         }
         reader.start()
         var timer = itimerval()
@@ -216,8 +216,9 @@ final class Serial16550Tests: XCTestCase {
             signal(SIGALRM, SIG_DFL)
         }
         close(writeEnd)
-        while !reader.isFinished { usleep(10_000) }
+        while handedOver.current == nil { usleep(10_000) }
         close(readEnd)
+        let received = handedOver.current ?? []
         XCTAssertEqual(uart.bytesWritten, sent.count)
         XCTAssertEqual(received.count, sent.count, "bytes lost on the way out")
         XCTAssertTrue(received == sent, "bytes out of order or changed")
